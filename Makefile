@@ -1,0 +1,42 @@
+# Vigil: `make demo` runs the whole system on this machine; `make test` runs the whole test suite.
+# Both start from a fresh Debian machine with Python 3.11, as root or with sudo.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.vigil-installed
+export VIGIL_TEST_PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+PYTEST_ARGS ?=
+DEMO_ARGS ?=
+
+.PHONY: test demo install system-deps bench lock clean
+
+install: $(STAMP)
+
+system-deps:
+	@scripts/system-deps.sh
+
+$(STAMP): pyproject.toml requirements.lock scripts/system-deps.sh
+	@scripts/system-deps.sh
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	@touch $@
+
+test: $(STAMP)
+	@scripts/ensure-postgres.sh
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(BIN)/vigil demo $(DEMO_ARGS)
+
+bench: $(STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# Re-pin every Python dependency after changing pyproject.toml (needs uv: pip install uv).
+lock:
+	uv pip compile pyproject.toml --extra dev --extra agent --extra collector \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

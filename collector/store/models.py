@@ -1,0 +1,226 @@
+"""The collector's tables (SQLModel), shared by the collector's API and the dashboard.
+
+What is stored in the clear is only what DESIGN.md allows a thief with the database to learn:
+which device fired which category and rule, when, and how staff handled it. Everything a pupil
+typed or saw stays inside the sealed envelope in the blob store. Schema changes go through the
+Alembic migrations in collector/store/migrations/.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import StrEnum
+
+from sqlalchemy import Column, Index, LargeBinary, Text
+from sqlmodel import JSON, Field, SQLModel
+
+__all__ = [
+    "utcnow",
+    "Grade",
+    "AccountRole",
+    "IncidentStatus",
+    "Device",
+    "EnrolToken",
+    "Event",
+    "EventNote",
+    "Keyholder",
+    "Account",
+    "LoginAttempt",
+    "Incident",
+    "IncidentEvent",
+    "IncidentHistory",
+    "PolicyRecord",
+    "AuditEntry",
+    "RetentionRun",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Grade(StrEnum):
+    """An event's triage status. ``new`` until a keyholder grades it."""
+
+    NEW = "new"
+    FALSE_POSITIVE = "false_positive"
+    NO_CONCERN = "no_concern"
+    CONCERN = "concern"
+    ESCALATED = "escalated"
+
+
+class AccountRole(StrEnum):
+    TECHNICIAN = "technician"
+    HEAD = "head"
+    GOVERNOR = "governor"
+
+
+class IncidentStatus(StrEnum):
+    OPEN = "open"
+    REFERRED = "referred"
+    CLOSED = "closed"
+
+
+class Device(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=36)
+    hostname: str = Field(max_length=255)
+    os: str = Field(default="", max_length=64)
+    group: str = Field(default="", max_length=64, index=True)
+    agent_version: str = Field(default="", max_length=32)
+    secret_hash: str = Field(max_length=128)  # SHA-256 of the 256-bit device secret
+    enrolled_at: datetime = Field(default_factory=utcnow)
+    last_seen: datetime | None = None
+    revoked_at: datetime | None = None
+    revoked_reason: str = Field(default="", max_length=255)
+    user_signed_in: bool = False
+    spool_depth: int = 0
+    dropped: int = 0  # events the agent had to drop (spool full), cumulative
+    quarantined: int = 0
+    listener_restarts: int = 0
+    policy_serial: int = 0
+
+
+class EnrolToken(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=128, unique=True)  # SHA-256; the token itself is shown once
+    group: str = Field(default="", max_length=64)
+    max_uses: int = 1
+    uses: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    revoked_at: datetime | None = None
+    created_by: str = Field(default="", max_length=64)
+
+
+class Event(SQLModel, table=True):
+    """One sealed capture: its clear metadata and where its envelope lies in the blob store."""
+
+    __table_args__ = (
+        # Keyset pagination of the triage queue: newest first, with every filter.
+        Index("ix_event_time_id", "time", "id"),
+        Index("ix_event_status_time", "status", "time", "id"),
+        Index("ix_event_category_time", "category", "time", "id"),
+        Index("ix_event_severity_time", "severity", "time", "id"),
+        Index("ix_event_device_time", "device_id", "time", "id"),
+        Index("ix_event_received", "received_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)  # the agent's event id (UUID)
+    device_id: str = Field(foreign_key="device.id", max_length=36)
+    time: datetime  # when the rule fired, from the sealed metadata
+    received_at: datetime = Field(default_factory=utcnow)
+    category: str = Field(max_length=32)
+    severity: int
+    rule: str = Field(max_length=128)
+    source: str = Field(default="typed", max_length=16)  # typed | title | paste
+    repeat_count: int = 1  # flood control: how many times the rule fired in the window
+    last_repeat_at: datetime | None = None
+    blob_key: str = Field(max_length=128)
+    size: int
+    sha256: str = Field(max_length=64)
+    recipients: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    status: str = Field(default=Grade.NEW.value, max_length=16)
+    graded_by: str | None = Field(default=None, max_length=64)
+    graded_at: datetime | None = None
+
+
+class EventNote(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(foreign_key="event.id", index=True, max_length=36)
+    author: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Keyholder(SQLModel, table=True):
+    """A keyholder's key: the public half, and the private half only as its password-encrypted file."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    role: str = Field(max_length=16)  # head | technician | recovery
+    fingerprint: str = Field(max_length=128, unique=True)
+    public_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    key_file: bytes | None = Field(default=None, sa_column=Column(LargeBinary))  # encrypted; None for recovery
+    created_at: datetime = Field(default_factory=utcnow)
+    retired_at: datetime | None = None
+
+
+class Account(SQLModel, table=True):
+    """A dashboard sign-in. Keyholders' accounts link to their key."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True)
+    role: str = Field(max_length=16)  # AccountRole
+    password_hash: str = Field(max_length=255)  # Argon2id
+    totp_secret: str | None = Field(default=None, max_length=64)
+    keyholder_id: int | None = Field(default=None, foreign_key="keyholder.id")
+    failed_logins: int = 0
+    locked_until: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    disabled_at: datetime | None = None
+
+
+class LoginAttempt(SQLModel, table=True):
+    """Failed sign-ins and unlocks, kept in the database so every instance sees the same limits."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16, index=True)  # login | unlock
+    subject: str = Field(max_length=128, index=True)  # username or client address
+    at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Incident(SQLModel, table=True):
+    """An online safety incident record (see the seeds' incident record and protocol)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=200)
+    status: str = Field(default=IncidentStatus.OPEN.value, max_length=16, index=True)
+    incident_types: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    # The narrative (who was involved, description, action, who was informed, outcome) names
+    # pupils, so it is sealed to the keyholders like a capture: an envelope in this column.
+    sealed_record: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    created_by: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    closed_at: datetime | None = None
+
+
+class IncidentEvent(SQLModel, table=True):
+    incident_id: int = Field(foreign_key="incident.id", primary_key=True)
+    event_id: str = Field(foreign_key="event.id", primary_key=True, max_length=36)
+
+
+class IncidentHistory(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    at: datetime = Field(default_factory=utcnow)
+    actor: str = Field(max_length=64)
+    change: str = Field(max_length=500)  # what changed, never the narrative itself
+
+
+class PolicyRecord(SQLModel, table=True):
+    serial: int = Field(primary_key=True)
+    signed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # SignedPolicy bytes
+    etag: str = Field(max_length=80)
+    signer: str = Field(max_length=128)  # keyholder fingerprint
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditEntry(SQLModel, table=True):
+    """Append-only, hash-chained: hash = SHA-256(prev_hash || canonical JSON of this entry)."""
+
+    seq: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow)
+    actor: str = Field(max_length=128)  # account, device id, or "system"
+    action: str = Field(max_length=64, index=True)
+    target: str = Field(default="", max_length=255, index=True)
+    details: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)
+
+
+class RetentionRun(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow)
+    deleted: int = 0
+    kept_for_incidents: int = 0

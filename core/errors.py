@@ -1,0 +1,66 @@
+"""The root of Vigil's error hierarchy.
+
+Every expected failure raises a subclass of :class:`VigilError`. Its message is one line that says
+what went wrong and what to do about it; the ``vigil`` command prints it without a traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "VigilError",
+    "RuleFileError",
+    "KeyFileError",
+    "WrongPassword",
+    "WeakPassword",
+    "EnvelopeError",
+    "NotARecipient",
+    "PolicyError",
+    "UntrustedPolicy",
+]
+
+
+class VigilError(Exception):
+    """An expected failure, reported to the user as one line."""
+
+    exit_code: int = 1
+
+
+class RuleFileError(VigilError):
+    """A wordlist file is malformed; the message names the file, the line and the problem."""
+
+    exit_code = 2
+
+    def __init__(self, file: str, line: int | None, problem: str) -> None:
+        self.file = file
+        self.line = line
+        self.problem = problem
+        where = f"{file}:{line}" if line else file
+        super().__init__(f"{where}: {problem}")
+
+
+class KeyFileError(VigilError):
+    """A key file is malformed, of an unsupported version, or unusable."""
+
+
+class WrongPassword(KeyFileError):
+    """The password does not unlock this key file."""
+
+
+class WeakPassword(KeyFileError):
+    """The password does not meet the minimum length."""
+
+
+class EnvelopeError(VigilError):
+    """A sealed event is malformed, truncated or has been tampered with."""
+
+
+class NotARecipient(EnvelopeError):
+    """The key offered is not one of the envelope's recipients."""
+
+
+class PolicyError(VigilError):
+    """A policy is malformed."""
+
+
+class UntrustedPolicy(PolicyError):
+    """A policy's signature does not verify against the trusted keyholder set."""

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Vigil's tests and demo need, only those that are missing.
+# Runs as root or through sudo; idempotent.
+set -euo pipefail
+want=(xvfb xdotool openbox x11-utils xclip chromium python3-venv)
+[ "${1:-}" = "--with-postgres" ] && want+=(postgresql)
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "installing Debian packages: ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

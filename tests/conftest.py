@@ -1,0 +1,9 @@
+"""Fixtures shared by every test directory live in tests/fixtures/, one module per part."""
+
+pytest_plugins = [
+    "tests.fixtures.keys",
+    "tests.fixtures.db",
+    "tests.fixtures.collector",
+    "tests.fixtures.x11",
+    "tests.fixtures.browser",
+]
