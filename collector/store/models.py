@@ -32,6 +32,7 @@ __all__ = [
     "PolicyRecord",
     "AuditEntry",
     "RetentionRun",
+    "WordlistFile",
 ]
 
 
@@ -224,3 +225,16 @@ class RetentionRun(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow)
     deleted: int = 0
     kept_for_incidents: int = 0
+
+
+class WordlistFile(SQLModel, table=True):
+    """A school's own rule file (same TOML format as wordlists/), edited in the dashboard.
+
+    Kept in the database rather than the data directory so that several collector instances
+    publish the same policy.
+    """
+
+    name: str = Field(primary_key=True, max_length=64)  # e.g. "school.toml"
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
+    updated_by: str = Field(default="", max_length=64)
