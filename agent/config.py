@@ -1,0 +1,142 @@
+"""The agent's config directory: the device credential, the pins and the last verified policy.
+
+Everything here is readable by the agent's user only: the directory is 0700 and each file 0600,
+written atomically (tmp + fsync + rename) so a crash never leaves half a credential.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from agent.errors import ConfigError, NotEnrolled
+
+__all__ = ["Enrolment", "ConfigDir", "write_private"]
+
+ENROLMENT_FILE = "enrolment.json"
+POLICY_FILE = "policy.json"
+TRUST_FILE = "trust.json"
+CA_FILE = "collector-ca.pem"
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """What `vigil agent enrol` learnt: who we are, where the collector is, whom we trust."""
+
+    collector: str
+    device_id: str
+    secret: str
+    keyset_fingerprint: str  # the keyholder set pinned at enrolment
+    ca_file: str | None = None  # pin the collector by a CA certificate ...
+    cert_fingerprints: tuple[str, ...] = ()  # ... or by SHA-256 fingerprints (second for rotation)
+
+    @property
+    def bearer(self) -> str:
+        return f"{self.device_id}.{self.secret}"
+
+    def to_json(self) -> bytes:
+        data = asdict(self)
+        data["cert_fingerprints"] = list(self.cert_fingerprints)
+        return json.dumps(data, indent=2).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Enrolment:
+        data = json.loads(raw)
+        data["cert_fingerprints"] = tuple(data.get("cert_fingerprints") or ())
+        return cls(**data)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` with mode 0600, atomically and durably."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class ConfigDir:
+    """The files under the agent's config directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def ensure(self) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(self.path, 0o700)
+        except OSError as exc:
+            raise ConfigError(f"cannot create config directory {self.path}: {exc.strerror}") from exc
+
+    def _read(self, name: str) -> bytes | None:
+        try:
+            return (self.path / name).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ConfigError(f"cannot read {self.path / name}: {exc.strerror}") from exc
+
+    def _write(self, name: str, data: bytes) -> None:
+        self.ensure()
+        try:
+            write_private(self.path / name, data)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {self.path / name}: {exc.strerror}") from exc
+
+    @property
+    def ca_path(self) -> Path:
+        return self.path / CA_FILE
+
+    def save_ca(self, pem: bytes) -> Path:
+        self._write(CA_FILE, pem)
+        return self.ca_path
+
+    def load_enrolment(self) -> Enrolment:
+        raw = self._read(ENROLMENT_FILE)
+        if raw is None:
+            raise NotEnrolled(
+                f"this device is not enrolled (no {self.path / ENROLMENT_FILE}); "
+                "run `vigil agent enrol --collector URL --token TOKEN --trust FINGERPRINT`"
+            )
+        try:
+            return Enrolment.from_json(raw)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{self.path / ENROLMENT_FILE} is damaged; enrol again") from exc
+
+    def save_enrolment(self, enrolment: Enrolment) -> None:
+        self._write(ENROLMENT_FILE, enrolment.to_json())
+
+    def forget_enrolment(self) -> None:
+        (self.path / ENROLMENT_FILE).unlink(missing_ok=True)
+
+    def load_policy(self) -> tuple[bytes, str] | None:
+        """The last verified signed policy and its ETag, if any."""
+        raw = self._read(POLICY_FILE)
+        if raw is None:
+            return None
+        try:
+            data = json.loads(raw)
+            return data["signed"].encode(), data["etag"]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"{self.path / POLICY_FILE} is damaged; delete it to refetch") from exc
+
+    def save_policy(self, signed: bytes, etag: str) -> None:
+        self._write(POLICY_FILE, json.dumps({"signed": signed.decode(), "etag": etag}).encode())
+
+    def load_trust(self) -> dict | None:
+        raw = self._read(TRUST_FILE)
+        return None if raw is None else json.loads(raw)
+
+    def save_trust(self, trust: dict) -> None:
+        self._write(TRUST_FILE, json.dumps(trust).encode())

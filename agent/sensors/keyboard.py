@@ -1,0 +1,160 @@
+"""The keyboard and mouse hooks (pynput) and the supervisor that keeps them alive.
+
+The hook callbacks only put the raw key on a queue: on Windows a slow hook freezes typing
+system-wide and Windows silently removes a hook that overruns its timeout. Translating the key
+(``translate``) happens on the monitor's worker thread. pynput can lose its listener thread to an
+exception inside its own key translation (dead keys on some layouts); a stopped listener cannot be
+restarted, so the supervisor waits on the thread (no polling) and starts a fresh one.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from agent.errors import NoDisplay
+from agent.sensors.events import Click, KeyInput, ListenerRestarted
+
+__all__ = ["RAW_KEY", "RAW_CLICK", "InputHooks", "translate"]
+
+log = logging.getLogger(__name__)
+
+RAW_KEY = "key"
+RAW_CLICK = "click"
+
+
+def translate(raw: tuple[Any, ...]) -> KeyInput | Click:
+    """Turn a queued raw hook record into a :class:`KeyInput` or :class:`Click`."""
+    kind = raw[0]
+    if kind == RAW_CLICK:
+        return Click(at=raw[1])
+    _, pressed, key, injected, at = raw
+    char = getattr(key, "char", None)
+    name = getattr(key, "name", None)  # pynput.keyboard.Key members have a name
+    dead = bool(getattr(key, "is_dead", False))
+    if char is None and name is None:
+        vk = getattr(key, "vk", None)
+        name = f"vk{vk}" if vk is not None else None
+    if dead and char is not None:
+        # pynput gives the combining form; keep it so the next key can be joined to it.
+        return KeyInput(pressed, char, None, True, bool(injected), at)
+    return KeyInput(pressed, char, name, False, bool(injected), at)
+
+
+class _Supervised:
+    """One pynput listener kind, restarted whenever its thread ends without being asked to."""
+
+    def __init__(self, which: str, factory: Callable[[], Any], report: Callable[[str, str], None],
+                 stopping: threading.Event) -> None:
+        self.which = which
+        self._factory = factory
+        self._report = report
+        self._stopping = stopping
+        self.listener: Any = None
+        self._thread = threading.Thread(target=self._run, name=f"vigil-{which}-supervisor",
+                                        daemon=True)
+        self._ready = threading.Event()
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait(10)
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            listener = self._factory()
+            self.listener = listener
+            started = time.monotonic()
+            listener.start()
+            # pynput's wait() never returns if the thread dies before the hook is ready, so
+            # wait for it on a helper thread, with a deadline.
+            hooked = threading.Event()
+            threading.Thread(target=lambda: (listener.wait(), hooked.set()), daemon=True).start()
+            hooked.wait(10)
+            self._ready.set()
+            reason = "listener thread ended"
+            try:
+                listener.join()  # blocks until the listener's thread ends: no polling
+            except Exception as exc:  # pynput re-raises what killed its thread here
+                reason = f"{type(exc).__name__}: {exc}"
+            if self._stopping.is_set():
+                break
+            if time.monotonic() - started > 60:
+                failures = 0
+            failures += 1
+            self._report(self.which, reason)
+            # Back off if it keeps dying at once, so a broken hook cannot spin a core.
+            self._stopping.wait(min(0.05 * 2 ** (failures - 1), 30.0))
+
+    def join(self, timeout: float) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+
+class InputHooks:
+    """Keyboard and mouse hooks feeding raw records to ``out``; supervised, restartable."""
+
+    def __init__(self, out: queue.SimpleQueue, mouse: bool = True) -> None:
+        self._out = out
+        self._mouse = mouse
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self.restarts = 0
+        self._parts: list[_Supervised] = []
+
+    def _report(self, which: str, reason: str) -> None:
+        with self._lock:
+            self.restarts += 1
+            count = self.restarts
+        log.warning("the %s hook died (%s); started a new one (restart %d)", which, reason, count)
+        self._out.put(ListenerRestarted(which, reason, count))
+
+    def start(self) -> None:
+        try:
+            from pynput import keyboard, mouse  # needs a display: import only now
+        except ImportError as exc:  # pynput raises ImportError when there is no X connection
+            raise NoDisplay(
+                "cannot hook the keyboard: no X display (set DISPLAY; Wayland needs XWayland)"
+            ) from exc
+        put = self._out.put
+        monotonic = time.monotonic
+
+        def on_press(key: Any, injected: bool = False) -> None:
+            put((RAW_KEY, True, key, injected, monotonic()))
+
+        def on_release(key: Any, injected: bool = False) -> None:
+            put((RAW_KEY, False, key, injected, monotonic()))
+
+        def on_click(x: int, y: int, button: Any, pressed: bool, injected: bool = False) -> None:
+            if pressed:
+                put((RAW_CLICK, monotonic()))
+
+        self._parts = [
+            _Supervised("keyboard",
+                        lambda: keyboard.Listener(on_press=on_press, on_release=on_release),
+                        self._report, self._stopping),
+        ]
+        if self._mouse:
+            self._parts.append(_Supervised("mouse", lambda: mouse.Listener(on_click=on_click),
+                                           self._report, self._stopping))
+        for part in self._parts:
+            part.start()
+
+    def listener(self, which: str = "keyboard") -> Any:
+        """The live pynput listener of that kind (for status and tests)."""
+        for part in self._parts:
+            if part.which == which:
+                return part.listener
+        return None
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for part in self._parts:
+            if part.listener is not None:
+                part.listener.stop()
+        for part in self._parts:
+            part.join(5)

@@ -1,0 +1,74 @@
+"""The agent's one Settings object: every tunable in one place, with the defaults the issue asks for.
+
+Values a school decides (capture format, flood window, schedule, notice) come from the signed
+policy and override these defaults at run time; the rest are local to the machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+__all__ = ["Settings", "default_config_dir", "default_spool_dir"]
+
+APP = "vigil-agent"
+
+
+def default_config_dir() -> Path:
+    return Path(platformdirs.user_config_dir(APP, appauthor=False))
+
+
+def default_spool_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP, appauthor=False)) / "spool"
+
+
+@dataclass(frozen=True)
+class Settings:
+    config_dir: Path = field(default_factory=default_config_dir)
+    spool_dir: Path = field(default_factory=default_spool_dir)
+    # Typing buffer: characters kept in memory (bounded; older characters are forgotten).
+    buffer_capacity: int = 512
+    # Characters of context kept either side of a match in the sealed header.
+    context_chars: int = 60
+    # Same rule + same user within this many seconds -> one event with a count.
+    flood_window_s: float = 600.0
+    # The same window title does not fire again within this many seconds.
+    title_cooldown_s: float = 300.0
+    # Auto-repeated printable keys beyond this run length are ignored (no word needs more).
+    max_repeat_run: int = 3
+    # Keys injected by software (XSendEvent / LLKHF_INJECTED): on-screen keyboards and
+    # accessibility tools inject keys a pupil types, so they are matched unless switched off.
+    match_injected: bool = True
+    # Capture.
+    image_format: str = "webp"  # webp | png | jpeg
+    image_quality: int = 70
+    image_max_width: int | None = None  # downscale wider screenshots to this width
+    all_monitors: bool = False
+    # Spool.
+    spool_max_events: int = 2000
+    spool_max_bytes: int = 512 * 1024 * 1024
+    upload_batch: int = 20
+    # Uplink.
+    heartbeat_s: float = 60.0
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 300.0
+    http_timeout_s: float = 20.0
+
+    def with_policy(self, capture: dict[str, Any] | None, flood_window_s: float | None) -> Settings:
+        """These settings with the policy's capture options and flood window applied."""
+        changes: dict[str, Any] = {}
+        capture = capture or {}
+        if capture.get("format") in ("webp", "png", "jpeg"):
+            changes["image_format"] = capture["format"]
+        if isinstance(capture.get("quality"), int):
+            changes["image_quality"] = max(1, min(100, capture["quality"]))
+        if isinstance(capture.get("max_width"), int) and capture["max_width"] > 0:
+            changes["image_max_width"] = capture["max_width"]
+        if isinstance(capture.get("all_monitors"), bool):
+            changes["all_monitors"] = capture["all_monitors"]
+        if flood_window_s is not None and flood_window_s >= 0:
+            changes["flood_window_s"] = float(flood_window_s)
+        return replace(self, **changes)
