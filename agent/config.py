@@ -134,9 +134,9 @@ class ConfigDir:
     def save_policy(self, signed: bytes, etag: str) -> None:
         self._write(POLICY_FILE, json.dumps({"signed": signed.decode(), "etag": etag}).encode())
 
-    def load_trust(self) -> dict | None:
-        raw = self._read(TRUST_FILE)
-        return None if raw is None else json.loads(raw)
+    def load_trust(self) -> bytes | None:
+        """The core.policy.Trust record as JSON (the pin, then the keys of the last policy)."""
+        return self._read(TRUST_FILE)
 
-    def save_trust(self, trust: dict) -> None:
-        self._write(TRUST_FILE, json.dumps(trust).encode())
+    def save_trust(self, trust_json: str) -> None:
+        self._write(TRUST_FILE, trust_json.encode())

@@ -45,7 +45,7 @@ class Settings:
     # Capture.
     image_format: str = "webp"  # webp | png | jpeg
     image_quality: int = 70
-    image_max_width: int | None = None  # downscale wider screenshots to this width
+    image_scale: float = 1.0  # 0.1..1.0: downscale screenshots by this factor
     all_monitors: bool = False
     # Spool.
     spool_max_events: int = 2000
@@ -57,18 +57,16 @@ class Settings:
     backoff_max_s: float = 300.0
     http_timeout_s: float = 20.0
 
-    def with_policy(self, capture: dict[str, Any] | None, flood_window_s: float | None) -> Settings:
-        """These settings with the policy's capture options and flood window applied."""
-        changes: dict[str, Any] = {}
-        capture = capture or {}
-        if capture.get("format") in ("webp", "png", "jpeg"):
-            changes["image_format"] = capture["format"]
-        if isinstance(capture.get("quality"), int):
-            changes["image_quality"] = max(1, min(100, capture["quality"]))
-        if isinstance(capture.get("max_width"), int) and capture["max_width"] > 0:
-            changes["image_max_width"] = capture["max_width"]
-        if isinstance(capture.get("all_monitors"), bool):
-            changes["all_monitors"] = capture["all_monitors"]
-        if flood_window_s is not None and flood_window_s >= 0:
-            changes["flood_window_s"] = float(flood_window_s)
-        return replace(self, **changes)
+    def with_policy(self, policy: Any) -> Settings:
+        """These settings with the policy's capture options, flood window and cool-down."""
+        if policy is None:
+            return self
+        return replace(
+            self,
+            image_format=policy.capture.format,
+            image_quality=policy.capture.quality,
+            image_scale=policy.capture.scale,
+            all_monitors=policy.capture.all_monitors,
+            flood_window_s=float(policy.flood_window_s),
+            title_cooldown_s=float(policy.title_cooldown_s),
+        )
