@@ -8,36 +8,37 @@ Alembic migrations in collector/store/migrations/.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from sqlalchemy import Column, Index, LargeBinary, Text
 from sqlmodel import JSON, Field, SQLModel
 
 __all__ = [
-    "utcnow",
-    "Grade",
+    "Account",
     "AccountRole",
-    "IncidentStatus",
+    "AuditEntry",
+    "AuditHead",
     "Device",
     "EnrolToken",
     "Event",
     "EventNote",
-    "Keyholder",
-    "Account",
-    "LoginAttempt",
+    "Grade",
     "Incident",
     "IncidentEvent",
     "IncidentHistory",
+    "IncidentStatus",
+    "Keyholder",
+    "LoginAttempt",
     "PolicyRecord",
-    "AuditEntry",
     "RetentionRun",
     "WordlistFile",
+    "utcnow",
 ]
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Grade(StrEnum):
@@ -123,6 +124,7 @@ class Event(SQLModel, table=True):
     status: str = Field(default=Grade.NEW.value, max_length=16)
     graded_by: str | None = Field(default=None, max_length=64)
     graded_at: datetime | None = None
+    alerted_at: datetime | None = None  # when the alert e-mail went out (severity >= threshold)
 
 
 class EventNote(SQLModel, table=True):
@@ -218,6 +220,15 @@ class AuditEntry(SQLModel, table=True):
     details: dict = Field(default_factory=dict, sa_column=Column(JSON))
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64, unique=True)
+
+
+class AuditHead(SQLModel, table=True):
+    """One row: the chain's last seq and hash. Writers lock this row, which serialises appends
+    on PostgreSQL (row lock) and SQLite (write lock) alike."""
+
+    id: int = Field(default=1, primary_key=True)
+    seq: int = 0
+    hash: str = Field(default="0" * 64, max_length=64)
 
 
 class RetentionRun(SQLModel, table=True):

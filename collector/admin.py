@@ -1,0 +1,213 @@
+"""Administration the `vigil collector` command performs: data directory, keyholders, accounts,
+enrolment tokens, revocation. Each change that matters is recorded in the audit log."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from collector import audit
+from collector.api.enrol import token_hash
+from collector.errors import BadRequest, Conflict, NotFound
+from collector.settings import SETTINGS_FILE, Settings, render_settings_file
+from collector.store.db import Database, make_engine
+from collector.store.models import Account, AccountRole, EnrolToken, Keyholder, utcnow
+from collector.store.schema import upgrade
+from collector.tls import create_self_signed
+
+__all__ = [
+    "KEYHOLDER_ROLES",
+    "EnrolTokenInfo",
+    "add_account",
+    "add_keyholder",
+    "create_enrol_token",
+    "hash_password",
+    "import_recovery_key",
+    "init_data_dir",
+    "open_database",
+    "parse_duration",
+    "revoke_enrol_token",
+]
+
+KEYHOLDER_ROLES = ("head", "technician")
+_DURATION = re.compile(r"(\d+)\s*([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def init_data_dir(data: Path, public_url: str = "", port: int | None = None,
+                  database_url: str = "") -> tuple[Settings, str]:
+    """Create DATA with settings, database, blob directory and TLS; return (settings, cert fpr)."""
+    data = Path(data)
+    if (data / SETTINGS_FILE).exists():
+        raise Conflict(f"{data} is already initialised (found {SETTINGS_FILE})")
+    data.mkdir(parents=True, exist_ok=True)
+    os.chmod(data, 0o700)
+    settings = Settings(data_dir=data, public_url=public_url, database_url=database_url,
+                        **({"port": port} if port else {}))
+    settings.blob_dir.mkdir(parents=True, exist_ok=True)
+    fingerprint = create_self_signed(settings.tls_cert, settings.tls_key)
+    path = data / SETTINGS_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # holds the SMTP password
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(render_settings_file(settings))
+    db = open_database(settings)
+    db.close()
+    return settings, fingerprint
+
+
+def open_database(settings: Settings) -> Database:
+    """The settings' database, schema upgraded to the latest migration."""
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    return Database(engine)
+
+
+def hash_password(password: str) -> str:
+    from argon2 import PasswordHasher
+
+    return PasswordHasher().hash(password)
+
+
+def _unique(session: Session, what: str) -> None:
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(f"{what} already exists") from None
+
+
+def add_keyholder(db: Database, name: str, role: str, password: str, actor: str = "cli",
+                  kdf: Any = None) -> Keyholder:
+    """Create the keyholder's keys (stored only password-encrypted) and their dashboard account
+    with the same password."""
+    from core import keys
+
+    if role not in KEYHOLDER_ROLES:
+        raise BadRequest(f"role must be one of {', '.join(KEYHOLDER_ROLES)}")
+    key_file, _private = keys.create(name, role, password, kdf=kdf)
+    password_hash = hash_password(password)
+
+    def job(session: Session) -> Keyholder:
+        holder = Keyholder(name=name, role=role, fingerprint=key_file.fingerprint,
+                           public_key=key_file.public.to_bytes(), key_file=key_file.to_bytes())
+        session.add(holder)
+        _unique(session, f"keyholder {name!r}")
+        session.add(Account(username=name, role=role, password_hash=password_hash,
+                            keyholder_id=holder.id))
+        _unique(session, f"account {name!r}")
+        audit.record(session, actor, "keyholder.add", target=name,
+                     details={"role": role, "fingerprint": key_file.fingerprint})
+        return holder
+
+    return db.write(job)
+
+
+def import_recovery_key(db: Database, pub_path: Path, actor: str = "cli") -> Keyholder:
+    """Add a recovery key by its public half only; its private half stays offline."""
+    from core.keys import load_public_key
+
+    public = load_public_key(pub_path)
+
+    def job(session: Session) -> Keyholder:
+        holder = Keyholder(name=public.name, role="recovery", fingerprint=public.fingerprint,
+                           public_key=public.to_bytes(), key_file=None)
+        session.add(holder)
+        _unique(session, f"keyholder {public.name!r}")
+        audit.record(session, actor, "keyholder.import", target=public.name,
+                     details={"role": "recovery", "fingerprint": public.fingerprint})
+        return holder
+
+    return db.write(job)
+
+
+def add_account(db: Database, username: str, role: str, password: str,
+                actor: str = "cli") -> Account:
+    """A dashboard account without a key (governors)."""
+    from core.keys import check_password
+
+    if role != AccountRole.GOVERNOR.value:
+        raise BadRequest("only governor accounts are added this way; keyholders get theirs "
+                         "from `vigil collector keyholder add`")
+    check_password(password)
+    password_hash = hash_password(password)
+
+    def job(session: Session) -> Account:
+        account = Account(username=username, role=role, password_hash=password_hash)
+        session.add(account)
+        _unique(session, f"account {username!r}")
+        audit.record(session, actor, "account.add", target=username, details={"role": role})
+        return account
+
+    return db.write(job)
+
+
+def parse_duration(text: str) -> timedelta:
+    """'7d', '12h', '1w2d', '90m' -> timedelta."""
+    compact = text.strip().lower()
+    parts = _DURATION.findall(compact)
+    if not parts or "".join(n + u for n, u in parts) != compact.replace(" ", ""):
+        raise BadRequest(f"cannot read duration {text!r}: use e.g. 7d, 12h, 30m, 2w")
+    delta = timedelta(0)
+    for number, unit in parts:
+        delta += timedelta(**{_UNITS[unit]: int(number)})
+    if delta <= timedelta(0):
+        raise BadRequest("duration must be positive")
+    return delta
+
+
+@dataclass(frozen=True)
+class EnrolTokenInfo:
+    token: str
+    id: int
+    expires_at: datetime
+    max_uses: int
+    group: str
+
+
+def create_enrol_token(db: Database, uses: int = 1, expires: timedelta = timedelta(days=7),
+                       group: str = "", actor: str = "cli") -> EnrolTokenInfo:
+    if not 1 <= uses <= 100_000:
+        raise BadRequest("--uses must be between 1 and 100000")
+    token = secrets.token_urlsafe(24)
+    expires_at = utcnow() + expires
+
+    def job(session: Session) -> EnrolTokenInfo:
+        row = EnrolToken(token_hash=token_hash(token), group=group[:64], max_uses=uses,
+                         expires_at=expires_at, created_by=actor)
+        session.add(row)
+        session.flush()
+        audit.record(session, actor, "enrol-token.create", target=str(row.id),
+                     details={"uses": uses, "expires_at": expires_at.isoformat(),
+                              "group": group[:64]})
+        return EnrolTokenInfo(token, int(row.id or 0), expires_at, uses, group[:64])
+
+    return db.write(job)
+
+
+def revoke_enrol_token(db: Database, token_or_id: str, actor: str = "cli") -> int:
+    """Revoke by the token itself or by its number; return the token's number."""
+
+    def job(session: Session) -> int:
+        query = select(EnrolToken)
+        if token_or_id.isdigit():
+            query = query.where(EnrolToken.id == int(token_or_id))
+        else:
+            query = query.where(col(EnrolToken.token_hash) == token_hash(token_or_id))
+        row = session.exec(query).first()
+        if row is None:
+            raise NotFound("no such enrolment token")
+        if row.revoked_at is None:
+            row.revoked_at = utcnow()
+            session.add(row)
+            audit.record(session, actor, "enrol-token.revoke", target=str(row.id))
+        return int(row.id or 0)
+
+    return db.write(job)
+

@@ -1,0 +1,27 @@
+"""GET /api/v1/policy: the latest signed policy, with an ETag for cheap polling."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Header, Response
+
+from collector.deps import DeviceDep, SessionDep
+from collector.errors import NotFound
+from collector.policy_store import latest
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", tags=["agent"])
+
+
+@router.get("/policy", responses={200: {"content": {"application/json": {}}}, 304: {}})
+def get_policy(_device: DeviceDep, session: SessionDep,
+               if_none_match: str | None = Header(default=None, max_length=200)) -> Response:
+    record = latest(session)
+    if record is None:
+        raise NotFound("no policy has been published yet: a keyholder must run "
+                       "`vigil collector policy publish`")
+    etag = f'"{record.etag}"'
+    if if_none_match is not None and etag in {t.strip() for t in if_none_match.split(",")}:
+        return Response(status_code=304, headers={"ETag": etag})
+    return Response(content=record.signed, media_type="application/json",
+                    headers={"ETag": etag, "Cache-Control": "no-cache"})

@@ -1,0 +1,97 @@
+"""The collector's application factory.
+
+``create_app(settings, plugins)`` builds the FastAPI app with the agent-facing API; each plugin
+(the dashboard's ``install``, handed in by ``vigil``) is then called with the app. The settings,
+database and blob store live on ``app.state`` for routes and plugins alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from collector.body_limit import BodyLimitMiddleware
+from collector.errors import CollectorError
+from collector.settings import Settings
+from collector.store.blobs import BlobStore
+from collector.store.db import Database, make_engine
+
+__all__ = ["Plugin", "create_app"]
+
+Plugin = Callable[[FastAPI], None]
+log = logging.getLogger("vigil.collector")
+
+
+def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> FastAPI:
+    from collector.api import enrol, events, health, heartbeat, policy
+
+    db = Database(make_engine(settings.database_url))
+    blobs = BlobStore(settings.blob_dir)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from collector.scheduler import Scheduler
+        from collector.store.schema import upgrade
+
+        upgrade(db.engine)
+        scheduler = Scheduler(settings, db, blobs) if settings.run_jobs else None
+        if scheduler is not None:
+            scheduler.start()
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.stop()
+            db.close()
+
+    app = FastAPI(title="Vigil collector", version="1", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.db = db
+    app.state.engine = db.engine
+    app.state.blobs = blobs
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    _install_error_handlers(app)
+    for module in (enrol, events, heartbeat, policy, health):
+        app.include_router(module.router)
+    for plugin in plugins:
+        plugin(app)
+    return app
+
+
+def _error(status: int, detail: str, code: str, headers: dict[str, str] | None = None
+           ) -> JSONResponse:
+    return JSONResponse({"detail": detail, "code": code}, status_code=status, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(CollectorError)
+    async def collector_error(_request: Request, exc: CollectorError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(422, describe_validation(exc), "invalid")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else "request failed"
+        return _error(exc.status_code, detail, f"http-{exc.status_code}",
+                      getattr(exc, "headers", None))
+
+
+def describe_validation(exc: RequestValidationError) -> str:
+    """The first problem as one line, e.g. "body.events.0.id: String should match pattern"."""
+    errors = exc.errors()
+    if not errors:
+        return "malformed request"
+    first = errors[0]
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first.get('msg', 'invalid')}{more}"[:300]

@@ -1,0 +1,266 @@
+"""Ingest of sealed events: validate, store blob and row atomically, idempotent on the event id.
+
+Order of work, and why it never leaves a row without its blob nor (for long) a blob without a row:
+1. Everything is checked before anything is written (shape, sizes, the envelope's clear
+   metadata, that it names the calling device).
+2. Each new event's envelope is written to the blob store under a key unique to this attempt
+   (atomic and fsynced), in the request's own thread, so fsyncs of concurrent requests overlap.
+3. One transaction inserts the rows (on SQLite through the single writer thread). Ids that
+   another request stored meanwhile become duplicates, and their blobs from this attempt are
+   deleted; if the transaction fails, every blob of this attempt is deleted.
+4. A crash between 2 and 3 leaves blobs no row points to; ``sweep_orphans`` removes them at
+   start-up and periodically (only blobs older than a grace period, for other instances'
+   requests in flight).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from collector.errors import BadRequest, CollectorError, PayloadTooLarge
+from collector.settings import Settings
+from collector.store.blobs import BlobStore
+from collector.store.db import Database
+from collector.store.models import Device, Event, utcnow
+
+__all__ = [
+    "SOURCES",
+    "IncomingEvent",
+    "IngestResult",
+    "RejectedBatch",
+    "blob_key_for",
+    "ingest",
+    "sweep_orphans",
+]
+
+SOURCES = frozenset({"typed", "title", "paste"})
+
+
+@dataclass(frozen=True)
+class IncomingEvent:
+    id: str
+    envelope: str  # base64
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    stored: list[str]
+    duplicate: list[str]
+
+
+class RejectedBatch(BadRequest):
+    """One or more events are invalid; nothing of the batch was stored. ``rejected`` names them,
+    so an agent can quarantine those and send the rest again."""
+
+    def __init__(self, detail: str, code: str, rejected: list[str]) -> None:
+        super().__init__(detail, code)
+        self.rejected = rejected
+
+    def body(self) -> dict[str, object]:
+        return {**super().body(), "rejected": self.rejected}
+
+
+@dataclass(frozen=True)
+class _Checked:
+    id: str
+    data: bytes
+    sha256: str
+    meta: Any
+    recipients: list[str]
+
+
+def blob_key_for(event_id: str) -> str:
+    """A key unique to this attempt: a retry never overwrites a blob a committed row points to."""
+    return f"ev/{event_id[:2]}/{event_id}.{secrets.token_hex(8)}"
+
+
+def _categories() -> frozenset[str] | None:
+    try:
+        from core.rules import CATEGORIES
+    except ImportError:  # the trigger engine is optional for the collector's own tests
+        return None
+    return frozenset(CATEGORIES)
+
+
+def _as_utc(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str):
+        parsed = datetime.fromisoformat(value)  # 3.11 reads a trailing Z
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    raise ValueError("time is not a timestamp")
+
+
+def _check(event: IncomingEvent, device_id: str, settings: Settings) -> _Checked:
+    from core.envelope import read_meta
+    from core.errors import EnvelopeError
+
+    if len(event.envelope) > (settings.max_envelope_bytes * 4) // 3 + 4:
+        raise PayloadTooLarge(f"event {event.id}: envelope is larger than "
+                              f"{settings.max_envelope_bytes} bytes")
+    try:
+        data = base64.b64decode(event.envelope, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest(f"event {event.id}: envelope is not valid base64", "bad-envelope") from None
+    if len(data) > settings.max_envelope_bytes:
+        raise PayloadTooLarge(f"event {event.id}: envelope is larger than "
+                              f"{settings.max_envelope_bytes} bytes")
+    try:
+        meta, recipients = read_meta(data)
+    except EnvelopeError as exc:
+        raise BadRequest(f"event {event.id}: {exc}", "bad-envelope") from None
+    if str(meta.event_id) != event.id:
+        raise BadRequest(f"event {event.id}: the sealed metadata names another event id",
+                         "id-mismatch")
+    if not hmac.compare_digest(str(meta.device_id), device_id):
+        raise BadRequest(f"event {event.id}: the sealed metadata names another device",
+                         "wrong-device")
+    categories = _categories()
+    if categories is not None and meta.category not in categories:
+        raise BadRequest(f"event {event.id}: unknown category", "bad-metadata")
+    if not isinstance(meta.severity, int) or not 1 <= meta.severity <= 5:
+        raise BadRequest(f"event {event.id}: severity must be 1..5", "bad-metadata")
+    if not isinstance(meta.rule, str) or not 0 < len(meta.rule) <= 128:
+        raise BadRequest(f"event {event.id}: rule id must be 1..128 characters", "bad-metadata")
+    if meta.source not in SOURCES:
+        raise BadRequest(f"event {event.id}: source must be one of {sorted(SOURCES)}",
+                         "bad-metadata")
+    try:
+        _as_utc(meta.time)
+    except (ValueError, OverflowError, OSError):
+        raise BadRequest(f"event {event.id}: bad time", "bad-metadata") from None
+    return _Checked(event.id, data, hashlib.sha256(data).hexdigest(), meta,
+                    [str(r) for r in recipients])
+
+
+def _check_batch(events: Sequence[IncomingEvent], device_id: str, settings: Settings
+                 ) -> tuple[list[_Checked], list[str]]:
+    """(new events to store, ids repeated within this batch)."""
+    if len(events) > settings.max_batch:
+        raise PayloadTooLarge(f"at most {settings.max_batch} events per batch")
+    checked: dict[str, _Checked] = {}
+    repeated: list[str] = []
+    first_error: CollectorError | None = None
+    rejected: list[str] = []
+    for event in events:
+        if event.id in checked:
+            repeated.append(event.id)
+            continue
+        try:
+            checked[event.id] = _check(event, device_id, settings)
+        except PayloadTooLarge:
+            raise
+        except CollectorError as exc:
+            first_error = first_error or exc
+            rejected.append(event.id)
+    if first_error is not None:
+        more = f" ({len(rejected)} events rejected)" if len(rejected) > 1 else ""
+        raise RejectedBatch(first_error.detail + more, first_error.code, rejected)
+    return list(checked.values()), repeated
+
+
+def _existing(session: Session, ids: list[str]) -> dict[str, str]:
+    if not ids:
+        return {}
+    rows = session.exec(select(Event.id, Event.sha256).where(col(Event.id).in_(ids))).all()
+    return {row[0]: row[1] for row in rows}
+
+
+def _replayed(items: list[_Checked], existing: dict[str, str]) -> None:
+    """The same id with different bytes is a replay or a forgery, never a retry."""
+    bad = [c.id for c in items if c.id in existing
+           and not hmac.compare_digest(existing[c.id], c.sha256)]
+    if bad:
+        raise RejectedBatch(f"event {bad[0]}: this id was already stored with other content",
+                            "replayed", bad)
+
+
+def ingest(db: Database, blobs: BlobStore, settings: Settings, device: Device,
+           events: Sequence[IncomingEvent]) -> IngestResult:
+    items, repeated = _check_batch(events, device.id, settings)
+    with db.session() as session:
+        existing = _existing(session, [c.id for c in items])
+    _replayed(items, existing)
+    duplicate = [c.id for c in items if c.id in existing] + repeated
+    new = [c for c in items if c.id not in existing]
+
+    written: dict[str, str] = {}
+    try:
+        for c in new:
+            key = blob_key_for(c.id)
+            blobs.put(key, c.data)
+            written[c.id] = key
+        stored, raced = _insert_rows(db, device.id, new, written)
+    except BaseException:
+        for key in written.values():
+            blobs.delete(key)
+        raise
+    for event_id in raced:
+        blobs.delete(written[event_id])
+    return IngestResult(stored=stored, duplicate=duplicate + raced)
+
+
+def _insert_rows(db: Database, device_id: str, new: list[_Checked], keys: dict[str, str]
+                 ) -> tuple[list[str], list[str]]:
+    def job(session: Session) -> tuple[list[str], list[str]]:
+        now = utcnow()
+        existing = _existing(session, [c.id for c in new])
+        _replayed(new, existing)
+        stored: list[str] = []
+        for c in new:
+            if c.id in existing:
+                continue
+            m = c.meta
+            session.add(Event(
+                id=c.id, device_id=device_id, time=_as_utc(m.time), received_at=now,
+                category=m.category, severity=m.severity, rule=m.rule, source=m.source,
+                blob_key=keys[c.id], size=len(c.data), sha256=c.sha256,
+                recipients=c.recipients,
+            ))
+            stored.append(c.id)
+        device = session.get(Device, device_id)
+        if device is not None:
+            device.last_seen = now
+        return stored, [c.id for c in new if c.id in existing]
+
+    for attempt in range(3):
+        try:
+            return db.write(job)
+        except IntegrityError:
+            # Another instance stored one of these ids between our check and our insert (only
+            # possible on PostgreSQL); the next attempt sees its row and calls it a duplicate.
+            if attempt == 2:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def sweep_orphans(db: Database, blobs: BlobStore, grace_s: float = 600.0) -> int:
+    """Delete blobs that no event row points to, older than ``grace_s``; return how many."""
+    blobs.remove_stale_temporaries(grace_s)
+    cutoff = time.time() - grace_s
+    removed = 0
+    candidates = [k for k in blobs.keys() if k.startswith("ev/") and blobs.mtime(k) < cutoff]
+    with db.session() as session:
+        for start in range(0, len(candidates), 500):
+            chunk = candidates[start:start + 500]
+            known = set(session.exec(select(Event.blob_key)
+                                     .where(col(Event.blob_key).in_(chunk))).all())
+            for key in chunk:
+                if key not in known and blobs.delete(key):
+                    removed += 1
+    return removed

@@ -1,0 +1,90 @@
+"""Build the policy agents run under from the database and the settings, and publish it signed.
+
+The policy lists the active keyholders (recovery keys included, so every event is sealed to
+them too), the default wordlists plus the school's own files, and the [policy] settings.
+Publishing needs a keyholder's unlocked key: the collector alone cannot widen the circle.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from collector import audit
+from collector.errors import CollectorError
+from collector.keyholders import public_keys
+from collector.policy_store import latest
+from collector.settings import Settings
+from collector.store.models import PolicyRecord, WordlistFile
+
+__all__ = ["current_policy", "default_wordlists", "publish"]
+
+
+def default_wordlists() -> dict[str, str]:
+    """The installed default rule files, by file name."""
+    try:
+        from core.rules import default_dir
+
+        directory = Path(default_dir())
+    except ImportError:
+        import wordlists
+
+        directory = Path(wordlists.__file__).parent
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(directory.glob("*.toml"))}
+
+
+def _school_wordlists(session: Session) -> dict[str, str]:
+    rows = session.exec(select(WordlistFile).order_by(col(WordlistFile.name))).all()
+    return {row.name: row.text for row in rows}
+
+
+def current_policy(session: Session, settings: Settings, serial: int | None = None) -> Any:
+    """The core.policy.Policy that publishing now would sign (serial: the next one)."""
+    from core.errors import PolicyError
+    from core.policy import CaptureSettings, Policy, Schedule
+
+    keys = public_keys(session)
+    if not keys:
+        raise CollectorError("there are no keyholders: add one with "
+                             "`vigil collector keyholder add` first")
+    if serial is None:
+        last = latest(session)
+        serial = (last.serial if last else 0) + 1
+    p = settings.policy
+    wordlists = default_wordlists()
+    wordlists.update(_school_wordlists(session))  # a school file of the same name overrides
+    try:
+        return Policy(
+            serial=serial, keyholders=tuple(keys), wordlists=wordlists,
+            capture=CaptureSettings(**p.capture), notice=p.notice,
+            schedule=Schedule(**p.schedule), onsite_networks=tuple(p.onsite_networks),
+            flood_window_s=p.flood_window_s, title_cooldown_s=p.title_cooldown_s,
+            retention_days=min(settings.retention_days, 3650),
+        )
+    except (TypeError, PolicyError) as exc:
+        raise CollectorError(f"settings [policy]: {exc}") from None
+
+
+def publish(session: Session, settings: Settings, private_key: Any, actor: str) -> PolicyRecord:
+    """Sign the current policy with ``private_key`` and make it the one agents fetch.
+
+    The signer must be an active keyholder, or agents would reject the policy. Adds to the
+    caller's transaction; the caller commits.
+    """
+    from core.policy import sign
+
+    policy = current_policy(session, settings)
+    if private_key.fingerprint not in {k.fingerprint for k in policy.keyholders}:
+        raise CollectorError("only an active keyholder can sign the policy")
+    signed = sign(policy, private_key)
+    record = PolicyRecord(serial=policy.serial, signed=signed.to_bytes(), etag=signed.digest,
+                          signer=signed.signer)
+    session.add(record)
+    audit.record(session, actor, "policy.publish", target=f"serial {policy.serial}",
+                 details={"serial": policy.serial, "signer": signed.signer,
+                          "keyset": policy.keyset_fingerprint,
+                          "wordlists": policy.wordlists_digest})
+    session.flush()
+    return record

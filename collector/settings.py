@@ -1,0 +1,217 @@
+"""The collector's one Settings object, loaded from DATA/settings.toml.
+
+``vigil collector init`` writes the file with every default spelled out, so an administrator
+edits values rather than guessing names. Paths in the file are relative to the data directory.
+The [dashboard] and [policy] tables belong to the dashboard and the policy builder; unknown keys
+there are kept in ``extra`` so those parts can grow without a change here.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from collector.errors import NotInitialised, SettingsError
+
+__all__ = [
+    "SETTINGS_FILE",
+    "DashboardSettings",
+    "PolicySettings",
+    "Settings",
+    "SmtpSettings",
+    "render_settings_file",
+]
+
+SETTINGS_FILE = "settings.toml"
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str = ""  # empty: alerts are disabled
+    port: int = 25
+    starttls: bool = False
+    username: str = ""
+    password: str = ""
+    sender: str = "vigil@localhost"
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    session_idle_minutes: int = 15
+    unlock_idle_minutes: int = 15
+    login_max_failures: int = 5
+    login_window_minutes: int = 15
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return getattr(self, name) if name in _names(type(self)) else self.extra.get(name, default)
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """What an agent runs under, besides keyholders and wordlists (see core.policy.Policy)."""
+
+    notice: str = (
+        "This device is monitored under the school's Acceptable Use Policy. What you type and "
+        "see may be checked for safeguarding reasons."
+    )
+    # When the agent monitors: days (mon..sun), a daily window [start, end) in a time zone.
+    schedule: dict[str, Any] = field(default_factory=lambda: {
+        "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+        "start": "00:00", "end": "24:00", "timezone": "Europe/London"})
+    capture: dict[str, Any] = field(
+        default_factory=lambda: {"format": "webp", "quality": 70, "scale": 1.0}
+    )
+    onsite_networks: list[str] = field(default_factory=list)  # CIDRs; empty: monitor everywhere
+    flood_window_s: int = 600
+    title_cooldown_s: int = 60
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str = ""  # empty: SQLite at DATA/vigil.db
+    blob_dir: Path = Path("blobs")
+    tls_cert: Path = Path("tls/cert.pem")
+    tls_key: Path = Path("tls/key.pem")
+    host: str = "0.0.0.0"
+    port: int = 8443
+    public_url: str = ""  # how agents and staff reach this collector; empty: https://localhost:PORT
+    max_body_bytes: int = 32 * MiB
+    max_envelope_bytes: int = 8 * MiB
+    max_batch: int = 100
+    retention_days: int = 365
+    alert_min_severity: int = 5
+    alert_recipients: tuple[str, ...] = ()
+    silent_after_minutes: int = 30
+    log_level: str = "info"
+    run_jobs: bool = True  # scheduled jobs (alerts, retention, orphan sweep) in this instance
+    alert_interval_s: float = 15.0
+    retention_interval_s: float = 3600.0
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+    policy: PolicySettings = field(default_factory=PolicySettings)
+
+    def __post_init__(self) -> None:
+        data = Path(self.data_dir).resolve()
+        object.__setattr__(self, "data_dir", data)
+        for name in ("blob_dir", "tls_cert", "tls_key"):
+            object.__setattr__(self, name, data / Path(getattr(self, name)))
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{data / 'vigil.db'}")
+        if not self.public_url:
+            object.__setattr__(self, "public_url", f"https://localhost:{self.port}")
+        object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
+        object.__setattr__(self, "alert_recipients", tuple(self.alert_recipients))
+        for name in ("max_body_bytes", "max_envelope_bytes", "max_batch", "retention_days"):
+            if int(getattr(self, name)) < 1:
+                raise SettingsError(f"settings: {name} must be a positive number")
+        if not 1 <= self.alert_min_severity <= 5:
+            raise SettingsError("settings: alert_min_severity must be between 1 and 5")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def load(cls, data_dir: Path | str, **overrides: Any) -> Settings:
+        """Read DATA/settings.toml; keyword overrides (e.g. from the command line) win."""
+        data = Path(data_dir)
+        path = data / SETTINGS_FILE
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise NotInitialised(
+                f"{path} not found: run `vigil collector init --data {data}` first"
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path}: {exc}") from None
+        values = _top_level(raw, path)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls(data_dir=data, **values)
+        except TypeError as exc:
+            raise SettingsError(f"{path}: {exc}") from None
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _names(cls: type) -> set[str]:
+    return {f.name for f in fields(cls)}
+
+
+def _section(cls: type, raw: Any, path: Path, table: str) -> Any:
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{path}: [{table}] must be a table")
+    known = _names(cls) - {"extra"}
+    unknown = {k: v for k, v in raw.items() if k not in known}
+    if unknown and "extra" not in _names(cls):
+        raise SettingsError(f"{path}: unknown key(s) in [{table}]: {', '.join(sorted(unknown))}")
+    kwargs = {k: v for k, v in raw.items() if k in known}
+    if "extra" in _names(cls):
+        kwargs["extra"] = unknown
+    return cls(**kwargs)
+
+
+def _top_level(raw: dict[str, Any], path: Path) -> dict[str, Any]:
+    sections = {"smtp": SmtpSettings, "dashboard": DashboardSettings, "policy": PolicySettings}
+    known = _names(Settings) - {"data_dir"}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in sections:
+            values[key] = _section(sections[key], value, path, key)
+        elif key in known:
+            values[key] = tuple(value) if key == "alert_recipients" else value
+        else:
+            raise SettingsError(f"{path}: unknown setting {key!r}")
+    return values
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, Path):
+        value = str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def render_settings_file(settings: Settings) -> str:
+    """The settings as TOML, every value spelled out, paths relative to the data directory."""
+    lines = ["# Vigil collector settings. Paths are relative to this directory.", ""]
+    sections: list[tuple[str, Any]] = []
+    for f in fields(Settings):
+        if f.name == "data_dir":
+            continue
+        value = getattr(settings, f.name)
+        if f.name in ("smtp", "dashboard", "policy"):
+            sections.append((f.name, value))
+            continue
+        if isinstance(value, Path) and value.is_relative_to(settings.data_dir):
+            value = value.relative_to(settings.data_dir)
+        if f.name == "database_url" and value == f"sqlite:///{settings.data_dir / 'vigil.db'}":
+            value = ""  # keep the default, so a moved data directory still works
+        lines.append(f"{f.name} = {_toml_value(value)}")
+    for name, section in sections:
+        lines += ["", f"[{name}]"]
+        for f in fields(section):
+            if f.name == "extra":
+                for k, v in section.extra.items():
+                    lines.append(f"{k} = {_toml_value(v)}")
+            else:
+                lines.append(f"{f.name} = {_toml_value(getattr(section, f.name))}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,120 @@
+"""The blob store: sealed envelopes by key, in a directory (an object store can replace it).
+
+Keys are checked against a strict pattern before they touch the filesystem, so no key can name
+a path outside the store. Writes are atomic and durable: a temporary file is written and fsynced,
+renamed into place, and the directory fsynced, so after a crash a key holds all of its bytes or
+does not exist.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from collector.errors import BlobKeyError, BlobNotFound, StorageError, StorageFull
+
+__all__ = ["KEY_PATTERN", "BlobStore", "check_key"]
+
+# Up to four "/"-separated segments of letters, digits, "_" and "-", each with one optional
+# ".suffix": no "..", no absolute paths, no hidden files, no backslashes.
+KEY_PATTERN = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}(?:\.[A-Za-z0-9_-]{1,32})?"
+    r"(?:/[A-Za-z0-9][A-Za-z0-9_-]{0,99}(?:\.[A-Za-z0-9_-]{1,32})?){0,3}"
+)
+TMP_PREFIX = ".tmp-"
+
+
+def check_key(key: str) -> str:
+    if not isinstance(key, str) or len(key) > 300 or not KEY_PATTERN.fullmatch(key):
+        raise BlobKeyError(f"invalid blob key {key[:60]!r}" if isinstance(key, str)
+                           else "invalid blob key")
+    return key
+
+
+class BlobStore:
+    """put/get/delete/exists on a directory tree."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        tmp = path.parent / f"{TMP_PREFIX}{path.name}.{secrets.token_hex(6)}"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFull("the blob store is full: free disk space") from None
+            raise StorageError(f"cannot write to the blob store: {exc.strerror}") from None
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise BlobNotFound(f"blob {key!r} not found") from None
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; True if it existed."""
+        path = self._path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        _fsync_dir(path.parent)
+        return True
+
+    def keys(self) -> Iterator[str]:
+        """Every stored key (not temporaries), in no particular order."""
+        for dirpath, _dirs, files in os.walk(self.root):
+            rel = Path(dirpath).relative_to(self.root)
+            for name in files:
+                if not name.startswith(TMP_PREFIX):
+                    key = (rel / name).as_posix()
+                    if KEY_PATTERN.fullmatch(key):
+                        yield key
+
+    def mtime(self, key: str) -> float:
+        return self._path(key).stat().st_mtime
+
+    def remove_stale_temporaries(self, older_than_s: float) -> int:
+        """Delete temporaries left by a crash mid-write."""
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                path = Path(dirpath) / name
+                if name.startswith(TMP_PREFIX) and path.stat().st_mtime < cutoff:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,174 @@
+"""Database engine, sessions, schema, and the single writer for SQLite.
+
+SQLite allows one writer at a time; many threads racing for its lock turn into "database is
+locked" errors and wasted fsyncs. Following datasette, writes that matter for throughput (event
+ingest) go through one writer thread with its own connection, in WAL mode, while reads use the
+pool. PostgreSQL has no such limit, so there ``Database.write`` runs the job in the caller.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, create_engine
+
+from collector.errors import StorageError, StorageFull
+
+__all__ = ["Database", "advisory_lock", "is_sqlite", "make_engine", "storage_error"]
+
+T = TypeVar("T")
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``: SQLite in WAL mode with full fsync, or PostgreSQL in UTC."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            pool_size=20,
+            max_overflow=20,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    engine = create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    event.listen(engine, "connect", _postgres_utc)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit is on disk before the agent is told "stored" and deletes its copy.
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.close()
+
+
+def _postgres_utc(dbapi_conn: Any, _record: Any) -> None:
+    # Timestamps are stored as naive UTC; the session time zone must not shift them.
+    with dbapi_conn.cursor() as cur:
+        cur.execute("SET TIME ZONE 'UTC'")
+    dbapi_conn.commit()
+
+
+def storage_error(exc: OperationalError) -> StorageError:
+    """The agent-facing error for a database that cannot write (507 when the disk is full)."""
+    message = str(exc.orig).lower()
+    if "full" in message or "no space" in message:
+        return StorageFull("the database disk is full: free disk space")
+    return StorageError("the database cannot take writes now; retry later")
+
+
+class Database:
+    """The engine plus a ``write`` that serialises write jobs on SQLite."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._queue: queue.Queue[tuple[Callable[[Session], Any], Future[Any]] | None] = (
+            queue.Queue()
+        )
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return is_sqlite(self.engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    def write(self, job: Callable[[Session], T]) -> T:
+        """Run ``job(session)`` and commit; on SQLite in the one writer thread."""
+        if not self.is_sqlite:
+            return self._run(job)
+        self._ensure_thread()
+        done: Future[T] = Future()
+        self._queue.put((job, done))
+        return done.result()
+
+    def close(self) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout=30)
+        self.engine.dispose()
+
+    def _run(self, job: Callable[[Session], T]) -> T:
+        with self.session() as session:
+            try:
+                result = job(session)
+                session.commit()
+            except OperationalError as exc:
+                session.rollback()
+                raise storage_error(exc) from None
+            except BaseException:
+                session.rollback()
+                raise
+            return result
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._loop, name="vigil-sqlite-writer", daemon=True
+                )
+                self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            job, done = item
+            if not done.set_running_or_notify_cancel():
+                continue
+            try:
+                done.set_result(self._run(job))
+            except BaseException as exc:  # handed to the caller, who raises it
+                done.set_exception(exc)
+
+
+@contextmanager
+def advisory_lock(engine: Engine, name: str) -> Iterator[bool]:
+    """Yield True if this process holds the cluster-wide lock ``name`` (PostgreSQL), else False.
+
+    With several collector instances on one PostgreSQL, exactly one runs each scheduled job.
+    SQLite means one instance, so the lock is always granted.
+    """
+    if is_sqlite(engine):
+        yield True
+        return
+    key = _lock_key(name)
+    with engine.connect() as conn:
+        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+        conn.commit()
+        try:
+            yield got
+        finally:
+            if got:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
+
+
+def _lock_key(name: str) -> int:
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)

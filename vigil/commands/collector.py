@@ -1,0 +1,273 @@
+"""`vigil collector ...`: set up, run and administer the collector."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+
+def _data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, type=Path, help="the collector's data directory")
+
+
+def _password_stdin(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--password-stdin", action="store_true", required=True,
+                   help="read the password from the first line of standard input")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("collector", help="run and administer the collector")
+    sub = parser.add_subparsers(dest="collector_command", metavar="ACTION", required=True)
+
+    p = sub.add_parser("init", help="create a data directory (settings, database, TLS)")
+    _data(p)
+    p.add_argument("--public-url", default="", help="how agents reach this collector")
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--database-url", default="", help="postgresql+psycopg://... (default SQLite)")
+    p.set_defaults(func=_init)
+
+    p = sub.add_parser("serve", help="serve agents and the dashboard over HTTPS")
+    _data(p)
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--database-url", default=None)
+    p.add_argument("--fd", type=int, default=None, help=argparse.SUPPRESS)  # tests: a bound socket
+    p.set_defaults(func=_serve)
+
+    kh = sub.add_parser("keyholder", help="add or import keyholder keys")
+    khs = kh.add_subparsers(dest="keyholder_command", metavar="ACTION", required=True)
+    p = khs.add_parser("add", help="create a keyholder's key and dashboard account")
+    _data(p)
+    p.add_argument("--name", required=True)
+    p.add_argument("--role", required=True, choices=("head", "technician"))
+    _password_stdin(p)
+    p.set_defaults(func=_keyholder_add)
+    p = khs.add_parser("import", help="import a recovery key's public half")
+    _data(p)
+    p.add_argument("--pub", required=True, type=Path)
+    p.set_defaults(func=_keyholder_import)
+
+    acc = sub.add_parser("account", help="dashboard accounts without a key")
+    accs = acc.add_subparsers(dest="account_command", metavar="ACTION", required=True)
+    p = accs.add_parser("add", help="add a governor account")
+    _data(p)
+    p.add_argument("--username", required=True)
+    p.add_argument("--role", required=True, choices=("governor",))
+    _password_stdin(p)
+    p.set_defaults(func=_account_add)
+
+    pol = sub.add_parser("policy", help="the signed policy agents run under")
+    pols = pol.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
+    p = pols.add_parser("publish", help="sign and publish the current policy")
+    _data(p)
+    p.add_argument("--keyholder", required=True, help="the signing keyholder's name")
+    _password_stdin(p)
+    p.set_defaults(func=_policy_publish)
+
+    p = sub.add_parser("enrol-token", help="make (or revoke) an enrolment token")
+    p.add_argument("--data", type=Path, default=None, help="the collector's data directory")
+    p.add_argument("--uses", type=int, default=1)
+    p.add_argument("--expires", default="7d", help="e.g. 7d, 12h, 30m")
+    p.add_argument("--group", default="")
+    p.set_defaults(func=_enrol_token)
+    ets = p.add_subparsers(dest="token_command", metavar="ACTION")
+    r = ets.add_parser("revoke", help="revoke a token by its value or number")
+    _data(r)
+    r.add_argument("token", help="the token, or its number")
+    r.set_defaults(func=_enrol_token_revoke)
+
+    dev = sub.add_parser("device", help="manage enrolled devices")
+    devs = dev.add_subparsers(dest="device_command", metavar="ACTION", required=True)
+    p = devs.add_parser("revoke", help="revoke a device: it must enrol again")
+    _data(p)
+    p.add_argument("id")
+    p.add_argument("--reason", default="")
+    p.set_defaults(func=_device_revoke)
+
+    aud = sub.add_parser("audit", help="the audit log")
+    auds = aud.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    p = auds.add_parser("verify", help="check the audit log's hash chain")
+    _data(p)
+    p.set_defaults(func=_audit_verify)
+
+    ret = sub.add_parser("retention", help="delete events past the retention period")
+    rets = ret.add_subparsers(dest="retention_command", metavar="ACTION", required=True)
+    p = rets.add_parser("run", help="run the retention job now")
+    _data(p)
+    p.set_defaults(func=_retention_run)
+
+
+def _read_password() -> str:
+    line = sys.stdin.readline()
+    password = line.rstrip("\r\n")
+    if not password:
+        from collector.errors import BadRequest
+
+        raise BadRequest("no password on standard input")
+    return password
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
+    from collector.settings import Settings
+
+    return Settings.load(args.data, **overrides)
+
+
+@contextmanager
+def _database(args: argparse.Namespace) -> Iterator[tuple[Any, Any]]:
+    """(settings, database) for the command's --data, the database closed afterwards."""
+    from collector.admin import open_database
+
+    settings = _settings(args)
+    db = open_database(settings)
+    try:
+        yield settings, db
+    finally:
+        db.close()
+
+
+def _init(args: argparse.Namespace) -> int:
+    from collector.admin import init_data_dir
+
+    settings, fingerprint = init_data_dir(args.data, public_url=args.public_url, port=args.port,
+                                          database_url=args.database_url)
+    print(f"data directory: {settings.data_dir}")
+    print(f"public URL: {settings.public_url}")
+    print(f"certificate SHA-256 fingerprint: {fingerprint}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from collector.logs import uvicorn_log_config
+    from vigil.app import build_app
+
+    settings = _settings(args, host=args.host, port=args.port, database_url=args.database_url)
+    for path in (settings.tls_cert, settings.tls_key):
+        if not path.is_file():
+            from collector.errors import NotInitialised
+
+            raise NotInitialised(f"TLS file {path} is missing: run `vigil collector init`")
+    where: dict[str, Any] = ({"fd": args.fd} if args.fd is not None
+                             else {"host": settings.host, "port": settings.port})
+    uvicorn.run(build_app(settings), **where, ssl_certfile=str(settings.tls_cert),
+                ssl_keyfile=str(settings.tls_key), log_config=uvicorn_log_config(
+                    settings.log_level), server_header=False, proxy_headers=False)
+    return 0
+
+
+def _keyholder_add(args: argparse.Namespace) -> int:
+    from collector.admin import add_keyholder
+
+    password = _read_password()
+    with _database(args) as (_, db):
+        holder = add_keyholder(db, args.name, args.role, password)
+    print(f"keyholder {holder.name} ({holder.role}) added: {holder.fingerprint}")
+    print("Publish the policy so agents seal to this key: vigil collector policy publish")
+    return 0
+
+
+def _keyholder_import(args: argparse.Namespace) -> int:
+    from collector.admin import import_recovery_key
+
+    with _database(args) as (_, db):
+        holder = import_recovery_key(db, args.pub)
+    print(f"recovery key {holder.name} imported: {holder.fingerprint}")
+    return 0
+
+
+def _account_add(args: argparse.Namespace) -> int:
+    from collector.admin import add_account
+
+    password = _read_password()
+    with _database(args) as (_, db):
+        account = add_account(db, args.username, args.role, password)
+    print(f"account {account.username} ({account.role}) added")
+    return 0
+
+
+def _policy_publish(args: argparse.Namespace) -> int:
+    from collector.publishing import publish_as
+
+    password = _read_password()
+    with _database(args) as (settings, db):
+        record = publish_as(db, settings, args.keyholder, password, actor=args.keyholder)
+    print(f"policy {record.serial} published, signed by {record.signer} (ETag {record.etag})")
+    return 0
+
+
+def _enrol_token(args: argparse.Namespace) -> int:
+    from collector.admin import create_enrol_token, parse_duration
+    from collector.errors import BadRequest
+    from collector.keyholders import keyset_fingerprint
+    from collector.tls import cert_fingerprint
+
+    if args.data is None:
+        raise BadRequest("--data is required")
+    expires = parse_duration(args.expires)
+    with _database(args) as (settings, db):
+        with db.session() as session:
+            keyset = keyset_fingerprint(session)
+        if not keyset:
+            raise BadRequest("there are no keyholders yet: add one with "
+                             "`vigil collector keyholder add` before enrolling agents")
+        info = create_enrol_token(db, uses=args.uses, expires=expires, group=args.group)
+    cert = cert_fingerprint(settings.tls_cert)
+    print(f"token: {info.token}")
+    print(f"uses: {info.max_uses}  expires: {info.expires_at:%Y-%m-%d %H:%M} UTC"
+          + (f"  group: {info.group}" if info.group else ""))
+    print(f"collector URL: {settings.public_url}")
+    print(f"certificate SHA-256 fingerprint: {cert}")
+    print(f"keyholder-set fingerprint: {keyset}")
+    print(f"vigil agent enrol --collector {settings.public_url} --token {info.token} "
+          f"--trust {keyset} --ca-fingerprint {cert}")
+    return 0
+
+
+def _enrol_token_revoke(args: argparse.Namespace) -> int:
+    from collector.admin import revoke_enrol_token
+
+    with _database(args) as (_, db):
+        number = revoke_enrol_token(db, args.token)
+    print(f"enrolment token {number} revoked")
+    return 0
+
+
+def _device_revoke(args: argparse.Namespace) -> int:
+    from collector.devices import revoke
+
+    with _database(args) as (_, db):
+        device = db.write(lambda s: revoke(s, args.id, actor="cli", reason=args.reason))
+    print(f"device {device.id} ({device.hostname}) revoked")
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from collector.audit import verify
+
+    with _database(args) as (_, db), db.session() as session:
+        result = verify(session)
+    if result.ok:
+        print(f"audit log intact: {result.checked} entries checked")
+        return 0
+    print(f"vigil: audit log broken at entry {result.first_broken_seq}: {result.reason} "
+          f"({result.checked} entries before it are intact)", file=sys.stderr)
+    return 1
+
+
+def _retention_run(args: argparse.Namespace) -> int:
+    from collector.retention import run_retention
+    from collector.store.blobs import BlobStore
+
+    with _database(args) as (settings, db):
+        result = run_retention(db, BlobStore(settings.blob_dir), settings, actor="cli")
+    print(f"retention: {result.deleted} events deleted, {result.kept_for_incidents} kept for "
+          f"incidents (older than {result.cutoff:%Y-%m-%d})")
+    return 0
