@@ -1,0 +1,85 @@
+"""Dashboard accounts: create them, change passwords, turn on TOTP, disable them."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from collector.store.models import Account, AccountRole, Keyholder, utcnow
+from dashboard.errors import BadRequest
+from dashboard.security import hash_password, new_totp_secret
+from dashboard.sessions import end_all_for
+
+__all__ = ["MIN_PASSWORD_LENGTH", "create_account", "disable_account", "enable_totp", "set_password"]
+
+MIN_PASSWORD_LENGTH = 12
+ROLES = tuple(r.value for r in AccountRole)
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise BadRequest(f"A dashboard password needs at least {MIN_PASSWORD_LENGTH} characters.")
+
+
+def _get(db: Session, username: str) -> Account:
+    account = db.exec(select(Account).where(Account.username == username)).first()
+    if account is None:
+        raise BadRequest(f"There is no account named {username!r}.")
+    return account
+
+
+def create_account(
+    db: Session, username: str, role: str, password: str, keyholder: str | None = None
+) -> Account:
+    """Create an account; technicians and heads name the keyholder key they unlock."""
+    username = username.strip()
+    if not username or len(username) > 64:
+        raise BadRequest("A username is 1 to 64 characters.")
+    if role not in ROLES:
+        raise BadRequest(f"Role must be one of: {', '.join(ROLES)}.")
+    _check_password(password)
+    if db.exec(select(Account).where(Account.username == username)).first() is not None:
+        raise BadRequest(f"An account named {username!r} already exists.")
+    keyholder_id: int | None = None
+    if keyholder:
+        row = db.exec(select(Keyholder).where(Keyholder.name == keyholder)).first()
+        if row is None:
+            raise BadRequest(f"There is no keyholder named {keyholder!r}.")
+        if role == AccountRole.GOVERNOR.value:
+            raise BadRequest("Governors never hold a key.")
+        keyholder_id = row.id
+    account = Account(
+        username=username, role=role, password_hash=hash_password(password),
+        keyholder_id=keyholder_id,
+    )
+    db.add(account)
+    db.commit()
+    db.refresh(account)
+    return account
+
+
+def set_password(db: Session, username: str, password: str) -> None:
+    _check_password(password)
+    account = _get(db, username)
+    account.password_hash = hash_password(password)
+    db.add(account)
+    db.commit()
+    end_all_for(db, account.id or 0)
+
+
+def enable_totp(db: Session, username: str) -> str:
+    """Turn on the second factor; returns the otpauth:// URI to put in an authenticator app."""
+    import pyotp
+
+    account = _get(db, username)
+    account.totp_secret = new_totp_secret()
+    db.add(account)
+    db.commit()
+    return pyotp.TOTP(account.totp_secret).provisioning_uri(name=username, issuer_name="Vigil")
+
+
+def disable_account(db: Session, username: str) -> None:
+    account = _get(db, username)
+    account.disabled_at = utcnow()
+    db.add(account)
+    db.commit()
+    end_all_for(db, account.id or 0)

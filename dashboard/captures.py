@@ -1,0 +1,69 @@
+"""Opening sealed events with a keyholder's unlocked key, in memory only.
+
+The envelope is fetched from the blob store and opened on each request; neither the header nor
+the screenshot is cached or written anywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from collector.errors import BlobNotFound
+from collector.store.models import Event
+from core.errors import EnvelopeError
+from dashboard.errors import BadRequest, NotFound
+
+__all__ = ["Capture", "highlight", "open_capture"]
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    header: dict[str, Any]
+    body: bytes
+
+    @property
+    def media_type(self) -> str:
+        media = str(self.header.get("media_type") or "image/png")
+        return media if media.startswith("image/") else "application/octet-stream"
+
+    @property
+    def extension(self) -> str:
+        return {"image/png": "png", "image/webp": "webp", "image/jpeg": "jpg"}.get(
+            self.media_type, "bin"
+        )
+
+
+def open_capture(blobs: Any, event: Event, key: Any) -> Capture:
+    from core import envelope
+
+    try:
+        data = blobs.get(event.blob_key)
+    except (FileNotFoundError, KeyError, BlobNotFound) as exc:
+        raise NotFound(f"The sealed capture of event {event.id} is missing from the store.") from exc
+    if data is None:
+        raise NotFound(f"The sealed capture of event {event.id} is missing from the store.")
+    try:
+        opened = envelope.open(data, key)
+    except EnvelopeError as exc:
+        raise BadRequest(f"Event {event.id} cannot be opened with your key: {exc}") from exc
+    return Capture(header=dict(opened.header), body=bytes(opened.body))
+
+
+def highlight(header: dict[str, Any]) -> tuple[str, str, str]:
+    """Split the context into (before, matched, after) so the template can mark the match.
+
+    The parts stay plain strings: the template escapes each one.
+    """
+    context = str(header.get("context") or "")
+    match = header.get("match") or {}
+    text = str(match.get("text") or "")
+    start, end = match.get("start"), match.get("end")
+    if isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= len(context):
+        if not text or context[start:end] == text:
+            return context[:start], context[start:end], context[end:]
+    if text:
+        at = context.lower().find(text.lower())
+        if at >= 0:
+            return context[:at], context[at : at + len(text)], context[at + len(text) :]
+    return context, "", ""

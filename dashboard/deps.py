@@ -1,0 +1,140 @@
+"""FastAPI dependencies: who is asking, what their role allows, their unlocked key, CSRF.
+
+Every dashboard route takes one of the role aliases below, so the role check happens on the
+server for every request; templates only hide what the server would refuse anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from collector.deps import BlobsDep, SessionDep, SettingsDep
+from collector.store.models import AccountRole
+from dashboard import sessions
+from dashboard.errors import CsrfRejected, Forbidden, KeyLocked, NotSignedIn
+from dashboard.keysessions import KeyRing, UnlockedKey
+from dashboard.security import same_secret, token_hash
+from dashboard.sessions import SignedIn
+from dashboard.settings import DashboardSettings
+
+__all__ = [
+    "KEYHOLDER_ROLES",
+    "AnyRoleDep",
+    "BlobsDep",
+    "DashSettingsDep",
+    "KeyRingDep",
+    "KeyholderDep",
+    "MaybeSignedInDep",
+    "SessionDep",
+    "TechnicianDep",
+    "Unlocked",
+    "UnlockedDep",
+    "check_csrf",
+]
+
+KEYHOLDER_ROLES = frozenset({AccountRole.TECHNICIAN.value, AccountRole.HEAD.value})
+ALL_ROLES = KEYHOLDER_ROLES | {AccountRole.GOVERNOR.value}
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _dash_settings(request: Request, settings: SettingsDep) -> DashboardSettings:
+    cached = getattr(request.app.state, "dashboard_settings", None)
+    if cached is None:
+        cached = DashboardSettings.from_collector(settings)
+        request.app.state.dashboard_settings = cached
+    return cached
+
+
+DashSettingsDep = Annotated[DashboardSettings, Depends(_dash_settings)]
+
+
+def _keyring(request: Request, settings: DashSettingsDep) -> KeyRing:
+    ring = getattr(request.app.state, "dashboard_keys", None)
+    if ring is None:
+        ring = KeyRing(settings.key_idle_timeout)
+        request.app.state.dashboard_keys = ring
+    return ring
+
+
+KeyRingDep = Annotated[KeyRing, Depends(_keyring)]
+
+
+def _maybe_signed_in(
+    request: Request, db: SessionDep, settings: DashSettingsDep, ring: KeyRingDep
+) -> SignedIn | None:
+    sessions.ensure_table(db.get_bind())  # type: ignore[arg-type]
+    cookie, _ = sessions.cookie_names(settings)
+    who = sessions.find(db, request.cookies.get(cookie), settings)
+    token = request.cookies.get(cookie)
+    if who is None and token:  # an expired session must not leave its key behind
+        ring.drop(token_hash(token))
+    request.state.dashboard_who = who  # for error pages rendered outside the route
+    return who
+
+
+MaybeSignedInDep = Annotated[SignedIn | None, Depends(_maybe_signed_in)]
+
+
+def _require(roles: frozenset[str]) -> Callable[..., SignedIn]:
+    def dependency(who: MaybeSignedInDep) -> SignedIn:
+        if who is None or not who.session.verified:
+            raise NotSignedIn()
+        if who.role not in roles:
+            raise Forbidden()
+        return who
+
+    return dependency
+
+
+AnyRoleDep = Annotated[SignedIn, Depends(_require(ALL_ROLES))]
+KeyholderDep = Annotated[SignedIn, Depends(_require(KEYHOLDER_ROLES))]
+TechnicianDep = Annotated[SignedIn, Depends(_require(frozenset({AccountRole.TECHNICIAN.value})))]
+
+
+class Unlocked:
+    """A keyholder with their key unlocked in this session."""
+
+    def __init__(self, who: SignedIn, key: UnlockedKey) -> None:
+        self.who = who
+        self.key = key
+
+    @property
+    def username(self) -> str:
+        return self.who.username
+
+    @property
+    def private_key(self) -> Any:
+        return self.key.key
+
+
+def _unlocked(who: KeyholderDep, ring: KeyRingDep) -> Unlocked:
+    key = ring.get(who.session_id)
+    if key is None:
+        raise KeyLocked()
+    return Unlocked(who, key)
+
+
+UnlockedDep = Annotated[Unlocked, Depends(_unlocked)]
+
+
+async def check_csrf(request: Request, who: MaybeSignedInDep, settings: DashSettingsDep) -> None:
+    """Refuse any unsafe request whose token does not match its session (or pre-sign-in cookie)."""
+    if request.method not in UNSAFE_METHODS:
+        return
+    provided = request.headers.get("x-csrf-token")
+    if provided is None:
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await request.form()
+            value = form.get("csrf")
+            provided = value if isinstance(value, str) else None
+    _, pre_cookie = sessions.cookie_names(settings)
+    # A half-signed-in session (awaiting its TOTP code) may still post the sign-in form.
+    expected = [who.csrf] if who is not None else []
+    if who is None or not who.session.verified:
+        expected.append(request.cookies.get(pre_cookie) or "")
+    if not any(same_secret(token, provided) for token in expected):
+        raise CsrfRejected()

@@ -1,0 +1,78 @@
+"""The dashboard's expected failures. Each becomes a one-line page (or JSON for scripts)."""
+
+from __future__ import annotations
+
+from core.errors import VigilError
+
+__all__ = [
+    "BadCredentials",
+    "BadRequest",
+    "CsrfRejected",
+    "DashboardError",
+    "Forbidden",
+    "KeyLocked",
+    "LockedOut",
+    "NotFound",
+    "NotSignedIn",
+]
+
+
+class DashboardError(VigilError):
+    """A refused dashboard request; ``status`` and ``code`` go into the HTTP answer."""
+
+    status: int = 400
+    code: str = "bad-request"
+
+
+class NotSignedIn(DashboardError):
+    status = 401
+    code = "not-signed-in"
+
+    def __init__(self, message: str = "Please sign in.") -> None:
+        super().__init__(message)
+
+
+class Forbidden(DashboardError):
+    status = 403
+    code = "forbidden"
+
+    def __init__(self, message: str = "Your role does not allow this page.") -> None:
+        super().__init__(message)
+
+
+class CsrfRejected(DashboardError):
+    status = 403
+    code = "csrf"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This form has expired or did not come from the dashboard; reload the page and retry."
+        )
+
+
+class BadCredentials(DashboardError):
+    status = 401
+    code = "bad-credentials"
+
+
+class LockedOut(DashboardError):
+    status = 429
+    code = "locked-out"
+
+
+class KeyLocked(DashboardError):
+    status = 403
+    code = "key-locked"
+
+    def __init__(self) -> None:
+        super().__init__("Unlock your key first: captures are sealed to keyholders.")
+
+
+class NotFound(DashboardError):
+    status = 404
+    code = "not-found"
+
+
+class BadRequest(DashboardError):
+    status = 400
+    code = "bad-request"

@@ -1,0 +1,65 @@
+"""Page rendering: one Jinja2 environment (autoescaping on) and the context every page gets.
+
+Desktop-originated text (titles, context, user and host names) reaches templates as plain strings
+and is escaped by Jinja2; nothing in templates/ marks such text ``|safe``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from dashboard.security import aware
+from dashboard.sessions import SignedIn
+
+__all__ = ["GRADE_LABELS", "STATIC_DIR", "TEMPLATES_DIR", "render", "templates"]
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+templates.env.autoescape = True  # every template, whatever its extension
+
+GRADE_LABELS: dict[str, str] = {
+    "new": "New",
+    "false_positive": "False positive",
+    "no_concern": "No concern",
+    "concern": "Concern",
+    "escalated": "Escalated to head",
+}
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return "never"
+    return aware(moment).strftime("%Y-%m-%d %H:%M")
+
+
+templates.env.filters["when"] = _when
+templates.env.globals["GRADE_LABELS"] = GRADE_LABELS
+
+
+def render(
+    request: Request,
+    name: str,
+    who: SignedIn | None,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    ring = getattr(request.app.state, "dashboard_keys", None)
+    unlocked = bool(who and ring and ring.peek(who.session_id))
+    page = {
+        "who": who,
+        "csrf": who.csrf if who else context.pop("pre_csrf", ""),
+        "unlocked": unlocked,
+        "key_seconds_left": ring.seconds_left(who.session_id) if unlocked and ring else 0,
+        **context,
+    }
+    response = templates.TemplateResponse(request, name, page, status_code=status_code)
+    response.headers["Cache-Control"] = "no-store"
+    return response

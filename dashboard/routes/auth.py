@@ -1,0 +1,164 @@
+"""Sign-in (password, then an optional TOTP code) and sign-out."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlmodel import select
+
+from collector.store.models import Account
+from dashboard import sessions
+from dashboard.auditing import audit
+from dashboard.deps import DashSettingsDep, KeyRingDep, MaybeSignedInDep, SessionDep
+from dashboard.errors import BadCredentials, LockedOut, NotSignedIn
+from dashboard.rendering import render
+from dashboard.routes._common import client_address, home_for, safe_next
+from dashboard.security import (
+    clear_failures,
+    ensure_not_locked,
+    new_token,
+    record_failure,
+    totp_ok,
+    verify_password,
+)
+from dashboard.settings import DashboardSettings
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["dashboard"])
+
+_WRONG = "Wrong username or password."
+
+
+def _login_page(
+    request: Request, settings: DashboardSettings, error: str = "", status_code: int = 200
+) -> Response:
+    _, pre_cookie = sessions.cookie_names(settings)
+    token = request.cookies.get(pre_cookie) or new_token()
+    response = render(
+        request,
+        "login.html",
+        None,
+        status_code=status_code,
+        pre_csrf=token,
+        error=error,
+        next=safe_next(request.query_params.get("next"), ""),
+    )
+    response.set_cookie(
+        pre_cookie, token, secure=settings.cookie_secure, httponly=True, samesite="strict", path="/"
+    )
+    return response
+
+
+def _set_session_cookie(response: Response, settings: DashboardSettings, token: str) -> None:
+    cookie, _ = sessions.cookie_names(settings)
+    response.set_cookie(
+        cookie,
+        token,
+        max_age=settings.session_max_age,
+        secure=settings.cookie_secure,
+        httponly=True,
+        samesite="strict",
+        path="/",
+    )
+
+
+@router.get("/", include_in_schema=False)
+def home(who: MaybeSignedInDep) -> Response:
+    if who is None or not who.session.verified:
+        return RedirectResponse("/login", status_code=303)
+    return RedirectResponse(home_for(who.role), status_code=303)
+
+
+@router.get("/login", include_in_schema=False)
+def login_form(request: Request, settings: DashSettingsDep, who: MaybeSignedInDep) -> Response:
+    if who is not None and who.session.verified:
+        return RedirectResponse(home_for(who.role), status_code=303)
+    return _login_page(request, settings)
+
+
+@router.post("/login", include_in_schema=False)
+def login(
+    request: Request,
+    db: SessionDep,
+    settings: DashSettingsDep,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=1024)],
+    next: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    username = username.strip()
+    address = client_address(request)
+    subjects = [f"user:{username.lower()}", f"addr:{address}"]
+    try:
+        ensure_not_locked(db, "login", subjects, settings.login_max_failures, settings.attempt_window)
+    except LockedOut as exc:
+        return _login_page(request, settings, str(exc), status_code=429)
+    account = db.exec(select(Account).where(Account.username == username)).first()
+    ok = verify_password(account.password_hash if account else None, password)
+    if account is None or not ok or account.disabled_at is not None:
+        record_failure(db, "login", subjects)
+        audit(db, f"anonymous@{address}", "signin.failed", username[:64])
+        return _login_page(request, settings, _WRONG, status_code=401)
+    clear_failures(db, "login", subjects[0])
+    token, row = sessions.start(db, account, address, verified=not account.totp_secret)
+    if account.totp_secret:
+        response: Response = RedirectResponse(
+            f"/login/totp?next={safe_next(next, '')}", status_code=303
+        )
+    else:
+        audit(db, account.username, "signin", account.username, address=address)
+        response = RedirectResponse(safe_next(next, home_for(account.role)), status_code=303)
+    _set_session_cookie(response, settings, token)
+    return response
+
+
+@router.get("/login/totp", include_in_schema=False)
+def totp_form(request: Request, who: MaybeSignedInDep) -> Response:
+    if who is None:
+        return RedirectResponse("/login", status_code=303)
+    return render(
+        request, "totp.html", who, error="", next=safe_next(request.query_params.get("next"), "")
+    )
+
+
+@router.post("/login/totp", include_in_schema=False)
+def totp_check(
+    request: Request,
+    db: SessionDep,
+    settings: DashSettingsDep,
+    who: MaybeSignedInDep,
+    code: Annotated[str, Form(max_length=16)],
+    next: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    if who is None or not who.account.totp_secret:
+        raise NotSignedIn()
+    subjects = [f"user:{who.username.lower()}"]
+    try:
+        ensure_not_locked(db, "login", subjects, settings.login_max_failures, settings.attempt_window)
+        if not totp_ok(who.account.totp_secret, code):
+            record_failure(db, "login", subjects)
+            raise BadCredentials("That code is not right; check your authenticator's clock.")
+    except (LockedOut, BadCredentials) as exc:
+        return render(request, "totp.html", who, status_code=exc.status, error=str(exc), next=next)
+    clear_failures(db, "login", subjects[0])
+    who.session.verified = True
+    db.add(who.session)
+    audit(db, who.username, "signin", who.username, address=client_address(request), totp=True)
+    return RedirectResponse(safe_next(next, home_for(who.role)), status_code=303)
+
+
+@router.post("/logout", include_in_schema=False)
+def logout(
+    db: SessionDep, settings: DashSettingsDep, ring: KeyRingDep, who: MaybeSignedInDep
+) -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    if who is not None:
+        ring.drop(who.session_id)
+        username = who.username
+        sessions.end(db, who.session_id)
+        audit(db, username, "signout", username)
+    cookie, _ = sessions.cookie_names(settings)
+    response.delete_cookie(cookie, path="/", secure=settings.cookie_secure, httponly=True)
+    return response

@@ -1,0 +1,97 @@
+"""Enrolled devices (silent ones highlighted) and enrolment tokens."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlmodel import col, select
+
+from collector.api.enrol import token_hash
+from collector.store.models import Device, EnrolToken, utcnow
+from dashboard.auditing import audit
+from dashboard.deps import DashSettingsDep, KeyholderDep, SessionDep, TechnicianDep
+from dashboard.errors import NotFound
+from dashboard.rendering import render
+from dashboard.security import aware
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["dashboard"])
+
+
+def _devices_page(
+    request: Request, db: SessionDep, settings: DashSettingsDep, who: KeyholderDep,
+    new_token: str = "",
+) -> Response:
+    now = utcnow()
+    silent_before = now - timedelta(seconds=settings.silent_after)
+    devices = db.exec(select(Device).order_by(col(Device.hostname))).all()
+    silent = {
+        d.id for d in devices
+        if d.revoked_at is None and (d.last_seen is None or aware(d.last_seen) < silent_before)
+    }
+    tokens = db.exec(
+        select(EnrolToken).order_by(col(EnrolToken.created_at).desc()).limit(100)
+    ).all()
+    return render(
+        request,
+        "devices.html",
+        who,
+        devices=devices,
+        silent=silent,
+        tokens=tokens,
+        now=now,
+        aware=aware,
+        new_token=new_token,
+        collector_url=getattr(request.app.state.settings, "public_url", ""),
+        silent_hours=settings.silent_after / 3600,
+    )
+
+
+@router.get("/devices", include_in_schema=False)
+def devices(
+    request: Request, db: SessionDep, settings: DashSettingsDep, who: KeyholderDep
+) -> Response:
+    return _devices_page(request, db, settings, who)
+
+
+@router.post("/devices/tokens", include_in_schema=False)
+def create_token(
+    request: Request,
+    db: SessionDep,
+    settings: DashSettingsDep,
+    who: TechnicianDep,
+    group: Annotated[str, Form(max_length=64)] = "",
+    max_uses: Annotated[int, Form(ge=1, le=10000)] = 1,
+    days: Annotated[int, Form(ge=1, le=90)] = 7,
+) -> Response:
+    token = secrets.token_urlsafe(24)
+    row = EnrolToken(
+        token_hash=token_hash(token),
+        group=group.strip(),
+        max_uses=max_uses,
+        expires_at=utcnow() + timedelta(days=days),
+        created_by=who.username,
+    )
+    db.add(row)
+    db.flush()
+    audit(db, who.username, "enrol_token.create", f"token:{row.id}", group=row.group,
+          max_uses=max_uses, days=days)
+    # Shown once, on this answer only; the database keeps its hash.
+    return _devices_page(request, db, settings, who, new_token=token)
+
+
+@router.post("/devices/tokens/{token_id}/revoke", include_in_schema=False)
+def revoke_token(token_id: int, db: SessionDep, who: TechnicianDep) -> Response:
+    row = db.get(EnrolToken, token_id)
+    if row is None:
+        raise NotFound("There is no such enrolment token.")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        db.add(row)
+        audit(db, who.username, "enrol_token.revoke", f"token:{row.id}")
+    return RedirectResponse("/devices", status_code=303)

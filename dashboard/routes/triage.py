@@ -1,0 +1,211 @@
+"""The triage queue, an event's page, its screenshot, its grade and its notes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlmodel import col, select
+
+from collector.store.models import Device, Event, EventNote, Grade, IncidentEvent, utcnow
+from dashboard.auditing import audit
+from dashboard.captures import highlight, open_capture
+from dashboard.deps import (
+    BlobsDep,
+    DashSettingsDep,
+    KeyholderDep,
+    KeyRingDep,
+    SessionDep,
+    UnlockedDep,
+)
+from dashboard.errors import BadRequest, NotFound
+from dashboard.queue import Cursor, QueueFilter, fetch_page
+from dashboard.rendering import render
+from dashboard.sessions import SignedIn
+
+__all__ = ["GRADES", "get_event", "router"]
+
+router = APIRouter(tags=["dashboard"])
+
+# The grades a keyholder can give, in shortcut order (keys 1-4).
+GRADES: tuple[str, ...] = (
+    Grade.FALSE_POSITIVE.value,
+    Grade.NO_CONCERN.value,
+    Grade.CONCERN.value,
+    Grade.ESCALATED.value,
+)
+CATEGORIES_SEEN_LIMIT = 100
+
+
+def get_event(db: SessionDep, event_id: str) -> Event:
+    event = db.get(Event, event_id[:36])
+    if event is None:
+        raise NotFound("There is no such event; it may have been deleted by the retention policy.")
+    return event
+
+
+def _headers_for(
+    rows: list[tuple[Event, str]], blobs: Any, key: Any
+) -> dict[str, dict[str, Any]]:
+    """Open each row's sealed header; a row that cannot be opened shows why instead."""
+    headers: dict[str, dict[str, Any]] = {}
+    for event, _ in rows:
+        try:
+            capture = open_capture(blobs, event, key)
+        except (NotFound, BadRequest) as exc:
+            headers[event.id] = {"error": str(exc)}
+            continue
+        header = capture.header
+        before, matched, after = highlight(header)
+        headers[event.id] = {
+            "user": str(header.get("user") or ""),
+            "title": str(header.get("title") or ""),
+            "app": str(header.get("app") or ""),
+            "before": before,
+            "matched": matched,
+            "after": after,
+        }
+    return headers
+
+
+@router.get("/triage", include_in_schema=False)
+def queue(
+    request: Request,
+    db: SessionDep,
+    blobs: BlobsDep,
+    settings: DashSettingsDep,
+    ring: KeyRingDep,
+    who: KeyholderDep,
+) -> Response:
+    flt = QueueFilter.from_query(request.query_params)
+    after = request.query_params.get("after")
+    cursor = Cursor.decode(after) if after else None
+    page = fetch_page(db, flt, cursor, settings.page_size)
+    headers: dict[str, dict[str, Any]] = {}
+    key = ring.get(who.session_id)
+    if key is not None and page.rows:
+        headers = _headers_for(page.rows, blobs, key.key)
+        audit(
+            db,
+            who.username,
+            "event.headers_decrypted",
+            "triage",
+            events=[event.id for event, _ in page.rows],
+        )
+    devices = db.exec(select(Device.id, Device.hostname).order_by(Device.hostname)).all()
+    next_link = (
+        "/triage?" + flt.as_query(after=page.next_cursor.encode()) if page.next_cursor else ""
+    )
+    return render(
+        request,
+        "triage.html",
+        who,
+        rows=page.rows,
+        headers=headers,
+        flt=flt,
+        devices=devices,
+        next_link=next_link,
+        first_link="/triage?" + flt.as_query() if cursor else "",
+        grades=GRADES,
+    )
+
+
+def _event_page(
+    request: Request, db: SessionDep, blobs: BlobsDep, ring: KeyRingDep, who: SignedIn, event: Event
+) -> Response:
+    device = db.get(Device, event.device_id)
+    notes = db.exec(
+        select(EventNote).where(EventNote.event_id == event.id).order_by(col(EventNote.created_at))
+    ).all()
+    incidents = db.exec(
+        select(IncidentEvent.incident_id).where(IncidentEvent.event_id == event.id)
+    ).all()
+    key = ring.get(who.session_id)
+    header: dict[str, Any] | None = None
+    if key is not None:
+        header = _headers_for([(event, "")], blobs, key.key)[event.id]
+        audit(db, who.username, "event.view", event.id, decrypted=True)
+    else:
+        audit(db, who.username, "event.view", event.id, decrypted=False)
+    return render(
+        request,
+        "event.html",
+        who,
+        event=event,
+        device=device,
+        notes=notes,
+        incidents=incidents,
+        header=header,
+        grades=GRADES,
+        back=request.query_params.get("back", ""),
+    )
+
+
+@router.get("/events/{event_id}", include_in_schema=False)
+def event_page(
+    request: Request,
+    event_id: str,
+    db: SessionDep,
+    blobs: BlobsDep,
+    ring: KeyRingDep,
+    who: KeyholderDep,
+) -> Response:
+    return _event_page(request, db, blobs, ring, who, get_event(db, event_id))
+
+
+@router.get("/events/{event_id}/screenshot", include_in_schema=False)
+def screenshot(event_id: str, db: SessionDep, blobs: BlobsDep, unlocked: UnlockedDep) -> Response:
+    event = get_event(db, event_id)
+    capture = open_capture(blobs, event, unlocked.private_key)
+    audit(db, unlocked.username, "capture.view", event.id, bytes=len(capture.body))
+    return Response(
+        capture.body,
+        media_type=capture.media_type,
+        headers={
+            "Cache-Control": "no-store, private",
+            "Pragma": "no-cache",
+            "Content-Disposition": "inline",
+        },
+    )
+
+
+def _done(request: Request, payload: dict[str, Any], target: str) -> Response:
+    """Scripts (the keyboard shortcuts) get JSON; forms get a redirect back."""
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse(payload)
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/events/{event_id}/grade", include_in_schema=False)
+def grade(
+    request: Request,
+    event_id: str,
+    db: SessionDep,
+    who: KeyholderDep,
+    grade: Annotated[str, Form(max_length=16)],
+) -> Response:
+    if grade not in GRADES:
+        raise BadRequest("Grade must be false positive, no concern, concern or escalate.")
+    event = get_event(db, event_id)
+    before = event.status
+    event.status = grade
+    event.graded_by = who.username
+    event.graded_at = utcnow()
+    db.add(event)
+    audit(db, who.username, "event.grade", event.id, previous=before, grade=grade)
+    return _done(request, {"id": event.id, "status": grade}, f"/events/{event.id}")
+
+
+@router.post("/events/{event_id}/notes", include_in_schema=False)
+def add_note(
+    request: Request,
+    event_id: str,
+    db: SessionDep,
+    who: KeyholderDep,
+    text: Annotated[str, Form(min_length=1, max_length=4000)],
+) -> Response:
+    event = get_event(db, event_id)
+    db.add(EventNote(event_id=event.id, author=who.username, text=text.strip()))
+    audit(db, who.username, "event.note", event.id)
+    return _done(request, {"id": event.id}, f"/events/{event.id}#notes")

@@ -1,0 +1,84 @@
+"""Unlocking a keyholder's key for this session, and locking it again."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from collector.store.models import Keyholder
+from core.errors import KeyFileError, WrongPassword
+from dashboard.auditing import audit
+from dashboard.deps import DashSettingsDep, KeyholderDep, KeyRingDep, SessionDep
+from dashboard.errors import BadCredentials, BadRequest, LockedOut
+from dashboard.rendering import render
+from dashboard.routes._common import client_address, safe_next
+from dashboard.security import clear_failures, ensure_not_locked, record_failure
+from dashboard.sessions import SignedIn
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["dashboard"])
+
+
+def _keyholder(db: SessionDep, who: SignedIn) -> Keyholder:
+    keyholder = db.get(Keyholder, who.account.keyholder_id) if who.account.keyholder_id else None
+    if keyholder is None or keyholder.key_file is None or keyholder.retired_at is not None:
+        raise BadRequest("Your account has no keyholder key; ask the technician to link one.")
+    return keyholder
+
+
+@router.get("/unlock", include_in_schema=False)
+def unlock_form(request: Request, who: KeyholderDep) -> Response:
+    return render(
+        request, "unlock.html", who, error="", next=safe_next(request.query_params.get("next"), "")
+    )
+
+
+@router.post("/unlock", include_in_schema=False)
+def unlock(
+    request: Request,
+    db: SessionDep,
+    settings: DashSettingsDep,
+    ring: KeyRingDep,
+    who: KeyholderDep,
+    password: Annotated[str, Form(max_length=1024)],
+    next: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    from core.keys import KeyFile
+
+    subjects = [f"user:{who.username.lower()}"]
+    keyholder = _keyholder(db, who)
+    try:
+        ensure_not_locked(
+            db, "unlock", subjects, settings.unlock_max_failures, settings.attempt_window
+        )
+        try:
+            key = KeyFile.from_bytes(keyholder.key_file or b"").unlock(password)
+        except WrongPassword as exc:
+            record_failure(db, "unlock", subjects)
+            audit(db, who.username, "key.unlock_failed", keyholder.fingerprint)
+            raise BadCredentials("That password does not unlock your key.") from exc
+    except (LockedOut, BadCredentials) as exc:
+        return render(request, "unlock.html", who, status_code=exc.status, error=str(exc), next=next)
+    except KeyFileError as exc:
+        raise BadRequest(f"Your key file cannot be used: {exc}") from exc
+    clear_failures(db, "unlock", subjects[0])
+    ring.put(who.session_id, key, keyholder.id or 0, keyholder.fingerprint)
+    audit(
+        db,
+        who.username,
+        "key.unlock",
+        keyholder.fingerprint,
+        address=client_address(request),
+        idle_timeout=settings.key_idle_timeout,
+    )
+    return RedirectResponse(safe_next(next, "/triage"), status_code=303)
+
+
+@router.post("/lock", include_in_schema=False)
+def lock(db: SessionDep, ring: KeyRingDep, who: KeyholderDep) -> Response:
+    ring.drop(who.session_id)
+    audit(db, who.username, "key.lock", who.username)
+    return RedirectResponse("/triage", status_code=303)
