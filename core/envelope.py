@@ -8,6 +8,7 @@ Layout (all integers big-endian; see docs/crypto.md for the full description)::
         u8 n, n bytes: key fingerprint (ASCII)
         u8 kem id (1 = X25519, 2 = ML-KEM-768+X25519)
         u16 n, n bytes: HPKE-sealed data key
+        32 bytes: HMAC-SHA-256 of the slot under a key derived from the data key
     u32 n, n bytes: sealed header           AES-256-GCM(JSON header)
     body chunks                             AES-256-GCM, each chunk_size bytes + 16-byte tag;
                                             the last one is shorter and flagged final
@@ -25,7 +26,7 @@ import io
 import secrets
 import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import IO, Any
 
@@ -71,6 +72,8 @@ _MIN_CHUNK, _MAX_CHUNK = 4096, 16 << 20
 _HPKE_INFO = b"vigil envelope v1 data key\x00"
 _ENC_LABEL = b"vigil envelope v1 encryption key"
 _COMMIT_LABEL = b"vigil envelope v1 key commitment"
+_SLOT_LABEL = b"vigil envelope v1 slot authentication key"
+_SLOT_TAG = 32
 _PURPOSE_HEADER, _PURPOSE_BODY = 0, 1
 _TEXT_LIMITS = {"event_id": 128, "device_id": 128, "category": 64, "rule": 200, "source": 64}
 
@@ -146,11 +149,19 @@ class _Slot:
     fingerprint: str
     kem: Kem
     sealed: bytes
+    tag: bytes  # HMAC under the data key: lets any recipient detect a tampered slot of another
 
-    def to_bytes(self) -> bytes:
+    def unauthenticated_bytes(self) -> bytes:
         fp = self.fingerprint.encode("ascii")
         return (struct.pack(">B", len(fp)) + fp + struct.pack(">BH", _KEM_IDS[self.kem],
                                                                 len(self.sealed)) + self.sealed)
+
+    def to_bytes(self) -> bytes:
+        return self.unauthenticated_bytes() + self.tag
+
+    def expected_tag(self, data_key: bytes, context: bytes) -> bytes:
+        return hmac.new(_derive(data_key, _SLOT_LABEL), context + self.unauthenticated_bytes(),
+                        hashlib.sha256).digest()
 
 
 @dataclass(frozen=True)
@@ -193,19 +204,37 @@ def _derive(data_key: bytes, label: bytes) -> bytes:
 # --- reading -------------------------------------------------------------------------------------
 
 
-def _read_exact(src: IO[bytes], n: int, what: str) -> bytes:
+class _ViewReader:
+    """A read-only file over bytes whose reads are zero-copy views: opening a 20 MB event in
+    memory must not copy the ciphertext chunk by chunk on top of the plaintext."""
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        self._view = memoryview(data).cast("B")
+        self._pos = 0
+
+    def read(self, n: int = -1) -> memoryview:
+        end = len(self._view) if n < 0 else min(self._pos + n, len(self._view))
+        chunk = self._view[self._pos:end]
+        self._pos = end
+        return chunk
+
+    def tell(self) -> int:
+        return self._pos
+
+
+def _read_exact(src: IO[bytes] | _ViewReader, n: int, what: str) -> bytes:
     data = src.read(n)
     if data is None or len(data) != n:
         raise EnvelopeError(f"envelope is truncated (in the {what})")
-    return data
+    return bytes(data)
 
 
-def _unpack(fmt: str, src: IO[bytes], what: str) -> tuple[int, ...]:
+def _unpack(fmt: str, src: IO[bytes] | _ViewReader, what: str) -> tuple[int, ...]:
     return struct.unpack(fmt, _read_exact(src, struct.calcsize(fmt), what))
 
 
-def _read_prefix(src: IO[bytes]) -> _Prefix:
-    head = src.read(len(MAGIC) + 1) or b""
+def _read_prefix(src: IO[bytes] | _ViewReader) -> _Prefix:
+    head = bytes(src.read(len(MAGIC) + 1) or b"")
     if not head or not MAGIC.startswith(head[: len(MAGIC)]):
         raise EnvelopeError("not a Vigil sealed event")
     if len(head) <= len(MAGIC):
@@ -243,8 +272,9 @@ def _read_prefix(src: IO[bytes]) -> _Prefix:
             fingerprint = fp_raw.decode("ascii")
         except UnicodeDecodeError:
             raise EnvelopeError("envelope has a malformed recipient fingerprint") from None
-        slots.append(_Slot(fingerprint, _KEMS_BY_ID[kem_id],
-                           _read_exact(src, sealed_len, "recipients")))
+        sealed = _read_exact(src, sealed_len, "recipients")
+        slots.append(_Slot(fingerprint, _KEMS_BY_ID[kem_id], sealed,
+                           _read_exact(src, _SLOT_TAG, "recipients")))
     if len({s.fingerprint for s in slots}) != len(slots):
         raise EnvelopeError("envelope lists a recipient twice")
 
@@ -255,7 +285,7 @@ def _read_prefix(src: IO[bytes]) -> _Prefix:
     return _Prefix(clear_bytes, meta, chunk_size, commitment, tuple(slots), sealed_header)
 
 
-def read_meta_from(src: IO[bytes]) -> tuple[Metadata, list[str]]:
+def read_meta_from(src: IO[bytes] | _ViewReader) -> tuple[Metadata, list[str]]:
     """The clear metadata and the recipients' fingerprints, read from a stream without a key."""
     prefix = _read_prefix(src)
     return prefix.meta, [s.fingerprint for s in prefix.slots]
@@ -263,7 +293,7 @@ def read_meta_from(src: IO[bytes]) -> tuple[Metadata, list[str]]:
 
 def read_meta(data: bytes) -> tuple[Metadata, list[str]]:
     """The clear metadata and the recipients' fingerprints. Needs no key; checks no ciphertext."""
-    return read_meta_from(io.BytesIO(data))
+    return read_meta_from(_ViewReader(data))
 
 
 def _data_key(prefix: _Prefix, key: PrivateKey) -> bytes:
@@ -278,6 +308,9 @@ def _data_key(prefix: _Prefix, key: PrivateKey) -> bytes:
     if len(data_key) != 32 or not hmac.compare_digest(
             _derive(data_key, _COMMIT_LABEL), prefix.commitment):
         raise EnvelopeError("envelope data key does not match its commitment: it was altered")
+    for other in prefix.slots:
+        if not hmac.compare_digest(other.tag, other.expected_tag(data_key, prefix.context)):
+            raise EnvelopeError(f"envelope recipient slot for {other.fingerprint!r} was altered")
     return data_key
 
 
@@ -289,7 +322,8 @@ def _open_header(prefix: _Prefix, aead: AESGCM) -> dict[str, Any]:
     return parse_json_object(plain, "envelope header", EnvelopeError)
 
 
-def _open_body(prefix: _Prefix, aead: AESGCM, src: IO[bytes], dst: IO[bytes]) -> int:
+def _open_body(prefix: _Prefix, aead: AESGCM, src: IO[bytes] | _ViewReader,
+               dst: IO[bytes]) -> int:
     """Decrypt the body chunks from ``src`` to ``dst``; returns the body length."""
     step = prefix.chunk_size + TAG
     plain = bytearray(prefix.chunk_size)
@@ -317,7 +351,8 @@ def _open_body(prefix: _Prefix, aead: AESGCM, src: IO[bytes], dst: IO[bytes]) ->
         current = following
 
 
-def open_from(src: IO[bytes], key: PrivateKey, dst: IO[bytes]) -> tuple[Metadata, dict[str, Any]]:
+def open_from(src: IO[bytes] | _ViewReader, key: PrivateKey,
+              dst: IO[bytes]) -> tuple[Metadata, dict[str, Any]]:
     """Open a sealed event read from ``src``, writing the body to ``dst``.
 
     The body is verified chunk by chunk as it is written: if this raises, discard whatever was
@@ -333,7 +368,7 @@ def open_from(src: IO[bytes], key: PrivateKey, dst: IO[bytes]) -> tuple[Metadata
 def open(data: bytes, key: PrivateKey) -> Opened:  # noqa: A001 - the contract's name
     """Open a sealed event. Raises NotARecipient or EnvelopeError; never returns partial data."""
     out = io.BytesIO()
-    meta, header = open_from(io.BytesIO(data), key, out)
+    meta, header = open_from(_ViewReader(data), key, out)
     return Opened(meta, header, out.getvalue())  # getvalue() hands over the buffer, no copy
 
 
@@ -352,8 +387,9 @@ def _recipient_list(recipients: Iterable[PublicKey]) -> list[PublicKey]:
 
 
 def _seal_slot(recipient: PublicKey, data_key: bytes, context: bytes) -> _Slot:
-    return _Slot(recipient.fingerprint, recipient.kem,
-                 recipient.seal_secret(data_key, _HPKE_INFO + context))
+    draft = _Slot(recipient.fingerprint, recipient.kem,
+                  recipient.seal_secret(data_key, _HPKE_INFO + context), b"")
+    return replace(draft, tag=draft.expected_tag(data_key, context))
 
 
 def _chunks_of(data: bytes | bytearray | memoryview, size: int) -> Iterator[memoryview]:
@@ -444,7 +480,7 @@ def _rewrite_slots(data: bytes, slots: Sequence[_Slot], prefix: _Prefix, body_st
 
 
 def _parse(data: bytes) -> tuple[_Prefix, int]:
-    src = io.BytesIO(data)
+    src = _ViewReader(data)
     prefix = _read_prefix(src)
     return prefix, src.tell()
 
