@@ -1,0 +1,373 @@
+"""Text folding for matching, with an offset map back to the original text.
+
+Rules and text go through the same steps, word by word:
+
+1. Split into words: letters, digits, combining marks and invisible format characters, plus the
+   leetspeak symbols ``@`` and ``$``; ``! | +`` count only *inside* a word ("k!ll", but "kill!").
+   Three or more single letters joined by short separators ("k i l l", "k.i.l.l", "k-i-l-l")
+   become one word.
+2. Per character: NFKD (fullwidth, mathematical and circled letters, ligatures), drop combining
+   marks and invisible characters, map small capitals.
+3. Only in a word that mixes Latin with Cyrillic or Greek (the UTS #39 idea): map look-alikes to
+   Latin, so "kіll" with a Cyrillic "і" is "kill" while a list written in Cyrillic still matches
+   as itself.
+4. Case folding; leetspeak digits and symbols, but only in words that have letters, so "2024",
+   "10am" and "y9" stay what they are. "1" and "|" can be "i" or "l": the reading found in the
+   rules' vocabulary wins.
+5. Runs of one letter collapse to one character ("killlll" -> "kil"), with the run lengths kept
+   so that the matcher can tell "as" from "ass" and "looser" from "loser" afterwards.
+
+The result for a stretch of text is a :class:`Window`: the folded words joined by single spaces
+between a leading and a trailing space, and for every folded character the span of original text
+it came from. Folding one word is cached, because typed text repeats its words all the time.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from bisect import bisect_right
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = [
+    "Folded",
+    "Window",
+    "Normalizer",
+    "normalize",
+    "fold_phrase",
+    "is_word_char",
+    "is_inner_char",
+]
+
+
+# --------------------------------------------------------------------------- character classes
+
+
+def _invisible_ranges() -> str:
+    """Regex ranges of combining marks and format characters, which belong inside words.
+
+    Python's ``\\w`` has letters and digits but not marks (a decomposed "é" would split a word)
+    nor zero-width characters (a classic way to hide a word). Computed for the BMP at import
+    (~15 ms); the supplementary planes add only the tag and variation-selector blocks that matter.
+    """
+    ranges: list[tuple[int, int]] = []
+    start = prev = -2
+    for cp in range(0x10000):
+        cat = unicodedata.category(chr(cp))
+        if cat[0] == "M" or cat == "Cf":
+            if cp != prev + 1:
+                if start >= 0:
+                    ranges.append((start, prev))
+                start = cp
+            prev = cp
+    if start >= 0:
+        ranges.append((start, prev))
+    ranges += [(0xE0000, 0xE007F), (0xE0100, 0xE01EF)]
+    return "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+
+
+_WORD_CLASS = rf"[\w@${_invisible_ranges()}]"
+_INNER = "!|+"  # leetspeak only between word characters: "k!ll", "sh+t"; "kill!" ends a word
+_TOKEN = re.compile(rf"{_WORD_CLASS}+(?:[{re.escape(_INNER)}]+{_WORD_CLASS}+)*")
+_WORD_CHAR = re.compile(_WORD_CLASS)
+
+_class_cache: dict[str, int] = {}
+
+
+def _char_class(ch: str) -> int:
+    """2 = word character, 1 = inner-only symbol, 0 = boundary."""
+    value = _class_cache.get(ch)
+    if value is None:
+        value = 2 if _WORD_CHAR.match(ch) else 1 if ch in _INNER else 0
+        if len(_class_cache) < 65536:
+            _class_cache[ch] = value
+    return value
+
+
+def is_word_char(ch: str) -> bool:
+    """True for a character that always belongs to a word."""
+    return _char_class(ch) == 2
+
+
+def is_inner_char(ch: str) -> bool:
+    """True for a character that is part of a word only between word characters (``! | +``)."""
+    return _char_class(ch) == 1
+
+
+# --------------------------------------------------------------------------- per-character folding
+
+_SMALL_CAPS = dict(zip("ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢɑıɩ", "abcdefghijklmnoprstuvwyzaii"))
+
+# Cyrillic and Greek letters that look like Latin ones, by case (before case folding, so that
+# Greek capital eta "Η" becomes "H" and not the "n" its small form resembles).
+_CONFUSABLE = dict(
+    zip(
+        "АВЕКМНОРСТХУЅІЈԁԛԝһӏаеорсуххѕіїјкмтвгпьнёүӀ"
+        "ΑΒΕΖΗΙΚΜΝΟΡΤΥΧαβγεικνορτυχωημς",
+        "ABEKMHOPCTXYSIJdqwhlaeopcyxxsiijkmtbrnbheyl"
+        "ABEZHIKMNOPTYXabyeikvoptuxwnuc",
+    )
+)
+
+_LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g",
+         "@": "a", "$": "s", "!": "i", "|": "l", "+": "t", "€": "e", "¡": "i"}
+_LEET_ALT = {"1": "l", "|": "i"}  # the other reading of an ambiguous character
+_LEET_SYMBOLS = frozenset("@$!|+€¡")
+
+# Words with digits that are not leetspeak: numbers with a unit or ordinal ("10am", "2nd",
+# "100m") and codes with one letter ("y9", "a1", "m25").
+_NOT_LEET = re.compile(
+    r"\d+(?:st|nd|rd|th|s|am|pm|k|m|g|kg|km|cm|mm|ml|mb|gb|kb|tb|hz|mhz|ghz|fps|p|x|d|yr|yrs"
+    r"|min|mins|hr|hrs|h|ft|lb|lbs|mph|v|w|mp)|[a-z]\d+"
+)
+
+_base_cache: dict[str, str] = {}
+
+
+def _base(ch: str) -> str:
+    """NFKD without marks or invisible characters, small capitals mapped; case kept."""
+    value = _base_cache.get(ch)
+    if value is None:
+        out = []
+        for c in unicodedata.normalize("NFKD", ch):
+            cat = unicodedata.category(c)
+            if cat[0] == "M" or cat == "Cf" or c == "_":
+                continue
+            c = _SMALL_CAPS.get(c, c)
+            if c.isalnum() or c in _LEET_SYMBOLS:
+                out.append(c)
+        value = "".join(out)
+        if len(_base_cache) < 65536:
+            _base_cache[ch] = value
+    return value
+
+
+def _script(c: str) -> int:
+    """1 Latin, 2 Cyrillic or Greek, 0 anything else."""
+    o = ord(c)
+    if o < 0x80:
+        return 1 if c.isalpha() else 0
+    if 0x00C0 <= o <= 0x024F or 0x1E00 <= o <= 0x1EFF:
+        return 1
+    if 0x0370 <= o <= 0x052F or 0x1F00 <= o <= 0x1FFF:
+        return 2
+    return 0
+
+
+# --------------------------------------------------------------------------- words
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    """One folded word: collapsed key, run length per key character, original span per character.
+
+    Spans are relative to the offset the word was folded at (0 for a cached single word).
+    """
+
+    key: str
+    runs: tuple[int, ...]
+    spans: tuple[tuple[int, int], ...]
+
+    @property
+    def single(self) -> bool:
+        """A lone letter or digit: a candidate for joining "k i l l" back into a word."""
+        return len(self.runs) == 1 and self.runs[0] == 1
+
+
+_EMPTY = Folded("", (), ())
+Item = tuple[str, int, int]  # (folded character, original start, original end)
+
+
+def _items(word: str, offset: int = 0) -> list[Item]:
+    items: list[Item] = []
+    for i, ch in enumerate(word):
+        base = _base(ch)
+        if base:
+            for c in base:
+                items.append((c, offset + i, offset + i + 1))
+        elif items:  # a dropped mark or invisible character stays inside the previous span
+            c, lo, _ = items[-1]
+            items[-1] = (c, lo, offset + i + 1)
+    return items
+
+
+def _finish(items: list[Item], vocab: frozenset[str]) -> Folded:
+    if not items:
+        return _EMPTY
+    scripts = {_script(c) for c, _, _ in items}
+    if 1 in scripts and 2 in scripts:
+        items = [(_CONFUSABLE.get(c, c), lo, hi) for c, lo, hi in items]
+    folded: list[Item] = []
+    for c, lo, hi in items:
+        f = c.casefold()
+        if len(f) == 1:
+            folded.append((f, lo, hi))
+        else:
+            folded.extend((x, lo, hi) for x in f)
+    chars = [c for c, _, _ in folded]
+    if any(c.isalpha() for c in chars) and not _NOT_LEET.fullmatch("".join(chars)):
+        plain = [_LEET.get(c, c) for c in chars]
+        if any(c in _LEET_ALT for c in chars):
+            alt = [_LEET_ALT.get(c, p) for c, p in zip(chars, plain)]
+            if _collapse_key(plain) not in vocab and _collapse_key(alt) in vocab:
+                plain = alt
+        chars = plain
+    return _collapse(chars, folded)
+
+
+def _collapse_key(chars: list[str]) -> str:
+    out = []
+    prev = ""
+    for c in chars:
+        if c != prev:
+            out.append(c)
+            prev = c
+    return "".join(out)
+
+
+def _collapse(chars: list[str], items: list[Item]) -> Folded:
+    key: list[str] = []
+    runs: list[int] = []
+    spans: list[tuple[int, int]] = []
+    for c, (_, lo, hi) in zip(chars, items):
+        if key and key[-1] == c:
+            runs[-1] += 1
+            spans[-1] = (spans[-1][0], hi)
+        else:
+            key.append(c)
+            runs.append(1)
+            spans.append((lo, hi))
+    return Folded("".join(key), tuple(runs), tuple(spans))
+
+
+# --------------------------------------------------------------------------- windows
+
+
+@dataclass(slots=True)
+class Window:
+    """Folded text of ``original[lo:hi]``: ``string`` is " w1 w2 ... wn " (empty: " ")."""
+
+    original: str
+    string: str
+    folds: list[Folded]
+    offsets: list[int]       # add to a word's spans to index ``original``
+    starts: list[int]        # index in ``string`` of each word's first character
+    bounds: list[tuple[int, int]]  # each word's span in ``original``
+    joined: list[bool]       # lone letters, or letters joined from "k i l l"
+
+    def locate(self, pos: int) -> tuple[int, int]:
+        """(word index, character index in its key) of a position in ``string``."""
+        w = bisect_right(self.starts, pos) - 1
+        return w, pos - self.starts[w]
+
+    def span(self, a: int, b: int) -> tuple[int, int]:
+        """Original span of ``string[a:b]``; both ends must fall on word characters."""
+        wa, ca = self.locate(a)
+        wb, cb = self.locate(b - 1)
+        return (self.offsets[wa] + self.folds[wa].spans[ca][0],
+                self.offsets[wb] + self.folds[wb].spans[cb][1])
+
+    def run(self, pos: int) -> int:
+        """Run length behind the folded character at ``pos`` (0 for a space)."""
+        w, c = self.locate(pos)
+        if w < 0 or c >= len(self.folds[w].runs):
+            return 0
+        return self.folds[w].runs[c]
+
+
+class Normalizer:
+    """Folds words (cached) and stretches of text into :class:`Window` objects.
+
+    ``vocab`` is the set of folded words the rules use; it decides how "1" and "|" are read.
+    """
+
+    CACHE_LIMIT = 100_000  # words; the cache is dropped when full rather than growing forever
+
+    def __init__(self, vocab: Iterable[str] = ()) -> None:
+        self.vocab = frozenset(vocab)
+        self._cache: dict[str, Folded] = {}
+
+    def fold_word(self, word: str) -> Folded:
+        folded = self._cache.get(word)
+        if folded is None:
+            folded = _finish(_items(word), self.vocab)
+            if len(self._cache) >= self.CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[word] = folded
+        return folded
+
+    def window(self, text: str, lo: int = 0, hi: int | None = None) -> Window:
+        """Fold ``text[lo:hi]``. With ``lo > 0`` a word cut by ``lo`` and lone letters right
+        after it are left out, because the text before ``lo`` may change how they fold."""
+        hi = len(text) if hi is None else hi
+        found: list[tuple[int, int, Folded]] = []
+        for m in _TOKEN.finditer(text, lo, hi):
+            s, e = m.span()
+            f = self.fold_word(m.group())
+            if f.key:
+                found.append((s, e, f))
+        if lo > 0 and found:
+            if found[0][0] == lo and _char_class(text[lo - 1]):
+                found.pop(0)
+            while found and found[0][2].single:
+                found.pop(0)
+
+        folds: list[Folded] = []
+        offsets: list[int] = []
+        bounds: list[tuple[int, int]] = []
+        joined: list[bool] = []
+        i, n = 0, len(found)
+        while i < n:
+            s, e, f = found[i]
+            if not f.single:
+                folds.append(f)
+                offsets.append(s)
+                bounds.append((s, e))
+                joined.append(False)
+                i += 1
+                continue
+            j = i + 1
+            while j < n and found[j][2].single and _short_gap(text, found[j - 1][1], found[j][0]):
+                j += 1
+            if j - i >= 3:
+                items: list[Item] = []
+                for s2, e2, _ in found[i:j]:
+                    items.extend(_items(text[s2:e2], s2))
+                folds.append(_finish(items, self.vocab))
+                offsets.append(0)
+                bounds.append((s, found[j - 1][1]))
+                joined.append(True)
+            else:
+                for s2, e2, f2 in found[i:j]:
+                    folds.append(f2)
+                    offsets.append(s2)
+                    bounds.append((s2, e2))
+                    joined.append(True)
+            i = j
+
+        starts: list[int] = []
+        pos = 1
+        for f in folds:
+            starts.append(pos)
+            pos += len(f.key) + 1
+        string = " " + " ".join(f.key for f in folds) + " " if folds else " "
+        return Window(text, string, folds, offsets, starts, bounds, joined)
+
+
+def _short_gap(text: str, a: int, b: int) -> bool:
+    return b - a <= 3 and "\n" not in text[a:b]
+
+
+_plain = Normalizer()
+
+
+def normalize(text: str) -> Window:
+    """Fold a whole text with no rule vocabulary (ambiguous "1" reads as "i")."""
+    return _plain.window(text)
+
+
+def fold_phrase(phrase: str, normalizer: Normalizer | None = None) -> str:
+    """The folded form of a rule phrase: its words' keys joined by single spaces."""
+    return (normalizer or _plain).window(phrase).string.strip()
+

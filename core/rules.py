@@ -1,0 +1,378 @@
+"""The wordlist format: load and validate rule files (TOML), merge default and school lists.
+
+One file per category (see docs/internals.md). Every problem in a file is reported as one
+:class:`~core.errors.RuleFileError` naming the file, the line and the problem, so that a school
+editing its own list sees exactly what to fix; nothing half-loaded is ever returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from core.errors import RuleFileError
+from core.normalize import fold_phrase
+
+__all__ = [
+    "CATEGORIES",
+    "Mode",
+    "Rule",
+    "Exclusion",
+    "RuleSet",
+    "load_file",
+    "loads",
+    "load_dirs",
+    "default_dir",
+]
+
+# UKSIC's monitoring categories plus proxy/filter bypass; illegal content sits under grooming,
+# pornography and extremism at severity 5.
+CATEGORIES: tuple[str, ...] = (
+    "suicide",
+    "self_harm",
+    "bullying",
+    "grooming",
+    "extremism",
+    "drugs",
+    "violence",
+    "pornography",
+    "gambling",
+    "discrimination",
+    "filter_bypass",
+)
+
+_ID = re.compile(r"[a-z0-9_.-]+\Z")
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*\Z")
+_TOP_KEYS = frozenset({"category", "language", "rule", "exclude", "disable"})
+_RULE_KEYS = frozenset(
+    {"id", "phrase", "category", "severity", "mode", "unless", "languages"}
+)
+_EXCLUDE_KEYS = frozenset({"phrase"})
+
+
+class Mode(str, Enum):
+    """How a phrase must sit in the text: as whole words, or as a stem inside a word."""
+
+    WORD = "word"
+    EMBEDDED = "embedded"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    phrase: str
+    category: str
+    severity: int
+    mode: Mode = Mode.WORD
+    unless: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    source: str = field(default="", compare=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "phrase": self.phrase,
+            "category": self.category,
+            "severity": self.severity,
+            "mode": self.mode.value,
+            "unless": list(self.unless),
+            "languages": list(self.languages),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    """A phrase inside which no rule fires (e.g. "sex education")."""
+
+    phrase: str
+    source: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    rules: tuple[Rule, ...] = ()
+    exclusions: tuple[Exclusion, ...] = ()
+    disabled: frozenset[str] = frozenset()
+
+    def get(self, rule_id: str) -> Rule | None:
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        return None
+
+    def digest(self) -> str:
+        """A SHA-256 over the canonical content: equal for equal lists, whatever their files."""
+        canonical = {
+            "rules": sorted((r.as_dict() for r in self.rules), key=lambda d: d["id"]),
+            "exclusions": sorted({e.phrase for e in self.exclusions}),
+        }
+        blob = json.dumps(canonical, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+
+def default_dir() -> Path:
+    """The directory of the default lists shipped in the ``wordlists`` package."""
+    import wordlists
+
+    return wordlists.directory()
+
+
+# --------------------------------------------------------------------------- locating lines
+
+
+class _Lines:
+    """Finds the line of a table or key in the raw text, because tomllib reports none."""
+
+    _HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\"' -]+?)\s*\]\]?")
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+        # (line number, array name) of every [[array]] / [table] header, in order.
+        self.headers: list[tuple[int, str]] = []
+        for no, line in enumerate(self.lines, start=1):
+            m = self._HEADER.match(line)
+            if m:
+                self.headers.append((no, m.group(1).strip("\"'")))
+
+    def table(self, array: str, index: int) -> int | None:
+        """Line of the ``index``-th ``[[array]]`` header."""
+        seen = [no for no, name in self.headers if name == array]
+        return seen[index] if index < len(seen) else None
+
+    def key(self, name: str, array: str | None = None, index: int = 0) -> int | None:
+        """Line of ``name = ...`` at top level (array None) or inside the index-th [[array]]."""
+        if array is None:
+            lo, hi = 1, self.headers[0][0] if self.headers else len(self.lines) + 1
+        else:
+            start = self.table(array, index)
+            if start is None:
+                return None
+            later = [no for no, _ in self.headers if no > start]
+            lo, hi = start + 1, later[0] if later else len(self.lines) + 1
+        pattern = re.compile(rf"^\s*[\"']?{re.escape(name)}[\"']?\s*=")
+        for no in range(lo, hi):
+            if pattern.match(self.lines[no - 1]):
+                return no
+        return array and self.table(array, index) or None
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+class _FileParser:
+    def __init__(self, text: str, source: str) -> None:
+        self.text = text
+        self.source = source
+        self.lines = _Lines(text)
+
+    def fail(self, line: int | None, problem: str) -> RuleFileError:
+        return RuleFileError(self.source, line, problem)
+
+    def parse(self) -> tuple[list[Rule], list[Exclusion], list[str]]:
+        try:
+            data = tomllib.loads(self.text)
+        except tomllib.TOMLDecodeError as exc:
+            m = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+            line = int(m.group(1)) if m else None
+            problem = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc)) or "invalid TOML"
+            raise self.fail(line, f"invalid TOML: {problem}") from None
+        for key in data:
+            if key not in _TOP_KEYS:
+                raise self.fail(self.lines.key(key) or self.lines.table(key, 0),
+                                f"unknown key {key!r}")
+        category = data.get("category")
+        if category is not None:
+            self._check_category(category, self.lines.key("category"))
+        language = data.get("language")
+        if language is not None:
+            self._check_language(language, self.lines.key("language"))
+        rules = self._rules(data.get("rule", []), category, language)
+        exclusions = self._exclusions(data.get("exclude", []))
+        disabled = self._disable(data.get("disable", []))
+        return rules, exclusions, disabled
+
+    # ----------------------------------------------------------------- values
+
+    def _check_category(self, value: object, line: int | None) -> str:
+        if not isinstance(value, str) or value not in CATEGORIES:
+            raise self.fail(line, f"unknown category {value!r}; expected one of "
+                                  f"{', '.join(CATEGORIES)}")
+        return value
+
+    def _check_language(self, value: object, line: int | None) -> str:
+        if not isinstance(value, str) or not _LANGUAGE.match(value):
+            raise self.fail(line, f"language must be a code such as \"en\", not {value!r}")
+        return value
+
+    def _check_phrase(self, value: object, line: int | None, what: str) -> str:
+        if not isinstance(value, str):
+            raise self.fail(line, f"{what} must be a string, not {type(value).__name__}")
+        if not value.strip():
+            raise self.fail(line, f"{what} is empty")
+        if not fold_phrase(value):
+            raise self.fail(line, f"{what} {value!r} has no letters or digits to match")
+        return value.strip()
+
+    def _strings(self, value: object, line: int | None, what: str) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(line, f"{what} must be a list of strings")
+        return value
+
+    # ----------------------------------------------------------------- tables
+
+    def _array(self, value: object, name: str) -> list[Mapping[str, Any]]:
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise self.fail(self.lines.key(name), f"{name!r} must be written as [[{name}]] tables")
+        return value
+
+    def _rules(self, value: object, category: str | None, language: str | None) -> list[Rule]:
+        out: list[Rule] = []
+        seen: dict[str, int] = {}
+        for i, table in enumerate(self._array(value, "rule")):
+            def at(key: str | None = None, _i: int = i) -> int | None:
+                if key is None:
+                    return self.lines.table("rule", _i)
+                return self.lines.key(key, "rule", _i)
+
+            for key in table:
+                if key not in _RULE_KEYS:
+                    raise self.fail(at(key), f"unknown key {key!r} in [[rule]]")
+            for key in ("id", "phrase", "severity"):
+                if key not in table:
+                    raise self.fail(at(), f"[[rule]] is missing {key!r}")
+            rule_id = table["id"]
+            if not isinstance(rule_id, str) or not _ID.match(rule_id):
+                raise self.fail(at("id"), f"rule id {rule_id!r} must match [a-z0-9_.-]+")
+            if rule_id in seen:
+                raise self.fail(at("id"), f"duplicate rule id {rule_id!r} "
+                                          f"(first defined at line {seen[rule_id]})")
+            seen[rule_id] = at("id") or 0
+            phrase = self._check_phrase(table["phrase"], at("phrase"), "phrase")
+            rule_category = table.get("category", category)
+            if rule_category is None:
+                raise self.fail(at(), f"rule {rule_id!r} has no category (set category at the "
+                                      "top of the file or in the rule)")
+            self._check_category(rule_category, at("category") if "category" in table
+                                 else self.lines.key("category"))
+            severity = table["severity"]
+            if isinstance(severity, bool) or not isinstance(severity, int):
+                raise self.fail(at("severity"), f"severity must be an integer 1-5, "
+                                                f"not {severity!r}")
+            if not 1 <= severity <= 5:
+                raise self.fail(at("severity"), f"severity {severity} is out of range 1-5")
+            mode_value = table.get("mode", Mode.WORD.value)
+            try:
+                mode = Mode(mode_value)
+            except ValueError:
+                raise self.fail(at("mode"), f"mode must be \"word\" or \"embedded\", "
+                                            f"not {mode_value!r}") from None
+            unless = tuple(
+                self._check_phrase(u, at("unless"), "unless phrase")
+                for u in self._strings(table.get("unless", []), at("unless"), "unless")
+            )
+            if "languages" in table:
+                languages = tuple(
+                    self._check_language(v, at("languages"))
+                    for v in self._strings(table["languages"], at("languages"), "languages")
+                )
+            else:
+                languages = (language,) if language else ()
+            out.append(Rule(rule_id, phrase, rule_category, severity, mode, unless, languages,
+                            self.source))
+        return out
+
+    def _exclusions(self, value: object) -> list[Exclusion]:
+        out: list[Exclusion] = []
+        for i, table in enumerate(self._array(value, "exclude")):
+            for key in table:
+                if key not in _EXCLUDE_KEYS:
+                    raise self.fail(self.lines.key(key, "exclude", i),
+                                    f"unknown key {key!r} in [[exclude]]")
+            if "phrase" not in table:
+                raise self.fail(self.lines.table("exclude", i), "[[exclude]] is missing 'phrase'")
+            phrase = self._check_phrase(table["phrase"], self.lines.key("phrase", "exclude", i),
+                                        "exclude phrase")
+            out.append(Exclusion(phrase, self.source))
+        return out
+
+    def _disable(self, value: object) -> list[str]:
+        line = self.lines.key("disable")
+        ids = self._strings(value, line, "disable")
+        for rule_id in ids:
+            if not _ID.match(rule_id):
+                raise self.fail(line, f"disable: {rule_id!r} is not a rule id")
+        return ids
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def loads(text: str, source: str = "<string>") -> RuleSet:
+    """Parse one rule file's text; ``source`` names it in errors."""
+    rules, exclusions, disabled = _FileParser(text, source).parse()
+    return RuleSet(tuple(rules), tuple(exclusions), frozenset(disabled))
+
+
+def load_file(path: str | Path) -> RuleSet:
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RuleFileError(str(path), None, f"not UTF-8 text ({exc.reason} at byte "
+                                             f"{exc.start})") from None
+    except OSError as exc:
+        raise RuleFileError(str(path), None, f"cannot read: {exc.strerror}") from None
+    return loads(text, str(path))
+
+
+def _dir_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        raise RuleFileError(str(directory), None, "not a directory of wordlist files")
+    return sorted(p for p in directory.glob("*.toml") if p.is_file())
+
+
+def _merge_dir(files: Iterable[Path]) -> tuple[dict[str, Rule], list[Exclusion], set[str]]:
+    rules: dict[str, Rule] = {}
+    exclusions: list[Exclusion] = []
+    disabled: set[str] = set()
+    for path in files:
+        loaded = load_file(path)
+        for rule in loaded.rules:
+            if rule.id in rules:
+                parser = _Lines(path.read_text(encoding="utf-8"))
+                index = [r.id for r in loaded.rules].index(rule.id)
+                raise RuleFileError(str(path), parser.key("id", "rule", index),
+                                    f"duplicate rule id {rule.id!r} (also in {rules[rule.id].source})")
+            rules[rule.id] = rule
+        exclusions.extend(loaded.exclusions)
+        disabled.update(loaded.disabled)
+    return rules, exclusions, disabled
+
+
+def load_dirs(*dirs: str | Path) -> RuleSet:
+    """Load every ``*.toml`` in each directory; later directories override earlier ones.
+
+    A later directory may redefine a rule id (its version wins) or turn earlier rules off with
+    ``disable``; exclusions accumulate. Ids must be unique within one directory.
+    """
+    merged: dict[str, Rule] = {}
+    exclusions: list[Exclusion] = []
+    disabled_all: set[str] = set()
+    for directory in dirs:
+        rules, excl, disabled = _merge_dir(_dir_files(Path(directory)))
+        for rule_id in disabled:
+            merged.pop(rule_id, None)
+        merged.update(rules)
+        exclusions.extend(excl)
+        disabled_all.update(disabled)
+    return RuleSet(tuple(merged.values()), tuple(exclusions), frozenset(disabled_all))
