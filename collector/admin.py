@@ -28,6 +28,7 @@ __all__ = [
     "EnrolTokenInfo",
     "add_account",
     "add_keyholder",
+    "register_keyholder",
     "create_enrol_token",
     "hash_password",
     "import_recovery_key",
@@ -92,7 +93,18 @@ def add_keyholder(db: Database, name: str, role: str, password: str, actor: str 
     if role not in KEYHOLDER_ROLES:
         raise BadRequest(f"role must be one of {', '.join(KEYHOLDER_ROLES)}")
     key_file, _private = keys.create(name, role, password, kdf=kdf)
+    return register_keyholder(db, key_file, password, actor)
+
+
+def register_keyholder(db: Database, key_file: Any, password: str, actor: str = "cli"
+                       ) -> Keyholder:
+    """Store an existing core.keys.KeyFile (encrypted) and make the keyholder's dashboard
+    account with the same password, which must unlock the key."""
+    if key_file.role not in KEYHOLDER_ROLES:
+        raise BadRequest(f"role must be one of {', '.join(KEYHOLDER_ROLES)}")
+    key_file.unlock(password)  # WrongPassword now rather than a dashboard that cannot unlock
     password_hash = hash_password(password)
+    name, role = key_file.name, key_file.role
 
     def job(session: Session) -> Keyholder:
         holder = Keyholder(name=name, role=role, fingerprint=key_file.fingerprint,

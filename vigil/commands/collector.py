@@ -159,7 +159,8 @@ def _serve(args: argparse.Namespace) -> int:
                              else {"host": settings.host, "port": settings.port})
     uvicorn.run(build_app(settings), **where, ssl_certfile=str(settings.tls_cert),
                 ssl_keyfile=str(settings.tls_key), log_config=uvicorn_log_config(
-                    settings.log_level), server_header=False, proxy_headers=False)
+                    settings.log_level), server_header=False, proxy_headers=False,
+                timeout_graceful_shutdown=5)
     return 0
 
 
