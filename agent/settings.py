@@ -6,7 +6,9 @@ policy and override these defaults at run time; the rest are local to the machin
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,23 @@ class Settings:
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 300.0
     http_timeout_s: float = 20.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then VIGIL_AGENT_<FIELD> environment variables, then ``overrides``."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"VIGIL_AGENT_{f.name.upper()}")
+            if raw is None:
+                continue
+            kind = type(getattr(cls(), f.name)) if f.name not in ("config_dir", "spool_dir") else Path
+            if kind is bool:
+                values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+            else:
+                values[f.name] = kind(raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
 
     def with_policy(self, policy: Any) -> Settings:
         """These settings with the policy's capture options, flood window and cool-down."""

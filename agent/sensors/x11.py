@@ -43,8 +43,10 @@ def open_display(name: str | None = None) -> Any:
 class X11Windows:
     """Reports the active window (and its title changes) as :class:`FocusChange` via ``emit``."""
 
-    def __init__(self, emit: Callable[[FocusChange], None], display: str | None = None) -> None:
+    def __init__(self, emit: Callable[[FocusChange], None], display: str | None = None,
+                 on_closed: Callable[[], None] = lambda: None) -> None:
         self._emit = emit
+        self._on_closed = on_closed
         self._display_name = display
         self._d: Any = None
         self._thread: threading.Thread | None = None
@@ -159,7 +161,8 @@ class X11Windows:
                     self._refresh()
         except (ConnectionClosedError, XError, OSError) as exc:
             if not self._stopping.is_set():
-                log.error("lost the X connection: %s", exc)
+                log.info("the X display closed (%s): the session has ended", exc)
+                self._on_closed()
         finally:
             try:
                 self._d.close()

@@ -1,0 +1,197 @@
+"""The loop: sensor -> typing buffer -> matcher -> capture -> seal -> spool.
+
+One worker thread takes everything the sensors queued (raw keys, clicks, focus changes, listener
+restarts) in order, so the typing buffer needs no locks. A match is checked against the schedule
+and flood control, then the monitor under the active window is captured, sealed to the policy's
+keyholders together with the sensitive header, and written to the spool before anything else
+happens to it. Nothing typed is kept anywhere but the bounded buffer.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from agent.capture import Capturer
+from agent.errors import AgentError
+from agent.flood import FloodControl
+from agent.policy_state import PolicyState
+from agent.schedule import MonitoringWindow
+from agent.sensors.events import Click, FocusChange, KeyInput, ListenerRestarted, WindowInfo
+from agent.sensors.keyboard import translate
+from agent.settings import Settings
+from agent.spool import Spool
+from agent.typing import Hit, TypingBuffer, context_around
+from core import envelope
+
+__all__ = ["Monitor", "STOP"]
+
+log = logging.getLogger(__name__)
+
+STOP = object()  # put on the queue to end the worker
+ON_SITE_RECHECK_S = 30.0  # interface addresses are asked at most this often
+
+
+class Monitor:
+    def __init__(self, settings: Settings, device_id: str, policy: PolicyState, spool: Spool,
+                 flood: FloodControl, clipboard: Callable[[], str | None],
+                 on_spooled: Callable[[], None] = lambda: None, window: MonitoringWindow | None = None,
+                 user: str | None = None, host: str | None = None) -> None:
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._settings = settings
+        self._device_id = device_id
+        self._policy = policy
+        self._spool = spool
+        self._flood = flood
+        self._clipboard = clipboard
+        self._on_spooled = on_spooled
+        self._fixed_window = window
+        self.user = user or getpass.getuser()
+        self.host = host or socket.gethostname()
+        self.window: WindowInfo | None = None
+        self.events_sealed = 0
+        self.last_latency_ms: float | None = None
+        self._title_fired: dict[str, float] = {}
+        self._buffer: TypingBuffer | None = None
+        self._matcher: Any = None
+        self._capturer: Capturer | None = None
+        self._site_checked = -1e9
+        self._site_ok = True
+        self._was_active = True
+        self._thread = threading.Thread(target=self._run, name="vigil-monitor", daemon=True)
+
+    # --- policy-derived parts -------------------------------------------------------------
+    def _sync_policy(self) -> bool:
+        """Rebuild the buffer and capturer when the policy changed; False if there is none."""
+        matcher = self._policy.matcher
+        if matcher is None:
+            return False
+        if matcher is not self._matcher:
+            s = self._settings.with_policy(self._policy.policy)
+            self._matcher = matcher
+            self._flood.window_s = s.flood_window_s
+            self._title_cooldown = s.title_cooldown_s
+            guard = self._buffer.guard if self._buffer is not None else None
+            self._buffer = TypingBuffer(matcher, self._clipboard, capacity=s.buffer_capacity,
+                                        context_chars=s.context_chars,
+                                        max_repeat_run=s.max_repeat_run,
+                                        match_injected=s.match_injected, guard=guard)
+            if self.window is not None:
+                self._buffer.guard.window_changed(self.window.title, self.window.app)
+            self._capturer = Capturer(s.image_format, s.image_quality, s.image_scale, s.all_monitors)
+        return True
+
+    def _active(self, now: float) -> bool:
+        """Monitoring allowed now? Hours are checked every time, networks every 30 s."""
+        window = self._fixed_window or MonitoringWindow.from_policy(self._policy.policy)
+        wall = datetime.now(timezone.utc)
+        if not window.in_hours(wall):
+            return False
+        if now - self._site_checked > ON_SITE_RECHECK_S:
+            self._site_ok = window.on_site()
+            self._site_checked = now
+        return self._site_ok
+
+    # --- the worker -----------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.queue.put(STOP)
+        self._thread.join(10)
+        if self._capturer is not None:
+            self._capturer.close()
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is STOP:
+                break
+            try:
+                self.handle(item)
+            except AgentError as exc:
+                log.error("%s", exc)
+            except Exception:  # a bug must not end monitoring: log it and go on
+                log.exception("unexpected error while handling input")
+
+    def handle(self, item: Any) -> None:
+        ev = translate(item) if isinstance(item, tuple) else item
+        if isinstance(ev, ListenerRestarted):
+            return  # counted by the hooks, reported in the heartbeat
+        if isinstance(ev, FocusChange):
+            self.window = ev.window
+        if not self._sync_policy():
+            return
+        assert self._buffer is not None
+        now = time.monotonic()
+        if not self._active(now):
+            if self._was_active:
+                self._buffer.end_utterance("focus")  # forget what was typed; report nothing
+                self._was_active = False
+            return
+        self._was_active = True
+        hits: list[tuple[Hit, str]] = []
+        if isinstance(ev, KeyInput):
+            hits = [(h, h.source) for h in self._buffer.on_key(ev)]
+        elif isinstance(ev, Click):
+            hits = [(h, h.source) for h in self._buffer.end_utterance("click")]
+        elif isinstance(ev, FocusChange):
+            title, app = (ev.window.title, ev.window.app) if ev.window else ("", "")
+            hits = [(h, h.source) for h in self._buffer.window_changed(title, app)]
+            hits += [(h, "title") for h in self._title_hits(ev.window, now)]
+        for hit, source in hits:
+            self._fire(hit, source, getattr(ev, "at", now) or now)
+
+    def _title_hits(self, window: WindowInfo | None, now: float) -> list[Hit]:
+        if window is None or not window.title.strip():
+            return []
+        title = window.title
+        last = self._title_fired.get(title)
+        if last is not None and now - last < self._title_cooldown:
+            return []
+        matches = self._matcher.match(title)
+        if matches:
+            self._title_fired[title] = now
+            if len(self._title_fired) > 1000:  # bounded: forget titles whose cool-down ended
+                self._title_fired = {t: v for t, v in self._title_fired.items()
+                                     if now - v < self._title_cooldown}
+        width = self._settings.context_chars
+        return [Hit(m, *context_around(title, m.start, m.end, width), "title") for m in matches]
+
+    # --- firing ----------------------------------------------------------------------------
+    def _fire(self, hit: Hit, source: str, key_at: float) -> None:
+        rule = hit.match.rule
+        wall = datetime.now(timezone.utc)
+        decision = self._flood.decide(rule.id, self.user, time.monotonic(), wall)
+        if not decision.is_new:
+            self._on_spooled()
+            return
+        assert self._capturer is not None and self._policy.policy is not None
+        window = self.window
+        image = self._capturer.grab(window.rect if window else None)
+        meta = envelope.Metadata(event_id=decision.event_id, device_id=self._device_id,
+                                 time=wall, category=rule.category, severity=rule.severity,
+                                 rule=rule.id, source=source)
+        header = {
+            "user": self.user, "host": self.host,
+            "title": window.title if window else "", "app": window.app if window else "",
+            "context": hit.context,
+            "match": {"start": hit.start, "end": hit.end, "text": hit.match.matched},
+            "source": source, "count": 1, "media_type": image.media_type,
+            "width": image.width, "height": image.height,
+        }
+        sealed = envelope.seal(meta, header, image.data, self._policy.policy.keyholders)
+        del image, header
+        self._spool.put(decision.event_id, rule.severity, sealed)
+        self.events_sealed += 1
+        self.last_latency_ms = (time.monotonic() - key_at) * 1000
+        log.info("rule %s (%s, severity %d) fired; event %s spooled %.0f ms after the key",
+                 rule.id, rule.category, rule.severity, decision.event_id, self.last_latency_ms)
+        self._on_spooled()

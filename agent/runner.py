@@ -1,0 +1,78 @@
+"""`vigil agent run`: compose the parts, run until the session ends or a signal arrives."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+from agent.config import ConfigDir
+from agent.flood import FloodControl
+from agent.monitor import Monitor
+from agent.notice import show_notice
+from agent.policy_state import PolicyState
+from agent.sensors import select_backend
+from agent.sensors.keyboard import InputHooks
+from agent.settings import Settings
+from agent.spool import Spool
+from agent.sync import Sync
+from core.errors import VigilError
+
+__all__ = ["run_agent"]
+
+log = logging.getLogger(__name__)
+
+
+def run_agent(settings: Settings, stop: threading.Event | None = None) -> int:
+    stop = stop or threading.Event()
+    backend = select_backend()  # no display / Wayland: one clear line, before anything else
+    config = ConfigDir(settings.config_dir)
+    enrolment = config.load_enrolment()
+    spool = Spool(settings.spool_dir, settings.spool_max_events, settings.spool_max_bytes)
+    flood = FloodControl(settings.flood_window_s, settings.spool_dir / "repeats.json")
+    policy = PolicyState(config)
+    hooks_box: dict[str, InputHooks] = {}
+
+    def status() -> dict[str, Any]:
+        hooks = hooks_box.get("hooks")
+        return {"user_signed_in": True, "spool_depth": spool.depth, "dropped": spool.dropped,
+                "quarantined": spool.quarantined,
+                "listener_restarts": hooks.restarts if hooks else 0,
+                "policy_serial": policy.serial}
+
+    sync = Sync(settings, config, enrolment, policy, spool, flood, status)
+    if policy.policy is None:
+        try:
+            sync.refresh_policy()
+        except VigilError as exc:
+            log.warning("no policy yet (%s); monitoring starts when one arrives", exc)
+    show_notice(policy.policy.notice if policy.policy else "", graphical=True)
+    monitor = Monitor(settings, enrolment.device_id, policy, spool, flood, backend.clipboard,
+                      on_spooled=sync.wake)
+    hooks = InputHooks(monitor.queue)
+    hooks_box["hooks"] = hooks
+    windows = backend.windows(monitor.queue.put, stop.set)
+
+    def on_signal(signum: int, frame: Any) -> None:
+        log.info("stopping on signal %d", signum)
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", signal.SIGTERM)):
+            signal.signal(sig, on_signal)
+    monitor.start()
+    try:
+        hooks.start()
+        windows.start()
+        sync.start()
+        log.info("agent running: device %s, policy serial %d, %s backend, spool %s",
+                 enrolment.device_id, policy.serial, backend.name, settings.spool_dir)
+        stop.wait()
+    finally:
+        hooks.stop()
+        windows.stop()
+        monitor.stop()
+        sync.stop()
+    log.info("agent stopped; %d event(s) waiting in the spool", spool.depth)
+    return 0

@@ -1,0 +1,140 @@
+"""``vigil agent enrol|run|status``: the desktop agent.
+
+``enrol`` takes the line `vigil collector enrol-token` prints: it exchanges the token for a
+device credential, pins the keyholder set (``--trust``) and the collector's certificate (``--ca``
+or ``--ca-fingerprint``), and stores them in the agent's config directory, readable by the agent
+only. ``run`` watches until the session ends. ``status`` prints what the agent knows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from agent.settings import Settings
+
+    return Settings.from_env(config_dir=getattr(args, "config_dir", None),
+                             spool_dir=getattr(args, "spool_dir", None))
+
+
+def _enrol(args: argparse.Namespace) -> int:
+    from agent.config import ConfigDir
+    from agent.errors import EnrolmentFailed
+    from agent.policy_state import PolicyState
+    from agent.uplink import Uplink, enrol
+    from core.errors import VigilError
+    from core.policy import Trust
+
+    settings = _settings(args)
+    config = ConfigDir(settings.config_dir)
+    config.ensure()
+    try:
+        Trust.pinned(args.trust)
+    except VigilError as exc:
+        raise EnrolmentFailed(f"--trust: {exc}") from exc
+    ca_file = None
+    if args.ca:
+        try:
+            pem = Path(args.ca).read_bytes()
+        except OSError as exc:
+            raise EnrolmentFailed(f"cannot read --ca {args.ca}: {exc.strerror}") from exc
+        ca_file = str(config.save_ca(pem))  # keep our own copy: the original may move
+    fingerprints = tuple(args.ca_fingerprint or ())
+    enrolment = enrol(args.collector, args.token, args.trust, ca_file, fingerprints,
+                      settings.http_timeout_s)
+    config.save_enrolment(enrolment)
+    config.save_trust(Trust.pinned(args.trust).to_json())
+    serial = 0
+    try:
+        policy = PolicyState(config)
+        uplink = Uplink(enrolment, settings.http_timeout_s)
+        try:
+            fetched = uplink.fetch_policy(None)
+        finally:
+            uplink.close()
+        if fetched is not None and policy.offer(*fetched) is not None:
+            serial = policy.serial
+    except VigilError as exc:
+        print(f"vigil: enrolled, but the policy is not here yet: {exc}", file=sys.stderr)
+    print(f"enrolled as device {enrolment.device_id}; policy serial {serial or 'pending'}; "
+          f"config in {config.path}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from agent.runner import run_agent
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s vigil-agent %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    return run_agent(_settings(args))
+
+
+def _status(args: argparse.Namespace) -> int:
+    from agent.config import ConfigDir
+    from agent.spool import Spool
+
+    settings = _settings(args)
+    enrolment = ConfigDir(settings.config_dir).load_enrolment()
+    spool = Spool(settings.spool_dir)
+    running: dict = {}
+    try:
+        running = json.loads((settings.spool_dir / "status.json").read_text())
+    except (OSError, ValueError):
+        pass
+    info = {
+        "collector": enrolment.collector, "device_id": enrolment.device_id,
+        "keyset_fingerprint": enrolment.keyset_fingerprint,
+        "spool_depth": spool.depth, "dropped": spool.dropped, "quarantined": spool.quarantined,
+        "policy_serial": running.get("policy_serial"),
+        "last_heartbeat": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(running["last_heartbeat"]))
+        if running.get("last_heartbeat") else None,
+        "listener_restarts": running.get("listener_restarts"),
+        "needs_enrolment": running.get("needs_enrolment", False),
+        "last_error": running.get("last_error") or None,
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key}: {value if value is not None else '-'}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser("agent", help="the desktop agent: enrol, run, status")
+    sub = parser.add_subparsers(dest="agent_command", metavar="ACTION", required=True)
+
+    def dirs(p: argparse.ArgumentParser, spool: bool) -> None:
+        p.add_argument("--config-dir", type=Path, help="config directory (default: platformdirs)")
+        if spool:
+            p.add_argument("--spool-dir", type=Path, help="spool directory (default: platformdirs)")
+
+    p = sub.add_parser("enrol", help="enrol this device with a collector")
+    p.add_argument("--collector", required=True, metavar="URL", help="https://host:port")
+    p.add_argument("--token", required=True, help="the enrolment token")
+    p.add_argument("--trust", required=True, metavar="FINGERPRINT",
+                   help="the keyholder set's fingerprint (vks1:...)")
+    pin = p.add_mutually_exclusive_group(required=True)
+    pin.add_argument("--ca", metavar="CERT", help="pin the collector by this CA certificate (PEM)")
+    pin.add_argument("--ca-fingerprint", metavar="SHA256", action="append",
+                     help="pin the collector's certificate by SHA-256 (repeat for rotation)")
+    dirs(p, spool=False)
+    p.set_defaults(func=_enrol)
+
+    p = sub.add_parser("run", help="watch this desktop session until it ends")
+    dirs(p, spool=True)
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("status", help="show the enrolment and the spool")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    dirs(p, spool=True)
+    p.set_defaults(func=_status)
