@@ -53,6 +53,8 @@ _BODY_FIELDS = frozenset({
     "wordlists_digest", "capture", "notice", "schedule", "onsite_networks", "flood_window_s",
     "title_cooldown_s", "retention_days",
 })
+_CAPTURE_FIELDS = frozenset({"format", "quality", "scale", "all_monitors"})
+_SCHEDULE_FIELDS = frozenset({"days", "start", "end", "timezone"})
 
 
 def _int(value: object, what: str, low: int, high: int) -> int:
@@ -216,8 +218,8 @@ class Policy:
         try:
             issued = datetime.fromisoformat(_text(value["issued_at"], "issued_at", 40))
             keyholders = tuple(PublicKey.from_dict(k) for k in _list(value["keyholders"]))
-            capture = CaptureSettings(**_mapping(value["capture"], "capture"))
-            schedule = Schedule(**_mapping(value["schedule"], "schedule"))
+            capture = CaptureSettings(**_mapping(value["capture"], "capture", _CAPTURE_FIELDS))
+            schedule = Schedule(**_mapping(value["schedule"], "schedule", _SCHEDULE_FIELDS))
         except (TypeError, ValueError, KeyFileError) as exc:
             raise PolicyError(f"policy is malformed: {_one_line(exc)}") from None
         policy = cls(
@@ -252,9 +254,11 @@ def _list(value: object) -> list[Any]:
     return value
 
 
-def _mapping(value: object, what: str) -> dict[str, Any]:
+def _mapping(value: object, what: str, fields: frozenset[str] | None = None) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise PolicyError(f"policy {what} should be an object")
+    if fields is not None and set(value) != fields:
+        raise PolicyError(f"policy {what} must have exactly the fields {', '.join(sorted(fields))}")
     return value
 
 
