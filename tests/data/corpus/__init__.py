@@ -1,0 +1,49 @@
+"""The precision corpus: obfuscated positives per category and benign school text.
+
+``positive/<category>.txt`` holds lines that must fire at least one rule of that category;
+``benign/*.txt`` holds lines that must fire nothing. One item per line; blank lines and lines
+starting with ``#`` are comments. Everything here was written by hand for Vigil.
+Used by bench/precision.py and the wordlist tests, so both measure the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["CORPUS_DIR", "Sample", "positives", "benign", "read_samples"]
+
+CORPUS_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One corpus line; ``category`` is None for benign text."""
+
+    text: str
+    source: str  # "<file>:<line>", for reports that point at the line to fix
+    category: str | None
+
+
+def read_samples(path: Path, category: str | None) -> list[Sample]:
+    samples = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            samples.append(Sample(line, f"{path.parent.name}/{path.name}:{number}", category))
+    return samples
+
+
+def positives(corpus: Path = CORPUS_DIR) -> list[Sample]:
+    """Every positive line, its category taken from the file name."""
+    out: list[Sample] = []
+    for path in sorted((corpus / "positive").glob("*.txt")):
+        out += read_samples(path, path.stem)
+    return out
+
+
+def benign(corpus: Path = CORPUS_DIR) -> list[Sample]:
+    """Every benign line, from all files under benign/."""
+    out: list[Sample] = []
+    for path in sorted((corpus / "benign").glob("*.txt")):
+        out += read_samples(path, None)
+    return out
