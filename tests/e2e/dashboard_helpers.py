@@ -1,0 +1,128 @@
+"""Helpers for the dashboard's browser tests: accounts, sealed events, signing in.
+
+Events are sealed with core.envelope to the collector's real keyholders and posted through the
+real ingest API by an enrolled device, exactly as an agent would.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "SCREENSHOTS",
+    "GOVERNOR",
+    "SeedEvent",
+    "make_accounts",
+    "png",
+    "seed_events",
+    "sign_in",
+    "unlock",
+    "shoot",
+]
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+GOVERNOR = ("governor", "governor-dashboard-password")
+
+
+def make_accounts(server: Any) -> dict[str, tuple[str, str]]:
+    """Sign-ins by role: the fixture's keyholders already have accounts (same name and password
+    as their key); a governor is added here."""
+    from dashboard.accounts import create_account
+
+    db = server.database()
+    try:
+        with db.session() as session:
+            create_account(session, GOVERNOR[0], "governor", GOVERNOR[1])
+    finally:
+        db.close()
+    return {
+        "technician": (server.keys.technician.name, server.keys.technician.password),
+        "head": (server.keys.head.name, server.keys.head.password),
+        "governor": GOVERNOR,
+    }
+
+
+def png(text: str, size: tuple[int, int] = (640, 360)) -> bytes:
+    """A real PNG screenshot-like image with ``text`` drawn on it."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", size, (236, 240, 245))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 0, size[0], 28), fill=(40, 82, 122))
+    draw.text((10, 8), text, fill=(255, 255, 255))
+    draw.text((20, 60), "Document1 - Word", fill=(20, 20, 20))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+@dataclass
+class SeedEvent:
+    category: str
+    severity: int
+    rule: str
+    title: str
+    context: str
+    matched: str
+    user: str = "pupil.y9"
+    source: str = "typed"
+    minutes_ago: int = 5
+    id: str = ""
+    body: bytes = b""
+
+
+def seed_events(server: Any, events: list[SeedEvent], hostname: str = "IT-SUITE-07",
+                group: str = "year-9") -> str:
+    """Enrol a device and post the events sealed to the keyholders; returns the device id."""
+    from core.envelope import Metadata, seal
+
+    device = server.enrol(hostname=hostname, group=group)
+    device_id = device.id
+    recipients = server.public_keys()
+    batch = []
+    now = datetime.now(UTC)
+    for ev in events:
+        ev.id = ev.id or str(uuid.uuid4())
+        ev.body = ev.body or png(f"{hostname}: {ev.rule}")
+        meta = Metadata(event_id=ev.id, device_id=device_id, time=now - timedelta(minutes=ev.minutes_ago),
+                        category=ev.category, severity=ev.severity, rule=ev.rule, source=ev.source)
+        start = ev.context.find(ev.matched)
+        header = {
+            "user": ev.user, "host": hostname, "title": ev.title, "app": "winword.exe",
+            "context": ev.context,
+            "match": {"start": start, "end": start + len(ev.matched), "text": ev.matched},
+            "source": ev.source, "count": 1, "media_type": "image/png",
+        }
+        envelope = seal(meta, header, ev.body, recipients)
+        batch.append({"id": ev.id, "envelope": base64.b64encode(envelope).decode()})
+    answer = server.client.post("/api/v1/events", json={"events": batch},
+                                headers=device.auth)
+    assert answer.status_code == 200, answer.text
+    assert sorted(answer.json()["stored"]) == sorted(e.id for e in events)
+    return device_id
+
+
+def sign_in(page: Any, server: Any, who: tuple[str, str]) -> None:
+    page.goto(server.url + "/login")
+    page.fill("input[name=username]", who[0])
+    page.fill("input[name=password]", who[1])
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url)
+
+
+def unlock(page: Any, server: Any, role: str, next_path: str = "/triage") -> None:
+    page.goto(f"{server.url}/unlock?next={next_path}")
+    page.fill("input[name=password]", getattr(server.keys, role).password)
+    page.click("form[action='/unlock'] button[type=submit]")
+    page.wait_for_selector(".key.unlocked")
+
+
+def shoot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

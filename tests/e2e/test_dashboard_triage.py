@@ -1,0 +1,188 @@
+"""Browser tests: triage, escalation, the head's review, escaping and CSRF.
+
+A real collector (uvicorn over TLS, the dashboard mounted) and Debian's headless Chromium.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from collector.store.models import AuditEntry, Event
+from tests.e2e.dashboard_helpers import (
+    SeedEvent,
+    make_accounts,
+    seed_events,
+    shoot,
+    sign_in,
+    unlock,
+)
+from tests.fixtures.x11 import wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+XSS_TITLE = "<img src=x onerror=alert(1)>"
+
+
+def _events() -> list[SeedEvent]:
+    return [
+        SeedEvent("suicide", 5, "suicide.kill_myself", "Chat - Microsoft Edge",
+                  "i just want to kill myself tonight", "kill myself", minutes_ago=3),
+        SeedEvent("bullying", 3, "bullying.go_die", XSS_TITLE,
+                  "nobody likes you just go die <b>now</b>", "go die", minutes_ago=8),
+        SeedEvent("drugs", 2, "drugs.weed", "Notes.txt - Notepad",
+                  "where can i buy weed near school", "weed", user="pupil.y11", minutes_ago=30),
+    ]
+
+
+def _event_status(server: Any, event_id: str) -> str:
+    db = server.database()
+    try:
+        with db.session() as session:
+            return session.get(Event, event_id).status
+    finally:
+        db.close()
+
+
+def _audit_actions(server: Any, target: str) -> list[str]:
+    db = server.database()
+    try:
+        with db.session() as session:
+            rows = session.exec(select(AuditEntry).where(AuditEntry.target == target)).all()
+            return [r.action for r in rows]
+    finally:
+        db.close()
+
+
+def test_dashboard_triage_grade_escalate_and_head_review(collector_server: Any, new_context: Any) -> None:
+    server = collector_server
+    who = make_accounts(server)
+    events = _events()
+    seed_events(server, events)
+    sev5, xss, drugs = events
+
+    tech = new_context().new_page()
+    tech.goto(server.url + "/login")
+    shoot(tech, "login")
+    sign_in(tech, server, who["technician"])
+    assert tech.url.endswith("/triage")
+    rows = tech.locator("#queue tr.row")
+    assert rows.count() == 3
+    # Newest first; before unlock only the clear metadata shows.
+    assert rows.nth(0).get_attribute("data-id") == sev5.id
+    assert "kill myself" not in tech.content()
+
+    unlock(tech, server, "technician")
+    assert tech.locator("#queue mark").first.inner_text() == "kill myself"
+    assert "pupil.y11" in tech.locator("#queue").inner_text()
+    shoot(tech, "triage")
+
+    # Keyboard: j selects the first row, o opens it.
+    tech.keyboard.press("j")
+    tech.keyboard.press("o")
+    tech.wait_for_url(re.compile(rf"/events/{sev5.id}$"))
+    img = tech.locator("#shot-img")
+    wait_until(lambda: tech.evaluate("() => document.getElementById('shot-img').naturalWidth") > 0,
+               timeout=15, what="the screenshot to load")
+    # Severity 5: blurred until revealed.
+    assert "blurred" in (tech.locator("#shot").get_attribute("class") or "")
+    tech.click("#reveal")
+    assert "blurred" not in (tech.locator("#shot").get_attribute("class") or "")
+    assert img.is_visible()
+    shoot(tech, "event")
+    # The screenshot is served with no-store, straight from memory.
+    shot = tech.request.get(f"{server.url}/events/{sev5.id}/screenshot")
+    assert shot.status == 200 and shot.headers["cache-control"].startswith("no-store")
+    assert shot.body() == sev5.body
+
+    # Grade with the keyboard (3 = concern), then escalate with the button.
+    tech.keyboard.press("3")
+    tech.wait_for_load_state()
+    wait_until(lambda: _event_status(server, sev5.id) == "concern", timeout=10, what="grade concern")
+    tech.click("button[data-grade=escalated]")
+    wait_until(lambda: _event_status(server, sev5.id) == "escalated", timeout=10, what="escalation")
+    tech.fill("textarea[name=text]", "Spoke to DSL; pupil seen by pastoral team.")
+    tech.click("#notes button[type=submit]")
+    tech.wait_for_selector("text=Spoke to DSL")
+
+    # Grade another from the queue with the keyboard only: k/j to the third row, 1 = false positive.
+    tech.goto(server.url + "/triage")
+    for key in ("j", "j", "j", "1"):
+        tech.keyboard.press(key)
+    wait_until(lambda: _event_status(server, drugs.id) == "false_positive", timeout=10,
+               what="keyboard grade from the queue")
+
+    actions = _audit_actions(server, sev5.id)
+    for action in ("event.view", "capture.view", "event.grade", "event.note"):
+        assert action in actions, actions
+
+    # The head sees the escalated event first.
+    head = new_context().new_page()
+    sign_in(head, server, who["head"])
+    assert head.url.endswith("/review")
+    escalated = head.locator("#escalated tr.row")
+    assert escalated.count() == 1
+    assert escalated.first.get_attribute("data-id") == sev5.id
+    shoot(head, "review")
+    head.click(f"#escalated a[href='/events/{sev5.id}']")
+    head.wait_for_selector("#status")
+    assert "Escalated" in head.locator("#status").inner_text()
+
+
+def test_dashboard_escapes_desktop_text(collector_server: Any, new_context: Any) -> None:
+    server = collector_server
+    who = make_accounts(server)
+    events = _events()
+    seed_events(server, events)
+    xss = events[1]
+    page = new_context().new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    sign_in(page, server, who["technician"])
+    unlock(page, server, "technician")
+    cell = page.locator(f"#queue tr[data-id='{xss.id}'] .title-cell")
+    assert cell.inner_text() == XSS_TITLE
+    assert page.locator("#queue img").count() == 0
+    page.goto(f"{server.url}/events/{xss.id}")
+    assert page.locator("#window-title").inner_text() == XSS_TITLE
+    assert page.locator("#context").inner_text() == "nobody likes you just go die <b>now</b>"
+    assert page.locator("dl.meta img, dl.meta b").count() == 0
+    page.wait_for_timeout(300)  # give a (wrongly) injected onerror handler its chance to run
+    assert dialogs == []
+    csp = page.request.get(f"{server.url}/events/{xss.id}").headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+
+
+def test_dashboard_refuses_posts_without_csrf_token(collector_server: Any, new_context: Any) -> None:
+    server = collector_server
+    who = make_accounts(server)
+    events = _events()
+    seed_events(server, events)
+    target = events[0]
+    context = new_context()
+    page = context.new_page()
+    sign_in(page, server, who["technician"])
+    # The browser's own cookies go with these requests; only the token is missing or wrong.
+    for form in ({"grade": "escalated"}, {"grade": "escalated", "csrf": "forged-token"}):
+        answer = context.request.post(f"{server.url}/events/{target.id}/grade", form=form)
+        assert answer.status == 403
+        assert answer.json()["code"] == "csrf"
+    answer = context.request.post(f"{server.url}/logout", form={})
+    assert answer.status == 403
+    assert _event_status(server, target.id) == "new"
+    # A fresh browser cannot post the sign-in form without the token either.
+    other = new_context()
+    answer = other.request.post(f"{server.url}/login",
+                                form={"username": who["technician"][0],
+                                      "password": who["technician"][1]})
+    assert answer.status == 403
+    # The same request with the page's token works.
+    token = page.locator("meta[name=csrf-token]").get_attribute("content")
+    answer = context.request.post(f"{server.url}/events/{target.id}/grade",
+                                  form={"grade": "no_concern", "csrf": token},
+                                  headers={"Accept": "application/json"})
+    assert answer.status == 200
+    assert _event_status(server, target.id) == "no_concern"
