@@ -1,7 +1,8 @@
 """The precision corpus: obfuscated positives per category and benign school text.
 
-``positive/<category>.txt`` holds lines that must fire at least one rule of that category;
-``benign/*.txt`` holds lines that must fire nothing. One item per line; blank lines and lines
+``positive/<category>[.<part>].txt`` holds lines that must fire at least one rule of that
+category; ``benign/*.txt`` holds lines that must fire nothing. ``heldout/`` has the same layout:
+text written after the lists were last tuned, so that its figures are not fitted to it. One item per line; blank lines and lines
 starting with ``#`` are comments. Everything here was written by hand for Vigil.
 Used by bench/precision.py and the wordlist tests, so both measure the same thing.
 """
@@ -11,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CORPUS_DIR", "Sample", "positives", "benign", "read_samples"]
+__all__ = ["CORPUS_DIR", "HELDOUT_DIR", "Sample", "benign", "positives", "read_samples"]
 
 CORPUS_DIR = Path(__file__).resolve().parent
+HELDOUT_DIR = CORPUS_DIR / "heldout"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +36,10 @@ def read_samples(path: Path, category: str | None) -> list[Sample]:
 
 
 def positives(corpus: Path = CORPUS_DIR) -> list[Sample]:
-    """Every positive line, its category taken from the file name."""
+    """Every positive line, its category taken from the file name up to the first dot."""
     out: list[Sample] = []
     for path in sorted((corpus / "positive").glob("*.txt")):
-        out += read_samples(path, path.stem)
+        out += read_samples(path, path.name.split(".")[0])
     return out
 
 
