@@ -21,11 +21,15 @@ from dashboard.errors import BadRequest
 __all__ = ["Cursor", "QueueFilter", "QueuePage", "fetch_page"]
 
 
-def _naive_utc(moment: datetime) -> datetime:
-    """Stored times are naive UTC (SQLite and PostgreSQL ``timestamp``); compare like with like."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
+def _utc(moment: datetime) -> datetime:
+    """The tables' datetime type takes only aware values; a naive one is taken as UTC."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +38,7 @@ class Cursor:
     id: str
 
     def encode(self) -> str:
-        return f"{_naive_utc(self.time).isoformat()}~{self.id}"
+        return f"{_utc(self.time).isoformat()}~{self.id}"
 
     @classmethod
     def decode(cls, text: str) -> Cursor:
@@ -42,7 +46,7 @@ class Cursor:
         try:
             if not sep or not event_id:
                 raise ValueError
-            return cls(_naive_utc(datetime.fromisoformat(stamp)), event_id[:36])
+            return cls(_utc(datetime.fromisoformat(stamp)), event_id[:36])
         except ValueError as exc:
             raise BadRequest("That page link is malformed; start again from the first page.") from exc
 
@@ -116,9 +120,9 @@ def fetch_page(db: Session, flt: QueueFilter, cursor: Cursor | None, limit: int)
     if flt.status:
         query = query.where(Event.status == flt.status)
     if flt.since:
-        query = query.where(Event.time >= datetime.combine(flt.since, time.min))
+        query = query.where(Event.time >= _day_start(flt.since))
     if flt.until:
-        query = query.where(Event.time < datetime.combine(flt.until + timedelta(days=1), time.min))
+        query = query.where(Event.time < _day_start(flt.until + timedelta(days=1)))
     if cursor is not None:
         query = query.where(tuple_(Event.time, Event.id) < tuple_(cursor.time, cursor.id))
     query = query.order_by(col(Event.time).desc(), col(Event.id).desc()).limit(limit + 1)

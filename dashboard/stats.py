@@ -8,7 +8,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func
@@ -27,11 +27,11 @@ class Span:
 
     @property
     def lo(self) -> datetime:
-        return datetime.combine(self.start, time.min)
+        return datetime.combine(self.start, time.min, tzinfo=UTC)
 
     @property
     def hi(self) -> datetime:
-        return datetime.combine(self.end + timedelta(days=1), time.min)
+        return datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=UTC)
 
 
 def _day(value: Any) -> date:

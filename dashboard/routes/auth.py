@@ -102,7 +102,7 @@ def login(
         audit(db, f"anonymous@{address}", "signin.failed", username[:64])
         return _login_page(request, settings, _WRONG, status_code=401)
     clear_failures(db, "login", subjects[0])
-    token, row = sessions.start(db, account, address, verified=not account.totp_secret)
+    token, _ = sessions.start(db, account, address, verified=not account.totp_secret)
     if account.totp_secret:
         response: Response = RedirectResponse(
             f"/login/totp?next={safe_next(next, '')}", status_code=303

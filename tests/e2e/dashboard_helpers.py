@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "SCREENSHOTS",
     "GOVERNOR",
+    "SCREENSHOTS",
     "SeedEvent",
     "make_accounts",
     "png",
     "seed_events",
+    "shoot",
     "sign_in",
     "unlock",
-    "shoot",
 ]
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"

@@ -62,7 +62,7 @@ def test_dashboard_triage_grade_escalate_and_head_review(collector_server: Any, 
     who = make_accounts(server)
     events = _events()
     seed_events(server, events)
-    sev5, xss, drugs = events
+    sev5, _, drugs = events
 
     tech = new_context().new_page()
     tech.goto(server.url + "/login")

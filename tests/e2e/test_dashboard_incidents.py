@@ -1,0 +1,231 @@
+"""Browser tests: incidents and evidence export; what a governor can and cannot reach; reports,
+devices, wordlists and audit pages."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import zipfile
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from collector.store.models import AuditEntry, Incident
+from tests.e2e.dashboard_helpers import (
+    SeedEvent,
+    make_accounts,
+    seed_events,
+    shoot,
+    sign_in,
+    unlock,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _seed(server: Any) -> list[SeedEvent]:
+    events = [
+        SeedEvent("grooming", 4, "grooming.dont_tell_your_parents", "Snapchat - Chromium",
+                  "its our secret dont tell your parents ok", "dont tell your parents",
+                  minutes_ago=20),
+        SeedEvent("grooming", 4, "grooming.send_a_pic", "Snapchat - Chromium",
+                  "just send a pic nobody will know", "send a pic", minutes_ago=12),
+        SeedEvent("gambling", 2, "gambling.bet365", "bet365 - Chromium", "bet365 login",
+                  "bet365", minutes_ago=60 * 24 * 9),
+    ]
+    seed_events(server, events)
+    return events
+
+
+def test_dashboard_incident_from_events_and_evidence_export(collector_server: Any,
+                                                            new_context: Any) -> None:
+    server = collector_server
+    who = make_accounts(server)
+    first, second, _ = _seed(server)
+    page = new_context().new_page()
+    sign_in(page, server, who["technician"])
+    unlock(page, server, "technician")
+
+    page.goto(f"{server.url}/events/{first.id}")
+    page.click("#new-incident")
+    page.wait_for_selector("#incident-form")
+    page.fill("input[name=title]", "Possible grooming contact via Snapchat")
+    page.check("input[name=types][value='Grooming or exploitation']")
+    page.fill("input[name=reported_by]", "Vigil capture, triaged by the technician")
+    page.fill("textarea[name=involved]", "Pupil A (Year 9); unknown adult contact")
+    page.fill("textarea[name=description]", "Messages asking the pupil to keep a secret and send a picture.")
+    page.fill("textarea[name=action]", "DSL informed the same day; account reported.")
+    page.check("input[name=informed][value='Designated Safeguarding Lead']")
+    page.check("input[name=informed][value='Police or CEOP']")
+    page.click("#incident-form button[type=submit]")
+    page.wait_for_url(re.compile(r"/incidents/\d+$"))
+    incident_id = int(page.url.rsplit("/", 1)[1])
+
+    # Add the second event, set the status; the history records both.
+    page.request.post(f"{server.url}/incidents/{incident_id}/events",
+                      form={"event": second.id,
+                            "csrf": page.locator("meta[name=csrf-token]").get_attribute("content")})
+    page.select_option("select[name=status]", "referred")
+    page.click("form[action$='/status'] button[type=submit]")
+    page.wait_for_selector("#incident-status:has-text('referred')")
+    history = page.locator("#history").inner_text()
+    assert "created from 1 event" in history and "added event" in history
+    assert "status open -> referred" in history
+    assert page.locator("textarea[name=involved]").input_value() == "Pupil A (Year 9); unknown adult contact"
+    shoot(page, "incident")
+
+    # The narrative is sealed in the database: no pupil names in the clear.
+    db = server.database()
+    try:
+        with db.session() as session:
+            row = session.get(Incident, incident_id)
+            assert row is not None and row.sealed_record
+            assert b"Pupil A" not in row.sealed_record
+    finally:
+        db.close()
+
+    with page.expect_download() as info:
+        page.click("#export")
+    data = info.value.path().read_bytes()
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    names = set(archive.namelist())
+    assert {"summary.json", "summary.html", "audit.json", "MANIFEST.sha256"} <= names
+    manifest = archive.read("MANIFEST.sha256").decode().splitlines()
+    listed = {}
+    for line in manifest:
+        digest, name = line.split("  ", 1)
+        listed[name] = digest
+    assert set(listed) == names - {"MANIFEST.sha256"}
+    for name, digest in listed.items():
+        assert hashlib.sha256(archive.read(name)).hexdigest() == digest, name
+    # The screenshots are the decrypted captures, byte for byte.
+    assert archive.read(f"screenshots/{first.id}.png") == first.body
+    assert archive.read(f"screenshots/{second.id}.png") == second.body
+    summary = json.loads(archive.read("summary.json"))
+    assert summary["incident"]["record"]["informed"] == ["Designated Safeguarding Lead", "Police or CEOP"]
+    assert {e["id"] for e in summary["events"]} == {first.id, second.id}
+    assert summary["events"][0]["header"]["title"] == "Snapchat - Chromium"
+    trail = json.loads(archive.read("audit.json"))
+    assert any(a["action"] == "incident.create" for a in trail)
+    assert any(a["action"] == "capture.view" or a["action"] == "event.view" for a in trail)
+    assert "Pupil A (Year 9)" in archive.read("summary.html").decode()
+
+    # The export itself is audited, with the zip's hash.
+    db = server.database()
+    try:
+        with db.session() as session:
+            exports = session.exec(select(AuditEntry).where(AuditEntry.action == "incident.export")).all()
+    finally:
+        db.close()
+    assert len(exports) == 1
+    assert exports[0].details["zip_sha256"] == hashlib.sha256(data).hexdigest()
+
+    # The audit page verifies the chain.
+    page.goto(f"{server.url}/audit")
+    assert page.locator("#chain-status").inner_text().startswith("Chain verified")
+    shoot(page, "audit")
+
+
+def test_dashboard_governor_cannot_reach_a_capture(collector_server: Any, new_context: Any) -> None:
+    server = collector_server
+    who = make_accounts(server)
+    events = _seed(server)
+    # An incident exists so that its pages and export can be tried too.
+    tech = new_context().new_page()
+    sign_in(tech, server, who["technician"])
+    tech.goto(f"{server.url}/events/{events[0].id}")
+    tech.click("#new-incident")
+    tech.fill("input[name=title]", "Test incident")
+    tech.click("#incident-form button[type=submit]")
+    tech.wait_for_url(re.compile(r"/incidents/\d+$"))
+    incident = tech.url.rsplit("/", 1)[1]
+
+    context = new_context()
+    page = context.new_page()
+    sign_in(page, server, who["governor"])
+    assert page.url.endswith("/reports")
+    token = page.locator("meta[name=csrf-token]").get_attribute("content")
+    event_id = events[0].id
+    gets = ["/triage", "/review", f"/events/{event_id}", f"/events/{event_id}/screenshot",
+            "/incidents", f"/incidents/{incident}", f"/incidents/new?event={event_id}", "/devices",
+            "/wordlists", "/audit", "/unlock"]
+    for path in gets:
+        answer = context.request.get(server.url + path)
+        assert answer.status == 403, (path, answer.status)
+        assert events[0].body not in answer.body()
+    posts = [f"/incidents/{incident}/export", f"/events/{event_id}/grade", "/unlock",
+             f"/events/{event_id}/notes", "/incidents", "/wordlists/publish", "/devices/tokens"]
+    for path in posts:
+        answer = context.request.post(server.url + path, form={"csrf": token, "grade": "concern",
+                                                               "password": "x", "text": "x",
+                                                               "title": "x", "event": event_id})
+        assert answer.status == 403, (path, answer.status)
+    # In the browser, a capture's page says why instead of showing it.
+    page.goto(f"{server.url}/events/{event_id}")
+    assert "role does not allow" in page.locator("#error").inner_text()
+    assert page.locator("img").count() == 0
+
+    # Reports are anonymised: counts, no hostnames, no users.
+    page.goto(f"{server.url}/reports")
+    assert page.locator("#chart-category rect").count() >= 2
+    shoot(page, "reports")
+    page.goto(f"{server.url}/reports/termly")
+    text = page.locator("main").inner_text()
+    assert "grooming" in text and "year-9" in text
+    assert "IT-SUITE-07" not in text and "pupil" not in text.lower().replace("pupils", "")
+    shoot(page, "termly")
+
+
+def test_dashboard_devices_wordlists_pages(collector_server: Any, new_context: Any) -> None:
+    server = collector_server
+    who = make_accounts(server)
+    _seed(server)
+    page = new_context().new_page()
+    sign_in(page, server, who["technician"])
+    page.goto(f"{server.url}/devices")
+    assert page.locator("#devices tbody tr").count() == 1
+    page.click("#create-token")
+    token = page.locator("#token-value").inner_text()
+    assert len(token) >= 16
+    # The new token really enrols a device.
+    answer = server.client.post("/api/v1/enrol", json={"token": token, "hostname": "LIB-PC-2",
+                                                       "os": "linux", "agent_version": "test"})
+    assert answer.status_code == 201
+    device_auth = {"Authorization": f"Bearer {answer.json()['device_id']}.{answer.json()['secret']}"}
+    page.goto(f"{server.url}/devices")
+    assert "LIB-PC-2" in page.locator("#devices").inner_text()
+    shoot(page, "devices")
+
+    page.goto(f"{server.url}/wordlists")
+    page.fill("textarea[name=sentence]", "I want to kill myself")
+    page.click("#test-rules")
+    results = page.locator("#test-results").inner_text()
+    assert "suicide" in results
+    # A school file with a syntax error is refused with the line; a good one is stored.
+    page.fill("input[name=name]", "school.toml")
+    page.fill("textarea[name=text]", 'category = "bullying"\n[[rule]]\nid = "school.x"\n')
+    page.click("#save-file")
+    assert "school.toml" in page.locator("#edit-error").inner_text()
+    page.fill("input[name=name]", "school.toml")
+    page.fill("textarea[name=text]",
+              'category = "bullying"\n\n[[rule]]\nid = "school.bullying.smelly_sam"\n'
+              'phrase = "smelly sam"\nseverity = 3\n')
+    page.click("#save-file")
+    page.wait_for_url(re.compile(r"/wordlists"))
+    page.fill("textarea[name=sentence]", "everyone says smelly sam")
+    page.click("#test-rules")
+    assert "school.bullying.smelly_sam" in page.locator("#test-results").inner_text()
+    unlock(page, server, "technician", next_path="/wordlists")
+    page.goto(f"{server.url}/wordlists")
+    page.click("#publish-policy")
+    page.wait_for_selector("#published")
+    policy = server.client.get("/api/v1/policy", headers=device_auth)
+    assert policy.status_code == 200
+    from core.policy import Trust, verify
+
+    published, _ = verify(policy.content, Trust.pinned(server.keyset_fingerprint))
+    assert "smelly sam" in published.wordlists["school.toml"]
+    shoot(page, "wordlists")
