@@ -20,18 +20,18 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from core import envelope, keys  # noqa: E402
+from core import envelope, keys
 
 BODY_SIZE = 300 * 1024
 PASSWORD = "benchmark password"
-META = envelope.Metadata("bench-event", "bench-device", datetime.now(timezone.utc), "bullying",
+META = envelope.Metadata("bench-event", "bench-device", datetime.now(UTC), "bullying",
                          3, "bullying.example", "keyboard")
 HEADER = {"user": "pupil", "host": "LAB-01", "title": "Chat - Browser", "app": "browser",
           "context": "some words around the match", "match": {"start": 5, "end": 10,
@@ -66,6 +66,22 @@ def memory_ratio(recipients: list[keys.PublicKey], key: keys.PrivateKey) -> tupl
     return peaks[0], peaks[1]
 
 
+def measure_kem(kem: keys.Kem, body: bytes, rounds: int) -> dict[str, float]:
+    """Median ms of seal, open, read_meta and grant for ``body`` sealed to two keys of ``kem``."""
+    fast = keys.Kdf.insecure_fast_for_tests()  # only the unlock row measures the real KDF
+    _, head = keys.create("Bench Head", "head", PASSWORD, kem=kem, kdf=fast)
+    _, tech = keys.create("Bench Tech", "technician", PASSWORD, kem=kem, kdf=fast)
+    _, extra = keys.create("Bench New", "head", PASSWORD, kem=kem, kdf=fast)
+    recipients = [head.public, tech.public]
+    sealed = envelope.seal(META, HEADER, body, recipients)
+    return {
+        "seal": median_ms(lambda: envelope.seal(META, HEADER, body, recipients), rounds),
+        "open": median_ms(lambda: envelope.open(sealed, head), rounds),
+        "read_meta": median_ms(lambda: envelope.read_meta(sealed), rounds),
+        "grant": median_ms(lambda: envelope.grant(sealed, head, extra.public), rounds),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200)
@@ -73,24 +89,13 @@ def main() -> int:
     args = parser.parse_args()
 
     body = os.urandom(BODY_SIZE)
-    fast = keys.Kdf.insecure_fast_for_tests()  # only the unlock row measures the real KDF
     aead, nonce = AESGCM(secrets.token_bytes(32)), secrets.token_bytes(12)
     baseline = median_ms(lambda: aead.encrypt(nonce, body, b""), args.rounds)
 
     rows: list[tuple[str, str, float]] = [("baseline", "AES-256-GCM of the body", baseline)]
     results: dict[str, dict[str, float]] = {}
     for kem in (keys.Kem.HYBRID, keys.Kem.X25519):
-        _, head = keys.create("Bench Head", "head", PASSWORD, kem=kem, kdf=fast)
-        _, tech = keys.create("Bench Tech", "technician", PASSWORD, kem=kem, kdf=fast)
-        _, extra = keys.create("Bench New", "head", PASSWORD, kem=kem, kdf=fast)
-        recipients = [head.public, tech.public]
-        sealed = envelope.seal(META, HEADER, body, recipients)
-        timings = {
-            "seal": median_ms(lambda: envelope.seal(META, HEADER, body, recipients), args.rounds),
-            "open": median_ms(lambda: envelope.open(sealed, head), args.rounds),
-            "read_meta": median_ms(lambda: envelope.read_meta(sealed), args.rounds),
-            "grant": median_ms(lambda: envelope.grant(sealed, head, extra.public), args.rounds),
-        }
+        timings = measure_kem(kem, body, args.rounds)
         results[kem.value] = timings
         for op, ms in timings.items():
             rows.append((kem.value, op, ms))

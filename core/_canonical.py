@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any
 
-__all__ = ["canonical_json", "b64e", "b64d", "b32_digest", "parse_json_object"]
+__all__ = ["b32_digest", "b64d", "b64e", "canonical_json", "parse_json_object"]
 
 
 def canonical_json(value: Any) -> bytes:

@@ -27,7 +27,7 @@ import secrets
 import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import IO, Any
 
 from cryptography.exceptions import InvalidTag
@@ -38,20 +38,20 @@ from core.errors import EnvelopeError, NotARecipient
 from core.keys import Kem, PrivateKey, PublicKey
 
 __all__ = [
-    "MAGIC",
-    "VERSION",
     "CHUNK_SIZE",
+    "MAGIC",
     "MEDIA_TYPE",
+    "VERSION",
     "Metadata",
     "Opened",
-    "seal",
-    "seal_to",
+    "grant",
     "open",
     "open_from",
     "read_meta",
     "read_meta_from",
-    "grant",
     "revoke",
+    "seal",
+    "seal_to",
 ]
 
 MAGIC = b"VIGILENV"
@@ -86,7 +86,7 @@ def _utc(value: datetime | str) -> datetime:
             raise EnvelopeError(f"metadata time {value!r} is not ISO 8601") from None
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise EnvelopeError("metadata time must be a timezone-aware datetime")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -365,7 +365,7 @@ def open_from(src: IO[bytes] | _ViewReader, key: PrivateKey,
     return prefix.meta, header
 
 
-def open(data: bytes, key: PrivateKey) -> Opened:  # noqa: A001 - the contract's name
+def open(data: bytes, key: PrivateKey) -> Opened:
     """Open a sealed event. Raises NotARecipient or EnvelopeError; never returns partial data."""
     out = io.BytesIO()
     meta, header = open_from(_ViewReader(data), key, out)

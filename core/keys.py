@@ -31,16 +31,16 @@ from core._canonical import b32_digest, b64d, b64e, canonical_json, parse_json_o
 from core.errors import KeyFileError, WeakPassword, WrongPassword
 
 __all__ = [
-    "Kem",
-    "ROLES",
     "MIN_PASSWORD_LENGTH",
+    "ROLES",
     "Kdf",
-    "PublicKey",
-    "PrivateKey",
+    "Kem",
     "KeyFile",
+    "PrivateKey",
+    "PublicKey",
+    "check_password",
     "create",
     "keyset_fingerprint",
-    "check_password",
     "load_key_file",
     "load_public_key",
     "save_key_files",
@@ -322,7 +322,7 @@ class _PublicView:
 class PrivateKey(_PublicView):
     """An unlocked keyholder key. Held in memory only; never serialised except by KeyFile."""
 
-    __slots__ = ("public", "_hpke_private", "_hpke_derived_public", "_hpke_raw", "_sign_private")
+    __slots__ = ("_hpke_derived_public", "_hpke_private", "_hpke_raw", "_sign_private", "public")
 
     def __init__(self, public: PublicKey, hpke_raw: bytes, sign_raw: bytes) -> None:
         expected = _X25519_LEN + (_MLKEM768_SEED_LEN if public.kem is Kem.HYBRID else 0)

@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -24,11 +24,11 @@ from core.errors import KeyFileError, PolicyError, UntrustedPolicy
 from core.keys import PrivateKey, PublicKey, keyset_fingerprint
 
 __all__ = [
-    "DAYS",
     "CAPTURE_FORMATS",
+    "DAYS",
     "CaptureSettings",
-    "Schedule",
     "Policy",
+    "Schedule",
     "SignedPolicy",
     "Trust",
     "sign",
@@ -134,7 +134,7 @@ class Policy:
 
     serial: int
     keyholders: tuple[PublicKey, ...]
-    issued_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    issued_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     wordlists: Mapping[str, str] = field(default_factory=dict)
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     notice: str = ""
@@ -155,7 +155,7 @@ class Policy:
         object.__setattr__(self, "keyholders", holders)
         if not isinstance(self.issued_at, datetime) or self.issued_at.tzinfo is None:
             raise PolicyError("policy issued_at must be a timezone-aware datetime")
-        object.__setattr__(self, "issued_at", self.issued_at.astimezone(timezone.utc))
+        object.__setattr__(self, "issued_at", self.issued_at.astimezone(UTC))
         if not isinstance(self.wordlists, Mapping):
             raise PolicyError("policy wordlists must map file names to TOML text")
         for name, text in self.wordlists.items():

@@ -8,7 +8,7 @@ import json
 import struct
 import tracemalloc
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from tests.fixtures.keys import FAST_TEST_KDF, Keyholder, Keyholders
 
 META = Metadata(
     event_id="0b6f3c1e-5d0c-4c7e-9a53-3f1f4f6c2a10", device_id="dev-42",
-    time=datetime(2026, 11, 23, 9, 15, 0, tzinfo=timezone.utc), category="suicide",
+    time=datetime(2026, 11, 23, 9, 15, 0, tzinfo=UTC), category="suicide",
     severity=5, rule="suicide.kill_myself", source="keyboard",
 )
 HEADER = {"user": "pupil7", "host": "LAB-PC-07", "title": "Notes — Word", "app": "winword.exe",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,7 +21,7 @@ WORDLISTS = {"suicide.toml": 'category = "suicide"\n', "school.toml": 'disable =
 def _policy(keyholders: list[keys.PublicKey], serial: int = 1, **changes: Any) -> Policy:
     base = Policy(
         serial=serial, keyholders=tuple(keyholders),
-        issued_at=datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc), wordlists=WORDLISTS,
+        issued_at=datetime(2026, 11, 23, 8, 0, tzinfo=UTC), wordlists=WORDLISTS,
         capture=CaptureSettings(format="png", quality=80, scale=0.5, all_monitors=True),
         notice="This device is monitored under the school's Acceptable Use Policy.",
         schedule=Schedule(days=("mon", "tue", "wed", "thu", "fri"), start="07:30", end="18:00"),
@@ -221,8 +221,8 @@ def test_policy_body_round_trip_and_wire_format(keyholders: Keyholders) -> None:
 
 
 @pytest.mark.parametrize("garbage", [b"", b"[]", b"{}", b"\xff", b'{"format":"vigil-signed-policy"}',
-                                     b'{"format":"vigil-signed-policy","version":1,"body":"!",'
-                                     b'"signer":"x","signature":""}'])
+                                     (b'{"format":"vigil-signed-policy","version":1,"body":"!",'
+                                      b'"signer":"x","signature":""}')])
 def test_garbage_signed_policies(keyholders: Keyholders, garbage: bytes) -> None:
     with pytest.raises(PolicyError):
         policy.verify(garbage, Trust.pinned(keyholders.keyset_fingerprint))
@@ -288,12 +288,12 @@ def test_schedule_validation(kwargs: dict[str, Any]) -> None:
 def test_schedule_active_at_uses_the_school_time_zone() -> None:
     schedule = Schedule(days=("mon", "tue", "wed", "thu", "fri"), start="08:00", end="16:00")
     # Monday 23 Nov 2026, GMT (UTC+0) in winter; 1 June 2026 is a Monday in BST (UTC+1).
-    assert schedule.active_at(datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc))
-    assert not schedule.active_at(datetime(2026, 11, 23, 16, 0, tzinfo=timezone.utc))
-    assert not schedule.active_at(datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc))  # Sunday
-    assert schedule.active_at(datetime(2026, 6, 1, 7, 0, tzinfo=timezone.utc))  # 08:00 BST
-    assert not schedule.active_at(datetime(2026, 6, 1, 15, 0, tzinfo=timezone.utc))  # 16:00 BST
-    assert Schedule().active_at(datetime(2026, 11, 22, 23, 59, tzinfo=timezone.utc))
+    assert schedule.active_at(datetime(2026, 11, 23, 8, 0, tzinfo=UTC))
+    assert not schedule.active_at(datetime(2026, 11, 23, 16, 0, tzinfo=UTC))
+    assert not schedule.active_at(datetime(2026, 11, 22, 12, 0, tzinfo=UTC))  # Sunday
+    assert schedule.active_at(datetime(2026, 6, 1, 7, 0, tzinfo=UTC))  # 08:00 BST
+    assert not schedule.active_at(datetime(2026, 6, 1, 15, 0, tzinfo=UTC))  # 16:00 BST
+    assert Schedule().active_at(datetime(2026, 11, 22, 23, 59, tzinfo=UTC))
 
 
 def test_trust_records(keyholders: Keyholders) -> None:

@@ -11,13 +11,13 @@ import argparse
 import json
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from core.errors import EnvelopeError, VigilError
 from vigil.commands.keys import PasswordSource
 
-__all__ = ["register", "default_meta"]
+__all__ = ["default_meta", "register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -60,7 +60,7 @@ def default_meta(fields: dict[str, Any]) -> dict[str, Any]:
     """Metadata for a manual seal: ``fields`` over defaults for whatever is missing."""
     defaults: dict[str, Any] = {
         "event_id": str(uuid.uuid4()), "device_id": "manual",
-        "time": datetime.now(timezone.utc).isoformat(), "category": "manual",
+        "time": datetime.now(UTC).isoformat(), "category": "manual",
         "severity": 1, "rule": "manual", "source": "cli",
     }
     unknown = set(fields) - set(defaults)

@@ -15,7 +15,7 @@ from typing import IO
 
 from core.errors import VigilError
 
-__all__ = ["register", "PasswordInputError", "PasswordSource"]
+__all__ = ["PasswordInputError", "PasswordSource", "register"]
 
 
 class PasswordInputError(VigilError):
