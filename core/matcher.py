@@ -415,8 +415,8 @@ class Stream:
         hit = None
         for i in range(len(bounds) - 1, -1, -1):
             s, e = bounds[i]
-            if s > cursor:
-                continue
+            if s >= cursor:
+                continue  # a caret before a word does not make it "being typed"
             # the cursor is in or at the end of this word, or after "!" / "|" that may go on
             if cursor <= e or all(_char_class(ch) == 1 for ch in text[e:cursor]):
                 hit = i

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -129,6 +129,8 @@ def default_dir() -> Path:
 
 # --------------------------------------------------------------------------- locating lines
 
+Line = int | None | Callable[[], int | None]
+
 
 class _Lines:
     """Finds the line of a table or key in the raw text, because tomllib reports none."""
@@ -175,8 +177,10 @@ class _FileParser:
         self.source = source
         self.lines = _Lines(text)
 
-    def fail(self, line: int | None, problem: str) -> RuleFileError:
-        return RuleFileError(self.source, line, problem)
+    def fail(self, line: Line, problem: str) -> RuleFileError:
+        # Lines are found only when something is wrong: looking them up for every rule would
+        # make loading a 50k-rule list quadratic.
+        return RuleFileError(self.source, line() if callable(line) else line, problem)
 
     def parse(self) -> tuple[list[Rule], list[Exclusion], list[str]]:
         try:
@@ -188,14 +192,14 @@ class _FileParser:
             raise self.fail(line, f"invalid TOML: {problem}") from None
         for key in data:
             if key not in _TOP_KEYS:
-                raise self.fail(self.lines.key(key) or self.lines.table(key, 0),
+                raise self.fail(lambda k=key: self.lines.key(k) or self.lines.table(k, 0),
                                 f"unknown key {key!r}")
         category = data.get("category")
         if category is not None:
-            self._check_category(category, self.lines.key("category"))
+            self._check_category(category, lambda: self.lines.key("category"))
         language = data.get("language")
         if language is not None:
-            self._check_language(language, self.lines.key("language"))
+            self._check_language(language, lambda: self.lines.key("language"))
         rules = self._rules(data.get("rule", []), category, language)
         exclusions = self._exclusions(data.get("exclude", []))
         disabled = self._disable(data.get("disable", []))
@@ -203,18 +207,18 @@ class _FileParser:
 
     # ----------------------------------------------------------------- values
 
-    def _check_category(self, value: object, line: int | None) -> str:
+    def _check_category(self, value: object, line: Line) -> str:
         if not isinstance(value, str) or value not in CATEGORIES:
             raise self.fail(line, f"unknown category {value!r}; expected one of "
                                   f"{', '.join(CATEGORIES)}")
         return value
 
-    def _check_language(self, value: object, line: int | None) -> str:
+    def _check_language(self, value: object, line: Line) -> str:
         if not isinstance(value, str) or not _LANGUAGE.match(value):
             raise self.fail(line, f"language must be a code such as \"en\", not {value!r}")
         return value
 
-    def _check_phrase(self, value: object, line: int | None, what: str) -> str:
+    def _check_phrase(self, value: object, line: Line, what: str) -> str:
         if not isinstance(value, str):
             raise self.fail(line, f"{what} must be a string, not {type(value).__name__}")
         if not value.strip():
@@ -223,7 +227,7 @@ class _FileParser:
             raise self.fail(line, f"{what} {value!r} has no letters or digits to match")
         return value.strip()
 
-    def _strings(self, value: object, line: int | None, what: str) -> list[str]:
+    def _strings(self, value: object, line: Line, what: str) -> list[str]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise self.fail(line, f"{what} must be a list of strings")
         return value
@@ -232,21 +236,22 @@ class _FileParser:
 
     def _array(self, value: object, name: str) -> list[Mapping[str, Any]]:
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            raise self.fail(self.lines.key(name), f"{name!r} must be written as [[{name}]] tables")
+            raise self.fail(lambda: self.lines.key(name),
+                            f"{name!r} must be written as [[{name}]] tables")
         return value
 
     def _rules(self, value: object, category: str | None, language: str | None) -> list[Rule]:
         out: list[Rule] = []
         seen: dict[str, int] = {}
         for i, table in enumerate(self._array(value, "rule")):
-            def at(key: str | None = None, _i: int = i) -> int | None:
+            def at(key: str | None = None, _i: int = i) -> Line:
                 if key is None:
-                    return self.lines.table("rule", _i)
-                return self.lines.key(key, "rule", _i)
+                    return lambda: self.lines.table("rule", _i)
+                return lambda: self.lines.key(key, "rule", _i)
 
             for key in table:
                 if key not in _RULE_KEYS:
-                    raise self.fail(at(key), f"unknown key {key!r} in [[rule]]")
+                    raise self.fail(at(key), f"unknown key {key!r} in [[rule]]{_hint(key)}")
             for key in ("id", "phrase", "severity"):
                 if key not in table:
                     raise self.fail(at(), f"[[rule]] is missing {key!r}")
@@ -254,16 +259,17 @@ class _FileParser:
             if not isinstance(rule_id, str) or not _ID.match(rule_id):
                 raise self.fail(at("id"), f"rule id {rule_id!r} must match [a-z0-9_.-]+")
             if rule_id in seen:
+                first = self.lines.key("id", "rule", seen[rule_id])
                 raise self.fail(at("id"), f"duplicate rule id {rule_id!r} "
-                                          f"(first defined at line {seen[rule_id]})")
-            seen[rule_id] = at("id") or 0
+                                          f"(first defined at line {first})")
+            seen[rule_id] = i
             phrase = self._check_phrase(table["phrase"], at("phrase"), "phrase")
             rule_category = table.get("category", category)
             if rule_category is None:
                 raise self.fail(at(), f"rule {rule_id!r} has no category (set category at the "
                                       "top of the file or in the rule)")
             self._check_category(rule_category, at("category") if "category" in table
-                                 else self.lines.key("category"))
+                                 else lambda: self.lines.key("category"))
             severity = table["severity"]
             if isinstance(severity, bool) or not isinstance(severity, int):
                 raise self.fail(at("severity"), f"severity must be an integer 1-5, "
@@ -296,22 +302,33 @@ class _FileParser:
         for i, table in enumerate(self._array(value, "exclude")):
             for key in table:
                 if key not in _EXCLUDE_KEYS:
-                    raise self.fail(self.lines.key(key, "exclude", i),
-                                    f"unknown key {key!r} in [[exclude]]")
+                    raise self.fail(lambda k=key, j=i: self.lines.key(k, "exclude", j),
+                                    f"unknown key {key!r} in [[exclude]]{_hint(key)}")
             if "phrase" not in table:
-                raise self.fail(self.lines.table("exclude", i), "[[exclude]] is missing 'phrase'")
-            phrase = self._check_phrase(table["phrase"], self.lines.key("phrase", "exclude", i),
+                raise self.fail(lambda j=i: self.lines.table("exclude", j),
+                                "[[exclude]] is missing 'phrase'")
+            phrase = self._check_phrase(table["phrase"],
+                                        lambda j=i: self.lines.key("phrase", "exclude", j),
                                         "exclude phrase")
             out.append(Exclusion(phrase, self.source))
         return out
 
     def _disable(self, value: object) -> list[str]:
-        line = self.lines.key("disable")
+        def line() -> int | None:
+            return self.lines.key("disable")
+
         ids = self._strings(value, line, "disable")
         for rule_id in ids:
             if not _ID.match(rule_id):
                 raise self.fail(line, f"disable: {rule_id!r} is not a rule id")
         return ids
+
+
+def _hint(key: str) -> str:
+    # TOML puts every key after a [[table]] header into that table: a common slip.
+    if key in _TOP_KEYS:
+        return f"; top-level keys such as {key!r} must come before the first [[...]] table"
+    return ""
 
 
 # --------------------------------------------------------------------------- public API
