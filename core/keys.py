@@ -82,8 +82,9 @@ class Kem(str, enum.Enum):
 
 # Upper bounds on parameters read from a file: a crafted key file must not make an unlock
 # allocate gigabytes or run for hours.
-_ARGON2_LIMITS = {"time_cost": (1, 64), "memory_kib": (8, 4 * 1024 * 1024), "parallelism": (1, 16)}
+_ARGON2_LIMITS = {"time_cost": (1, 64), "memory_kib": (8, 1024 * 1024), "parallelism": (1, 16)}
 _SCRYPT_LIMITS = {"log2_n": (4, 22), "r": (1, 32), "p": (1, 16)}
+_MAX_KDF_MEMORY = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,9 @@ class Kdf:
                 raise KeyFileError(f"KDF parameter {key}={value!r} is outside {low}..{high}")
         if self.name == "argon2id" and self.params["memory_kib"] < 8 * self.params["parallelism"]:
             raise KeyFileError("KDF memory_kib must be at least 8 x parallelism")
+        scrypt_memory = 128 * (1 << self.params.get("log2_n", 0)) * self.params.get("r", 0)
+        if self.name == "scrypt" and scrypt_memory > _MAX_KDF_MEMORY:
+            raise KeyFileError("scrypt parameters would need more than 1 GiB of memory")
         return self
 
     def derive(self, password: str, salt: bytes) -> bytes:
@@ -207,6 +211,7 @@ class PublicKey:
     def __post_init__(self) -> None:
         _check_name(self.name)
         _check_role(self.role)
+        object.__setattr__(self, "kem", Kem.parse(self.kem))  # accept "x25519" as well as Kem
         expected = _X25519_LEN + (_MLKEM768_PUBLIC_LEN if self.kem is Kem.HYBRID else 0)
         if len(self.hpke_public) != expected or len(self.sign_public) != 32:
             raise KeyFileError("public key material has the wrong length")

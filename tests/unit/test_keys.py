@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from core import keys
 from core.errors import KeyFileError, VigilError, WeakPassword, WrongPassword
@@ -258,3 +260,38 @@ def test_garbage_key_files(garbage: bytes) -> None:
         keys.KeyFile.from_bytes(garbage)
     with pytest.raises(VigilError):
         keys.PublicKey.from_bytes(garbage)
+
+
+def test_kdf_parameters_from_a_file_are_bounded() -> None:
+    with pytest.raises(KeyFileError, match="1 GiB"):
+        keys.Kdf("scrypt", {"log2_n": 22, "r": 32, "p": 1}).validated()
+    with pytest.raises(KeyFileError, match="outside"):
+        keys.Kdf("argon2id", {"time_cost": 3, "memory_kib": 2 * 1024 * 1024,
+                              "parallelism": 1}).validated()
+    with pytest.raises(KeyFileError, match="exactly"):
+        keys.Kdf("argon2id", {"time_cost": 3}).validated()
+    with pytest.raises(KeyFileError, match="outside"):
+        keys.Kdf("argon2id", {"time_cost": True, "memory_kib": 64, "parallelism": 1}).validated()
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(min_value=0), st.integers(min_value=1, max_value=255)),
+                min_size=1, max_size=3), st.one_of(st.none(), st.integers(min_value=0)))
+def test_random_corruption_of_a_key_file_never_yields_another_key(
+        technician_key: Keyholder, flips: list[tuple[int, int]], cut: int | None) -> None:
+    original = technician_key.key_file.to_bytes()
+    data = bytearray(original)
+    for at, mask in flips:
+        data[at % len(data)] ^= mask
+    corrupted = bytes(data)[: cut % len(data)] if cut is not None else bytes(data)
+    try:
+        unlocked = keys.KeyFile.from_bytes(corrupted).unlock(technician_key.password)
+    except KeyFileError:
+        return
+    except Exception as exc:  # noqa: BLE001 - the property: nothing but our own error
+        pytest.fail(f"{type(exc).__name__}: {exc}")
+    # Only a change that means nothing (e.g. unused low bits of a base64 character) may unlock,
+    # and then it must be exactly the same key.
+    assert unlocked.fingerprint == technician_key.fingerprint
+    assert unlocked._secret_json() == technician_key.key._secret_json()

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from core import keys, policy
 from core.errors import PolicyError, UntrustedPolicy, VigilError
@@ -319,3 +321,27 @@ def test_policies_made_with_x25519_keys(tmp_path: Any) -> None:
 
 def test_errors_are_vigil_errors() -> None:
     assert issubclass(UntrustedPolicy, PolicyError) and issubclass(PolicyError, VigilError)
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(min_value=0), st.integers(min_value=1, max_value=255)),
+                min_size=1, max_size=3), st.one_of(st.none(), st.integers(min_value=0)),
+       st.booleans())
+def test_random_corruption_of_a_signed_policy_is_never_accepted_as_something_else(
+        keyholders: Keyholders, flips: list[tuple[int, int]], cut: int | None,
+        pinned: bool) -> None:
+    original = policy.sign(_policy(keyholders.publics, serial=2), keyholders.head.key)
+    wire = bytearray(original.to_bytes())
+    for at, mask in flips:
+        wire[at % len(wire)] ^= mask
+    corrupted = bytes(wire)[: cut % len(wire)] if cut is not None else bytes(wire)
+    trust = Trust.pinned(keyholders.keyset_fingerprint) if pinned else _accepted(keyholders)[1]
+    try:
+        accepted, _ = policy.verify(corrupted, trust)
+    except PolicyError:
+        return
+    except Exception as exc:  # noqa: BLE001 - the property: nothing but our own error
+        pytest.fail(f"{type(exc).__name__}: {exc}")
+    # Only a change that means nothing (unused low bits of a base64 character) may pass.
+    assert accepted.to_body() == original.body
