@@ -1,0 +1,341 @@
+"""The agent end to end: a real X server, keys typed with xdotool, a real collector over TLS.
+
+Each test enrols `vigil agent` with the collector_server fixture (the real `vigil agent enrol`
+command, pinned by certificate fingerprint), runs `vigil agent run` as a normal process on the
+Xvfb + openbox display, types into titled windows, and then reads what the collector stored:
+the clear row, and the envelope opened with a keyholder's key.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from agent.notice import NOTICE_TITLE
+from tests.fixtures.x11 import X11, wait_until
+
+pytestmark = [pytest.mark.x11, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGE_MAGIC = (re.compile(rb"RIFF....WEBP", re.DOTALL), re.compile(re.escape(b"\x89PNG\r\n\x1a\n")),
+               re.compile(rb"JFIF"), re.compile(rb"\xff\xd8\xff"))
+
+
+@dataclass
+class AgentProcess:
+    """`vigil agent run` on the test display, with its config and spool in tmp."""
+
+    x: X11
+    config_dir: Path
+    spool_dir: Path
+    runtime_dir: Path
+    log_path: Path
+    proc: subprocess.Popen | None = None
+
+    def env(self) -> dict[str, str]:
+        env = self.x.env
+        env.update(PYTHONUNBUFFERED="1", XDG_RUNTIME_DIR=str(self.runtime_dir),
+                   VIGIL_AGENT_BACKOFF_INITIAL_S="0.2", VIGIL_AGENT_BACKOFF_MAX_S="1",
+                   VIGIL_AGENT_HEARTBEAT_S="2")
+        env.pop("XDG_SESSION_ID", None)
+        return env
+
+    def vigil(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "vigil", *args], env=self.env(), cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "vigil", "agent", "run", "--config-dir",
+                 str(self.config_dir), "--spool-dir", str(self.spool_dir)],
+                env=self.env(), cwd=REPO, stdout=log, stderr=log)
+        wait_until(lambda: self._alive() and "agent running" in self.log()[offset:], 60,
+                   what="the agent to start")
+
+    def _alive(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"agent exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+        return True
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def spooled(self) -> list[Path]:
+        return sorted(self.spool_dir.glob("*.evt"))
+
+
+def enrol(agent: AgentProcess, server: Any) -> None:
+    """Run the paste-ready enrolment line the collector prints (``--token=`` form: a URL-safe
+    token may start with '-', which argparse would read as an option)."""
+    argv = server.enrol_command(server.make_token())[1:]
+    i = argv.index("--token")
+    argv[i:i + 2] = [f"--token={argv[i + 1]}"]
+    done = agent.vigil(*argv, "--config-dir", str(agent.config_dir))
+    assert done.returncode == 0, done.stderr
+    assert "enrolled as device" in done.stdout
+
+
+@pytest.fixture
+def enrolled(x11: X11, collector_server: Any, tmp_path: Path) -> Iterator[AgentProcess]:
+    agent = AgentProcess(x11, tmp_path / "agent-config", tmp_path / "agent-spool",
+                         tmp_path / "runtime", tmp_path / "agent.log")
+    agent.runtime_dir.mkdir(mode=0o700)
+    enrol(agent, collector_server)
+    try:
+        yield agent
+    finally:
+        agent.stop()
+
+
+@pytest.fixture
+def agent(enrolled: AgentProcess) -> AgentProcess:
+    enrolled.start()
+    return enrolled
+
+
+def stored_events(server: Any) -> list[Any]:
+    from sqlmodel import select
+
+    from collector.store.models import Event
+
+    db = server.database()
+    try:
+        with db.session() as session:
+            return list(session.exec(select(Event).order_by(Event.received_at)).all())
+    finally:
+        db.close()
+
+
+def open_event(server: Any, row: Any) -> Any:
+    from collector.store.blobs import BlobStore
+    from core import envelope
+
+    data = BlobStore(server.settings().blob_dir).get(row.blob_key)
+    return envelope.open(data, server.keys.head.key)
+
+
+def wait_events(server: Any, n: int, timeout: float = 30.0) -> list[Any]:
+    return wait_until(lambda: (lambda rows: rows if len(rows) >= n else None)(stored_events(server)),
+                      timeout, interval=0.2, what=f"{n} event(s) at the collector")
+
+
+def assert_screenshot(opened: Any) -> None:
+    img = Image.open(io.BytesIO(opened.body))
+    img.load()
+    assert img.size == (1920, 1080)
+    assert opened.header["media_type"] == Image.MIME[img.format]
+
+
+def type_line(x: X11, text: str) -> None:
+    x.type(text)
+    x.key("Return")
+
+
+def test_backspace_edited_text_reaches_the_collector(agent: AgentProcess, x11: X11,
+                                                     collector_server: Any) -> None:
+    x11.open_window("Notes - pupil")
+    x11.type("kill mysefl")
+    x11.key("BackSpace", "BackSpace")
+    x11.type("lf")
+    x11.key("Return")
+    (row,) = wait_events(collector_server, 1)
+    assert (row.category, row.severity, row.source) == ("suicide", 5, "typed")
+    opened = open_event(collector_server, row)
+    assert opened.header["context"] == "kill myself"
+    assert opened.header["match"]["text"] == "kill myself"
+    assert opened.header["title"] == "Notes - pupil"
+    assert opened.header["app"] == "Xmessage"
+    assert_screenshot(opened)
+    wait_until(lambda: not agent.spooled(), 20, what="the spool to empty after the ack")
+
+
+def test_trigger_in_a_window_title(agent: AgentProcess, x11: X11, collector_server: Any) -> None:
+    x11.open_window("how to kill myself - Search", kind="tk")
+    (row,) = wait_events(collector_server, 1)
+    assert (row.category, row.source) == ("suicide", "title")
+    opened = open_event(collector_server, row)
+    assert opened.header["title"] == "how to kill myself - Search"
+    assert "kill myself" in opened.header["context"]
+    assert_screenshot(opened)
+
+
+def test_benign_sentence_does_not_fire(agent: AgentProcess, x11: X11, collector_server: Any) -> None:
+    x11.open_window("Homework")
+    type_line(x11, "we killed it at football and the skillset of the team was great")
+    type_line(x11, "we are studying the assessment for sex education in Scunthorpe")
+    # A trigger typed afterwards proves the benign lines were processed (events are in order).
+    type_line(x11, "i want to kill myself")
+    rows = wait_events(collector_server, 1)
+    assert len(rows) == 1
+    assert open_event(collector_server, rows[0]).header["context"] == "i want to kill myself"
+
+
+def test_flood_control_makes_one_event_with_a_count(agent: AgentProcess, x11: X11,
+                                                    collector_server: Any) -> None:
+    x11.open_window("Chat")
+    for _ in range(6):
+        type_line(x11, "kill myself")
+    (row,) = wait_events(collector_server, 1)
+
+    def counted() -> bool:
+        (fresh,) = stored_events(collector_server)
+        return fresh.repeat_count == 6
+
+    wait_until(counted, 30, interval=0.2, what="the repeat count to reach 6")
+    assert len(stored_events(collector_server)) == 1
+
+
+def test_paste_is_matched_as_one_block(agent: AgentProcess, x11: X11, collector_server: Any) -> None:
+    x11.open_window("Editor")
+    clip = x11.set_clipboard("sometimes i think about how to kill myself")
+    try:
+        x11.key("ctrl+v")
+        (row,) = wait_events(collector_server, 1)
+    finally:
+        clip.terminate()
+        clip.wait(5)
+    assert row.source == "paste"
+    assert "kill myself" in open_event(collector_server, row).header["context"]
+
+
+def test_collector_down_and_back_loses_and_duplicates_nothing(
+        agent: AgentProcess, x11: X11, collector_server: Any) -> None:
+    x11.open_window("Offline notes")
+    collector_server.stop()
+    type_line(x11, "i want to kill myself")
+    wait_until(lambda: len(agent.spooled()) == 1, 20, what="the first event in the spool")
+    type_line(x11, "i will hang myself")
+    wait_until(lambda: len(agent.spooled()) == 2, 20, what="the second event in the spool")
+    collector_server.start()
+    rows = wait_events(collector_server, 2, timeout=60)
+    wait_until(lambda: not agent.spooled(), 30, what="the spool to empty")
+    assert len(rows) == 2 and len({r.id for r in rows}) == 2
+    contexts = sorted(open_event(collector_server, r).header["context"] for r in rows)
+    assert contexts == ["i want to kill myself", "i will hang myself"]
+    assert len(stored_events(collector_server)) == 2  # nothing arrived twice
+
+
+def test_nothing_readable_is_left_behind(agent: AgentProcess, x11: X11,
+                                         collector_server: Any) -> None:
+    sentence = "honestly tonight i want to kill myself"
+    x11.open_window("Diary window")
+    collector_server.stop()  # so the sealed event sits in the spool for a while
+    type_line(x11, sentence)
+    wait_until(lambda: agent.spooled(), 20, what="the event in the spool")
+    spool_bytes = b"".join(p.read_bytes() for p in agent.spool_dir.rglob("*") if p.is_file())
+    collector_server.start()
+    (row,) = wait_events(collector_server, 1, timeout=60)
+    assert open_event(collector_server, row).header["context"] == sentence
+    wait_until(lambda: not agent.spooled(), 30, what="the spool to empty")
+    agent.stop()
+    collector_server.stop()
+    secrets = [sentence.encode(), b"Diary window", sentence.encode("utf-16-le")]
+    for root in (agent.spool_dir, collector_server.data_dir):
+        blobs = [spool_bytes] if root == agent.spool_dir else []
+        blobs += [p.read_bytes() for p in root.rglob("*") if p.is_file()]
+        for data in blobs:
+            for secret in secrets:
+                assert secret not in data
+            for magic in IMAGE_MAGIC:
+                assert not magic.search(data), f"an image signature in the clear under {root}"
+    assert sentence not in agent.log()
+
+
+def test_notice_shown_once_per_session_and_agent_is_visible(enrolled: AgentProcess,
+                                                            x11: X11) -> None:
+    import psutil
+
+    enrolled.start()
+    wid = wait_until(lambda: x11.find_window(NOTICE_TITLE), 20, what="the notice window")
+    assert "monitoring notice: This device is monitored" in enrolled.log()
+    assert enrolled.proc is not None
+    cmdline = " ".join(psutil.Process(enrolled.proc.pid).cmdline())
+    assert "vigil agent run" in cmdline
+    subprocess.run(["xdotool", "windowkill", str(wid)], env=x11.env, check=False)
+    wait_until(lambda: x11.find_window(NOTICE_TITLE) is None, 20, what="the notice to close")
+    enrolled.stop()
+    enrolled.start()  # same session: logged again, but no second window
+    x11.open_window("After restart")  # the agent is up and handling windows again
+    assert enrolled.log().count("monitoring notice:") == 2
+    assert x11.find_window(NOTICE_TITLE) is None
+
+
+@pytest.fixture
+def offsite_collector(collector_factory: Callable[..., Any]) -> Any:
+    from collector.settings import PolicySettings
+
+    return collector_factory(policy=PolicySettings(onsite_networks=["203.0.113.0/24"]))
+
+
+def test_no_capture_off_site(x11: X11, offsite_collector: Any, tmp_path: Path) -> None:
+    agent = AgentProcess(x11, tmp_path / "cfg", tmp_path / "spool", tmp_path / "rt",
+                         tmp_path / "agent.log")
+    agent.runtime_dir.mkdir(mode=0o700)
+    enrol(agent, offsite_collector)
+    agent.start()
+    try:
+        x11.open_window("kill myself - off site")
+        type_line(x11, "i want to kill myself")
+        typed_at = datetime.now(timezone.utc)
+        # Heartbeats (every 2 s here) after the typing show the agent alive and working past it.
+        wait_until(lambda: _last_seen(offsite_collector) > typed_at + timedelta(seconds=2), 30,
+                   interval=0.2, what="heartbeats after the typing")
+        assert stored_events(offsite_collector) == []
+        assert agent.spooled() == []
+    finally:
+        agent.stop()
+
+
+def _last_seen(server: Any) -> datetime:
+    from sqlmodel import select
+
+    from collector.store.models import Device
+
+    db = server.database()
+    try:
+        with db.session() as session:
+            seen = [d.last_seen for d in session.exec(select(Device)).all() if d.last_seen]
+    finally:
+        db.close()
+    latest = max(seen, default=datetime.min.replace(tzinfo=timezone.utc))
+    return latest if latest.tzinfo else latest.replace(tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"DISPLAY": ""}, "no display"),
+    ({"DISPLAY": "", "WAYLAND_DISPLAY": "wayland-0"}, "Wayland session without XWayland"),
+])
+def test_no_display_is_one_clear_line(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    full = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    full.update({k: v for k, v in env.items() if v})
+    done = subprocess.run([sys.executable, "-m", "vigil", "agent", "run", "--config-dir",
+                           str(tmp_path)], env=full, cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode != 0
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vigil: ") and message in lines[0]
