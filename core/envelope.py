@@ -222,9 +222,21 @@ class _ViewReader:
         return self._pos
 
 
+def _read_full(src: IO[bytes] | _ViewReader, n: int) -> bytes | memoryview:
+    """Up to ``n`` bytes, fewer only at the end: raw files and pipes may return short reads,
+    which must not be mistaken for a short (final) chunk."""
+    data = src.read(n) or b""
+    if not 0 < len(data) < n:
+        return data
+    buffer = bytearray(data)
+    while len(buffer) < n and (more := src.read(n - len(buffer))):
+        buffer += more
+    return bytes(buffer)
+
+
 def _read_exact(src: IO[bytes] | _ViewReader, n: int, what: str) -> bytes:
-    data = src.read(n)
-    if data is None or len(data) != n:
+    data = _read_full(src, n)
+    if len(data) != n:
         raise EnvelopeError(f"envelope is truncated (in the {what})")
     return bytes(data)
 
@@ -328,12 +340,12 @@ def _open_body(prefix: _Prefix, aead: AESGCM, src: IO[bytes] | _ViewReader,
     step = prefix.chunk_size + TAG
     plain = bytearray(prefix.chunk_size)
     view = memoryview(plain)
-    current = src.read(step)
+    current = _read_full(src, step)
     counter = total = 0
     while True:
         if len(current) < TAG:
             raise EnvelopeError("envelope is truncated (in the body)")
-        following = src.read(step) if len(current) == step else b""
+        following = _read_full(src, step) if len(current) == step else b""
         final = not following
         n = len(current) - TAG
         try:
@@ -398,8 +410,8 @@ def _chunks_of(data: bytes | bytearray | memoryview, size: int) -> Iterator[memo
         yield view[start:start + size]
 
 
-def _chunks_from(src: IO[bytes], size: int) -> Iterator[bytes]:
-    while chunk := src.read(size):
+def _chunks_from(src: IO[bytes], size: int) -> Iterator[bytes | memoryview]:
+    while chunk := _read_full(src, size):
         yield chunk
 
 

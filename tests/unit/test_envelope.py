@@ -424,3 +424,29 @@ def test_a_20_mb_body_never_needs_three_copies(head_key: Keyholder,
 
 def test_errors_are_vigil_errors() -> None:
     assert issubclass(EnvelopeError, VigilError) and issubclass(NotARecipient, EnvelopeError)
+
+
+class _Trickle(io.RawIOBase):
+    """A raw stream that returns at most 777 bytes per read, like a pipe under load."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data, self._pos = data, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        n = min(len(buffer), 777, len(self._data) - self._pos)
+        buffer[:n] = self._data[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+
+def test_short_reads_from_raw_streams_are_not_taken_for_the_end(head_key: Keyholder) -> None:
+    body = _body(3 * SMALL + 123)
+    out = io.BytesIO()
+    envelope.seal_to(out, META, HEADER, _Trickle(body), [head_key.public], chunk_size=SMALL)
+    assert envelope.open(out.getvalue(), head_key.key).body == body
+    plain = io.BytesIO()
+    meta, _ = envelope.open_from(_Trickle(out.getvalue()), head_key.key, plain)
+    assert meta == META and plain.getvalue() == body
