@@ -1,0 +1,394 @@
+"""Per-category cases for the default wordlists: real obfuscations and real false-positive traps.
+
+One section per category. A ``Hit`` names the text a pupil might type or see, the rule that must
+fire, its severity (so a severity change is a deliberate edit here too) and the exact original
+substring the match must report. A trap is school text that must fire nothing at all. Every
+case runs through the one-shot interface (titles, pasted text) and the streaming interface
+(typed one character at a time), on the real default lists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from core.matcher import Match, Matcher
+from core.rules import CATEGORIES, default_dir, load_dirs
+
+
+@dataclass(frozen=True)
+class Hit:
+    text: str
+    rule: str
+    severity: int
+    matched: str
+
+
+CASES: dict[str, tuple[list[Hit], list[str]]] = {}
+
+# --------------------------------------------------------------------------- suicide
+CASES["suicide"] = (
+    [
+        Hit("im going to k1ll mys3lf tonight", "suicide.kill_myself", 5, "k1ll mys3lf"),
+        Hit("gonna k i l l myself", "suicide.kill_myself", 5, "k i l l myself"),
+        Hit("K.I.L.L myself", "suicide.kill_myself", 5, "K.I.L.L myself"),
+        Hit("ｋｉｌｌ ｍｙｓｅｌｆ", "suicide.kill_myself", 5, "ｋｉｌｌ ｍｙｓｅｌｆ"),
+        Hit("kіll myself", "suicide.kill_myself", 5, "kіll myself"),  # Cyrillic і
+        Hit("killlll myselfff", "suicide.kill_myself", 5, "killlll myselfff"),
+        Hit("omg kmssss", "suicide.kms", 4, "kmssss"),
+        Hit("thinking of sewerslide", "suicide.sewerslide", 4, "sewerslide"),
+        Hit("catch me on the bridge", "suicide.catch_me_on_the_bridge", 4,
+            "catch me on the bridge"),
+        Hit("how do i un4live myself", "suicide.unalive_myself", 5, "un4live myself"),
+        Hit("I'm feeling suicidal", "suicide.feeling_suicidal", 5, "feeling suicidal"),
+        Hit("$u1c1de", "suicide.suicid", 3, "$u1c1d"),
+        Hit("i don't want to live", "suicide.dont_want_to_live_apostrophe", 4,
+            "don't want to live"),
+    ],
+    [
+        "I kill myself laughing every time",
+        "kmsl that video",  # "kill myself laughing"
+        "This homework is killing me.",
+        "Hitler committed suicide in his bunker in 1945.",
+        "Suicide prevention week starts on Monday.",
+        "If your friends jumped off a bridge, would you?",
+        "The median lethal dose is used to compare toxicity.",
+        "Dumb Ways to Die is a catchy song.",
+        "I nearly died when the teacher called my name.",
+    ],
+)
+
+# --------------------------------------------------------------------------- self_harm
+CASES["self_harm"] = (
+    [
+        Hit("i cut myself again", "self_harm.cut_myself", 4, "cut myself"),
+        Hit("cuttinggg myself", "self_harm.cutting_myself", 4, "cuttinggg myself"),
+        Hit("s3lf h4rm", "self_harm.self_harm", 3, "s3lf h4rm"),
+        Hit("self-harm", "self_harm.self_harm", 3, "self-harm"),
+        Hit("pr0 @na tips", "self_harm.pro_ana", 4, "pr0 @na"),
+        Hit("need thinspiration", "self_harm.thinsp", 4, "thinsp"),
+        Hit("took the sharpener blade out", "self_harm.sharpener_blade", 4, "sharpener blade"),
+        Hit("I think I cut too deep", "self_harm.cut_too_deep", 5, "cut too deep"),
+        Hit("ѕtarving myself", "self_harm.starving_myself", 4, "ѕtarving myself"),
+    ],
+    [
+        "I cut myself a slice of cake.",
+        "I accidentally cut myself on paper in DT.",
+        "Styrofoam cups make a good calorimeter.",
+        "Cut yourself some slack, you did your best.",
+        "I'm starving, what's for lunch?",
+        "My grandad is in a hospice.",
+        "Take a selfie with the class mascot.",
+    ],
+)
+
+# --------------------------------------------------------------------------- bullying
+CASES["bullying"] = (
+    [
+        Hit("just kys", "bullying.kys", 4, "kys"),
+        Hit("k y s loser", "bullying.kys", 4, "k y s"),
+        Hit("go k1ll yours3lf", "bullying.kill_yourself", 4, "k1ll yours3lf"),
+        Hit("everyone h4tes you", "bullying.everyone_hates_you", 3, "everyone h4tes you"),
+        Hit("nobody would miss you", "bullying.nobody_would_miss_you", 4,
+            "nobody would miss you"),
+        Hit("i'm being bullied", "bullying.im_being_bullied_apostrophe", 4, "i'm being bullied"),
+        Hit("happy slapping vid", "bullying.happy_slapping", 3, "happy slapping"),
+        Hit("you w4steman", "bullying.wasteman", 2, "w4steman"),
+    ],
+    [
+        "Tell a trusted adult if you are being bullied online.",
+        "The Aberfan disaster happened when a slag heap collapsed.",
+        "Anti-bullying week starts on Monday.",
+        "I'm going to expose the answer in the next lesson.",
+        "Kill two birds with one stone.",
+    ],
+)
+
+# --------------------------------------------------------------------------- grooming
+CASES["grooming"] = (
+    [
+        Hit("this is our little secret", "grooming.our_little_secret", 4, "our little secret"),
+        Hit("don't tell your mum", "grooming.dont_tell_your_mum_apostrophe", 4,
+            "don't tell your mum"),
+        Hit("dont tell ur mum", "grooming.dont_tell_ur_mum", 4, "dont tell ur mum"),
+        Hit("s3nd p1cs", "grooming.send_pics", 4, "s3nd p1cs"),
+        Hit("sеnd nudes", "grooming.send_nudes", 4, "sеnd nudes"),  # Cyrillic е
+        Hit("what r u wearing", "grooming.what_r_u_wearing", 4, "what r u wearing"),
+        Hit("ur so mature for your age", "grooming.mature_for_your_age", 4,
+            "mature for your age"),
+        Hit("meet me alone after", "grooming.meet_me_alone", 5, "meet me alone"),
+        Hit("i'll leak your nudes", "grooming.leak_your_nudes", 5, "leak your nudes"),
+    ],
+    [
+        "Can you send pics of the homework sheet?",
+        "What are you wearing to the party on Saturday?",
+        "Pics or it didn't happen!",
+        "Don't tell anyone but I got a puppy!",
+        "It's a surprise party so don't tell her.",
+        "My mum is picking me up at 4.",
+    ],
+)
+
+# --------------------------------------------------------------------------- extremism
+CASES["extremism"] = (
+    [
+        Hit("h0w to m4ke a b0mb", "extremism.how_to_make_a_bomb", 5, "h0w to m4ke a b0mb"),
+        Hit("p1pe b0mb", "extremism.pipe_bomb", 5, "p1pe b0mb"),
+        Hit("h e i l hitler", "extremism.heil_hitler", 4, "h e i l hitler"),
+        Hit("HEIL HITLERRRR", "extremism.heil_hitler", 4, "HEIL HITLERRRR"),
+        Hit("ѕіеg hеіl", "extremism.sieg_heil", 4, "ѕіеg hеіl"),
+        Hit("j01n 1s1s", "extremism.join_isis", 5, "j01n 1s1s"),
+        Hit("1488", "extremism.1488", 4, "1488"),
+        Hit("wh1te p0wer", "extremism.white_power", 3, "wh1te p0wer"),
+    ],
+    [
+        "Crowds at the Nuremberg rallies chanted sieg heil.",
+        "In 1488 Bartolomeu Dias sailed round the Cape.",
+        "Isis was an Egyptian goddess associated with magic.",
+        "The government published its national action plan.",
+        "In Islam, the greater jihad is the inner struggle.",
+        "The 7/7 bombings killed 52 people in London.",
+        "That film was the bomb.",
+    ],
+)
+
+# --------------------------------------------------------------------------- drugs
+CASES["drugs"] = (
+    [
+        Hit("got some k3t", "drugs.ket", 3, "k3t"),
+        Hit("keeeet", "drugs.ket", 3, "keeeet"),
+        Hit("smoking sp1ce", "drugs.smoking_spice", 3, "smoking sp1ce"),
+        Hit("ask ur plug", "drugs.ur_plug", 3, "ur plug"),
+        Hit("c0unty l1nes", "drugs.county_lines", 4, "c0unty l1nes"),
+        Hit("n o s balloons", "drugs.nos", 2, "n o s"),
+        Hit("w33d", "drugs.weed", 2, "w33d"),
+        Hit("line of coke", "drugs.line_of_coke", 3, "line of coke"),
+        Hit("ｗｅｅｄ", "drugs.weed", 2, "ｗｅｅｄ"),
+    ],
+    [
+        "Add a pinch of mixed spice to the cake mix.",
+        "The spice trade made Venice rich.",
+        "Let me plug my laptop in, it's on 2%.",
+        "Nos amis sont allés au cinéma samedi.",
+        "Nitrous oxide is also known as laughing gas.",
+        "A weed is simply a plant growing in the wrong place.",
+        "Can I have a bottle of Coke please?",
+        "Ketchup on my chips please.",
+        "Explain why a drug trial must be double blind.",
+        "The war on drugs began in the 1970s.",
+        "Discuss the risks of vaping compared with smoking.",
+    ],
+)
+
+# --------------------------------------------------------------------------- violence
+CASES["violence"] = (
+    [
+        Hit("gonna sh00t up the sch00l", "violence.shoot_up_the_school", 5,
+            "sh00t up the sch00l"),
+        Hit("bringing a knife to school", "violence.knife_to_school", 5, "knife to school"),
+        Hit("i'll st4b you", "violence.stab_you", 4, "st4b you"),
+        Hit("ѕtаb him", "violence.stab_him", 4, "ѕtаb him"),
+        Hit("i'll kill you", "violence.ill_kill_you_apostrophe", 4, "i'll kill you"),
+        Hit("i know where you live", "violence.i_know_where_you_live", 4,
+            "i know where you live"),
+        Hit("r4pe", "violence.rape", 3, "r4pe"),
+        Hit("zombie knife", "violence.zombie_knife", 3, "zombie knife"),
+    ],
+    [
+        "Oilseed rape fields turn bright yellow in May.",
+        "We ate grapes on the school trip.",
+        "Can you shoot me a message when you're home?",
+        "I'll shoot you an email with the homework.",
+        "We should shoot a video for the media project.",
+        "I could murder a pizza right now.",
+        "Use kill -9 to kill the process if it hangs.",
+        "Food technology: make a lamb shank stew.",
+        "Henry VIII ordered the beheading of Anne Boleyn.",
+    ],
+)
+
+# --------------------------------------------------------------------------- pornography
+CASES["pornography"] = (
+    [
+        Hit("p0rn", "pornography.porn", 2, "p0rn"),
+        Hit("p.o.r.n", "pornography.porn", 2, "p.o.r.n"),
+        Hit("рorn", "pornography.porn", 2, "рorn"),  # Cyrillic р
+        Hit("pornhub.com", "pornography.pornhub", 2, "pornhub"),
+        Hit("ch1ld p0rn", "pornography.child_porn", 5, "ch1ld p0rn"),
+        Hit("nuuuudes", "pornography.nudes", 3, "nuuuudes"),
+        Hit("nudify app", "pornography.nudify", 4, "nudify"),
+        Hit("h3nt41", "pornography.hentai", 2, "h3nt41"),
+    ],
+    [
+        "Relationships and sex education helps you understand consent.",
+        "The legal age to have sex in the UK is 16.",
+        "Blue tits and great tits visit the bird feeder.",
+        "She graduated summa cum laude.",
+        "Apply paint stripper in a well ventilated area.",
+        "Cumulus clouds are fluffy.",
+        "Happy birthday! Love you lots xxx",
+    ],
+)
+
+# --------------------------------------------------------------------------- gambling
+CASES["gambling"] = (
+    [
+        Hit("b3t365", "gambling.bet365", 2, "b3t365"),
+        Hit("ｂｅｔ３６５", "gambling.bet365", 2, "ｂｅｔ３６５"),
+        Hit("bеtway", "gambling.betway", 2, "bеtway"),  # Cyrillic е
+        Hit("my acca came in", "gambling.acca", 2, "acca"),
+        Hit("odds b00st", "gambling.odds_boost", 2, "odds b00st"),
+        Hit("chasing my losses", "gambling.chasing_my_losses", 3, "chasing my losses"),
+        Hit("how to get round gamstop", "gambling.gamstop", 3, "gamstop"),
+        Hit("spent £50 on loot boxes", "gambling.on_loot_boxes", 1, "on loot boxes"),
+    ],
+    [
+        "Against all odds we won the cup final.",
+        "What are the odds of that happening?",
+        "A roulette wheel has 37 pockets.",
+        "I bet you can't finish the quiz first.",
+        "The coral reef is home to thousands of species.",
+        "Gambling harms: why are loot boxes controversial?",
+    ],
+)
+
+# --------------------------------------------------------------------------- discrimination
+CASES["discrimination"] = (
+    [
+        Hit("p4ki", "discrimination.paki", 4, "p4ki"),
+        Hit("раki", "discrimination.paki", 4, "раki"),  # Cyrillic р, а
+        Hit("f4ggot", "discrimination.faggot", 4, "f4ggot"),
+        Hit("r3tard", "discrimination.retard", 3, "r3tard"),
+        Hit("sp4z", "discrimination.spaz", 3, "sp4z"),
+        Hit("that's so gay", "discrimination.thats_so_gay_apostrophe", 2, "that's so gay"),
+        Hit("go back to your own country", "discrimination.back_to_your_own_country", 3,
+            "back to your own country"),
+        Hit("you homo", "discrimination.homo", 2, "homo"),
+    ],
+    [
+        "Homo sapiens evolved in Africa.",
+        "My nan makes faggots and peas on Fridays.",
+        "Offa's Dyke runs along the border with Wales.",
+        "A chink of light came through the curtains.",
+        "The Maine Coon is a large cat.",
+        "Flame retardant materials slow the spread of fire.",
+        "Pakistan won the cricket.",
+        "Scunthorpe is a town in North Lincolnshire.",
+        "My cousin came out as trans.",
+    ],
+)
+
+# --------------------------------------------------------------------------- filter_bypass
+CASES["filter_bypass"] = (
+    [
+        Hit("v p n", "filter_bypass.vpn", 2, "v p n"),
+        Hit("vрn", "filter_bypass.vpn", 2, "vрn"),  # Cyrillic р
+        Hit("ｖｐｎ", "filter_bypass.vpn", 2, "ｖｐｎ"),
+        Hit("t0r br0wser", "filter_bypass.tor_browser", 2, "t0r br0wser"),
+        Hit("unbl0cked g4mes 66", "filter_bypass.unblocked_games", 1, "unbl0cked g4mes"),
+        Hit("bypass goguardian", "filter_bypass.bypass_goguardian", 2, "bypass goguardian"),
+        Hit("how to uninstall vigil", "filter_bypass.uninstall_vigil", 3, "uninstall vigil"),
+        Hit("1nc0gn1t0", "filter_bypass.incognito", 1, "1nc0gn1t0"),
+    ],
+    [
+        "A VPN stands for virtual private network.",
+        "What is the dark web? Explain how it differs from the deep web.",
+        "The protagonist travelled incognito to avoid being recognised.",
+        "Volcanic hotspots such as Hawaii form away from plate boundaries.",
+        "Change the default admin password on the router.",
+        "The Newbury bypass opened in 1998.",
+    ],
+)
+
+
+# --------------------------------------------------------------------------- the checks
+
+HITS = [pytest.param(cat, hit, id=f"{cat}:{hit.text}") for cat, (hits, _) in CASES.items()
+        for hit in hits]
+TRAPS = [pytest.param(cat, text, id=f"{cat}:{text}") for cat, (_, traps) in CASES.items()
+         for text in traps]
+
+
+@pytest.fixture(scope="module")
+def matcher() -> Matcher:
+    return Matcher(load_dirs(default_dir()))
+
+
+def typed(matcher: Matcher, text: str) -> list[Match]:
+    stream = matcher.stream()
+    found = [m for ch in text for m in stream.feed(ch)]
+    return found + stream.end_utterance()
+
+
+def test_every_category_has_a_section() -> None:
+    assert set(CASES) == set(CATEGORIES)
+    for category, (hits, traps) in CASES.items():
+        assert len(hits) >= 8 and len(traps) >= 5, category
+
+
+def _check(found: list[Match], text: str, category: str, hit: Hit) -> None:
+    mine = [m for m in found if m.rule.id == hit.rule]
+    assert mine, f"{hit.rule} did not fire on {text!r}; got {[m.rule.id for m in found]}"
+    m = mine[0]
+    assert (m.rule.category, m.rule.severity) == (category, hit.severity)
+    assert m.matched == text[m.start:m.end] == hit.matched
+
+
+@pytest.mark.parametrize(("category", "hit"), HITS)
+def test_positive_fires_one_shot(matcher: Matcher, category: str, hit: Hit) -> None:
+    _check(matcher.match(hit.text), hit.text, category, hit)
+
+
+@pytest.mark.parametrize(("category", "hit"), HITS)
+def test_positive_fires_when_typed(matcher: Matcher, category: str, hit: Hit) -> None:
+    _check(typed(matcher, hit.text), hit.text, category, hit)
+
+
+@pytest.mark.parametrize(("category", "text"), TRAPS)
+def test_trap_stays_quiet(matcher: Matcher, category: str, text: str) -> None:
+    assert [m.rule.id for m in matcher.match(text)] == []
+    assert [m.rule.id for m in typed(matcher, text)] == []
+
+
+def test_typo_fixed_with_backspace_fires_on_the_corrected_word(matcher: Matcher) -> None:
+    stream = matcher.stream()
+    for ch in "i want to end my lifr":
+        assert stream.feed(ch) == []
+    stream.key("backspace")
+    assert [m for ch in "e" for m in stream.feed(ch)] == []  # the word has not ended yet
+    found = stream.feed(" ")
+    assert [(m.rule.id, m.matched) for m in found] == [("suicide.end_my_life", "end my life")]
+    assert stream.text[found[0].start:found[0].end] == "end my life"
+
+
+def test_unless_context_typed_after_the_phrase_cancels_at_utterance_end(
+        matcher: Matcher) -> None:
+    """ "kill myself laughing": the stream must not report before the context can arrive."""
+    found = typed(matcher, "I kill myself laughing at that")
+    assert [m.rule.id for m in found] == []
+
+
+# --------------------------------------------------------------------------- known matcher gaps
+# Obfuscations the corpus contains that the matcher does not fold yet. Not blocking (recall
+# stays above 95%), written down here so the matcher's owner sees them; strict, so a fix shows.
+
+MATCHER_GAPS = [
+    pytest.param("sui.cide", "suicide.suicid", id="dot-inside-a-word",
+                 marks=pytest.mark.xfail(strict=True, reason=(
+                     "a separator between two multi-letter parts of a word is not joined; only "
+                     "runs of single letters are (k.i.l.l)"))),
+    pytest.param("kill myseIf", "suicide.kill_myself", id="capital-I-for-l",
+                 marks=pytest.mark.xfail(strict=True, reason=(
+                     "Latin capital I standing for l is a same-script confusable; only "
+                     "Cyrillic/Greek look-alikes in mixed words are mapped"))),
+    pytest.param("I want to 3nd my life", "suicide.end_my_life", id="3nd-read-as-ordinal",
+                 marks=pytest.mark.xfail(strict=True, reason=(
+                     "'3nd' is taken as a number with an ordinal suffix, so its leetspeak is "
+                     "not folded; 'nd' only follows 2 in a real ordinal"))),
+]
+
+
+@pytest.mark.parametrize(("text", "rule"), MATCHER_GAPS)
+def test_matcher_gap(matcher: Matcher, text: str, rule: str) -> None:
+    assert rule in {m.rule.id for m in matcher.match(text)}
