@@ -436,15 +436,17 @@ def seal_to(dst: IO[bytes], meta: Metadata, header: Mapping[str, Any],
     keyholders = _recipient_list(recipients)
 
     data_key = secrets.token_bytes(32)
-    clear = {"meta": meta.to_dict(), "chunk_size": chunk_size,
-             "commitment": b64e(_derive(data_key, _COMMIT_LABEL))}  # see docs/crypto.md
+    # The commitment stops anyone building one envelope that opens differently for two keyholders
+    # (AES-GCM alone does not commit to its key); see docs/crypto.md.
+    commitment = _derive(data_key, _COMMIT_LABEL)
+    clear = {"meta": meta.to_dict(), "chunk_size": chunk_size, "commitment": b64e(commitment)}
     clear_bytes = canonical_json(clear)
     if len(clear_bytes) > MAX_CLEAR:
         raise EnvelopeError("the event metadata is too large")
     context = _context(clear_bytes)
     aead = AESGCM(_derive(data_key, _ENC_LABEL))
     prefix = _Prefix(
-        clear_bytes, meta, chunk_size, _derive(data_key, _COMMIT_LABEL),
+        clear_bytes, meta, chunk_size, commitment,
         tuple(_seal_slot(r, data_key, context) for r in keyholders),
         aead.encrypt(_nonce(_PURPOSE_HEADER, True, 0), header_plain, context),
     )
@@ -500,10 +502,12 @@ def _parse(data: bytes) -> tuple[_Prefix, int]:
 def grant(data: bytes, key: PrivateKey, to: PublicKey) -> bytes:
     """Add ``to`` as a recipient, using ``key`` (an unlocked recipient) to recover the data key.
 
-    The header and body are copied untouched. Granting an existing recipient changes nothing.
+    The header and body are copied untouched (the header is checked, so a relabelled event is not
+    passed on). Granting an existing recipient changes nothing.
     """
     prefix, body_start = _parse(data)
     data_key = _data_key(prefix, key)
+    _open_header(prefix, AESGCM(_derive(data_key, _ENC_LABEL)))
     if any(s.fingerprint == to.fingerprint for s in prefix.slots):
         return data
     if len(prefix.slots) >= MAX_RECIPIENTS:

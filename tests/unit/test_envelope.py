@@ -450,3 +450,9 @@ def test_short_reads_from_raw_streams_are_not_taken_for_the_end(head_key: Keyhol
     plain = io.BytesIO()
     meta, _ = envelope.open_from(_Trickle(out.getvalue()), head_key.key, plain)
     assert meta == META and plain.getvalue() == body
+
+
+def test_grant_refuses_a_relabelled_event(head_key: Keyholder, technician_key: Keyholder) -> None:
+    data = envelope.seal(META, HEADER, b"x", [head_key.public])
+    with pytest.raises(EnvelopeError, match="altered"):
+        envelope.grant(_with_clear(data, {"severity": 1}), head_key.key, technician_key.public)
