@@ -1,0 +1,272 @@
+"""Benchmark: the dashboard's triage list with 1,000,000 events, on SQLite and on PostgreSQL.
+
+Bulk-inserts event rows (clear metadata only; the list page never opens envelopes while the key
+is locked) through the collector's real schema (Alembic migrations, composite indexes), then
+times GET /triage through the real app (collector + dashboard, signed-in session, CSRF, role
+check, query, Jinja2 rendering) in this process, with no network in between: server-side time.
+
+Pages measured: the newest page, a page deep in the queue (after a cursor half-way down), and
+each filter (severity, category, device, status, date range). The baseline, measured in the
+same process on the same data, is the same deep page fetched with OFFSET pagination, which is
+what keyset pagination replaces. Prints a table of median and p95 milliseconds, and last:
+
+    triage_p95_ms=<worst p95 over pages and databases> events=<n>
+
+Run: .venv/bin/python bench/dashboard.py [--events N] [--rounds N] [--skip-postgres]
+PostgreSQL: VIGIL_TEST_PG_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/test); the
+bench works in a schema of its own and drops it afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import random
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+PG_URL = os.environ.get("VIGIL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+CATEGORIES = ("bullying", "discrimination", "drugs", "extremism", "filter_bypass", "gambling",
+              "grooming", "pornography", "self_harm", "suicide", "violence")
+SEVERITY_WEIGHTS = (30, 30, 25, 10, 5)
+STATUSES = ("new", "false_positive", "no_concern", "concern", "escalated")
+STATUS_WEIGHTS = (20, 45, 25, 8, 2)
+DEVICES = 300
+BATCH = 10_000
+
+
+def _rows(n: int, device_ids: list[str], seed: int = 7) -> Iterator[list[dict[str, Any]]]:
+    rnd = random.Random(seed)
+    now = datetime.now(UTC)
+    span = 365 * 24 * 3600
+    batch: list[dict[str, Any]] = []
+    for _ in range(n):
+        category = rnd.choice(CATEGORIES)
+        event_id = str(uuid.UUID(int=rnd.getrandbits(128), version=4))
+        at = now - timedelta(seconds=rnd.random() * span)
+        status = rnd.choices(STATUSES, STATUS_WEIGHTS)[0]
+        batch.append({
+            "id": event_id, "device_id": rnd.choice(device_ids), "time": at,
+            "received_at": at + timedelta(seconds=2), "category": category,
+            "severity": rnd.choices((1, 2, 3, 4, 5), SEVERITY_WEIGHTS)[0],
+            "rule": f"{category}.rule_{rnd.randrange(60)}", "source": "typed", "repeat_count": 1,
+            "last_repeat_at": None, "blob_key": f"ev/{event_id[:2]}/{event_id}",
+            "size": 300_000, "sha256": hashlib.sha256(event_id.encode()).hexdigest(),
+            "recipients": [], "status": status,
+            "graded_by": None if status == "new" else "tech",
+            "graded_at": None if status == "new" else at + timedelta(hours=rnd.random() * 48),
+        })
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def populate(engine: Any, n: int) -> list[str]:
+    from sqlalchemy import insert, text
+
+    from collector.store.models import Device, Event
+
+    device_ids = [str(uuid.uuid4()) for _ in range(DEVICES)]
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(insert(Device), [
+            {"id": d, "hostname": f"PC-{i:04d}", "os": "windows", "group": f"year-{7 + i % 7}",
+             "agent_version": "0.1.0", "secret_hash": "0" * 64, "enrolled_at": now,
+             "last_seen": now, "user_signed_in": False, "spool_depth": 0, "dropped": 0,
+             "quarantined": 0, "listener_restarts": 0, "policy_serial": 1}
+            for i, d in enumerate(device_ids)
+        ])
+    started = time.perf_counter()
+    done = 0
+    for batch in _rows(n, device_ids):
+        with engine.begin() as conn:
+            conn.execute(insert(Event), batch)
+        done += len(batch)
+        if done % 200_000 == 0:
+            print(f"  inserted {done:,} rows ({time.perf_counter() - started:.0f} s)", flush=True)
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
+    return device_ids
+
+
+def _time(call: Callable[[], Any], rounds: int) -> tuple[float, float]:
+    for _ in range(3):
+        call()
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - start) * 1000)
+    samples.sort()
+    return statistics.median(samples), samples[min(len(samples) - 1, int(len(samples) * 0.95))]
+
+
+@contextmanager
+def signed_in_client(database_url: str, data_dir: Path) -> Iterator[Any]:
+    from fastapi.testclient import TestClient
+
+    import dashboard
+    from collector.app import create_app
+    from collector.settings import Settings
+    from dashboard import sessions
+    from dashboard.accounts import create_account
+    from dashboard.settings import DashboardSettings
+
+    settings = Settings(data_dir=data_dir, database_url=database_url, run_jobs=False)
+    app = create_app(settings, [dashboard.install])
+    with TestClient(app, base_url="https://bench.invalid") as client:
+        with app.state.db.session() as db:
+            account = create_account(db, "bench", "technician", secrets.token_urlsafe(16))
+            sessions.ensure_table(db.get_bind())
+            token, _ = sessions.start(db, account, "bench", verified=True)
+        cookie, _ = sessions.cookie_names(DashboardSettings.from_collector(settings))
+        client.cookies.set(cookie, token)
+        yield client
+
+
+def deep_cursor(engine: Any, depth: int) -> tuple[datetime, str]:
+    from sqlmodel import Session, col, select
+
+    from collector.store.models import Event
+
+    with Session(engine) as s:
+        row = s.exec(select(Event.time, Event.id)
+                     .order_by(col(Event.time).desc(), col(Event.id).desc())
+                     .offset(depth).limit(1)).one()
+    return row[0], row[1]
+
+
+def offset_page(engine: Any, depth: int, limit: int) -> Callable[[], Any]:
+    from sqlmodel import Session, col, select
+
+    from collector.store.models import Device, Event
+
+    def run() -> Any:
+        with Session(engine) as s:
+            return s.exec(
+                select(Event, Device.hostname)
+                .join(Device, col(Device.id) == Event.device_id, isouter=True)
+                .order_by(col(Event.time).desc(), col(Event.id).desc())
+                .offset(depth).limit(limit)
+            ).all()
+
+    return run
+
+
+def bench_database(label: str, url: str, events: int, rounds: int) -> list[tuple[str, str, float, float]]:
+    from sqlalchemy import func, select
+
+    from collector.store.db import make_engine
+    from collector.store.models import Event
+    from collector.store.schema import upgrade
+    from dashboard.queue import Cursor
+
+    engine = make_engine(url)
+    upgrade(engine)
+    with engine.connect() as conn:
+        present = conn.execute(select(func.count()).select_from(Event)).scalar_one()
+    if present == 0:
+        started = time.perf_counter()
+        device_ids = populate(engine, events)
+        print(f"{label}: inserted {events:,} events in {time.perf_counter() - started:.0f} s",
+              flush=True)
+    else:
+        from collector.store.models import Device
+
+        with engine.connect() as conn:
+            device_ids = [r[0] for r in conn.execute(select(Device.id))]
+    at, event_id = deep_cursor(engine, events // 2)
+    cursor = Cursor(at, event_id).encode()
+    today = datetime.now(UTC).date()
+    pages = {
+        "newest page": "/triage",
+        "deep page (keyset)": f"/triage?after={quote(cursor)}",
+        "severity=5": "/triage?severity=5",
+        "category=grooming": "/triage?category=grooming",
+        "device": f"/triage?device={device_ids[0]}",
+        "status=new": "/triage?status=new",
+        "last 7 days": f"/triage?since={today - timedelta(days=7)}&until={today}",
+        "severity=5 + status=new": "/triage?severity=5&status=new",
+        "deep severity=5 (keyset)": f"/triage?severity=5&after={quote(cursor)}",
+    }
+    results = []
+    with tempfile.TemporaryDirectory() as data, signed_in_client(url, Path(data)) as client:
+        first = client.get("/triage")
+        assert first.status_code == 200 and first.text.count('class="row"') == 50, first.text[:300]
+
+        for name, path in pages.items():
+            def get(path: str = path) -> None:
+                answer = client.get(path)
+                assert answer.status_code == 200, (path, answer.status_code, answer.text[:200])
+
+            median, p95 = _time(get, rounds)
+            results.append((label, name, median, p95))
+    median, p95 = _time(offset_page(engine, events // 2, 50), max(5, rounds // 4))
+    results.append((label, "baseline: deep page by OFFSET (query only)", median, p95))
+    engine.dispose()
+    return results
+
+
+@contextmanager
+def pg_schema() -> Iterator[str]:
+    import psycopg
+
+    admin = PG_URL.replace("postgresql+psycopg://", "postgresql://", 1)
+    schema = f"bench_dash_{secrets.token_hex(4)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--sqlite-path", help="reuse this SQLite file (filled on first use)")
+    args = parser.parse_args()
+
+    results: list[tuple[str, str, float, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite_path = args.sqlite_path or str(Path(tmp) / "bench.db")
+        results += bench_database("sqlite", f"sqlite:///{sqlite_path}", args.events, args.rounds)
+    if not args.skip_postgres:
+        with pg_schema() as url:
+            results += bench_database("postgresql", url, args.events, args.rounds)
+
+    print()
+    print(f"{'database':<11} {'page':<44} {'median ms':>10} {'p95 ms':>8} {'x baseline':>11}")
+    worst = 0.0
+    for db in dict.fromkeys(r[0] for r in results):
+        rows = [r for r in results if r[0] == db]
+        baseline = next(r[2] for r in rows if r[1].startswith("baseline"))
+        for _, name, median, p95 in rows:
+            print(f"{db:<11} {name:<44} {median:>10.1f} {p95:>8.1f} {median / baseline:>11.2f}")
+            if not name.startswith("baseline"):
+                worst = max(worst, p95)
+    print(f"triage_p95_ms={worst:.1f} events={args.events}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

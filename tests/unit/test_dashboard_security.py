@@ -1,0 +1,175 @@
+"""Passwords, lockouts, sessions, the key ring's idle timeout, redirects, settings, highlighting."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+import pyotp
+import pytest
+
+from collector.settings import DashboardSettings as CollectorDashboard
+from collector.settings import Settings
+from collector.store.models import LoginAttempt, utcnow
+from dashboard import sessions
+from dashboard.accounts import create_account, disable_account, enable_totp, set_password
+from dashboard.captures import highlight
+from dashboard.errors import BadRequest, LockedOut
+from dashboard.keysessions import KeyRing
+from dashboard.routes._common import safe_next
+from dashboard.security import (
+    clear_failures,
+    ensure_not_locked,
+    hash_password,
+    record_failure,
+    same_secret,
+    totp_ok,
+    verify_password,
+)
+from dashboard.settings import DashboardSettings
+from tests.fixtures.x11 import wait_until
+
+
+def test_dashboard_passwords_are_argon2id_and_verify() -> None:
+    stored = hash_password("correct horse battery")
+    assert stored.startswith("$argon2id$")
+    assert verify_password(stored, "correct horse battery")
+    assert not verify_password(stored, "correct horse batterx")
+    assert not verify_password(None, "anything")
+    assert not verify_password("not-a-hash", "anything")
+
+
+def test_dashboard_same_secret_never_matches_missing_sides() -> None:
+    assert same_secret("abc", "abc")
+    assert not same_secret("abc", "abd")
+    assert not same_secret("", "")
+    assert not same_secret(None, "abc")
+
+
+def test_dashboard_lockout_after_failures_and_clears(database: Any) -> None:
+    subjects = ["user:ada", "addr:10.0.0.9"]
+    with database.session() as s:
+        for _ in range(4):
+            record_failure(s, "login", subjects)
+        ensure_not_locked(s, "login", subjects, max_failures=5, window=900)
+        record_failure(s, "login", ["user:ada"])
+        with pytest.raises(LockedOut, match=r"locked for 1[45] more minute"):
+            ensure_not_locked(s, "login", subjects, max_failures=5, window=900)
+        # The address is not locked on its own; other users from it can still try.
+        ensure_not_locked(s, "login", ["addr:10.0.0.9"], max_failures=5, window=900)
+        # Unlock attempts are counted apart from sign-ins.
+        ensure_not_locked(s, "unlock", ["user:ada"], max_failures=5, window=900)
+        clear_failures(s, "login", "user:ada")
+        ensure_not_locked(s, "login", subjects, max_failures=5, window=900)
+
+
+def test_dashboard_old_failures_fall_out_of_the_window(database: Any) -> None:
+    with database.session() as s:
+        old = utcnow() - timedelta(minutes=20)
+        s.add_all([LoginAttempt(kind="login", subject="user:bo", at=old) for _ in range(9)])
+        s.commit()
+        ensure_not_locked(s, "login", ["user:bo"], max_failures=5, window=900)
+
+
+def test_dashboard_sessions_expire_and_end_with_the_account(database: Any) -> None:
+    settings = DashboardSettings(session_idle_timeout=60)
+    with database.session() as s:
+        account = create_account(s, "kim", "head", "long enough password")
+        token, row = sessions.start(s, account, "127.0.0.1", verified=True)
+        assert row.token_hash != token  # only the hash is stored
+        who = sessions.find(s, token, settings)
+        assert who is not None and who.role == "head" and who.csrf
+        assert sessions.find(s, token + "x", settings) is None
+        row.last_seen = utcnow() - timedelta(seconds=61)
+        s.add(row)
+        s.commit()
+        assert sessions.find(s, token, settings) is None  # idle too long: gone
+        token, _ = sessions.start(s, account, "127.0.0.1", verified=True)
+        set_password(s, "kim", "another long password")
+        assert sessions.find(s, token, settings) is None  # a new password ends old sessions
+        token, _ = sessions.start(s, account, "127.0.0.1", verified=True)
+        disable_account(s, "kim")
+        assert sessions.find(s, token, settings) is None
+
+
+def test_dashboard_accounts_refuse_bad_input(database: Any) -> None:
+    with database.session() as s:
+        with pytest.raises(BadRequest, match="12 characters"):
+            create_account(s, "lee", "technician", "short")
+        with pytest.raises(BadRequest, match="Role"):
+            create_account(s, "lee", "janitor", "long enough password")
+        with pytest.raises(BadRequest, match="keyholder"):
+            create_account(s, "lee", "head", "long enough password", keyholder="nobody")
+        create_account(s, "lee", "governor", "long enough password")
+        with pytest.raises(BadRequest, match="already exists"):
+            create_account(s, "lee", "governor", "long enough password")
+
+
+def test_dashboard_totp(database: Any) -> None:
+    with database.session() as s:
+        create_account(s, "pat", "technician", "long enough password")
+        uri = enable_totp(s, "pat")
+    secret = pyotp.parse_uri(uri).secret
+    assert totp_ok(secret, pyotp.TOTP(secret).now())
+    assert totp_ok(secret, " " + pyotp.TOTP(secret).now()[:3] + " " + pyotp.TOTP(secret).now()[3:])
+    assert not totp_ok(secret, "000000") or pyotp.TOTP(secret).now() == "000000"
+    assert not totp_ok(secret, "12345")
+
+
+def test_dashboard_key_ring_drops_idle_keys() -> None:
+    ring = KeyRing(idle_timeout=0.3)
+    ring.put("s1", object(), 1, "fp1")
+    ring.put("s2", object(), 2, "fp2")
+    assert ring.get("s1") is not None
+    ring.drop("s2")
+    assert ring.get("s2") is None
+    # peek() does not count as use, so polling with it lets the key go idle.
+    wait_until(lambda: not ring.peek("s1"), timeout=5, what="the idle key to be dropped")
+    assert ring.get("s1") is None
+    assert len(ring) == 0
+    # Use keeps a key alive.
+    ring.put("s3", object(), 3, "fp3")
+    deadline = time.monotonic() + 0.6
+    while time.monotonic() < deadline:
+        assert ring.get("s3") is not None
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/triage?severity=5", "/triage?severity=5"),
+        ("https://evil.example/", "/home"),
+        ("//evil.example/x", "/home"),
+        ("/\\evil.example", "/home"),
+        ("javascript:alert(1)", "/home"),
+        ("", "/home"),
+    ],
+)
+def test_dashboard_next_is_only_a_local_path(target: str, expected: str) -> None:
+    assert safe_next(target, "/home") == expected
+
+
+def test_dashboard_settings_from_the_collector(tmp_path: Any) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        silent_after_minutes=45,
+        dashboard=CollectorDashboard(unlock_idle_minutes=5, login_max_failures=3,
+                                     extra={"page_size": "25", "cookie_secure": "false"}),
+    )
+    ours = DashboardSettings.from_collector(settings)
+    assert ours.key_idle_timeout == 300
+    assert ours.login_max_failures == 3
+    assert ours.page_size == 25
+    assert ours.cookie_secure is False
+    assert ours.silent_after == 45 * 60
+    assert DashboardSettings.from_collector(Settings(data_dir=tmp_path)).key_idle_timeout == 900
+
+
+def test_dashboard_highlight_splits_context_for_escaping() -> None:
+    header = {"context": "ab <b>kill myself</b> cd", "match": {"start": 6, "end": 17, "text": "kill myself"}}
+    assert highlight(header) == ("ab <b>", "kill myself", "</b> cd")
+    # Offsets that do not fit fall back to finding the text; nothing found shows the context.
+    assert highlight({"context": "x KILL y", "match": {"start": 90, "end": 99, "text": "kill"}}) == ("x ", "KILL", " y")
+    assert highlight({"context": "plain", "match": {}}) == ("plain", "", "")
