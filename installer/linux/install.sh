@@ -2,7 +2,7 @@
 # Installs Vigil's collector (a systemd service) or agent (for every graphical user) into a
 # dedicated virtual environment under /opt/vigil. Running it twice changes nothing.
 #
-#   install.sh collector [--host 0.0.0.0] [--port 8443]
+#   install.sh collector [--host 0.0.0.0] [--port 8443] [--public-url https://NAME:8443]
 #   install.sh agent --collector URL --token T --trust FPR [--ca CERT | --ca-fingerprint SHA256]
 #
 # Common options:
@@ -27,7 +27,7 @@ case "$COMPONENT" in
 esac
 
 FROM="" WHEELHOUSE="" LOCK="" PYTHON="python3"
-HOST="0.0.0.0" PORT="8443"
+HOST="0.0.0.0" PORT="8443" PUBLIC_URL=""
 COLLECTOR_URL="" TOKEN="" TRUST="" CA="" CA_FPR=""
 while [ $# -gt 0 ]; do
     rc=0; common_option "$@" || rc=$?
@@ -40,6 +40,7 @@ while [ $# -gt 0 ]; do
         --python) PYTHON="$2" ;;
         --host) HOST="$2" ;;
         --port) PORT="$2" ;;
+        --public-url) PUBLIC_URL="$2" ;;
         --collector) COLLECTOR_URL="$2" ;;
         --token) TOKEN="$2" ;;
         --trust) TRUST="$2" ;;
@@ -125,10 +126,14 @@ install_collector() {
     uid="$(awk -F: -v u="$SERVICE_USER" '$1 == u {print $3}' "$ROOT/etc/passwd")"
     gid="$(awk -F: -v u="$SERVICE_USER" '$1 == u {print $4}' "$ROOT/etc/passwd")"
 
+    local shown_host="$HOST"
+    case "$HOST" in 0.0.0.0|::|"") shown_host="$(hostname -f 2>/dev/null || hostname)" ;; esac
+    PUBLIC_URL="${PUBLIC_URL:-https://$shown_host:$PORT}"
     mkdir -p "$DATA"
     if [ -z "$(ls -A "$DATA")" ]; then
         say "initialising the collector's data directory $DATA"
-        vigil_cmd collector init --data "$DATA"
+        vigil_cmd collector init --data "$DATA" --port "$PORT" --public-url "$PUBLIC_URL" \
+            || die "could not initialise $DATA"
     fi
     chown -R "$uid:$gid" "$DATA"
     chmod 700 "$DATA"
@@ -148,9 +153,7 @@ CONF
     live_systemctl daemon-reload
     if [ "$CHANGED" = 1 ]; then live_systemctl restart vigil-collector.service; else live_systemctl start vigil-collector.service; fi
 
-    local shown_host="$HOST"
-    case "$HOST" in 0.0.0.0|::|"") shown_host="$(hostname -f 2>/dev/null || hostname)" ;; esac
-    say "collector installed; dashboard: https://$shown_host:$PORT/"
+    say "collector installed; dashboard: $PUBLIC_URL/"
     cat <<NEXT
 Next steps (docs/admin-guide.md):
   sudo -u vigil vigil collector keyholder add --data /var/lib/vigil --name head --role head --password-stdin
@@ -209,8 +212,8 @@ install_agent() {
         local pin=()
         [ -n "$CA" ] && pin=(--ca "$CA")
         [ -n "$CA_FPR" ] && pin=(--ca-fingerprint "$CA_FPR")
-        XDG_CONFIG_HOME="$AGENT_CONF" vigil_cmd agent enrol --collector "$COLLECTOR_URL" \
-            --token "$TOKEN" --trust "$TRUST" "${pin[@]}" || die "enrolment failed (see the line above)"
+        vigil_cmd agent enrol --collector "$COLLECTOR_URL" --token "$TOKEN" --trust "$TRUST" \
+            "${pin[@]}" --config-dir "$AGENT_CONF" || die "enrolment failed (see the line above)"
         echo "$COLLECTOR_URL" > "$marker"
         chmod 644 "$marker"
     fi

@@ -113,15 +113,11 @@ function Invoke-Enrol {
     $pin = @()
     if ($CaFile) { $pin = @('--ca', $CaFile) }
     if ($CaFingerprint) { $pin = @('--ca-fingerprint', $CaFingerprint) }
-    # platformdirs honours these overrides: the enrolment lands in ProgramData, not the admin's profile.
-    $env:WIN_PD_OVERRIDE_APPDATA = $MachineConf
-    $env:WIN_PD_OVERRIDE_LOCAL_APPDATA = $MachineConf
     $cmd = Get-VigilCommand
     $rest = @()
     if ($cmd.Length -gt 1) { $rest = $cmd[1..($cmd.Length - 1)] }
-    & $cmd[0] @rest agent enrol --collector $Collector --token $Token --trust $Trust @pin
+    & $cmd[0] @rest agent enrol --collector $Collector --token $Token --trust $Trust @pin --config-dir $MachineConf
     $code = $LASTEXITCODE
-    Remove-Item Env:\WIN_PD_OVERRIDE_APPDATA, Env:\WIN_PD_OVERRIDE_LOCAL_APPDATA
     if ($code -ne 0) { Fail 'enrolment failed (see the line above)' }
     Set-Content -Path $marker -Value $Collector -Encoding UTF8
     # Users read the enrolment (each agent copies it at log on); only administrators change it.
@@ -161,7 +157,7 @@ function Remove-Agent {
         if (Test-Path $MachineConf) { Remove-Item -Recurse -Force $MachineConf }
         # Each user's copy of the enrolment and spool, under their local app data.
         Get-ChildItem 'C:\Users' -Directory -ErrorAction SilentlyContinue | ForEach-Object {
-            foreach ($sub in 'AppData\Local\vigil', 'AppData\Roaming\vigil') {
+            foreach ($sub in 'AppData\Local\vigil-agent', 'AppData\Roaming\vigil-agent') {
                 $p = Join-Path $_.FullName $sub
                 if (Test-Path $p) { Remove-Item -Recurse -Force $p }
             }

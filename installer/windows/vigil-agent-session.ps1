@@ -5,8 +5,8 @@
 #>
 $ErrorActionPreference = 'Continue'
 $InstallDir = Split-Path -Parent $MyInvocation.MyCommand.Path
-$Machine = Join-Path $env:ProgramData 'Vigil\enrolment\vigil'
-$UserConf = Join-Path $env:LOCALAPPDATA 'vigil'
+$Machine = Join-Path $env:ProgramData 'Vigil\enrolment'
+$UserConf = Join-Path $env:LOCALAPPDATA 'vigil-agent'  # platformdirs' user_config_dir
 
 $src = Join-Path $Machine 'enrolment.json'
 $dst = Join-Path $UserConf 'enrolment.json'

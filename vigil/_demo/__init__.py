@@ -25,7 +25,7 @@ from typing import TextIO
 
 from vigil._demo import agent, collector, typist
 from vigil._demo.check import OpenedCapture, open_captures, stored_event_ids
-from vigil._demo.display import start_virtual_display
+from vigil._demo.display import start_virtual_display, x_env
 from vigil._demo.errors import DemoError
 from vigil._demo.processes import Child, Children, wait_until
 
@@ -63,7 +63,7 @@ def run(options: DemoOptions, out: TextIO) -> int:
     base = base.resolve()
     data_dir, agent_dir = base / "collector", base / "agent"
     port = _existing_port(data_dir) or options.port or collector.free_port()
-    children = Children(base / "logs")
+    children = Children(base / "logs", tag={"VIGIL_DEMO_DIR": str(base)})
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
 
     def say(line: str) -> None:
@@ -83,11 +83,19 @@ def run(options: DemoOptions, out: TextIO) -> int:
         else:
             display = start_virtual_display(children)
             say(f"started a virtual display {display} (Xvfb + openbox)")
-        env = agent.agent_env(agent_dir, display)
-        say(f"spool_dir={agent.spool_dir(env)}")
+        dirs = agent.AgentDirs.under(agent_dir)
+        say(f"spool_dir={dirs.spool}")
 
-        agent.enrol(collector.enrol_token(data_dir), env)
-        agent_child = agent.start(children, env)
+        agent.enrol(collector.enrol_token(data_dir), dirs)
+        agent_child = agent.start(children, dirs, display)
+        env = x_env(display)
+        try:
+            wait_until(lambda: (agent_child.check_alive(), agent.has_reported(dirs))[1], 30,
+                       "the agent's first heartbeat", interval=0.5, log=agent_child.log)
+        except DemoError:
+            if not agent_child.alive():
+                raise
+            say("the agent has not reported yet; typing anyway")
         say("agent enrolled and running; typing into a window:")
         typist.open_window(children, env)
         for sentence in typist.TRIGGERS + typist.BENIGN:

@@ -60,12 +60,15 @@ class Children:
     """Started processes, each in its own session so a stray signal never reaches just half."""
 
     log_dir: Path
+    # Set in every child's environment, so that anyone can find what this demo started.
+    tag: dict[str, str] = field(default_factory=dict)
     started: list[Child] = field(default_factory=list)
 
     def start(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None,
               pass_fds: Sequence[int] = ()) -> Child:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / f"{name}.log"
+        env = {**(os.environ if env is None else env), **self.tag}
         with open(log, "ab") as out:
             try:
                 proc = subprocess.Popen(list(argv), env=env, stdout=out, stderr=subprocess.STDOUT,
