@@ -100,6 +100,9 @@ class X11Windows:
         from Xlib import X, Xatom
 
         self._d = open_display(self._display_name)
+        # Windows vanish between an event and our request; such errors arrive asynchronously
+        # and are expected, so they go to the debug log instead of stderr.
+        self._d.set_error_handler(lambda err, request=None: log.debug("X error: %s", err))
         self._a_active = self._atom("_NET_ACTIVE_WINDOW")
         self._a_net_name = self._atom("_NET_WM_NAME")
         self._a_utf8 = self._atom("UTF8_STRING")
