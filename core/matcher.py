@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import ahocorasick
 
-from core.normalize import Folded, Normalizer, Window, _char_class, _short_gap
+from core.normalize import _INNER, _TOKEN, Folded, Normalizer, Window, _char_class, _short_gap
 from core.rules import Mode, Rule, RuleSet
 
 __all__ = ["Match", "Matcher", "Stream", "KEYS"]
@@ -121,12 +121,14 @@ class Matcher:
         self.rules: tuple[Rule, ...] = tuple(ruleset.rules)
         plain = Normalizer()
         table: dict[str, list[_Entry]] = {}
+        words = [1, 1, 1]  # most words in a key, per kind
         vocab: set[str] = set()
         unless_owners: dict[tuple[str, bool], set[int]] = {}
         unless_phrases: dict[int, list[str]] = {}
 
         def add(folds: list[Folded], entry_of: tuple[int, int, frozenset[int], bool]) -> None:
             kind, rule, owners, embedded = entry_of
+            words[kind] = max(words[kind], len(folds))
             variants = [_pattern(folds)]
             if not embedded:
                 joined = _joined(folds)
@@ -162,10 +164,10 @@ class Matcher:
             self._automaton.make_automaton()
         self._empty = not table
         self._normalizer = Normalizer(vocab)
-        longest = max((len(k) for k in table), default=0)
-        # How much text behind a word end the stream refolds: the longest pattern with room for
-        # stretched letters and separators, plus its context.
-        self.window_chars = 3 * longest + 64
+        # How many words behind the first undecided one the stream refolds: enough for a rule to
+        # start there, and, when something fires, for a canceller to reach further back.
+        self.rule_words = words[_RULE] + 1
+        self.context_words = words[_RULE] + max(words[_UNLESS], words[_EXCLUDE]) + 1
         self._need = self._right_context(exclusions, unless_phrases)
 
     # ------------------------------------------------------------------ construction helpers
@@ -418,7 +420,7 @@ class Stream:
             if s >= cursor:
                 continue  # a caret before a word does not make it "being typed"
             # the cursor is in or at the end of this word, or after "!" / "|" that may go on
-            if cursor <= e or all(_char_class(ch) == 1 for ch in text[e:cursor]):
+            if cursor <= e or not text[e:cursor].strip(_INNER):
                 hit = i
             break
         if hit is None and cursor == len(text):
@@ -437,14 +439,36 @@ class Stream:
                 last += 1
         return first, last
 
+    def _lookback(self, pos: int, words: int) -> int:
+        """Start of the ``words``-th word before ``pos`` (0 if there are fewer), found by
+        scanning the text backwards; never inside a run of lone letters."""
+        text = self._text
+        start = 0
+        count = 0
+        for m in _TOKEN.finditer(text[pos - 1::-1] if pos > 0 else ""):
+            count += 1
+            if count >= words and m.end() - m.start() > 1:
+                return pos - m.end()
+        return start
+
     def _evaluate(self, final: bool) -> list[Match]:
         m, text = self._m, self._text
         if self._dirty:
-            lo, since = 0, -1
+            since = -1
+            win = m._normalizer.window(text)
+            found = m._hits(win)
         else:
-            lo, since = max(0, self._settled - m.window_chars), self._settled
-        win = m._normalizer.window(text, lo)
-        hits, excluded, unless = m._hits(win)
+            since = self._settled
+            # Most word ends complete nothing: look at the last few words first, and refold the
+            # wider context that cancellers need only when a rule fires there.
+            win = m._normalizer.window(text, self._lookback(since, m.rule_words))
+            found = m._hits(win)
+            base = self._base
+            if final or any(h.end > since and (h.rule, base + h.start, base + h.end)
+                            not in self._reported for h in found[0]):
+                win = m._normalizer.window(text, self._lookback(since, m.context_words))
+                found = m._hits(win)
+        hits, excluded, unless = found
         active = None if final else self._active(win)
         settled = len(text)
         if active is not None:
