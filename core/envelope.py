@@ -180,7 +180,8 @@ class _Prefix:
         return _context(self.clear_bytes)
 
     def fixed_bytes(self) -> bytes:
-        return MAGIC + bytes([VERSION]) + struct.pack(">I", len(self.clear_bytes)) + self.clear_bytes
+        clear = self.clear_bytes
+        return MAGIC + bytes([VERSION]) + struct.pack(">I", len(clear)) + clear
 
     def slots_bytes(self) -> bytes:
         return struct.pack(">H", len(self.slots)) + b"".join(s.to_bytes() for s in self.slots)
@@ -201,7 +202,7 @@ def _derive(data_key: bytes, label: bytes) -> bytes:
     return hmac.new(data_key, label, hashlib.sha256).digest()
 
 
-# --- reading -------------------------------------------------------------------------------------
+# --- reading --------------------------------------------------------------------------------------
 
 
 class _ViewReader:
@@ -312,7 +313,8 @@ def _data_key(prefix: _Prefix, key: PrivateKey) -> bytes:
     slot = next((s for s in prefix.slots if hmac.compare_digest(
         s.fingerprint.encode(), key.fingerprint.encode())), None)
     if slot is None:
-        raise NotARecipient(f"key {key.name!r} ({key.fingerprint}) is not a recipient of this event")
+        raise NotARecipient(
+            f"key {key.name!r} ({key.fingerprint}) is not a recipient of this event")
     try:
         data_key = key.open_secret(slot.sealed, _HPKE_INFO + prefix.context)
     except (InvalidTag, ValueError):
@@ -384,7 +386,7 @@ def open(data: bytes, key: PrivateKey) -> Opened:
     return Opened(meta, header, out.getvalue())  # getvalue() hands over the buffer, no copy
 
 
-# --- writing -------------------------------------------------------------------------------------
+# --- writing --------------------------------------------------------------------------------------
 
 
 def _recipient_list(recipients: Iterable[PublicKey]) -> list[PublicKey]:
@@ -479,7 +481,7 @@ def seal(meta: Metadata, header: Mapping[str, Any], body: bytes,
     return out.getvalue()  # no copy: BytesIO hands over its buffer
 
 
-# --- changing recipients -------------------------------------------------------------------------
+# --- changing recipients --------------------------------------------------------------------------
 
 
 def _rewrite_slots(data: bytes, slots: Sequence[_Slot], prefix: _Prefix, body_start: int) -> bytes:

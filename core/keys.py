@@ -78,7 +78,7 @@ class Kem(str, enum.Enum):
             raise KeyFileError(f"unsupported key type {value!r}") from None
 
 
-# --- password KDF -------------------------------------------------------------------------------
+# --- password KDF ---------------------------------------------------------------------------------
 
 # Upper bounds on parameters read from a file: a crafted key file must not make an unlock
 # allocate gigabytes or run for hours.
@@ -95,8 +95,9 @@ class Kdf:
     params: dict[str, int]
 
     @classmethod
-    def argon2id(cls, time_cost: int = 3, memory_kib: int = 128 * 1024, parallelism: int = 1) -> Kdf:
-        """The default: Argon2id, 128 MiB, 3 passes; about 0.35 s per unlock on a 2-core VM."""
+    def argon2id(cls, time_cost: int = 3, memory_kib: int = 128 * 1024,
+                 parallelism: int = 1) -> Kdf:
+        """The default: Argon2id, 128 MiB, 3 passes; about 0.4 s per unlock on a quiet 2-core VM."""
         return cls("argon2id", {"time_cost": time_cost, "memory_kib": memory_kib,
                                 "parallelism": parallelism}).validated()
 
@@ -181,7 +182,7 @@ def check_password(password: str) -> None:
         )
 
 
-# --- public keys ---------------------------------------------------------------------------------
+# --- public keys ----------------------------------------------------------------------------------
 
 
 def _check_name(name: object) -> str:
@@ -200,7 +201,7 @@ def _check_role(role: object) -> str:
 
 @dataclass(frozen=True)
 class PublicKey:
-    """A keyholder's public halves: what agents seal to and what verifies their policy signatures."""
+    """A keyholder's public halves: what agents seal to, and what checks their policy signatures."""
 
     name: str
     role: str
@@ -259,7 +260,8 @@ class PublicKey:
     def from_dict(cls, value: object) -> PublicKey:
         if not isinstance(value, dict):
             raise KeyFileError("public key is not a JSON object")
-        if value.get("format") not in (PUBLIC_FORMAT, None) or value.get("version") != FORMAT_VERSION:
+        if (value.get("format") not in (PUBLIC_FORMAT, None)
+                or value.get("version") != FORMAT_VERSION):
             raise KeyFileError("not a Vigil public key of a supported version")
         key = cls(
             name=_check_name(value.get("name")),
@@ -291,7 +293,7 @@ def keyset_fingerprint(public_keys: Iterable[PublicKey]) -> str:
     return b32_digest("vks1:", "\n".join(fingerprints).encode("ascii"))
 
 
-# --- private keys --------------------------------------------------------------------------------
+# --- private keys ---------------------------------------------------------------------------------
 
 
 def _hpke_pair(kem: Kem, raw: bytes) -> tuple[Any, bytes]:
@@ -373,7 +375,7 @@ class PrivateKey(_PublicView):
         return f"PrivateKey({self.public.name!r}, {self.public.role!r}, {self.fingerprint})"
 
 
-# --- key files -----------------------------------------------------------------------------------
+# --- key files ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -465,7 +467,7 @@ def create(name: str, role: str, password: str, kem: Kem = Kem.HYBRID,
     return KeyFile.seal(key, password, kdf), key
 
 
-# --- files on disk -------------------------------------------------------------------------------
+# --- files on disk --------------------------------------------------------------------------------
 
 
 def _read_small(path: str | os.PathLike[str]) -> bytes:

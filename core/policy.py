@@ -171,7 +171,8 @@ class Policy:
             try:
                 ipaddress.ip_network(_text(cidr, "onsite network", 64), strict=False)
             except ValueError:
-                raise PolicyError(f"onsite network {cidr!r} is not a CIDR like 10.0.0.0/8") from None
+                raise PolicyError(
+                    f"onsite network {cidr!r} is not a CIDR like 10.0.0.0/8") from None
         object.__setattr__(self, "onsite_networks", networks)
         _int(self.flood_window_s, "flood_window_s", 0, 86_400)
         _int(self.title_cooldown_s, "title_cooldown_s", 0, 86_400)

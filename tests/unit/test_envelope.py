@@ -95,7 +95,7 @@ def _with_clear(data: bytes, edit: dict) -> bytes:
     return data[:9] + struct.pack(">I", len(new)) + new + data[layout.clear[1]:]
 
 
-# --- round trips -----------------------------------------------------------------------------------
+# --- round trips ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kem", list(keys.Kem))
@@ -187,7 +187,7 @@ def test_bad_seal_arguments(head_key: Keyholder) -> None:
         envelope.seal(META, {"x": "y" * (envelope.MAX_HEADER + 1)}, b"", [head_key.public])
 
 
-# --- recipients ------------------------------------------------------------------------------------
+# --- recipients -----------------------------------------------------------------------------------
 
 
 def test_not_a_recipient(head_key: Keyholder, stranger_key: Keyholder) -> None:
@@ -242,7 +242,7 @@ def test_duplicate_recipients_are_sealed_once(head_key: Keyholder) -> None:
     assert envelope.read_meta(data)[1] == [head_key.fingerprint]
 
 
-# --- tampering -------------------------------------------------------------------------------------
+# --- tampering ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("edit", [
@@ -287,7 +287,8 @@ def _regions(data: bytes) -> dict[str, int]:
 
 REGIONS = ["magic", "version", "clear length", "clear section", "slot count",
            "slot fingerprint", "slot kem", "slot sealed-key length", "slot sealed key", "slot tag",
-           "slot mac", "other slot", "other slot mac", "header length", "header ciphertext", "header tag", "first body chunk",
+           "slot mac", "other slot", "other slot mac", "header length", "header ciphertext",
+           "header tag", "first body chunk",
            "first chunk tag", "middle chunk", "last chunk", "last tag"]
 
 
@@ -322,7 +323,8 @@ def test_dropping_reordering_or_appending_chunks_fails(head_key: Keyholder) -> N
     chunks = [data[start + i * step:start + (i + 1) * step] for i in range(3)]
     assert b"".join(chunks) == data[start:]
     variants = {
-        "drop last": chunks[:2], "drop first": chunks[1:], "swap": [chunks[1], chunks[0], chunks[2]],
+        "drop last": chunks[:2], "drop first": chunks[1:],
+        "swap": [chunks[1], chunks[0], chunks[2]],
         "repeat": [chunks[0], *chunks], "append chunk": [*chunks, chunks[2]],
     }
     for name, parts in variants.items():
@@ -362,7 +364,8 @@ def _corpus(head: Keyholder, technician: Keyholder) -> bytes:
     return _CORPUS["data"]
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.integers(min_value=0), st.integers(min_value=1, max_value=255)),
                 min_size=1, max_size=4),
        st.one_of(st.none(), st.integers(min_value=0)), st.binary(max_size=8))
@@ -393,7 +396,7 @@ def test_random_corruption_never_opens_and_fails_only_with_our_error(
         pass
 
 
-# --- memory ----------------------------------------------------------------------------------------
+# --- memory ---------------------------------------------------------------------------------------
 
 
 def _peak_during(call) -> tuple[object, int]:  # type: ignore[no-untyped-def]

@@ -46,7 +46,7 @@ def _resign_body(signed: SignedPolicy, edit: dict[str, Any], signer: Keyholder) 
     return SignedPolicy(raw, signer.fingerprint, signer.key.sign(b"vigil signed policy v1\0" + raw))
 
 
-# --- the cases the issue lists ---------------------------------------------------------------------
+# --- the cases the issue lists --------------------------------------------------------------------
 
 
 def test_a_valid_first_policy_is_accepted_and_the_set_is_trusted(keyholders: Keyholders) -> None:
@@ -208,7 +208,7 @@ def test_the_first_policy_must_be_signed_by_one_of_its_own_keyholders(
         policy.verify(signed, Trust.pinned(pin))
 
 
-# --- formats and validation ------------------------------------------------------------------------
+# --- formats and validation -----------------------------------------------------------------------
 
 
 def test_policy_body_round_trip_and_wire_format(keyholders: Keyholders) -> None:
@@ -222,7 +222,8 @@ def test_policy_body_round_trip_and_wire_format(keyholders: Keyholders) -> None:
     assert signed.digest.startswith("sha256:")
 
 
-@pytest.mark.parametrize("garbage", [b"", b"[]", b"{}", b"\xff", b'{"format":"vigil-signed-policy"}',
+@pytest.mark.parametrize("garbage", [b"", b"[]", b"{}", b"\xff",
+                                     b'{"format":"vigil-signed-policy"}',
                                      (b'{"format":"vigil-signed-policy","version":1,"body":"!",'
                                       b'"signer":"x","signature":""}')])
 def test_garbage_signed_policies(keyholders: Keyholders, garbage: bytes) -> None:
