@@ -1,0 +1,257 @@
+"""installer/linux into a throwaway root: collector, agent enrolled against the installed collector
+(running as its service user over TLS), idempotence, and nothing left behind after --purge.
+
+The root is a prefix, not a chroot: every path the installers write is under it (--root), the
+service user is created in its own etc/passwd (useradd --prefix), units are enabled with
+`systemctl --root` and checked with `systemd-analyze verify --root`. Wheels are built once per
+session, so the venv is installed offline, as a school without Internet access at install would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import shutil
+import socket
+import ssl
+import stat
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.x11 import wait_until
+
+pytestmark = [pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+LINUX = REPO / "installer" / "linux"
+LOCK = REPO / "requirements.lock"
+# shadow-utils keeps the previous version of each file it edits, as on every Debian system.
+SHADOW_BACKUPS = {"etc/passwd-", "etc/group-", "etc/shadow-", "etc/gshadow-"}
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The vigil wheel (built from this tree) and every locked dependency it needs, as wheels."""
+    work = tmp_path_factory.mktemp("wheelhouse")
+    src, house = work / "src", work / "wheels"
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "*.egg-info", "__pycache__", "build", ".pytest_cache", "docs"))
+    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(house), str(src)], check=True,
+                   capture_output=True, timeout=300)
+    wheel = next(house.glob("vigil-*.whl"))
+    subprocess.run([*pip, "wheel", "-c", str(LOCK), "-w", str(house), f"{wheel}[agent,collector]"],
+                   check=True, capture_output=True, timeout=600)
+    return house
+
+
+@pytest.fixture
+def root() -> Iterator[Path]:
+    """An empty system: users and groups, systemd's own units; traversable by the service user."""
+    if os.geteuid() != 0:
+        pytest.fail("the installer test needs root (useradd, chown), as the installer does")
+    base = Path(tempfile.mkdtemp(prefix="vigil-installer-root-"))
+    base.chmod(0o755)
+    etc = base / "etc"
+    etc.mkdir()
+    (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (etc / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
+    (etc / "shadow").write_text("root:*:19000:0:99999:7:::\n")
+    (etc / "gshadow").write_text("root:*::\nnogroup:*::\n")
+    for name in ("shadow", "gshadow"):
+        (etc / name).chmod(0o640)
+    (base / "usr/lib/systemd").mkdir(parents=True)
+    shutil.copytree("/usr/lib/systemd/system", base / "usr/lib/systemd/system", symlinks=True)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every path under root with its type, mode, owner and content (or link target)."""
+    tree: dict[str, tuple] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if rel in SHADOW_BACKUPS:
+            continue
+        st = path.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            what: object = os.readlink(path)
+        elif stat.S_ISREG(st.st_mode):
+            what = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            what = None
+        tree[rel] = (stat.filemode(st.st_mode), st.st_uid, st.st_gid, what)
+    return tree
+
+
+def run(*argv: str | Path, check: bool = True, user: tuple[int, int] | None = None,
+        stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    cmd = [str(a) for a in argv]
+    if user:
+        cmd = ["setpriv", f"--reuid={user[0]}", f"--regid={user[1]}", "--clear-groups", *cmd]
+    done = subprocess.run(cmd, capture_output=True, text=True, input=stdin, timeout=600, env=env)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{shlex.join(cmd)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def service_user(root: Path) -> tuple[int, int]:
+    for line in (root / "etc/passwd").read_text().splitlines():
+        fields = line.split(":")
+        if fields[0] == "vigil":
+            return int(fields[2]), int(fields[3])
+    raise AssertionError("no user vigil in the root's /etc/passwd")
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def verify_unit(root: Path, unit: Path) -> None:
+    """systemd-analyze verify inside the root: syntax, dependencies, and that Exec* paths exist."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.fail("systemd-analyze is missing (Debian package systemd)")
+    # User units cannot be verified with --root; their syntax is the same as a system unit's.
+    probe = root / "etc/systemd/system" / f"verify-{unit.name}"
+    probe.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(unit, probe)
+    try:
+        run("systemd-analyze", "verify", f"--root={root}", f"/etc/systemd/system/{probe.name}")
+    finally:
+        probe.unlink()
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", context=ssl._create_unverified_context(),
+                                    timeout=2) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
+def test_install_enrol_reinstall_and_uninstall_into_a_throwaway_root(root: Path,
+                                                                    wheelhouse: Path) -> None:
+    wheel = next(wheelhouse.glob("vigil-*.whl"))
+    common = ["--root", root, "--no-systemctl", "--from", wheel, "--wheelhouse", wheelhouse,
+              "--lock", LOCK]
+    empty = snapshot(root)
+    port = free_port()
+    url = f"https://127.0.0.1:{port}"
+
+    # --- collector ----------------------------------------------------------------------
+    out = run(LINUX / "install.sh", "collector", *common, "--host", "127.0.0.1", "--port", port,
+              "--public-url", url).stdout
+    assert f"dashboard: {url}/" in out
+    venv_vigil = root / "opt/vigil/venv/bin/vigil"
+    assert venv_vigil.is_file() and os.access(venv_vigil, os.X_OK)
+    assert os.readlink(root / "usr/local/bin/vigil") == "/opt/vigil/venv/bin/vigil"
+    unit = root / "etc/systemd/system/vigil-collector.service"
+    assert "User=vigil" in unit.read_text()
+    assert (root / "etc/systemd/system/multi-user.target.wants/vigil-collector.service").is_symlink()
+    verify_unit(root, unit)
+    env_file = root / "etc/vigil/collector.env"
+    assert mode(env_file) == 0o600 and f"VIGIL_PORT={port}" in env_file.read_text()
+    uid, gid = service_user(root)
+    data = root / "var/lib/vigil"
+    assert mode(data) == 0o700
+    for path in [data, *data.rglob("*")]:
+        assert (path.stat().st_uid, path.stat().st_gid) == (uid, gid), path
+    assert mode(data / "settings.toml") == 0o600
+    assert mode(data / "tls/key.pem") & 0o077 == 0
+
+    installed = snapshot(root)
+    run(LINUX / "install.sh", "collector", *common, "--host", "127.0.0.1", "--port", port)
+    assert snapshot(root) == installed, "a second collector install changed the tree"
+
+    # The installed collector, run as its service user the way the unit runs it.
+    admin = [venv_vigil, "collector"]
+    password = "correct horse battery staple"
+    for name in ("head", "technician"):
+        run(*admin, "keyholder", "add", "--data", data, "--name", name, "--role", name,
+            "--password-stdin", user=(uid, gid), stdin=password + "\n")
+    run(*admin, "policy", "publish", "--data", data, "--keyholder", "head", "--password-stdin",
+        user=(uid, gid), stdin=password + "\n")
+    server = subprocess.Popen(
+        ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", str(venv_vigil),
+         "collector", "serve", "--data", str(data), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: server.poll() is not None or healthy(url), 60, what="the collector")
+        assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
+        line = run(*admin, "enrol-token", "--data", data, user=(uid, gid)).stdout.splitlines()[-1]
+        enrol = shlex.split(line)
+        assert enrol[:3] == ["vigil", "agent", "enrol"]
+        pins = enrol[3:]  # --collector URL --token T --trust FPR --ca-fingerprint SHA256
+
+        # --- agent ------------------------------------------------------------------------
+        out = run(LINUX / "install.sh", "agent", *common, *pins).stdout
+        assert "agent installed for every graphical user" in out
+        user_unit = root / "etc/systemd/user/vigil-agent.service"
+        assert "Restart=always" in user_unit.read_text()
+        assert (root / "etc/systemd/user/graphical-session.target.wants/vigil-agent.service"
+                ).is_symlink()
+        verify_unit(root, user_unit)
+        desktop = root / "etc/xdg/autostart/vigil-agent.desktop"
+        assert "Exec=/opt/vigil/bin/vigil-agent-session" in desktop.read_text()
+        if shutil.which("desktop-file-validate"):
+            run("desktop-file-validate", desktop)
+        machine = root / "etc/vigil/agent"
+        enrolment = machine / "enrolment.json"
+        assert enrolment.is_file() and enrolment.stat().st_uid == 0
+        assert mode(enrolment) == 0o644  # read by every user's agent, changed only by root
+
+        # The collector knows the device: the enrolment succeeded end to end.
+        count = run(venv_vigil.parent / "python", "-c",
+                    "import sys; from collector.settings import Settings;"
+                    "from collector.admin import open_database;"
+                    "from collector.store.models import Device; from sqlmodel import select;"
+                    "db = open_database(Settings.load(sys.argv[1]));"
+                    "s = db.session().__enter__(); print(len(s.exec(select(Device)).all()))",
+                    data, user=(uid, gid)).stdout.strip()
+        assert count == "1"
+
+        # At sign-in each user gets a private copy of the machine's enrolment.
+        home = Path(tempfile.mkdtemp(prefix="vigil-user-home-"))
+        try:
+            run(root / "opt/vigil/bin/vigil-agent-session", "--seed-only",
+                env={"PATH": os.environ["PATH"], "HOME": str(home),
+                     "VIGIL_MACHINE_ENROLMENT": str(machine)})
+            copy = home / ".config/vigil-agent/enrolment.json"
+            assert copy.read_bytes() == enrolment.read_bytes()
+            assert mode(copy) == 0o600 and mode(copy.parent) == 0o700
+        finally:
+            shutil.rmtree(home)
+
+        both = snapshot(root)
+        # Same token again: a second enrolment would be refused (single use), so this passing
+        # proves the installer did not enrol twice; it only re-checked the connection.
+        run(LINUX / "install.sh", "agent", *common, *pins)
+        assert snapshot(root) == both, "a second agent install changed the tree"
+    finally:
+        server.terminate()
+        server.wait(30)
+
+    # --- uninstall ----------------------------------------------------------------------
+    run(LINUX / "uninstall.sh", "collector", "--root", root, "--no-systemctl")
+    assert not unit.exists() and not env_file.exists()
+    assert (data / "vigil.db").is_file(), "uninstall without --purge must keep the data"
+    assert (root / "opt/vigil/venv").is_dir(), "the agent still uses the venv"
+    run(LINUX / "uninstall.sh", "agent", "--root", root, "--no-systemctl")
+    assert not (root / "opt/vigil/venv").exists() and enrolment.is_file()
+    run(LINUX / "uninstall.sh", "all", "--purge", "--root", root, "--no-systemctl")
+    left = snapshot(root)
+    assert left == empty, f"left behind or changed: {sorted(set(left.items()) ^ set(empty.items()))[:10]}"
