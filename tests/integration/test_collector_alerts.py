@@ -1,0 +1,89 @@
+"""Alert e-mails for critical events, to a real SMTP server (aiosmtpd) on loopback."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from email import message_from_bytes
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlmodel import col, select
+
+from collector.settings import SmtpSettings
+from collector.store.models import AuditEntry, Event
+from tests.fixtures.x11 import wait_until
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content)))
+        return "250 OK"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    inbox, port = Inbox(), _free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+def test_a_critical_event_is_mailed_within_a_minute_without_content(
+        collector_factory: Any, smtp: tuple[Inbox, int]) -> None:
+    inbox, port = smtp
+    server = collector_factory(smtp=SmtpSettings(host="127.0.0.1", port=port,
+                                                 sender="vigil@school.example"),
+                               alert_recipients=("dsl@school.example", "head@school.example"))
+    device = server.enrol()
+    quiet = server.post_events(device, 1, severity=3, rule="drugs.weed", category="drugs")
+    critical = server.post_events(device, 1, severity=5)
+    assert quiet.status_code == critical.status_code == 200
+    wait_until(lambda: inbox.messages, timeout=60, interval=0.5, what="the alert e-mail")
+    recipients, mail = inbox.messages[0]
+    assert sorted(recipients) == ["dsl@school.example", "head@school.example"]
+    text = mail.get_payload(decode=True).decode()
+    assert f"a critical event needs review at {server.url}/" in text
+    for secret in ("suicide", "kill myself", "drugs", device.id, "test-pc", "pupil"):
+        assert secret not in text and secret not in str(mail["Subject"])
+    stored_critical = critical.json()["stored"][0]
+    db = server.database()
+    try:
+        with db.session() as s:
+            assert s.get(Event, stored_critical).alerted_at is not None  # type: ignore[union-attr]
+            assert s.get(Event, quiet.json()["stored"][0]).alerted_at is None  # type: ignore[union-attr]
+            sent = s.exec(select(AuditEntry).where(col(AuditEntry.action) == "alert.sent")).all()
+            assert len(sent) == 1 and sent[0].details["event_ids"] == [stored_critical]
+    finally:
+        db.close()
+    assert len(inbox.messages) == 1  # each event once
+
+
+def test_alerts_wait_for_a_mail_server_that_is_down(collector_factory: Any) -> None:
+    port = _free_port()  # nothing listens here yet
+    server = collector_factory(smtp=SmtpSettings(host="127.0.0.1", port=port, timeout_s=2),
+                               alert_recipients=("dsl@school.example",))
+    device = server.enrol()
+    assert server.post_events(device, 1, severity=5).status_code == 200
+    wait_until(lambda: "job failed" in server.log(), timeout=30, what="a failed alert run")
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        wait_until(lambda: inbox.messages, timeout=60, interval=0.5, what="the retried alert")
+    finally:
+        controller.stop()
+    assert "Traceback" not in server.log()
