@@ -12,8 +12,8 @@ Rules and text go through the same steps, word by word:
    Latin, so "kіll" with a Cyrillic "і" is "kill" while a list written in Cyrillic still matches
    as itself.
 4. Case folding; leetspeak digits and symbols, but only in words that have letters, so "2024",
-   "10am" and "y9" stay what they are. "1" and "|" can be "i" or "l": the reading found in the
-   rules' vocabulary wins.
+   "10am" and "y9" stay what they are. "1", "|" and a capital "I" can be "i" or "l": the
+   reading found in the rules' vocabulary wins ("a1coho1", "myseIf").
 5. Runs of one letter collapse to one character ("killlll" -> "kil"), with the run lengths kept
    so that the matcher can tell "as" from "ass" and "looser" from "loser" afterwards.
 
@@ -118,7 +118,8 @@ _LEET_SYMBOLS = frozenset("@$!|+€¡")
 # Words with digits that are not leetspeak: numbers with a unit or ordinal ("10am", "2nd",
 # "100m") and codes with one letter ("y9", "a1", "m25").
 _NOT_LEET = re.compile(
-    r"\d+(?:st|nd|rd|th|s|am|pm|k|m|g|kg|km|cm|mm|ml|mb|gb|kb|tb|hz|mhz|ghz|fps|p|x|d|yr|yrs"
+    r"\d*1st|\d*2nd|\d*3rd|\d+th"   # real ordinals only: "3nd" is "end" in leetspeak
+    r"|\d+(?:s|am|pm|k|m|g|kg|km|cm|mm|ml|mb|gb|kb|tb|hz|mhz|ghz|fps|p|x|d|yr|yrs"
     r"|min|mins|hr|hrs|h|ft|lb|lbs|mph|v|w|mp)|[a-z]\d+"
 )
 
@@ -199,21 +200,26 @@ def _finish(items: list[Item], vocab: frozenset[str]) -> Folded:
     if 1 in scripts and 2 in scripts:
         items = [(_CONFUSABLE.get(c, c), lo, hi) for c, lo, hi in items]
     folded: list[Item] = []
+    capital_i: list[bool] = []  # "I" doubles as "l" in sans-serif fonts: "kill myseIf"
     for c, lo, hi in items:
         f = c.casefold()
         if len(f) == 1:
             folded.append((f, lo, hi))
+            capital_i.append(c == "I")
         else:
             folded.extend((x, lo, hi) for x in f)
+            capital_i.extend(False for _ in f)
     chars = [c for c, _, _ in folded]
-    if any(c.isalpha() for c in chars) and not _NOT_LEET.fullmatch("".join(chars)):
-        plain = [_LEET.get(c, c) for c in chars]
-        if any(c in _LEET_ALT for c in chars):
-            alt = [_LEET_ALT.get(c, p) for c, p in zip(chars, plain)]
-            if _collapse_key(plain) not in vocab and _collapse_key(alt) in vocab:
-                plain = alt
-        chars = plain
-    return _collapse(chars, folded)
+    leet = any(c.isalpha() for c in chars) and not _NOT_LEET.fullmatch("".join(chars))
+    plain = [_LEET.get(c, c) for c in chars] if leet else chars
+    alts = [
+        "l" if ci else _LEET_ALT.get(c) if leet else None for c, ci in zip(chars, capital_i)
+    ]
+    if any(alts):
+        alt = [a or p for a, p in zip(alts, plain)]
+        if _collapse_key(plain) not in vocab and _collapse_key(alt) in vocab:
+            plain = alt
+    return _collapse(plain, folded)
 
 
 def _collapse_key(chars: list[str]) -> str:

@@ -88,6 +88,17 @@ def test_ambiguous_one_reads_as_the_rule_vocabulary_wants() -> None:
     assert Normalizer({"alcohol"}).fold_word("k1ll").key == "kil"
 
 
+def test_capital_i_may_stand_for_a_small_l() -> None:
+    assert Normalizer().fold_word("myseIf").key == "myseif"
+    assert Normalizer({"myself"}).fold_word("myseIf").key == "myself"
+    assert Normalizer({"myself", "idiot"}).fold_word("IDIOT").key == "idiot"
+
+
+def test_only_real_ordinals_escape_leetspeak() -> None:
+    assert fold_phrase("3rd 21st 2nd 4th") == "3rd 21st 2nd 4th"
+    assert fold_phrase("3nd my l1fe") == "end my life"
+
+
 def test_span_maps_folded_text_back_to_the_original() -> None:
     text = "I said K . I . L . L  myself!!"
     w = normalize(text)
