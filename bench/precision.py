@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,24 +79,31 @@ def detectors(ruleset: RuleSet) -> dict[str, Detector]:
 
 @dataclass
 class Tally:
-    """Counts for one detector: per category, positives seen/recalled and benign lines fired."""
+    """Counts for one detector, keyed by (category, obfuscated?) for positives."""
 
-    positives: dict[str, int] = field(default_factory=dict)
-    recalled: dict[str, int] = field(default_factory=dict)
-    benign_fired: dict[str, int] = field(default_factory=dict)
+    positives: Counter[tuple[str, bool]] = field(default_factory=Counter)
+    recalled: Counter[tuple[str, bool]] = field(default_factory=Counter)
+    benign_fired: Counter[str] = field(default_factory=Counter)
     benign_total: int = 0
     benign_any: int = 0
     misses: list[Sample] = field(default_factory=list)
     false_positives: list[tuple[Sample, list[str]]] = field(default_factory=list)
 
-    def recall(self, category: str | None = None) -> float:
-        if category is None:
-            return _ratio(sum(self.recalled.values()), sum(self.positives.values()))
-        return _ratio(self.recalled.get(category, 0), self.positives.get(category, 0))
+    def count(self, category: str | None = None, obfuscated_only: bool = False) -> int:
+        return _sum(self.positives, category, obfuscated_only)
+
+    def recall(self, category: str | None = None, obfuscated_only: bool = False) -> float:
+        return _ratio(_sum(self.recalled, category, obfuscated_only),
+                      _sum(self.positives, category, obfuscated_only))
 
     def false_positive_rate(self, category: str | None = None) -> float:
-        fired = self.benign_any if category is None else self.benign_fired.get(category, 0)
+        fired = self.benign_any if category is None else self.benign_fired[category]
         return _ratio(fired, self.benign_total)
+
+
+def _sum(counts: Counter[tuple[str, bool]], category: str | None, obfuscated_only: bool) -> int:
+    return sum(n for (cat, obf), n in counts.items()
+               if (category is None or cat == category) and (obf or not obfuscated_only))
 
 
 def _ratio(part: int, whole: int) -> float:
@@ -106,9 +114,10 @@ def evaluate(detect: Detector, pos: Iterable[Sample], neg: Iterable[Sample]) -> 
     tally = Tally()
     for sample in pos:
         assert sample.category is not None
-        tally.positives[sample.category] = tally.positives.get(sample.category, 0) + 1
+        key = (sample.category, sample.obfuscated)
+        tally.positives[key] += 1
         if any(cat == sample.category for _, cat in detect(sample.text)):
-            tally.recalled[sample.category] = tally.recalled.get(sample.category, 0) + 1
+            tally.recalled[key] += 1
         else:
             tally.misses.append(sample)
     for sample in neg:
@@ -117,8 +126,7 @@ def evaluate(detect: Detector, pos: Iterable[Sample], neg: Iterable[Sample]) -> 
         if fired:
             tally.benign_any += 1
             tally.false_positives.append((sample, sorted(rid for rid, _ in fired)))
-        for cat in {cat for _, cat in fired}:
-            tally.benign_fired[cat] = tally.benign_fired.get(cat, 0) + 1
+        tally.benign_fired.update({cat for _, cat in fired})
     return tally
 
 
@@ -127,24 +135,26 @@ def _pct(x: float) -> str:
 
 
 def print_table(tallies: dict[str, Tally]) -> None:
+    """Recall on all positives and on the obfuscated ones, and the false-positive rate."""
     names = list(tallies)
-    head = f"{'category':<15} {'positives':>9} " + " ".join(f"{'recall ' + n:>16}" for n in names)
-    head += " | " + " ".join(f"{'FP ' + n:>12}" for n in names)
+    head = (f"{'category':<15} {'pos':>5} {'obf':>4} "
+            + " ".join(f"{'recall ' + n:>15}" for n in names)
+            + " | " + " ".join(f"{'obf ' + n:>12}" for n in names)
+            + " | " + " ".join(f"{'FP ' + n:>12}" for n in names))
     print(head)
     print("-" * len(head))
     first = tallies[names[0]]
     for cat in [*sorted(CATEGORIES), None]:
-        label = cat or "all"
-        count = sum(first.positives.values()) if cat is None else first.positives.get(cat, 0)
-        row = f"{label:<15} {count:>9} "
-        row += " ".join(f"{_pct(t.recall(cat)):>16}" for t in tallies.values())
+        row = f"{cat or 'all':<15} {first.count(cat):>5} {first.count(cat, True):>4} "
+        row += " ".join(f"{_pct(t.recall(cat)):>15}" for t in tallies.values())
+        row += " | " + " ".join(f"{_pct(t.recall(cat, True)):>12}" for t in tallies.values())
         row += " | " + " ".join(f"{_pct(t.false_positive_rate(cat)):>12}" for t in tallies.values())
         print(row)
 
 
 def _report(title: str, tallies: dict[str, Tally], show: bool) -> None:
     first = tallies["one-shot"]
-    print(f"\n## {title}: {sum(first.positives.values())} positive lines, "
+    print(f"\n## {title}: {first.count()} positive lines ({first.count(None, True)} obfuscated), "
           f"{first.benign_total} benign lines")
     print_table(tallies)
     if show:
@@ -161,7 +171,8 @@ def _summary(prefix: str, tallies: dict[str, Tally]) -> None:
     for name, key in (("one-shot", ""), ("stream", "stream_"), ("naive", "naive_")):
         t = tallies[name]
         print(f"{prefix}{key}recall={t.recall():.4f} "
-              f"{prefix}{key}false_positive_rate={t.false_positive_rate():.4f}")
+              f"{prefix}{key}false_positive_rate={t.false_positive_rate():.4f} "
+              f"{prefix}{key}obfuscated_recall={t.recall(obfuscated_only=True):.4f}")
 
 
 def _title(corpus: Path) -> str:

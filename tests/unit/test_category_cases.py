@@ -45,6 +45,8 @@ CASES["suicide"] = (
         Hit("$u1c1de", "suicide.suicid", 3, "$u1c1d"),
         Hit("i don't want to live", "suicide.dont_want_to_live_apostrophe", 4,
             "don't want to live"),
+        Hit("kill myseIf", "suicide.kill_myself", 5, "kill myseIf"),  # capital I for l
+        Hit("I want to 3nd my l1fe", "suicide.end_my_life", 5, "3nd my l1fe"),
     ],
     [
         "I kill myself laughing every time",
@@ -373,20 +375,13 @@ def test_unless_context_typed_after_the_phrase_cancels_at_utterance_end(
 # --------------------------------------------------------------------------- known matcher gaps
 # Obfuscations the corpus contains that the matcher does not fold yet. Not blocking (recall
 # stays above 95%), written down here so the matcher's owner sees them; strict, so a fix shows.
+# ("kill myseIf" and "3nd my l1fe" were here until the matcher learnt them.)
 
 MATCHER_GAPS = [
     pytest.param("sui.cide", "suicide.suicid", id="dot-inside-a-word",
                  marks=pytest.mark.xfail(strict=True, reason=(
                      "a separator between two multi-letter parts of a word is not joined; only "
                      "runs of single letters are (k.i.l.l)"))),
-    pytest.param("kill myseIf", "suicide.kill_myself", id="capital-I-for-l",
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "Latin capital I standing for l is a same-script confusable; only "
-                     "Cyrillic/Greek look-alikes in mixed words are mapped"))),
-    pytest.param("I want to 3nd my life", "suicide.end_my_life", id="3nd-read-as-ordinal",
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "'3nd' is taken as a number with an ordinal suffix, so its leetspeak is "
-                     "not folded; 'nd' only follows 2 in a real ordinal"))),
 ]
 
 

@@ -155,10 +155,14 @@ def test_corpus_recall_and_false_positive_targets(matcher: Matcher, interface: s
     detect = _one_shot(matcher) if interface == "one-shot" else _streamed(matcher)
     pos, neg = _corpus()
     assert len(pos) >= 300 and len(neg) >= 300
-    missed = [s for s in pos if s.category not in detect(s.text)]
+    obfuscated = [s for s in pos if s.obfuscated]
+    assert len(obfuscated) >= 300
+    for subset in (pos, obfuscated):
+        missed = [s for s in subset if s.category not in detect(s.text)]
+        recall = 1 - len(missed) / len(subset)
+        assert recall >= 0.95, f"recall {recall:.3f}; missed e.g. {[s.source for s in missed[:5]]}"
     fired = [s for s in neg if detect(s.text)]
-    recall, fp_rate = 1 - len(missed) / len(pos), len(fired) / len(neg)
-    assert recall >= 0.95, f"recall {recall:.3f}; missed e.g. {[s.source for s in missed[:5]]}"
+    fp_rate = len(fired) / len(neg)
     assert fp_rate <= 0.02, f"false positives {fp_rate:.3f}; e.g. {[s.source for s in fired[:5]]}"
 
 

@@ -9,6 +9,7 @@ Used by bench/precision.py and the wordlist tests, so both measure the same thin
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,19 @@ class Sample:
     text: str
     source: str  # "<file>:<line>", for reports that point at the line to fix
     category: str | None
+
+    @property
+    def obfuscated(self) -> bool:
+        """True when the line hides its words: leetspeak, look-alikes, spacing or stretching."""
+        return _OBFUSCATED.search(self.text) is not None or not self.text.isascii()
+
+
+# A digit or leet symbol inside a word, three single letters joined by separators ("k.i.l.l"),
+# or a letter repeated three times ("killlll").
+_OBFUSCATED = re.compile(
+    r"[a-z][0-9@$!|+]|[0-9@$!|+][a-z]|\b[a-z][ .\-_*][a-z][ .\-_*][a-z]\b|([a-z])\1\1",
+    re.IGNORECASE,
+)
 
 
 def read_samples(path: Path, category: str | None) -> list[Sample]:
