@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.collector",
     "tests.fixtures.x11",
     "tests.fixtures.browser",
+    "tests.fixtures.faults",
 ]

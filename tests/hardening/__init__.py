@@ -1,0 +1,1 @@
+"""Hardening: faults, load and hostile input across the whole system (issue 8)."""
