@@ -115,6 +115,13 @@ class Capturer:
             Monitor(**{k: mons[0][k] for k in ("left", "top", "width", "height")})
         ]
 
+    def warm_up(self) -> None:
+        """Open the screen and load the encoder now, so the first capture is not the slowest."""
+        from PIL import Image as PILImage
+
+        self.monitors()
+        encode(PILImage.new("RGB", (16, 16)), self.fmt, self.quality)
+
     def grab(self, rect: Rect | None) -> Image:
         """The monitor under ``rect`` (or every monitor), encoded."""
         from PIL import Image as PILImage
@@ -130,7 +137,9 @@ class Capturer:
             shot = sct.grab(area)
         except Exception as exc:
             raise CaptureError(f"screen capture failed: {exc}") from exc
-        img = PILImage.frombuffer("RGB", shot.size, shot.bgra, "raw", "BGRX", 0, 1)
+        # shot.raw, not shot.bgra: .bgra is a copy of a screen-sized buffer.
+        img = PILImage.frombuffer("RGB", shot.size, shot.raw, "raw", "BGRX", 0, 1)
+        del shot
         return encode(img, self.fmt, self.quality, self.scale)
 
     def close(self) -> None:

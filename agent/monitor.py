@@ -22,6 +22,7 @@ from typing import Any
 from agent.capture import Capturer
 from agent.errors import AgentError
 from agent.flood import FloodControl
+from agent.memory import release_free_memory
 from agent.policy_state import PolicyState
 from agent.schedule import MonitoringWindow
 from agent.sensors.events import Click, FocusChange, KeyInput, ListenerRestarted, WindowInfo
@@ -86,6 +87,7 @@ class Monitor:
             if self.window is not None:
                 self._buffer.guard.window_changed(self.window.title, self.window.app)
             self._capturer = Capturer(s.image_format, s.image_quality, s.image_scale, s.all_monitors)
+            self._capturer.warm_up()  # open the screen now, not on the first trigger
         return True
 
     def _active(self, now: float) -> bool:
@@ -190,6 +192,8 @@ class Monitor:
         sealed = envelope.seal(meta, header, image.data, self._policy.policy.keyholders)
         del image, header
         self._spool.put(decision.event_id, rule.severity, sealed)
+        del sealed
+        release_free_memory()
         self.events_sealed += 1
         self.last_latency_ms = (time.monotonic() - key_at) * 1000
         log.info("rule %s (%s, severity %d) fired; event %s spooled %.0f ms after the key",

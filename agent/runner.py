@@ -9,6 +9,7 @@ from typing import Any
 
 from agent.config import ConfigDir
 from agent.flood import FloodControl
+from agent.memory import tune_allocator
 from agent.monitor import Monitor
 from agent.notice import show_notice
 from agent.policy_state import PolicyState
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 def run_agent(settings: Settings, stop: threading.Event | None = None) -> int:
     stop = stop or threading.Event()
+    tune_allocator()
     backend = select_backend()  # no display / Wayland: one clear line, before anything else
     config = ConfigDir(settings.config_dir)
     enrolment = config.load_enrolment()
