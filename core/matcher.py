@@ -25,6 +25,7 @@ __all__ = ["Match", "Matcher", "Stream", "KEYS"]
 KEYS = ("backspace", "delete", "left", "right", "home", "end")
 
 _RULE, _UNLESS, _EXCLUDE = 0, 1, 2
+_NO_OWNERS: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,8 @@ class Matcher:
         vocab: set[str] = set()
         unless_owners: dict[tuple[str, bool], set[int]] = {}
         unless_phrases: dict[int, list[str]] = {}
+        # Most run tuples are alike ("all ones"): sharing them saves a tuple per key.
+        shared_runs: dict[tuple[int, ...], tuple[int, ...]] = {}
 
         def add(folds: list[Folded], entry_of: tuple[int, int, frozenset[int], bool]) -> None:
             kind, rule, owners, embedded = entry_of
@@ -137,13 +140,14 @@ class Matcher:
             for key, runs in variants:
                 if not embedded:
                     key, runs = f" {key} ", (0, *runs, 0)
+                runs = shared_runs.setdefault(runs, runs)
                 table.setdefault(key, []).append(_Entry(kind, rule, owners, runs, embedded))
 
         for index, rule in enumerate(self.rules):
             folds = plain.window(rule.phrase).folds
             vocab.update(f.key for f in folds)
             embedded = rule.mode is Mode.EMBEDDED
-            add(folds, (_RULE, index, frozenset(), embedded))
+            add(folds, (_RULE, index, _NO_OWNERS, embedded))
             for phrase in rule.unless:
                 unless_owners.setdefault((phrase, embedded), set()).add(index)
                 unless_phrases.setdefault(index, []).append(phrase)
@@ -155,11 +159,12 @@ class Matcher:
         for phrase in exclusions:
             folds = plain.window(phrase).folds
             vocab.update(f.key for f in folds)
-            add(folds, (_EXCLUDE, -1, frozenset(), False))
+            add(folds, (_EXCLUDE, -1, _NO_OWNERS, False))
 
         self._automaton = ahocorasick.Automaton()
         for key, entries in table.items():
-            self._automaton.add_word(key, (len(key), tuple(entries)))
+            # One entry (the usual case) is stored bare; len(entry.runs) == len(key).
+            self._automaton.add_word(key, entries[0] if len(entries) == 1 else tuple(entries))
         if table:
             self._automaton.make_automaton()
         self._empty = not table
@@ -204,8 +209,9 @@ class Matcher:
         if self._empty or not win.folds:
             return rules, excluded, unless
         folds = win.folds
-        for end_idx, (length, entries) in self._automaton.iter(win.string):
-            a = end_idx - length + 1
+        for end_idx, value in self._automaton.iter(win.string):
+            entries = value if type(value) is tuple else (value,)
+            a = end_idx - len(entries[0].runs) + 1
             for entry in entries:
                 runs = entry.runs
                 if entry.embedded:
