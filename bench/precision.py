@@ -39,35 +39,37 @@ __all__ = ["Detector", "Tally", "detectors", "evaluate", "main"]
 RECALL_TARGET = 0.95
 FALSE_POSITIVE_TARGET = 0.02
 
-# A detector maps a line to the (rule id, category) pairs that fire on it.
-Detector = Callable[[str], set[tuple[str, str]]]
+# A detector maps a line to the (rule id, category, severity) of every rule that fires on it.
+Fired = tuple[str, str, int]
+Detector = Callable[[str], set[Fired]]
+SERIOUS = 4  # severity from which a DSL is expected to look the same day
 
 
 def one_shot(matcher: Matcher) -> Detector:
-    def detect(text: str) -> set[tuple[str, str]]:
-        return {(m.rule.id, m.rule.category) for m in matcher.match(text)}
+    def detect(text: str) -> set[Fired]:
+        return {(m.rule.id, m.rule.category, m.rule.severity) for m in matcher.match(text)}
 
     return detect
 
 
 def streaming(matcher: Matcher) -> Detector:
-    def detect(text: str) -> set[tuple[str, str]]:
+    def detect(text: str) -> set[Fired]:
         stream = matcher.stream(capacity=max(512, 2 * len(text)))
         found = []
         for ch in text:
             found += stream.feed(ch)
         found += stream.end_utterance()
-        return {(m.rule.id, m.rule.category) for m in found}
+        return {(m.rule.id, m.rule.category, m.rule.severity) for m in found}
 
     return detect
 
 
 def naive(ruleset: RuleSet) -> Detector:
-    phrases = [(r.phrase.lower(), r.id, r.category) for r in ruleset.rules]
+    phrases = [(r.phrase.lower(), (r.id, r.category, r.severity)) for r in ruleset.rules]
 
-    def detect(text: str) -> set[tuple[str, str]]:
+    def detect(text: str) -> set[Fired]:
         low = text.lower()
-        return {(rid, cat) for phrase, rid, cat in phrases if phrase in low}
+        return {fired for phrase, fired in phrases if phrase in low}
 
     return detect
 
@@ -86,6 +88,7 @@ class Tally:
     benign_fired: Counter[str] = field(default_factory=Counter)
     benign_total: int = 0
     benign_any: int = 0
+    benign_serious: int = 0  # benign lines firing a rule of severity >= SERIOUS
     misses: list[Sample] = field(default_factory=list)
     false_positives: list[tuple[Sample, list[str]]] = field(default_factory=list)
 
@@ -99,6 +102,9 @@ class Tally:
     def false_positive_rate(self, category: str | None = None) -> float:
         fired = self.benign_any if category is None else self.benign_fired[category]
         return _ratio(fired, self.benign_total)
+
+    def serious_false_positive_rate(self) -> float:
+        return _ratio(self.benign_serious, self.benign_total)
 
 
 def _sum(counts: Counter[tuple[str, bool]], category: str | None, obfuscated_only: bool) -> int:
@@ -116,7 +122,7 @@ def evaluate(detect: Detector, pos: Iterable[Sample], neg: Iterable[Sample]) -> 
         assert sample.category is not None
         key = (sample.category, sample.obfuscated)
         tally.positives[key] += 1
-        if any(cat == sample.category for _, cat in detect(sample.text)):
+        if any(cat == sample.category for _, cat, _ in detect(sample.text)):
             tally.recalled[key] += 1
         else:
             tally.misses.append(sample)
@@ -125,8 +131,9 @@ def evaluate(detect: Detector, pos: Iterable[Sample], neg: Iterable[Sample]) -> 
         fired = detect(sample.text)
         if fired:
             tally.benign_any += 1
-            tally.false_positives.append((sample, sorted(rid for rid, _ in fired)))
-        tally.benign_fired.update({cat for _, cat in fired})
+            tally.benign_serious += any(sev >= SERIOUS for _, _, sev in fired)
+            tally.false_positives.append((sample, sorted(f"{rid}({sev})" for rid, _, sev in fired)))
+        tally.benign_fired.update({cat for _, cat, _ in fired})
     return tally
 
 
@@ -150,6 +157,10 @@ def print_table(tallies: dict[str, Tally]) -> None:
         row += " | " + " ".join(f"{_pct(t.recall(cat, True)):>12}" for t in tallies.values())
         row += " | " + " ".join(f"{_pct(t.false_positive_rate(cat)):>12}" for t in tallies.values())
         print(row)
+    row = f"{'FP severity>=' + str(SERIOUS):<15} {'':>5} {'':>4} " + " ".join(f"{'':>15}" for _ in names)
+    row += " | " + " ".join(f"{'':>12}" for _ in names)
+    row += " | " + " ".join(f"{_pct(t.serious_false_positive_rate()):>12}" for t in tallies.values())
+    print(row)
 
 
 def _report(title: str, tallies: dict[str, Tally], show: bool) -> None:
@@ -172,7 +183,8 @@ def _summary(prefix: str, tallies: dict[str, Tally]) -> None:
         t = tallies[name]
         print(f"{prefix}{key}recall={t.recall():.4f} "
               f"{prefix}{key}false_positive_rate={t.false_positive_rate():.4f} "
-              f"{prefix}{key}obfuscated_recall={t.recall(obfuscated_only=True):.4f}")
+              f"{prefix}{key}obfuscated_recall={t.recall(obfuscated_only=True):.4f} "
+              f"{prefix}{key}serious_false_positive_rate={t.serious_false_positive_rate():.4f}")
 
 
 def _title(corpus: Path) -> str:
