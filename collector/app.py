@@ -14,13 +14,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from collector.body_limit import BodyLimitMiddleware
 from collector.errors import CollectorError
 from collector.settings import Settings
 from collector.store.blobs import BlobStore
-from collector.store.db import Database, make_engine
+from collector.store.db import Database, make_engine, storage_error
 
 __all__ = ["Plugin", "create_app"]
 
@@ -74,6 +75,19 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def collector_error(_request: Request, exc: CollectorError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status,
                             headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
+        # A database that is down, restarting or locked outside Database.write (a read, a
+        # dashboard commit) is the same "retry later" as a failed write, not a 500: one line in
+        # the log, no traceback. Anything else (a bad query) is a bug and keeps its 500.
+        from sqlalchemy.exc import InterfaceError, OperationalError
+
+        if not isinstance(exc, (OperationalError, InterfaceError)) and not exc.connection_invalidated:
+            raise exc
+        error = storage_error(exc)  # type: ignore[arg-type]
+        log.warning("database unavailable: %s", str(exc.orig).splitlines()[0][:200])
+        return JSONResponse(error.body(), status_code=error.status)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
