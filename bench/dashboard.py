@@ -123,15 +123,20 @@ def signed_in_client(database_url: str, data_dir: Path) -> Iterator[Any]:
     import dashboard
     from collector.app import create_app
     from collector.settings import Settings
+    from collector.store.models import Account
     from dashboard import sessions
-    from dashboard.accounts import create_account
+    from dashboard.security import hash_password
     from dashboard.settings import DashboardSettings
 
     settings = Settings(data_dir=data_dir, database_url=database_url, run_jobs=False)
     app = create_app(settings, [dashboard.install])
     with TestClient(app, base_url="https://bench.invalid") as client:
         with app.state.db.session() as db:
-            account = create_account(db, "bench", "technician", secrets.token_urlsafe(16))
+            account = Account(username="bench", role="technician",
+                              password_hash=hash_password(secrets.token_urlsafe(16)))
+            db.add(account)
+            db.commit()
+            db.refresh(account)
             sessions.ensure_table(db.get_bind())
             token, _ = sessions.start(db, account, "bench", verified=True)
         cookie, _ = sessions.cookie_names(DashboardSettings.from_collector(settings))

@@ -1,10 +1,13 @@
-"""Dashboard accounts: create them, change passwords, turn on TOTP, disable them."""
+"""Dashboard accounts: change passwords, turn on TOTP, disable them.
+
+Accounts are created by the collector (collector.admin: keyholders with their key, governors
+without one)."""
 
 from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from collector.store.models import Account, AccountRole, Keyholder, utcnow
+from collector.store.models import Account, utcnow
 from dashboard.errors import BadRequest
 from dashboard.security import hash_password, new_totp_secret
 from dashboard.sessions import end_all_for
@@ -12,7 +15,6 @@ from dashboard.sessions import end_all_for
 __all__ = ["MIN_PASSWORD_LENGTH", "create_account", "disable_account", "enable_totp", "set_password"]
 
 MIN_PASSWORD_LENGTH = 12
-ROLES = tuple(r.value for r in AccountRole)
 
 
 def _check_password(password: str) -> None:
@@ -24,36 +26,6 @@ def _get(db: Session, username: str) -> Account:
     account = db.exec(select(Account).where(Account.username == username)).first()
     if account is None:
         raise BadRequest(f"There is no account named {username!r}.")
-    return account
-
-
-def create_account(
-    db: Session, username: str, role: str, password: str, keyholder: str | None = None
-) -> Account:
-    """Create an account; technicians and heads name the keyholder key they unlock."""
-    username = username.strip()
-    if not username or len(username) > 64:
-        raise BadRequest("A username is 1 to 64 characters.")
-    if role not in ROLES:
-        raise BadRequest(f"Role must be one of: {', '.join(ROLES)}.")
-    _check_password(password)
-    if db.exec(select(Account).where(Account.username == username)).first() is not None:
-        raise BadRequest(f"An account named {username!r} already exists.")
-    keyholder_id: int | None = None
-    if keyholder:
-        row = db.exec(select(Keyholder).where(Keyholder.name == keyholder)).first()
-        if row is None:
-            raise BadRequest(f"There is no keyholder named {keyholder!r}.")
-        if role == AccountRole.GOVERNOR.value:
-            raise BadRequest("Governors never hold a key.")
-        keyholder_id = row.id
-    account = Account(
-        username=username, role=role, password_hash=hash_password(password),
-        keyholder_id=keyholder_id,
-    )
-    db.add(account)
-    db.commit()
-    db.refresh(account)
     return account
 
 

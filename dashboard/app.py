@@ -34,6 +34,7 @@ ROUTE_MODULES = (
     "devices",
     "wordlists",
     "audit",
+    "account",
 )
 
 

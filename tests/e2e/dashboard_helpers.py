@@ -33,12 +33,11 @@ GOVERNOR = ("governor", "governor-dashboard-password")
 def make_accounts(server: Any) -> dict[str, tuple[str, str]]:
     """Sign-ins by role: the fixture's keyholders already have accounts (same name and password
     as their key); a governor is added here."""
-    from dashboard.accounts import create_account
+    from collector.admin import add_account
 
     db = server.database()
     try:
-        with db.session() as session:
-            create_account(session, GOVERNOR[0], "governor", GOVERNOR[1])
+        add_account(db, GOVERNOR[0], "governor", GOVERNOR[1], actor="test")
     finally:
         db.close()
     return {

@@ -143,3 +143,39 @@ def test_dashboard_unlock_limits_audit_and_sign_out_drops_the_key(collector_serv
         assert "Unlock key" in client.get("/triage").text
         event_page = client.get("/events/does-not-exist")
         assert event_page.status_code == 404
+
+
+def test_dashboard_account_sets_up_totp_and_changes_password(collector_server: Any) -> None:
+    server = collector_server
+    name, password = make_accounts(server)["governor"]
+    with _client(server) as client:
+        _sign_in(client, name, password)
+        page = client.post("/account/totp/start", data={"csrf": _token(client.get("/account"))})
+        key = re.search(r'<code id="totp-key">([A-Z2-7]+)</code>', page.text).group(1)
+        answer = client.post("/account/totp/confirm", data={"code": "12345", "secret": key,
+                                                                   "csrf": _token(page)})
+        assert answer.status_code == 400 and "does not match" in answer.text
+        answer = client.post("/account/totp/confirm",
+                             data={"code": pyotp.TOTP(key).now(), "secret": key,
+                                   "csrf": _token(page)})
+        assert "The second factor is on" in answer.text
+        # Wrong current password: refused, nothing changes.
+        answer = client.post("/account/password", data={
+            "current": "not it", "new": "a brand new password", "confirm": "a brand new password",
+            "csrf": _token(answer)})
+        assert answer.status_code == 401 and "current password is not right" in answer.text
+        answer = client.post("/account/password", data={
+            "current": password, "new": "a brand new password", "confirm": "a brand new password",
+            "csrf": _token(answer)})
+        assert answer.status_code == 303
+        assert client.get("/reports").status_code == 303  # signed out everywhere
+    with _client(server) as client:
+        assert _sign_in(client, name, password).status_code == 401
+        answer = _sign_in(client, name, "a brand new password")
+        assert answer.headers["location"].startswith("/login/totp")
+        answer = client.post("/login/totp", data={"code": pyotp.TOTP(key).now(),
+                                                  "csrf": _token(client.get("/login/totp"))})
+        assert answer.headers["location"] == "/reports"
+    actions = [e.action for e in _audit(server, "account.totp_enabled")]
+    assert actions == ["account.totp_enabled"]
+    assert len(_audit(server, "account.password_changed")) == 1
