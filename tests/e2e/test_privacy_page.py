@@ -59,3 +59,23 @@ def test_privacy_page_before_any_policy_says_nothing_is_monitored(
     page = browser_context.new_page()
     assert page.goto(f"{server.url}/privacy").status == 200
     assert "Monitoring has not been switched on yet" in page.inner_text("main")
+
+
+def test_pupils_and_parents_doc_says_what_the_default_page_says(
+    collector_factory: Callable[..., Any], browser_context: Any
+) -> None:
+    """docs/pupils-and-parents.md is the page under the default policy, paragraph for paragraph."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs/pupils-and-parents.md").read_text()
+    flat_doc = " ".join(re.sub(r"[*>]", "", doc).split())
+    server = collector_factory()
+    page = browser_context.new_page()
+    page.goto(f"{server.url}/privacy")
+    for heading in page.locator("main h2").all_inner_texts():
+        assert f"## {heading}" in doc
+    for paragraph in page.locator("main li, main blockquote").all_inner_texts():
+        paragraph = re.sub(r" \([^)]*\)$", "", paragraph)  # a keyholder's own name
+        assert " ".join(paragraph.split()) in flat_doc, paragraph
+    assert "after 365 days" in page.inner_text("main") and "*365 days*" in doc
