@@ -7,8 +7,9 @@ an embedded stem ("suicid") is stored bare. A hit is then confirmed against the 
 folding collapsed ("as" is not "ass", "looser" is not "loser", "killll" is "kill").
 
 The stream never refolds its whole buffer: typing a letter only appends it; when a word ends it
-folds a bounded window behind the cursor (words are folded from a cache) and scans that. The work
-per keystroke therefore depends on the longest pattern, not on how many rules there are.
+folds the last few words (from a per-word cache) and scans them, and only when a rule fires there
+does it fold the wider context its cancellers need. The work per keystroke therefore depends on
+how many words the longest phrase has, not on how many rules there are.
 """
 
 from __future__ import annotations
@@ -17,10 +18,19 @@ from dataclasses import dataclass
 
 import ahocorasick
 
-from core.normalize import _INNER, _TOKEN, Folded, Normalizer, Window, _char_class, _short_gap
+from core.normalize import (
+    BOUNDARY,
+    INNER_CHARS,
+    Folded,
+    Normalizer,
+    Window,
+    char_class,
+    short_gap,
+    word_start_before,
+)
 from core.rules import Mode, Rule, RuleSet
 
-__all__ = ["Match", "Matcher", "Stream", "KEYS"]
+__all__ = ["KEYS", "Match", "Matcher", "Stream"]
 
 KEYS = ("backspace", "delete", "left", "right", "home", "end")
 
@@ -51,7 +61,7 @@ class Match:
 class _Entry:
     """What a key in the automaton stands for; several entries may share one key."""
 
-    __slots__ = ("kind", "rule", "owners", "runs", "embedded")
+    __slots__ = ("embedded", "kind", "owners", "rule", "runs")
 
     def __init__(self, kind: int, rule: int, owners: frozenset[int], runs: tuple[int, ...],
                  embedded: bool) -> None:
@@ -321,25 +331,25 @@ class Stream:
             for c in ch:
                 out.extend(self.feed(c))
             return out
-        cls = _char_class(ch)
+        cls = char_class(ch)
         text = self._text
         if self._cursor == len(text):
             self._text = text + ch
             self._cursor += 1
             if len(self._text) > self.capacity:
                 self._forget(len(self._text) - self.capacity)
-            ended = cls == 0 and self._wordish
-            self._wordish = cls != 0
+            ended = cls == BOUNDARY and self._wordish
+            self._wordish = cls != BOUNDARY
             return self._evaluate(final=False) if ended else []
         c = self._cursor
         self._text = text[:c] + ch + text[c:]
         self._cursor += 1
-        self._shift_reported(c, +1, touching=cls != 0)
+        self._shift_reported(c, +1, touching=cls != BOUNDARY)
         self._dirty = True
-        self._wordish = cls != 0
+        self._wordish = cls != BOUNDARY
         if len(self._text) > self.capacity:
             self._forget(len(self._text) - self.capacity)
-        return self._evaluate(final=False) if cls == 0 else []
+        return self._evaluate(final=False) if cls == BOUNDARY else []
 
     def key(self, name: str) -> list[Match]:
         """Apply an editing key. Other keys (arrows up/down, page keys) move the caret in ways a
@@ -355,7 +365,7 @@ class Stream:
             if c != len(text):
                 self._dirty = True
             self._settled = min(self._settled, p)
-            self._wordish = p > 0 and _char_class(self._text[p - 1]) != 0
+            self._wordish = p > 0 and char_class(self._text[p - 1]) != BOUNDARY
             return []
         if name == "delete":
             if c >= len(text):
@@ -377,7 +387,7 @@ class Stream:
         if target == c:
             return []
         self._cursor = target
-        self._wordish = target > 0 and _char_class(text[target - 1]) != 0
+        self._wordish = target > 0 and char_class(text[target - 1]) != BOUNDARY
         return self._evaluate(final=False)
 
     def end_utterance(self) -> list[Match]:
@@ -426,36 +436,24 @@ class Stream:
             if s >= cursor:
                 continue  # a caret before a word does not make it "being typed"
             # the cursor is in or at the end of this word, or after "!" / "|" that may go on
-            if cursor <= e or not text[e:cursor].strip(_INNER):
+            if cursor <= e or not text[e:cursor].strip(INNER_CHARS):
                 hit = i
             break
         if hit is None and cursor == len(text):
             last = len(bounds) - 1
-            if win.joined[last] and _short_gap(text, bounds[last][1], cursor):
+            if win.joined[last] and short_gap(text, bounds[last][1], cursor):
                 hit = last
         if hit is None:
             return None
         first = last = hit
         if win.joined[hit]:
-            while first > 0 and win.joined[first - 1] and _short_gap(
+            while first > 0 and win.joined[first - 1] and short_gap(
                     text, bounds[first - 1][1], bounds[first][0]):
                 first -= 1
-            while last + 1 < len(bounds) and win.joined[last + 1] and _short_gap(
+            while last + 1 < len(bounds) and win.joined[last + 1] and short_gap(
                     text, bounds[last][1], bounds[last + 1][0]):
                 last += 1
         return first, last
-
-    def _lookback(self, pos: int, words: int) -> int:
-        """Start of the ``words``-th word before ``pos`` (0 if there are fewer), found by
-        scanning the text backwards; never inside a run of lone letters."""
-        text = self._text
-        start = 0
-        count = 0
-        for m in _TOKEN.finditer(text[pos - 1::-1] if pos > 0 else ""):
-            count += 1
-            if count >= words and m.end() - m.start() > 1:
-                return pos - m.end()
-        return start
 
     def _evaluate(self, final: bool) -> list[Match]:
         m, text = self._m, self._text
@@ -467,12 +465,12 @@ class Stream:
             since = self._settled
             # Most word ends complete nothing: look at the last few words first, and refold the
             # wider context that cancellers need only when a rule fires there.
-            win = m._normalizer.window(text, self._lookback(since, m.rule_words))
+            win = m._normalizer.window(text, word_start_before(text, since, m.rule_words))
             found = m._hits(win)
             base = self._base
             if final or any(h.end > since and (h.rule, base + h.start, base + h.end)
                             not in self._reported for h in found[0]):
-                win = m._normalizer.window(text, self._lookback(since, m.context_words))
+                win = m._normalizer.window(text, word_start_before(text, since, m.context_words))
                 found = m._hits(win)
         hits, excluded, unless = found
         active = None if final else self._active(win)

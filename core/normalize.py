@@ -31,13 +31,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
+    "BOUNDARY",
+    "INNER",
+    "INNER_CHARS",
+    "WORD",
     "Folded",
-    "Window",
     "Normalizer",
-    "normalize",
+    "Window",
+    "char_class",
     "fold_phrase",
-    "is_word_char",
     "is_inner_char",
+    "is_word_char",
+    "normalize",
+    "short_gap",
+    "word_start_before",
 ]
 
 
@@ -68,18 +75,21 @@ def _invisible_ranges() -> str:
 
 
 _WORD_CLASS = rf"[\w@${_invisible_ranges()}]"
-_INNER = "!|+"  # leetspeak only between word characters: "k!ll", "sh+t"; "kill!" ends a word
-_TOKEN = re.compile(rf"{_WORD_CLASS}+(?:[{re.escape(_INNER)}]+{_WORD_CLASS}+)*")
+INNER_CHARS = "!|+"  # leetspeak only between word characters: "k!ll", "sh+t"; "kill!" ends a word
+_TOKEN = re.compile(rf"{_WORD_CLASS}+(?:[{re.escape(INNER_CHARS)}]+{_WORD_CLASS}+)*")
 _WORD_CHAR = re.compile(_WORD_CLASS)
 
 _class_cache: dict[str, int] = {}
 
 
-def _char_class(ch: str) -> int:
-    """2 = word character, 1 = inner-only symbol, 0 = boundary."""
+BOUNDARY, INNER, WORD = 0, 1, 2
+
+
+def char_class(ch: str) -> int:
+    """WORD (letter, digit, mark, invisible, ``@ $``), INNER (``! | +``) or BOUNDARY."""
     value = _class_cache.get(ch)
     if value is None:
-        value = 2 if _WORD_CHAR.match(ch) else 1 if ch in _INNER else 0
+        value = WORD if _WORD_CHAR.match(ch) else INNER if ch in INNER_CHARS else BOUNDARY
         if len(_class_cache) < 65536:
             _class_cache[ch] = value
     return value
@@ -87,12 +97,12 @@ def _char_class(ch: str) -> int:
 
 def is_word_char(ch: str) -> bool:
     """True for a character that always belongs to a word."""
-    return _char_class(ch) == 2
+    return char_class(ch) == WORD
 
 
 def is_inner_char(ch: str) -> bool:
     """True for a character that is part of a word only between word characters (``! | +``)."""
-    return _char_class(ch) == 1
+    return char_class(ch) == INNER
 
 
 # --------------------------------------------------------------------------- per-character folding
@@ -314,7 +324,7 @@ class Normalizer:
             if f.key:
                 found.append((s, e, f))
         if lo > 0 and found:
-            if found[0][0] == lo and _char_class(text[lo - 1]):
+            if found[0][0] == lo and char_class(text[lo - 1]):
                 found.pop(0)
             while found and found[0][2].single:
                 found.pop(0)
@@ -334,7 +344,7 @@ class Normalizer:
                 i += 1
                 continue
             j = i + 1
-            while j < n and found[j][2].single and _short_gap(text, found[j - 1][1], found[j][0]):
+            while j < n and found[j][2].single and short_gap(text, found[j - 1][1], found[j][0]):
                 j += 1
             if j - i >= 3:
                 items: list[Item] = []
@@ -361,8 +371,21 @@ class Normalizer:
         return Window(text, string, folds, offsets, starts, bounds, joined)
 
 
-def _short_gap(text: str, a: int, b: int) -> bool:
+def short_gap(text: str, a: int, b: int) -> bool:
+    """Whether ``text[a:b]`` may separate spaced-out letters: at most 3 characters, one line."""
     return b - a <= 3 and "\n" not in text[a:b]
+
+
+def word_start_before(text: str, pos: int, words: int) -> int:
+    """Start of the ``words``-th word ending at or before ``pos`` (0 if there are fewer), found
+    by scanning backwards; moved further back past lone letters, which may belong to a run."""
+    if pos <= 0:
+        return 0
+    # the word pattern reads the same reversed
+    for count, m in enumerate(_TOKEN.finditer(text[pos - 1::-1]), start=1):
+        if count >= words and m.end() - m.start() > 1:
+            return pos - m.end()
+    return 0
 
 
 _plain = Normalizer()

@@ -22,14 +22,14 @@ from core.normalize import fold_phrase
 
 __all__ = [
     "CATEGORIES",
+    "Exclusion",
     "Mode",
     "Rule",
-    "Exclusion",
     "RuleSet",
+    "default_dir",
+    "load_dirs",
     "load_file",
     "loads",
-    "load_dirs",
-    "default_dir",
 ]
 
 # UKSIC's monitoring categories plus proxy/filter bypass; illegal content sits under grooming,

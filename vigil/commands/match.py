@@ -42,8 +42,7 @@ def _lines(stream: BinaryIO) -> Iterator[str]:
         line = raw.decode("utf-8", errors="replace")
         if line.endswith("\n"):
             line = line[:-1]
-            if line.endswith("\r"):
-                line = line[:-1]
+            line = line.removesuffix("\r")
         yield line
 
 
