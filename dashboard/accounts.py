@@ -12,7 +12,7 @@ from dashboard.errors import BadRequest
 from dashboard.security import hash_password, new_totp_secret
 from dashboard.sessions import end_all_for
 
-__all__ = ["MIN_PASSWORD_LENGTH", "create_account", "disable_account", "enable_totp", "set_password"]
+__all__ = ["MIN_PASSWORD_LENGTH", "disable_account", "enable_totp", "set_password"]
 
 MIN_PASSWORD_LENGTH = 12
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -25,6 +25,7 @@ __all__ = [
     "aware",
     "clear_failures",
     "ensure_not_locked",
+    "guarded_attempt",
     "hash_password",
     "new_token",
     "new_totp_secret",
@@ -124,6 +125,28 @@ def record_failure(db: Session, kind: str, subjects: Iterable[str]) -> None:
 def clear_failures(db: Session, kind: str, subject: str) -> None:
     db.exec(delete(LoginAttempt).where(LoginAttempt.kind == kind, LoginAttempt.subject == subject))
     db.commit()
+
+
+def guarded_attempt(
+    db: Session,
+    kind: str,
+    subjects: list[str],
+    max_failures: int,
+    window: int,
+    passes: Callable[[], bool],
+) -> bool:
+    """One rate-limited guess (a password, a code, a key password).
+
+    Raises LockedOut without trying when a subject is locked; a failure counts against every
+    subject, a success clears the first (the account's own count).
+    """
+    ensure_not_locked(db, kind, subjects, max_failures, window)
+    ok = passes()
+    if ok:
+        clear_failures(db, kind, subjects[0])
+    else:
+        record_failure(db, kind, subjects)
+    return ok
 
 
 def totp_ok(secret: str, code: str) -> bool:

@@ -14,10 +14,8 @@ from dashboard.deps import AnyRoleDep, DashSettingsDep, KeyRingDep, SessionDep
 from dashboard.errors import BadCredentials, BadRequest, LockedOut
 from dashboard.rendering import render
 from dashboard.security import (
-    clear_failures,
-    ensure_not_locked,
+    guarded_attempt,
     new_totp_secret,
-    record_failure,
     totp_ok,
     verify_password,
 )
@@ -54,11 +52,10 @@ def _page(
 def _check_password(db: SessionDep, settings: DashboardSettings, who: SignedIn, password: str) -> None:
     """The current password, under the same limit as sign-in (it is a password guess too)."""
     subjects = [f"user:{who.username.lower()}"]
-    ensure_not_locked(db, "login", subjects, settings.login_max_failures, settings.attempt_window)
-    if not verify_password(who.account.password_hash, password):
-        record_failure(db, "login", subjects)
+    if not guarded_attempt(db, "login", subjects, settings.login_max_failures,
+                           settings.attempt_window,
+                           lambda: verify_password(who.account.password_hash, password)):
         raise BadCredentials("Your current password is not right.")
-    clear_failures(db, "login", subjects[0])
 
 
 @router.get("/account", include_in_schema=False)

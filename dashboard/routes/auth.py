@@ -16,10 +16,8 @@ from dashboard.errors import BadCredentials, LockedOut, NotSignedIn
 from dashboard.rendering import render
 from dashboard.routes._common import client_address, home_for, safe_next
 from dashboard.security import (
-    clear_failures,
-    ensure_not_locked,
+    guarded_attempt,
     new_token,
-    record_failure,
     totp_ok,
     verify_password,
 )
@@ -91,17 +89,20 @@ def login(
     username = username.strip()
     address = client_address(request)
     subjects = [f"user:{username.lower()}", f"addr:{address}"]
+    account = db.exec(select(Account).where(Account.username == username)).first()
+
+    def passes() -> bool:
+        ok = verify_password(account.password_hash if account else None, password)
+        return ok and account is not None and account.disabled_at is None
+
     try:
-        ensure_not_locked(db, "login", subjects, settings.login_max_failures, settings.attempt_window)
+        ok = guarded_attempt(db, "login", subjects, settings.login_max_failures,
+                             settings.attempt_window, passes)
     except LockedOut as exc:
         return _login_page(request, settings, str(exc), status_code=429)
-    account = db.exec(select(Account).where(Account.username == username)).first()
-    ok = verify_password(account.password_hash if account else None, password)
-    if account is None or not ok or account.disabled_at is not None:
-        record_failure(db, "login", subjects)
+    if not ok or account is None:
         audit(db, f"anonymous@{address}", "signin.failed", username[:64])
         return _login_page(request, settings, _WRONG, status_code=401)
-    clear_failures(db, "login", subjects[0])
     token, _ = sessions.start(db, account, address, verified=not account.totp_secret)
     if account.totp_secret:
         response: Response = RedirectResponse(
@@ -135,14 +136,13 @@ def totp_check(
     if who is None or not who.account.totp_secret:
         raise NotSignedIn()
     subjects = [f"user:{who.username.lower()}"]
+    secret = who.account.totp_secret
     try:
-        ensure_not_locked(db, "login", subjects, settings.login_max_failures, settings.attempt_window)
-        if not totp_ok(who.account.totp_secret, code):
-            record_failure(db, "login", subjects)
+        if not guarded_attempt(db, "login", subjects, settings.login_max_failures,
+                               settings.attempt_window, lambda: totp_ok(secret, code)):
             raise BadCredentials("That code is not right; check your authenticator's clock.")
     except (LockedOut, BadCredentials) as exc:
         return render(request, "totp.html", who, status_code=exc.status, error=str(exc), next=next)
-    clear_failures(db, "login", subjects[0])
     who.session.verified = True
     db.add(who.session)
     audit(db, who.username, "signin", who.username, address=client_address(request), totp=True)

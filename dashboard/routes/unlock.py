@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -14,7 +14,7 @@ from dashboard.deps import DashSettingsDep, KeyholderDep, KeyRingDep, SessionDep
 from dashboard.errors import BadCredentials, BadRequest, LockedOut
 from dashboard.rendering import render
 from dashboard.routes._common import client_address, safe_next
-from dashboard.security import clear_failures, ensure_not_locked, record_failure
+from dashboard.security import guarded_attempt
 from dashboard.sessions import SignedIn
 
 __all__ = ["router"]
@@ -50,21 +50,25 @@ def unlock(
 
     subjects = [f"user:{who.username.lower()}"]
     keyholder = _keyholder(db, who)
-    try:
-        ensure_not_locked(
-            db, "unlock", subjects, settings.unlock_max_failures, settings.attempt_window
-        )
+    unlocked: list[Any] = []
+
+    def passes() -> bool:
         try:
-            key = KeyFile.from_bytes(keyholder.key_file or b"").unlock(password)
-        except WrongPassword as exc:
-            record_failure(db, "unlock", subjects)
+            unlocked.append(KeyFile.from_bytes(keyholder.key_file or b"").unlock(password))
+        except WrongPassword:
+            return False
+        return True
+
+    try:
+        if not guarded_attempt(db, "unlock", subjects, settings.unlock_max_failures,
+                               settings.attempt_window, passes):
             audit(db, who.username, "key.unlock_failed", keyholder.fingerprint)
-            raise BadCredentials("That password does not unlock your key.") from exc
+            raise BadCredentials("That password does not unlock your key.")
     except (LockedOut, BadCredentials) as exc:
         return render(request, "unlock.html", who, status_code=exc.status, error=str(exc), next=next)
     except KeyFileError as exc:
         raise BadRequest(f"Your key file cannot be used: {exc}") from exc
-    clear_failures(db, "unlock", subjects[0])
+    key = unlocked[0]
     ring.put(who.session_id, key, keyholder.id or 0, keyholder.fingerprint)
     audit(
         db,
