@@ -30,6 +30,8 @@ __all__ = [
     "load_dirs",
     "load_file",
     "loads",
+    "loads_layer",
+    "merge",
 ]
 
 # UKSIC's monitoring categories plus proxy/filter bypass; illegal content sits under grooming,
@@ -340,56 +342,63 @@ def loads(text: str, source: str = "<string>") -> RuleSet:
     return RuleSet(tuple(rules), tuple(exclusions), frozenset(disabled))
 
 
-def load_file(path: str | Path) -> RuleSet:
-    path = Path(path)
+def _read(path: Path) -> str:
     try:
-        text = path.read_bytes().decode("utf-8")
+        return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RuleFileError(str(path), None, f"not UTF-8 text ({exc.reason} at byte "
                                              f"{exc.start})") from None
     except OSError as exc:
         raise RuleFileError(str(path), None, f"cannot read: {exc.strerror}") from None
-    return loads(text, str(path))
 
 
-def _dir_files(directory: Path) -> list[Path]:
-    if not directory.is_dir():
-        raise RuleFileError(str(directory), None, "not a directory of wordlist files")
-    return sorted(p for p in directory.glob("*.toml") if p.is_file())
+def load_file(path: str | Path) -> RuleSet:
+    path = Path(path)
+    return loads(_read(path), str(path))
 
 
-def _merge_dir(files: Iterable[Path]) -> tuple[dict[str, Rule], list[Exclusion], set[str]]:
+def loads_layer(files: Iterable[tuple[str, str]]) -> RuleSet:
+    """One layer of rule files given as (name, text), e.g. one directory: ids must be unique
+    across the files; a clash names the second file and the line of its rule."""
     rules: dict[str, Rule] = {}
     exclusions: list[Exclusion] = []
     disabled: set[str] = set()
-    for path in files:
-        loaded = load_file(path)
-        for rule in loaded.rules:
+    for name, text in files:
+        loaded = loads(text, name)
+        for index, rule in enumerate(loaded.rules):
             if rule.id in rules:
-                parser = _Lines(path.read_text(encoding="utf-8"))
-                index = [r.id for r in loaded.rules].index(rule.id)
-                raise RuleFileError(str(path), parser.key("id", "rule", index),
-                                    f"duplicate rule id {rule.id!r} (also in {rules[rule.id].source})")
+                raise RuleFileError(name, _Lines(text).key("id", "rule", index),
+                                    f"duplicate rule id {rule.id!r} (also in "
+                                    f"{rules[rule.id].source})")
             rules[rule.id] = rule
         exclusions.extend(loaded.exclusions)
         disabled.update(loaded.disabled)
-    return rules, exclusions, disabled
+    return RuleSet(tuple(rules.values()), tuple(exclusions), frozenset(disabled))
+
+
+def merge(*layers: RuleSet) -> RuleSet:
+    """Stack layers (default lists first, then the school's): a later layer redefines a rule id
+    (its version wins) or turns earlier rules off with ``disable``; exclusions accumulate."""
+    merged: dict[str, Rule] = {}
+    exclusions: list[Exclusion] = []
+    disabled: set[str] = set()
+    for layer in layers:
+        for rule_id in layer.disabled:
+            merged.pop(rule_id, None)
+        merged.update((rule.id, rule) for rule in layer.rules)
+        exclusions.extend(layer.exclusions)
+        disabled.update(layer.disabled)
+    return RuleSet(tuple(merged.values()), tuple(exclusions), frozenset(disabled))
+
+
+def _read_dir(directory: Path) -> list[tuple[str, str]]:
+    if not directory.is_dir():
+        raise RuleFileError(str(directory), None, "not a directory of wordlist files")
+    files = sorted(p for p in directory.glob("*.toml") if p.is_file())
+    return [(str(p), _read(p)) for p in files]
 
 
 def load_dirs(*dirs: str | Path) -> RuleSet:
-    """Load every ``*.toml`` in each directory; later directories override earlier ones.
-
-    A later directory may redefine a rule id (its version wins) or turn earlier rules off with
-    ``disable``; exclusions accumulate. Ids must be unique within one directory.
-    """
-    merged: dict[str, Rule] = {}
-    exclusions: list[Exclusion] = []
-    disabled_all: set[str] = set()
-    for directory in dirs:
-        rules, excl, disabled = _merge_dir(_dir_files(Path(directory)))
-        for rule_id in disabled:
-            merged.pop(rule_id, None)
-        merged.update(rules)
-        exclusions.extend(excl)
-        disabled_all.update(disabled)
-    return RuleSet(tuple(merged.values()), tuple(exclusions), frozenset(disabled_all))
+    """Load every ``*.toml`` in each directory, in name order, one layer per directory (see
+    :func:`loads_layer` and :func:`merge`): later directories override earlier ones."""
+    return merge(*(loads_layer(_read_dir(Path(d))) for d in dirs))

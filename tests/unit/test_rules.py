@@ -183,3 +183,21 @@ def test_default_dir_is_the_installed_wordlists_package() -> None:
 
     assert rules.default_dir() == Path(wordlists.__file__).resolve().parent
     load_dirs(rules.default_dir())  # the shipped lists must always load
+
+
+def test_layers_from_memory_merge_like_directories() -> None:
+    # What an agent does with the wordlist files that arrive inside a signed policy.
+    default = rules.loads_layer([
+        ("drugs.toml", 'category = "drugs"\n[[rule]]\nid = "drugs.weed"\nphrase = "weed"\n'
+                       'severity = 2\n'),
+        ("violence.toml", 'category = "violence"\n[[rule]]\nid = "violence.stab"\n'
+                          'phrase = "stab"\nseverity = 4\n'),
+    ])
+    school = rules.loads_layer([("school.toml", 'disable = ["drugs.weed"]\n'
+                                 '[[exclude]]\nphrase = "stab vest"\n')])
+    merged = rules.merge(default, school)
+    assert [r.id for r in merged.rules] == ["violence.stab"]
+    assert [e.phrase for e in merged.exclusions] == ["stab vest"]
+    with pytest.raises(RuleFileError) as info:
+        rules.loads_layer([("a.toml", RULE), ("b.toml", "\n" + RULE)])
+    assert (info.value.file, info.value.line) == ("b.toml", 5)
