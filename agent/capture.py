@@ -21,6 +21,7 @@ from agent.sensors.events import Rect
 __all__ = ["Monitor", "Image", "monitor_under", "encode", "Capturer", "MEDIA_TYPES"]
 
 MEDIA_TYPES = {"webp": "image/webp", "png": "image/png", "jpeg": "image/jpeg"}
+STRIP_ROWS = 216  # 1080 = 5 strips; about 1.6 MB each at 1920 px wide
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +125,6 @@ class Capturer:
 
     def grab(self, rect: Rect | None) -> Image:
         """The monitor under ``rect`` (or every monitor), encoded."""
-        from PIL import Image as PILImage
-
         sct = self._mss()
         if self.all_monitors:
             whole = sct.monitors[0]
@@ -134,13 +133,31 @@ class Capturer:
             m = monitor_under(self.monitors(), rect)
             area = {"left": m.left, "top": m.top, "width": m.width, "height": m.height}
         try:
-            shot = sct.grab(area)
-        except Exception as exc:
+            img = self._grab_in_strips(sct, area)
+        except Exception as exc:  # mss raises ScreenShotError and X errors
             raise CaptureError(f"screen capture failed: {exc}") from exc
-        # shot.raw, not shot.bgra: .bgra is a copy of a screen-sized buffer.
-        img = PILImage.frombuffer("RGB", shot.size, shot.raw, "raw", "BGRX", 0, 1)
-        del shot
         return encode(img, self.fmt, self.quality, self.scale)
+
+    @staticmethod
+    def _grab_in_strips(sct: Any, area: dict[str, int]) -> Any:
+        """The area as a Pillow image, grabbed STRIP_ROWS rows at a time.
+
+        A whole-screen grab holds the X image and mss's copy of it (8 MB each at 1920x1080)
+        next to the Pillow image; strips keep only the Pillow image plus one strip resident.
+        """
+        from PIL import Image as PILImage
+
+        width, height = area["width"], area["height"]
+        img = PILImage.new("RGB", (width, height))
+        for top in range(0, height, STRIP_ROWS):
+            rows = min(STRIP_ROWS, height - top)
+            shot = sct.grab({"left": area["left"], "top": area["top"] + top,
+                             "width": width, "height": rows})
+            # shot.raw, not shot.bgra: .bgra is another copy.
+            strip = PILImage.frombuffer("RGB", shot.size, shot.raw, "raw", "BGRX", 0, 1)
+            img.paste(strip, (0, top))
+            del shot, strip
+        return img
 
     def close(self) -> None:
         sct = getattr(self._local, "sct", None)

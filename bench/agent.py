@@ -156,7 +156,9 @@ def main() -> int:
         text = (BENIGN * (keys // len(BENIGN) + 1))[:keys]
 
         def type_slowly() -> None:
-            x.type(text, delay_ms=100)  # xdotool: one key every 100 ms = 10 keys/s
+            # xdotool: one key every 100 ms = 10 keys/s, for the whole period
+            subprocess.run(["xdotool", "type", "--delay", "100", "--", text], env=x.env,
+                           check=True, timeout=args.typing_s + 60)
 
         typing = cpu_pct(proc, args.typing_s, type_slowly)
         rss = peak_rss_mb(agent.pid)
