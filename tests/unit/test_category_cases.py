@@ -97,9 +97,11 @@ CASES["bullying"] = (
         Hit("i'm being bullied", "bullying.im_being_bullied_apostrophe", 4, "i'm being bullied"),
         Hit("happy slapping vid", "bullying.happy_slapping", 3, "happy slapping"),
         Hit("you w4steman", "bullying.wasteman", 2, "w4steman"),
+        Hit("you c u n t", "bullying.cunt", 2, "c u n t"),
     ],
     [
         "Tell a trusted adult if you are being bullied online.",
+        "Scunthorpe United won at Glanford Park.",
         "The Aberfan disaster happened when a slag heap collapsed.",
         "Anti-bullying week starts on Monday.",
         "I'm going to expose the answer in the next lesson.",
