@@ -121,7 +121,7 @@ CASES["grooming"] = (
         Hit("what r u wearing", "grooming.what_r_u_wearing", 4, "what r u wearing"),
         Hit("ur so mature for your age", "grooming.mature_for_your_age", 4,
             "mature for your age"),
-        Hit("meet me alone after", "grooming.meet_me_alone", 5, "meet me alone"),
+        Hit("meet me alone after", "grooming.meet_me_alone", 4, "meet me alone"),
         Hit("i'll leak your nudes", "grooming.leak_your_nudes", 5, "leak your nudes"),
     ],
     [
