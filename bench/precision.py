@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.errors import VigilError
 from core.matcher import Matcher
 from core.rules import CATEGORIES, RuleSet, default_dir, load_dirs
 from tests.data.corpus import CORPUS_DIR, HELDOUT_DIR, Sample, benign, positives
@@ -202,7 +203,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="list the missed positives and the false positives of each matcher")
     args = parser.parse_args(argv)
 
-    ruleset = load_dirs(default_dir(), *args.wordlists)
+    try:
+        ruleset = load_dirs(default_dir(), *args.wordlists)
+    except VigilError as err:  # a bad school file: one line naming file and line, as `vigil match`
+        print(f"precision: {err}", file=sys.stderr)
+        return 2
     found = detectors(ruleset)
     corpora = args.corpus or [CORPUS_DIR, HELDOUT_DIR]
     sets = [(c, positives(c), benign(c)) for c in corpora]
