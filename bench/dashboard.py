@@ -12,7 +12,7 @@ what keyset pagination replaces. Prints a table of median and p95 milliseconds, 
 
     triage_p95_ms=<worst p95 over pages and databases> events=<n>
 
-Run: .venv/bin/python bench/dashboard.py [--events N] [--rounds N] [--skip-postgres]
+Run: .venv/bin/python bench/dashboard.py [--events N] [--rounds N] [--skip-postgres|--skip-sqlite]
 PostgreSQL: VIGIL_TEST_PG_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/test); the
 bench works in a schema of its own and drops it afterwards.
 """
@@ -248,13 +248,16 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--sqlite-path", help="reuse this SQLite file (filled on first use)")
     args = parser.parse_args()
 
     results: list[tuple[str, str, float, float]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        sqlite_path = args.sqlite_path or str(Path(tmp) / "bench.db")
-        results += bench_database("sqlite", f"sqlite:///{sqlite_path}", args.events, args.rounds)
+    if not args.skip_sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            sqlite_path = args.sqlite_path or str(Path(tmp) / "bench.db")
+            results += bench_database("sqlite", f"sqlite:///{sqlite_path}", args.events,
+                                      args.rounds)
     if not args.skip_postgres:
         with pg_schema() as url:
             results += bench_database("postgresql", url, args.events, args.rounds)

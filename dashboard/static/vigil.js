@@ -36,7 +36,40 @@
     cell.appendChild(span);
   }
 
-  // The triage queue: j/k move, o or Enter open, 1-4 grade, e escalate.
+  // A capture shown in place, under its row; severity 5 stays blurred until revealed.
+  function blurredShot(src, severity) {
+    var box = document.createElement("div");
+    box.className = "shot" + (severity >= 5 ? " blurred" : "");
+    var img = document.createElement("img");
+    img.src = src;
+    img.alt = "Screenshot at the time the rule fired";
+    box.appendChild(img);
+    if (severity >= 5) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "reveal";
+      button.textContent = "Severity 5: reveal the screenshot";
+      button.addEventListener("click", function () { box.classList.remove("blurred"); button.remove(); });
+      box.appendChild(button);
+    }
+    return box;
+  }
+
+  function togglePreview(row) {
+    var link = row && row.querySelector("a.preview");
+    if (!link) { return; }
+    var next = row.nextElementSibling;
+    if (next && next.classList.contains("preview-row")) { next.remove(); return; }
+    var tr = document.createElement("tr");
+    tr.className = "preview-row";
+    var td = document.createElement("td");
+    td.colSpan = row.children.length;
+    td.appendChild(blurredShot(link.dataset.shot, Number(link.dataset.severity)));
+    tr.appendChild(td);
+    row.parentNode.insertBefore(tr, row.nextSibling);
+  }
+
+  // The triage queue: j/k move, v view in place, o or Enter open, 1-4 grade, e escalate.
   var queue = document.getElementById("queue");
   if (queue) {
     var rows = Array.prototype.slice.call(queue.querySelectorAll("tr.row"));
@@ -54,6 +87,7 @@
       if (e.key === "j") { select(at + 1); }
       else if (e.key === "k") { select(at - 1); }
       else if ((e.key === "o" || e.key === "Enter") && row) { window.location = row.dataset.href; }
+      else if (e.key === "v" && row) { togglePreview(row); }
       else if (row && (/^[1-4]$/.test(e.key) || e.key === "e")) {
         var value = e.key === "e" ? "escalated" : GRADES[Number(e.key) - 1];
         grade(row.dataset.id, value, function () {
@@ -64,6 +98,12 @@
       e.preventDefault();
     });
     rows.forEach(function (r, n) { r.addEventListener("click", function () { select(n); }); });
+    Array.prototype.forEach.call(queue.querySelectorAll("a.preview"), function (link) {
+      link.addEventListener("click", function (e) {
+        e.preventDefault();
+        togglePreview(link.closest("tr"));
+      });
+    });
   }
 
   // An event's page: 1-4 and e grade through the buttons, u goes back to the queue.

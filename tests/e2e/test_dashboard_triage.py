@@ -78,7 +78,18 @@ def test_dashboard_triage_grade_escalate_and_head_review(collector_server: Any, 
     unlock(tech, server, "technician")
     assert tech.locator("#queue mark").first.inner_text() == "kill myself"
     assert "pupil.y11" in tech.locator("#queue").inner_text()
+    # The screenshot opens in place under its row (v), blurred for severity 5 until revealed.
+    tech.keyboard.press("j")
+    tech.keyboard.press("v")
+    inline = tech.locator("#queue tr.preview-row .shot")
+    assert "blurred" in (inline.get_attribute("class") or "")
+    wait_until(lambda: tech.evaluate(
+        "() => document.querySelector('#queue tr.preview-row img').naturalWidth") > 0,
+        timeout=15, what="the in-place screenshot to load")
     shoot(tech, "triage")
+    tech.keyboard.press("v")
+    assert tech.locator("#queue tr.preview-row").count() == 0
+    tech.goto(server.url + "/triage")  # a fresh page starts with no row selected
 
     # Keyboard: j selects the first row, o opens it.
     tech.keyboard.press("j")
