@@ -137,7 +137,7 @@ CASES["grooming"] = (
 # --------------------------------------------------------------------------- extremism
 CASES["extremism"] = (
     [
-        Hit("h0w to m4ke a b0mb", "extremism.how_to_make_a_bomb", 5, "h0w to m4ke a b0mb"),
+        Hit("h0w to m4ke a b0mb", "extremism.make_a_bomb", 5, "m4ke a b0mb"),
         Hit("p1pe b0mb", "extremism.pipe_bomb", 5, "p1pe b0mb"),
         Hit("h e i l hitler", "extremism.heil_hitler", 4, "h e i l hitler"),
         Hit("HEIL HITLERRRR", "extremism.heil_hitler", 4, "HEIL HITLERRRR"),
@@ -154,6 +154,8 @@ CASES["extremism"] = (
         "In Islam, the greater jihad is the inner struggle.",
         "The 7/7 bombings killed 52 people in London.",
         "That film was the bomb.",
+        "Make a bomb shelter out of a shoebox for the WW2 project.",
+        "How to make a bath bomb for the Christmas fair.",
     ],
 )
 
