@@ -10,7 +10,9 @@ core.rules, so the whole path is measured), then:
   case-insensitive, no folding), searched over the last 64 typed characters at each keystroke and
   over each title. The baseline is far slower, so it times a sample (see the ``re n`` column).
 
-Times are per call, in microseconds, normalisation included. Run:
+Times are per call, in microseconds, normalisation included. The sizes run in interleaved rounds
+(default 3), so that load from other processes on a shared machine hits them alike: medians and
+p99 pool all rounds, the mean is the median of the round means. Run:
 
     .venv/bin/python bench/matcher.py            # add --quick for a smoke run
 """
@@ -236,11 +238,42 @@ def regex_baseline(ruleset: RuleSet, keys: list[Keystroke], items: list[str],
     return statistics.median(per_key), statistics.median(per_title)
 
 
+@dataclass
+class Built:
+    matcher: Matcher
+    keys: list[Keystroke]
+    titles: list[str]
+    load_s: float
+    build_s: float
+    memory: float
+
+
+def build(size: int, n_keys: int, n_titles: int) -> Built:
+    rules = synthetic_rules(size, seed=size)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_lists(rules, Path(tmp))
+        t0 = time.perf_counter()
+        ruleset = load_dirs(tmp)
+        load_s = time.perf_counter() - t0
+    gc.collect()
+    before = rss_mb()
+    t0 = time.perf_counter()
+    matcher = Matcher(ruleset)
+    build_s = time.perf_counter() - t0
+    gc.collect()
+    memory = rss_mb() - before
+    phrases = [p for _, p, _, _, _ in rules]
+    keys = typing(n_keys, phrases, seed=7)
+    time_stream(matcher, keys[:2000])  # warm the word cache as a running agent has it
+    return Built(matcher, keys, titles(n_titles, phrases, seed=11), load_s, build_s, memory)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="time each call by the wall clock (default) or by thread CPU time")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     args = parser.parse_args(argv)
     global CLOCK
     CLOCK = time.perf_counter_ns if args.clock == "wall" else time.thread_time_ns
@@ -248,42 +281,38 @@ def main(argv: list[str] | None = None) -> int:
     n_keys, n_titles, sample = (10_000, 1_000, 300) if args.quick else (100_000, 10_000, 2_000)
 
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, load average "
-          f"{os.getloadavg()[0]:.1f}, {args.clock} clock; {n_keys} keystrokes, {n_titles} titles "
-          f"per size; re baseline on the first {sample} keystrokes")
+          f"{os.getloadavg()[0]:.1f}, {args.clock} clock; {n_keys} keystrokes and {n_titles} "
+          f"titles per size and round, {args.rounds} rounds; re baseline on the first {sample} "
+          "keystrokes")
     header = (f"{'rules':>6} {'load s':>7} {'build s':>8} {'mem MB':>7} {'key med':>8} "
               f"{'key mean':>9} {'key p99':>8} {'title med':>10} {'title mean':>11} "
               f"{'matches':>8} {'re key med':>11} {'re title med':>13} {'re/ours':>8}")
     print(header)
     print("-" * len(header))
+    built: dict[int, Built] = {size: build(size, n_keys, n_titles) for size in sizes}
+    # The machine is shared: run the sizes in interleaved rounds so that a burst of load hits
+    # them alike; medians and p99 pool every round, the mean is the median of the round means.
+    key_times: dict[int, list[float]] = {size: [] for size in sizes}
+    round_means: dict[int, list[float]] = {size: [] for size in sizes}
+    title_times: dict[int, list[float]] = {size: [] for size in sizes}
+    found: dict[int, int] = {}
+    for _ in range(args.rounds):
+        for size, b in built.items():
+            times, found[size] = time_stream(b.matcher, b.keys)
+            key_times[size] += times
+            round_means[size].append(statistics.fmean(times))
+            title_times[size] += time_titles(b.matcher.match, b.titles)
     summary: dict[int, tuple[float, float]] = {}
-    for size in sizes:
-        rules = synthetic_rules(size, seed=size)
-        with tempfile.TemporaryDirectory() as tmp:
-            write_lists(rules, Path(tmp))
-            t0 = time.perf_counter()
-            ruleset = load_dirs(tmp)
-            load_s = time.perf_counter() - t0
-        gc.collect()
-        before = rss_mb()
-        t0 = time.perf_counter()
-        matcher = Matcher(ruleset)
-        build_s = time.perf_counter() - t0
-        gc.collect()
-        memory = rss_mb() - before
-        phrases = [p for _, p, _, _, _ in rules]
-        keys = typing(n_keys, phrases, seed=7)
-        items = titles(n_titles, phrases, seed=11)
-        time_stream(matcher, keys[:2000])  # warm the word cache as a running agent has it
-        key_times, found = time_stream(matcher, keys)
-        title_times = time_titles(matcher.match, items)
-        re_key, re_title = regex_baseline(ruleset, keys, items, sample)
-        med, mean = statistics.median(key_times), statistics.fmean(key_times)
+    for size, b in built.items():
+        re_key, re_title = regex_baseline(b.matcher.ruleset, b.keys, b.titles, sample)
+        med = statistics.median(key_times[size])
+        mean = statistics.median(round_means[size])
         summary[size] = (med, mean)
-        print(f"{size:>6} {load_s:>7.2f} {build_s:>8.2f} {memory:>7.1f} {med:>8.2f} "
-              f"{mean:>9.2f} {percentile(key_times, 0.99):>8.2f} "
-              f"{statistics.median(title_times):>10.1f} {statistics.fmean(title_times):>11.1f} "
-              f"{found:>8} {re_key:>11.1f} {re_title:>13.1f} {re_key / med:>8.0f}x")
-        del matcher, ruleset
+        print(f"{size:>6} {b.load_s:>7.2f} {b.build_s:>8.2f} {b.memory:>7.1f} {med:>8.2f} "
+              f"{mean:>9.2f} {percentile(key_times[size], 0.99):>8.2f} "
+              f"{statistics.median(title_times[size]):>10.1f} "
+              f"{statistics.fmean(title_times[size]):>11.1f} "
+              f"{found[size]:>8} {re_key:>11.1f} {re_title:>13.1f} {re_key / med:>8.0f}x")
     row = 20_000 if 20_000 in summary else sizes[-1]
     print(f"per_keystroke_us_median {summary[row][0]:.3f}")
     print(f"per_keystroke_us_mean {summary[row][1]:.3f}")

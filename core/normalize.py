@@ -284,18 +284,12 @@ class Window:
         return (self.offsets[wa] + self.folds[wa].spans[ca][0],
                 self.offsets[wb] + self.folds[wb].spans[cb][1])
 
-    def run(self, pos: int) -> int:
-        """Run length behind the folded character at ``pos`` (0 for a space)."""
-        w, c = self.locate(pos)
-        if w < 0 or c >= len(self.folds[w].runs):
-            return 0
-        return self.folds[w].runs[c]
-
 
 class Normalizer:
     """Folds words (cached) and stretches of text into :class:`Window` objects.
 
-    ``vocab`` is the set of folded words the rules use; it decides how "1" and "|" are read.
+    ``vocab`` is the set of folded words the rules use; it decides how "1", "|" and a capital
+    "I" are read.
     """
 
     CACHE_LIMIT = 100_000  # words; the cache is dropped when full rather than growing forever
