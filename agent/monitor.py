@@ -58,6 +58,7 @@ class Monitor:
         self.host = host or socket.gethostname()
         self.window: WindowInfo | None = None
         self.events_sealed = 0
+        self.inputs_seen = 0  # a count only: how many inputs the worker handled
         self.last_latency_ms: float | None = None
         self._title_fired: dict[str, float] = {}
         self._buffer: TypingBuffer | None = None
@@ -125,6 +126,7 @@ class Monitor:
 
     def handle(self, item: Any) -> None:
         ev = translate(item) if isinstance(item, tuple) else item
+        self.inputs_seen += 1
         if isinstance(ev, ListenerRestarted):
             return  # counted by the hooks, reported in the heartbeat
         if isinstance(ev, FocusChange):
@@ -177,7 +179,9 @@ class Monitor:
             return
         assert self._capturer is not None and self._policy.policy is not None
         window = self.window
+        t_capture = time.monotonic()
         image = self._capturer.grab(window.rect if window else None)
+        t_seal = time.monotonic()
         meta = envelope.Metadata(event_id=decision.event_id, device_id=self._device_id,
                                  time=wall, category=rule.category, severity=rule.severity,
                                  rule=rule.id, source=source)
@@ -191,11 +195,16 @@ class Monitor:
         }
         sealed = envelope.seal(meta, header, image.data, self._policy.policy.keyholders)
         del image, header
+        t_spool = time.monotonic()
         self._spool.put(decision.event_id, rule.severity, sealed)
+        done = time.monotonic()
         del sealed
         release_free_memory()
         self.events_sealed += 1
-        self.last_latency_ms = (time.monotonic() - key_at) * 1000
-        log.info("rule %s (%s, severity %d) fired; event %s spooled %.0f ms after the key",
-                 rule.id, rule.category, rule.severity, decision.event_id, self.last_latency_ms)
+        self.last_latency_ms = (done - key_at) * 1000
+        log.info("rule %s (%s, severity %d) fired; event %s spooled %.0f ms after the key "
+                 "(queue %.0f, capture %.0f, seal %.0f, spool %.0f ms)",
+                 rule.id, rule.category, rule.severity, decision.event_id, self.last_latency_ms,
+                 (t_capture - key_at) * 1000, (t_seal - t_capture) * 1000,
+                 (t_spool - t_seal) * 1000, (done - t_spool) * 1000)
         self._on_spooled()

@@ -76,5 +76,6 @@ def run_agent(settings: Settings, stop: threading.Event | None = None) -> int:
         windows.stop()
         monitor.stop()
         sync.stop()
-    log.info("agent stopped; %d event(s) waiting in the spool", spool.depth)
+    log.info("agent stopped; %d input(s) handled, %d event(s) sealed, %d waiting in the spool",
+             monitor.inputs_seen, monitor.events_sealed, spool.depth)
     return 0

@@ -80,8 +80,9 @@ class Sync:
         if heartbeat_due:
             answer = self._uplink.heartbeat(self._status())
             self.last_heartbeat = time.time()
-            etag = answer.get("policy_etag")
-            if etag and etag != self._policy.etag:
+            # The heartbeat names the policy by its digest; the ETag header quotes it.
+            etag = str(answer.get("policy_etag") or "").strip('"')
+            if etag and etag != (self._policy.etag or "").strip('"'):
                 self.refresh_policy()
         self._write_status()
 

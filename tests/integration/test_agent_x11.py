@@ -97,6 +97,9 @@ def enrol(agent: AgentProcess, server: Any) -> None:
     done = agent.vigil(*argv, "--config-dir", str(agent.config_dir))
     assert done.returncode == 0, done.stderr
     assert "enrolled as device" in done.stdout
+    assert agent.config_dir.stat().st_mode & 0o077 == 0
+    for name in ("enrolment.json", "trust.json", "policy.json"):
+        assert (agent.config_dir / name).stat().st_mode & 0o777 == 0o600, name
 
 
 @pytest.fixture
@@ -339,3 +342,64 @@ def test_no_display_is_one_clear_line(tmp_path: Path, env: dict[str, str], messa
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("vigil: ") and message in lines[0]
+
+
+def test_enrol_refuses_a_wrong_certificate_or_keyholder_pin(x11: X11, collector_server: Any,
+                                                           tmp_path: Path) -> None:
+    agent = AgentProcess(x11, tmp_path / "cfg", tmp_path / "spool", tmp_path / "rt",
+                         tmp_path / "agent.log")
+    base = ["agent", "enrol", "--collector", collector_server.url, "--config-dir",
+            str(agent.config_dir)]
+    wrong_cert = agent.vigil(*base, f"--token={collector_server.make_token()}", "--trust",
+                             collector_server.keyset_fingerprint, "--ca-fingerprint", "ab" * 32)
+    assert wrong_cert.returncode == 1 and wrong_cert.stdout == ""
+    assert len(wrong_cert.stderr.strip().splitlines()) == 1
+    assert "not the pinned one" in wrong_cert.stderr
+    wrong_trust = agent.vigil(*base, f"--token={collector_server.make_token()}", "--trust",
+                              "vks1:" + "0" * 64, "--ca-fingerprint",
+                              collector_server.cert_fingerprint)
+    assert wrong_trust.returncode == 1
+    assert "does not match the --trust fingerprint" in wrong_trust.stderr
+    assert not (agent.config_dir / "enrolment.json").exists()
+    ca = agent.vigil(*base, f"--token={collector_server.make_token()}", "--trust",
+                     collector_server.keyset_fingerprint, "--ca", str(collector_server.ca_cert))
+    assert ca.returncode == 0, ca.stderr
+
+
+def _publish(server: Any, settings: Any) -> None:
+    from collector.publishing import publish_as
+
+    db = server.database()
+    try:
+        publish_as(db, settings, server.keys.head.name, server.keys.head.password, actor="test")
+    finally:
+        db.close()
+
+
+def test_policy_refreshed_by_etag_and_untrusted_policy_refused(
+        agent: AgentProcess, collector_server: Any, stranger_key: Any) -> None:
+    import dataclasses
+
+    from collector.store.models import PolicyRecord
+    from core.policy import Policy, Trust, sign
+
+    settings = collector_server.settings()
+    _publish(collector_server, settings.with_overrides(
+        policy=dataclasses.replace(settings.policy, notice="Second notice for the test")))
+    wait_until(lambda: "running under policy serial 2" in agent.log(), 30,
+               what="the agent to take policy 2")
+    trust = Trust.from_json((agent.config_dir / "trust.json").read_bytes())
+    assert trust.serial == 2
+
+    # A policy signed by a key the device does not trust, served as the newest one.
+    forged = sign(Policy(serial=3, keyholders=(stranger_key.public,), notice="forged"),
+                  stranger_key.key)
+    db = collector_server.database()
+    try:
+        db.write(lambda s: s.add(PolicyRecord(serial=3, signed=forged.to_bytes(),
+                                              etag=forged.digest, signer=stranger_key.fingerprint)))
+    finally:
+        db.close()
+    wait_until(lambda: "refused a policy from the collector" in agent.log(), 30,
+               what="the forged policy to be refused")
+    assert Trust.from_json((agent.config_dir / "trust.json").read_bytes()).serial == 2
