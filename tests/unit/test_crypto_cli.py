@@ -184,3 +184,53 @@ def test_seal_failures(tmp_path: Path, head_key: Keyholder) -> None:
 def test_open_with_a_public_key_file_says_so(head_key: Keyholder) -> None:
     result = vigil("open", "--key", head_key.pub_path, "--password-stdin", stdin=b"x\n")
     assert_clean_failure(result, "private key file is needed")
+
+
+def _run_on_terminal(args: list[str], answers: list[str], timeout: float = 60.0) -> tuple[int, str]:
+    """Run ``vigil`` on a real pseudo-terminal, typing each answer after each password prompt."""
+    import pty
+    import select
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: its controlling terminal is the pty, as for a person at a console
+        os.execv(sys.executable, [sys.executable, "-m", "vigil", *args])
+    output, pending = b"", list(answers)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if not ready:
+                continue
+            try:
+                data = os.read(fd, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not data:
+                break
+            output += data
+            if pending and output.endswith(b": "):  # a fresh prompt, waiting for input
+                os.write(fd, pending.pop(0).encode() + b"\n")
+        else:
+            os.kill(pid, 9)
+            pytest.fail(f"vigil did not finish on the terminal: {output!r}")
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+def test_passwords_are_asked_on_the_terminal_twice_and_not_echoed(tmp_path: Path) -> None:
+    out = tmp_path / "tty.key"
+    code, screen = _run_on_terminal(
+        ["keys", "create", "--name", "Tty", "--role", "head", "--out", str(out),
+         "--kdf", "scrypt"], ["typed at the terminal", "typed at the terminal"])
+    assert code == 0, screen
+    assert "New password:" in screen and "New password (again):" in screen
+    assert "typed at the terminal" not in screen  # getpass turned echo off
+    assert keys.load_key_file(out).unlock("typed at the terminal").name == "Tty"
+    code, screen = _run_on_terminal(
+        ["keys", "create", "--name", "Tty2", "--role", "head", "--out", str(tmp_path / "b.key")],
+        ["first long password", "second long password"])
+    assert code == 2 and "the two passwords differ" in screen
+    assert not (tmp_path / "b.key").exists()
