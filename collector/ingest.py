@@ -15,7 +15,6 @@ Order of work, and why it never leaves a row without its blob nor (for long) a b
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import hmac
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pybase64
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -81,9 +81,11 @@ class _Checked:
     recipients: list[str]
 
 
-def blob_key_for(event_id: str) -> str:
-    """A key unique to this attempt: a retry never overwrites a blob a committed row points to."""
-    return f"ev/{event_id[:2]}/{event_id}.{secrets.token_hex(8)}"
+def blob_key_for(event_id: str, now: datetime | None = None) -> str:
+    """A key unique to this attempt: a retry never overwrites a blob a committed row points to.
+    One directory per day of arrival, so a batch's blobs share a directory (one fsync of it)."""
+    day = (now or utcnow()).strftime("%Y%m%d")
+    return f"ev/{day}/{event_id}.{secrets.token_hex(8)}"
 
 
 def _categories() -> frozenset[str] | None:
@@ -113,7 +115,7 @@ def _check(event: IncomingEvent, device_id: str, settings: Settings) -> _Checked
         raise PayloadTooLarge(f"event {event.id}: envelope is larger than "
                               f"{settings.max_envelope_bytes} bytes")
     try:
-        data = base64.b64decode(event.envelope, validate=True)
+        data = pybase64.b64decode(event.envelope, validate=True)  # SIMD: 15x the stdlib
     except (binascii.Error, ValueError):
         raise BadRequest(f"event {event.id}: envelope is not valid base64", "bad-envelope") from None
     if len(data) > settings.max_envelope_bytes:
@@ -198,12 +200,10 @@ def ingest(db: Database, blobs: BlobStore, settings: Settings, device: Device,
     duplicate = [c.id for c in items if c.id in existing] + repeated
     new = [c for c in items if c.id not in existing]
 
-    written: dict[str, str] = {}
+    now = utcnow()
+    written = {c.id: blob_key_for(c.id, now) for c in new}
     try:
-        for c in new:
-            key = blob_key_for(c.id)
-            blobs.put(key, c.data)
-            written[c.id] = key
+        blobs.put_many([(written[c.id], c.data) for c in new])
         stored, raced = _insert_rows(db, device.id, new, written)
     except BaseException:
         for key in written.values():

@@ -13,7 +13,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from collector.errors import BlobKeyError, BlobNotFound, StorageError, StorageFull
@@ -47,22 +47,28 @@ class BlobStore:
         return self.root / check_key(key)
 
     def put(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        tmp = path.parent / f"{TMP_PREFIX}{path.name}.{secrets.token_hex(6)}"
+        self.put_many([(key, data)])
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Store several blobs durably, each atomically: every file is written and fsynced
+        under a temporary name and renamed into place, then each directory touched is fsynced
+        once (not once per blob). On failure the temporaries are removed; blobs already
+        renamed stay, as after a crash, for the caller to delete or the orphan sweep."""
+        paths = [(self._path(key), data) for key, data in items]  # check every key first
+        pending: list[tuple[Path, Path]] = []
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-            _fsync_dir(path.parent)
+            for path, data in paths:
+                tmp = path.parent / f"{TMP_PREFIX}{path.name}.{secrets.token_hex(6)}"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                pending.append((tmp, path))
+                _write_synced(tmp, data)
+            for tmp, path in pending:
+                os.replace(tmp, path)
+            for directory in {path.parent for _tmp, path in pending}:
+                _fsync_dir(directory)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            for tmp, _path in pending:
+                tmp.unlink(missing_ok=True)
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise StorageFull("the blob store is full: free disk space") from None
             raise StorageError(f"cannot write to the blob store: {exc.strerror}") from None
@@ -110,6 +116,17 @@ class BlobStore:
                     path.unlink(missing_ok=True)
                     removed += 1
         return removed
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:

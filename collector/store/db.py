@@ -26,6 +26,7 @@ __all__ = ["Database", "advisory_lock", "is_sqlite", "make_engine", "storage_err
 
 T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+GROUP_COMMIT_MAX = 16
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -95,7 +96,9 @@ class Database:
             yield session
 
     def write(self, job: Callable[[Session], T]) -> T:
-        """Run ``job(session)`` and commit; on SQLite in the one writer thread."""
+        """Run ``job(session)`` and commit; on SQLite in the one writer thread, possibly in one
+        transaction with other queued jobs (and run again alone if one of them fails), so a job
+        must only touch the database through ``session``."""
         if not self.is_sqlite:
             return self._run(job)
         self._ensure_thread()
@@ -137,9 +140,32 @@ class Database:
             item = self._queue.get()
             if item is None:
                 return
-            job, done = item
-            if not done.set_running_or_notify_cancel():
-                continue
+            group = [item]
+            # Group commit: jobs that queued up meanwhile share one transaction, so one fsync
+            # of the WAL serves several requests.
+            while len(group) < GROUP_COMMIT_MAX:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)  # stop after this group
+                    break
+                group.append(more)
+            self._run_group([(job, done) for job, done in group
+                             if done.set_running_or_notify_cancel()])
+
+    def _run_group(self, group: list[tuple[Callable[[Session], Any], Future[Any]]]) -> None:
+        if len(group) > 1:
+            try:
+                results = self._run(lambda session: [job(session) for job, _done in group])
+            except BaseException:  # noqa: BLE001 - one job failed: run each on its own below
+                pass
+            else:
+                for (_job, done), result in zip(group, results, strict=True):
+                    done.set_result(result)
+                return
+        for job, done in group:
             try:
                 done.set_result(self._run(job))
             except BaseException as exc:  # handed to the caller, who raises it

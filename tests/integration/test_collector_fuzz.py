@@ -19,7 +19,7 @@ from schemathesis.generation.modes import GenerationMode
 
 from collector.app import create_app
 from collector.settings import Settings
-from tests.fixtures.collector import CollectorServer, EnrolledDevice, _prepare
+from tests.fixtures.collector import CollectorServer, EnrolledDevice, prepare_collector
 
 # The schema comes from the collector's own app (no database is touched to build it).
 _schema_app = create_app(Settings(data_dir=Path("/nonexistent-vigil-schema-only")))
@@ -32,7 +32,7 @@ schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.N
 @pytest.fixture(scope="module")
 def fuzz_target(tmp_path_factory: pytest.TempPathFactory,
                 keyholders: Any) -> Iterator[tuple[CollectorServer, EnrolledDevice]]:
-    server = _prepare(tmp_path_factory.mktemp("fuzz"), "", keyholders, {})
+    server = prepare_collector(tmp_path_factory.mktemp("fuzz"), "", keyholders, {})
     server.start()
     try:
         yield server, server.enrol("fuzz-pc")

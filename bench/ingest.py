@@ -1,0 +1,190 @@
+"""Ingest throughput of a real collector (uvicorn over TLS on loopback), SQLite and PostgreSQL.
+
+N concurrent fake agents each post batches of sealed events with 150 KB bodies (random bytes,
+like a compressed screenshot), sealed beforehand so the clients spend their time sending. The
+same run measures the ceiling: the same envelope bytes written to files on the same disk, each
+fsynced, by the same number of threads. Figures are medians of ROUNDS rounds.
+
+Usage: .venv/bin/python bench/ingest.py [--agents 8] [--batch 10] [--events 800] [--rounds 3]
+Last line: sqlite_events_per_s=<n> ceiling_ratio=<n> postgres_events_per_s=<n>
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.fixtures.collector import CollectorServer, prepare_collector, seal_event  # noqa: E402
+from tests.fixtures.db import drop_pg_schema, pg_schema_url  # noqa: E402
+from tests.fixtures.keys import Keyholders, make_keyholder  # noqa: E402
+
+BODY_BYTES = 150 * 1024
+
+
+def _run_threads(n: int, work: Callable[[int], None]) -> float:
+    """Run ``work(i)`` in n threads at once; the wall time in seconds."""
+    start_line = threading.Barrier(n + 1)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        start_line.wait()
+        try:
+            work(i)
+        except BaseException as exc:  # reported after the join
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    start_line.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    if errors:
+        raise errors[0]
+    return wall
+
+
+def make_batches(server: CollectorServer, agents: int, batch: int, events: int
+                 ) -> list[tuple[dict[str, str], list[bytes]]]:
+    """Per agent: its auth header and its request bodies (JSON, ready to send)."""
+    per_agent = events // agents
+    out = []
+    for i in range(agents):
+        device = server.enrol(f"bench-{i}")
+        bodies = []
+        for _ in range(0, per_agent, batch):
+            items = []
+            for _ in range(batch):
+                event_id, sealed = seal_event(device.id, server.keys.publics,
+                                              body=os.urandom(BODY_BYTES))
+                items.append({"id": event_id, "envelope": base64.b64encode(sealed).decode()})
+            bodies.append(json.dumps({"events": items}).encode())
+        out.append((device.auth, bodies))
+    return out
+
+
+def ingest_round(server: CollectorServer, work: list[tuple[dict[str, str], list[bytes]]]
+                 ) -> tuple[float, list[float], int]:
+    """(events/s, request latencies in ms, events stored)."""
+    import httpx
+
+    latencies: list[float] = []
+    stored = [0] * len(work)
+
+    def agent(i: int) -> None:
+        auth, bodies = work[i]
+        headers = {**auth, "Content-Type": "application/json"}
+        with httpx.Client(base_url=server.url, verify=server.ssl_context(), timeout=120) as c:
+            for body in bodies:
+                t0 = time.perf_counter()
+                answer = c.post("/api/v1/events", content=body, headers=headers)
+                latencies.append((time.perf_counter() - t0) * 1000)
+                answer.raise_for_status()
+                stored[i] += len(answer.json()["stored"])
+
+    wall = _run_threads(len(work), agent)
+    return sum(stored) / wall, latencies, sum(stored)
+
+
+def ceiling_round(directory: Path, work: list[tuple[dict[str, str], list[bytes]]],
+                  batch: int) -> float:
+    """Events/s writing the same bytes, one fsynced file per event, same number of threads."""
+    directory.mkdir(parents=True, exist_ok=True)
+    sizes = [len(body) // batch for _auth, bodies in work for body in bodies]
+    per_event = int(statistics.median(sizes) * 3 / 4)  # decoded envelope size
+    payload = os.urandom(per_event)
+    counts = [len(bodies) * batch for _auth, bodies in work]
+
+    def writer(i: int) -> None:
+        for n in range(counts[i]):
+            path = directory / f"{i}-{n}"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, payload)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    wall = _run_threads(len(work), writer)
+    for p in directory.iterdir():
+        p.unlink()
+    return sum(counts) / wall
+
+
+def fresh_work(server: CollectorServer, args: argparse.Namespace) -> Any:
+    return make_batches(server, args.agents, args.batch, args.events)
+
+
+def bench_database(name: str, database_url: str, keys: Keyholders, base: Path,
+                   args: argparse.Namespace) -> dict[str, float]:
+    server = prepare_collector(base / name, database_url, keys, {"run_jobs": False})
+    server.start()
+    try:
+        rates, lat, ceilings = [], [], []
+        for _ in range(args.rounds):
+            work = fresh_work(server, args)  # new ids each round (no duplicates)
+            rate, latencies, _stored = ingest_round(server, work)
+            rates.append(rate)
+            lat += latencies
+            if name == "sqlite":
+                ceilings.append(ceiling_round(server.data_dir / "ceiling", work, args.batch))
+    finally:
+        server.close()
+    lat.sort()
+    result = {"events_per_s": statistics.median(rates), "p50_ms": statistics.median(lat),
+              "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))]}
+    if ceilings:
+        result["ceiling_per_s"] = statistics.median(ceilings)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=10)
+    parser.add_argument("--events", type=int, default=800, help="events per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
+        base = Path(tmp)
+        keys_dir = base / "keys"
+        keys_dir.mkdir()
+        keys = Keyholders(make_keyholder(keys_dir, "Bench Head", "head"),
+                          make_keyholder(keys_dir, "Bench Tech", "technician"),
+                          make_keyholder(keys_dir, "Bench Recovery", "recovery"))
+        sqlite = bench_database("sqlite", "", keys, base, args)
+        pg_url, schema = pg_schema_url()
+        try:
+            postgres = bench_database("postgres", pg_url, keys, base, args)
+        finally:
+            drop_pg_schema(schema)
+    ratio = sqlite["events_per_s"] / sqlite["ceiling_per_s"]
+    print(f"{args.agents} agents, batches of {args.batch}, {BODY_BYTES // 1024} KB bodies, "
+          f"{args.events} events per round, median of {args.rounds} rounds")
+    print(f"{'store':<24}{'events/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'x ceiling':>11}")
+    print(f"{'raw write+fsync':<24}{sqlite['ceiling_per_s']:>10.0f}{'':>10}{'':>10}{1.0:>11.2f}")
+    for name, r in (("collector, SQLite", sqlite), ("collector, PostgreSQL", postgres)):
+        print(f"{name:<24}{r['events_per_s']:>10.0f}{r['p50_ms']:>10.1f}{r['p99_ms']:>10.1f}"
+              f"{r['events_per_s'] / sqlite['ceiling_per_s']:>11.2f}")
+    print(f"sqlite_events_per_s={sqlite['events_per_s']:.0f} ceiling_ratio={ratio:.2f} "
+          f"postgres_events_per_s={postgres['events_per_s']:.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
