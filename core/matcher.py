@@ -82,7 +82,7 @@ class _Hit:
 
 
 def _expand(folds: list[Folded]) -> list[str]:
-    return [c for f in folds for c, n in zip(f.key, f.runs) for _ in range(n)]
+    return [c for f in folds for c in f.word]
 
 
 def _pattern(folds: list[Folded]) -> tuple[str, tuple[int, ...]]:
@@ -155,7 +155,7 @@ class Matcher:
 
         for index, rule in enumerate(self.rules):
             folds = plain.window(rule.phrase).folds
-            vocab.update(f.key for f in folds)
+            vocab.update(f.word for f in folds)
             embedded = rule.mode is Mode.EMBEDDED
             add(folds, (_RULE, index, _NO_OWNERS, embedded))
             for phrase in rule.unless:
@@ -163,12 +163,12 @@ class Matcher:
                 unless_phrases.setdefault(index, []).append(phrase)
         for (phrase, embedded), owners in unless_owners.items():
             folds = plain.window(phrase).folds
-            vocab.update(f.key for f in folds)
+            vocab.update(f.word for f in folds)
             add(folds, (_UNLESS, -1, frozenset(owners), embedded))
         exclusions = sorted({e.phrase for e in ruleset.exclusions})
         for phrase in exclusions:
             folds = plain.window(phrase).folds
-            vocab.update(f.key for f in folds)
+            vocab.update(f.word for f in folds)
             add(folds, (_EXCLUDE, -1, _NO_OWNERS, False))
 
         self._automaton = ahocorasick.Automaton()

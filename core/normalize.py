@@ -3,7 +3,9 @@
 Rules and text go through the same steps, word by word:
 
 1. Split into words: letters, digits, combining marks and invisible format characters, plus the
-   leetspeak symbols ``@`` and ``$``; ``! | +`` count only *inside* a word ("k!ll", but "kill!").
+   leetspeak symbols ``@`` and ``$``; ``! | + *`` count only *inside* a word ("k!ll", but
+   "kill!"). A star stands for hidden letters when exactly one rule word fits ("b*tch"), else it
+   only separates letters.
    Three or more single letters joined by short separators ("k i l l", "k.i.l.l", "k-i-l-l")
    become one word.
 2. Per character: NFKD (fullwidth, mathematical and circled letters, ligatures), drop combining
@@ -37,6 +39,7 @@ __all__ = [
     "WORD",
     "Folded",
     "Normalizer",
+    "Vocabulary",
     "Window",
     "char_class",
     "fold_phrase",
@@ -75,7 +78,9 @@ def _invisible_ranges() -> str:
 
 
 _WORD_CLASS = rf"[\w@${_invisible_ranges()}]"
-INNER_CHARS = "!|+"  # leetspeak only between word characters: "k!ll", "sh+t"; "kill!" ends a word
+# Only between word characters: leetspeak "k!ll", "sh+t" and the censor's star "f*ck"; "kill!"
+# and "*bold*" end a word.
+INNER_CHARS = "!|+*"
 _TOKEN = re.compile(rf"{_WORD_CLASS}+(?:[{re.escape(INNER_CHARS)}]+{_WORD_CLASS}+)*")
 _WORD_CHAR = re.compile(_WORD_CLASS)
 
@@ -124,6 +129,7 @@ _LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "
          "@": "a", "$": "s", "!": "i", "|": "l", "+": "t", "€": "e", "¡": "i"}
 _LEET_ALT = {"1": "l", "|": "i"}  # the other reading of an ambiguous character
 _LEET_SYMBOLS = frozenset("@$!|+€¡")
+_STAR = "*"  # a letter left out on purpose
 
 # Words with digits that are not leetspeak: numbers with a unit or ordinal ("10am", "2nd",
 # "100m") and codes with one letter ("y9", "a1", "m25").
@@ -146,7 +152,7 @@ def _base(ch: str) -> str:
             if cat[0] == "M" or cat == "Cf" or c == "_":
                 continue
             c = _SMALL_CAPS.get(c, c)
-            if c.isalnum() or c in _LEET_SYMBOLS:
+            if c.isalnum() or c in _LEET_SYMBOLS or c == _STAR:
                 out.append(c)
         value = "".join(out)
         if len(_base_cache) < 65536:
@@ -181,6 +187,11 @@ class Folded:
     spans: tuple[tuple[int, int], ...]
 
     @property
+    def word(self) -> str:
+        """The folded word before collapsing: "kill" for key "kil" with runs (1, 1, 2)."""
+        return "".join(c * n for c, n in zip(self.key, self.runs))
+
+    @property
     def single(self) -> bool:
         """A lone letter or digit: a candidate for joining "k i l l" back into a word."""
         return len(self.runs) == 1 and self.runs[0] == 1
@@ -203,7 +214,31 @@ def _items(word: str, offset: int = 0) -> list[Item]:
     return items
 
 
-def _finish(items: list[Item], vocab: frozenset[str]) -> Folded:
+class Vocabulary:
+    """The folded words of the rules, for readings that only the rules can decide: "1", "|"
+    and a capital "I" as "i" or "l", and a star standing for the letter(s) it hides."""
+
+    def __init__(self, words: Iterable[str] = ()) -> None:
+        self.words = frozenset(words)
+        self.keys = frozenset(_collapse_key(list(w)) for w in self.words)
+        self._by_shape: dict[tuple[int, str, str], list[str]] = {}
+        for w in sorted(self.words):
+            self._by_shape.setdefault((len(w), w[0], w[-1]), []).append(w)
+
+    def fill(self, chars: list[str]) -> list[str] | None:
+        """The rule word that ``chars`` (with ``*`` for unknown letters) can only be, if one:
+        "f*ck", "sh*t", "b**ch". The first and last letters must be there."""
+        if chars[0] == _STAR or chars[-1] == _STAR:
+            return None
+        fits = [
+            w for w in self._by_shape.get((len(chars), chars[0], chars[-1]), ())
+            if all(c == _STAR or c == x for c, x in zip(chars, w))
+        ]
+        return list(fits[0]) if len(fits) == 1 else None
+
+
+
+def _finish(items: list[Item], vocab: Vocabulary) -> Folded:
     if not items:
         return _EMPTY
     scripts = {_script(c) for c, _, _ in items}
@@ -227,8 +262,18 @@ def _finish(items: list[Item], vocab: frozenset[str]) -> Folded:
     ]
     if any(alts):
         alt = [a or p for a, p in zip(alts, plain)]
-        if _collapse_key(plain) not in vocab and _collapse_key(alt) in vocab:
+        if _collapse_key(plain) not in vocab.keys and _collapse_key(alt) in vocab.keys:
             plain = alt
+    if _STAR in plain:
+        filled = vocab.fill(plain) if leet else None
+        if filled is not None:
+            plain = filled
+        else:  # not a word the rules know: the stars only separate letters ("k*i*l*l")
+            kept = [i for i, c in enumerate(plain) if c != _STAR]
+            if not kept:
+                return _EMPTY
+            plain = [plain[i] for i in kept]
+            folded = [folded[i] for i in kept]
     return _collapse(plain, folded)
 
 
@@ -288,14 +333,13 @@ class Window:
 class Normalizer:
     """Folds words (cached) and stretches of text into :class:`Window` objects.
 
-    ``vocab`` is the set of folded words the rules use; it decides how "1", "|" and a capital
-    "I" are read.
+    ``vocab`` holds the folded words the rules use (see :class:`Vocabulary`).
     """
 
     CACHE_LIMIT = 100_000  # words; the cache is dropped when full rather than growing forever
 
     def __init__(self, vocab: Iterable[str] = ()) -> None:
-        self.vocab = frozenset(vocab)
+        self.vocab = Vocabulary(vocab)
         self._cache: dict[str, Folded] = {}
 
     def fold_word(self, word: str) -> Folded:

@@ -66,6 +66,17 @@ def test_obfuscated_kill_fires_and_shows_the_original(matcher: Matcher, text: st
     assert text[found[0].start:found[0].end] == matched
 
 
+def test_censored_words_match_the_rule_they_hide(matcher: Matcher) -> None:
+    assert spans(matcher.match("what a l*ser!")) == [("bullying.loser", 7, 12, "l*ser")]
+    assert spans(matcher.match("k*i*l*l yourself")) == [
+        ("violence.kill", 0, 7, "k*i*l*l"),
+        ("bullying.kill_yourself", 0, 16, "k*i*l*l yourself"),
+    ]
+    assert spans(matcher.match("*loser*")) == [("bullying.loser", 1, 6, "loser")]
+    assert spans(matcher.match("l*s*r")) == [("bullying.loser", 0, 5, "l*s*r")]
+    assert matcher.match("x*ser") == []
+
+
 def test_repeated_letters_are_confirmed_against_the_original(matcher: Matcher) -> None:
     assert ids(matcher.match("ass")) == ["pornography.ass"]
     assert ids(matcher.match("asssss")) == ["pornography.ass"]
@@ -254,7 +265,7 @@ def test_feed_accepts_a_pasted_string(matcher: Matcher) -> None:
 
 # --------------------------------------------------------------------------- properties
 
-ALPHABET = list("abkilwedosrt 1.-!|$@_\u0456\u200bKILAB  ") + ["\n", "é", "\u0301"]
+ALPHABET = list("abkilwedosrt 1.-!|*$@_\u0456\u200bKILAB  ") + ["\n", "é", "\u0301"]
 rich_text = st.lists(st.one_of(st.sampled_from(ALPHABET), st.sampled_from(ALPHABET),
                                st.characters()), max_size=300).map("".join)
 

@@ -94,6 +94,16 @@ def test_capital_i_may_stand_for_a_small_l() -> None:
     assert Normalizer({"myself", "idiot"}).fold_word("IDIOT").key == "idiot"
 
 
+def test_a_star_hides_letters_the_rules_can_fill_in() -> None:
+    words = Normalizer({"bitch", "shit", "kill"})
+    assert words.fold_word("b*tch").word == "bitch"
+    assert words.fold_word("sh**").word == "sh"             # the last letter must be shown
+    assert words.fold_word("k*i*l*l").word == "kill"        # stars between letters: separators
+    assert Normalizer().fold_word("b*tch").word == "btch"   # no rule knows it: just drop stars
+    assert Normalizer({"fuck", "feck"}).fold_word("f*ck").word == "fck"   # two readings: neither
+    assert fold_phrase("*bold* 2*3") == "bold 23"
+
+
 def test_only_real_ordinals_escape_leetspeak() -> None:
     assert fold_phrase("3rd 21st 2nd 4th") == "3rd 21st 2nd 4th"
     assert fold_phrase("3nd my l1fe") == "end my life"
