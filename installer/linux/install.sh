@@ -104,6 +104,7 @@ ensure_venv() {
     "${pip[@]}" install --no-deps --force-reinstall "$wheel" || die "pip could not install $wheel"
     rm -rf "$tmp"
     echo "$stamp" > "$VENV/.vigil-stamp"
+    CHANGED=1  # new code: a running collector must restart
     mkdir -p "$(dirname "$BIN_LINK")"
     ln -sfn /opt/vigil/venv/bin/vigil "$BIN_LINK"
 }
@@ -140,7 +141,6 @@ install_collector() {
     # Settings and keys: readable by the service user only.
     find "$DATA" -maxdepth 1 -type f -exec chmod go-rwx {} +
 
-    CHANGED=0
     put_text "$ETC/collector.env" 600 <<CONF
 # Read by vigil-collector.service. Other settings live in /var/lib/vigil.
 VIGIL_HOST=$HOST
@@ -196,7 +196,6 @@ install_agent() {
     [ -z "$CA" ] || [ -z "$CA_FPR" ] || die "give --ca or --ca-fingerprint, not both"
     [ -z "$CA" ] || [ -f "$CA" ] || die "no such CA certificate: $CA"
 
-    CHANGED=0
     put_file "$HERE/vigil-agent-session" "$OPT/bin/vigil-agent-session" 755
     put_file "$HERE/systemd/vigil-agent.service" "$USER_UNITS/vigil-agent.service" 644
     put_file "$HERE/xdg/vigil-agent.desktop" "$AUTOSTART/vigil-agent.desktop" 644
@@ -225,7 +224,10 @@ install_agent() {
     check_connection || die "installed, but the collector cannot be reached; fix the network and run this again"
     record_component
     say "agent installed for every graphical user; it starts at the next sign-in and reports to $COLLECTOR_URL"
+    [ "$CHANGED" = 1 ] && say "users already signed in get this version when they next sign in"
+    return 0
 }
 
+CHANGED=0
 ensure_venv
 "install_$COMPONENT"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
@@ -34,10 +35,18 @@ def _xdotool(env: dict[str, str], *args: str) -> str:
     return done.stdout.strip()
 
 
+def _window_argv() -> list[str]:
+    # The Tk notepad shows the typed text in the screenshots; without tkinter (Debian package
+    # python3-tk) an xmessage window still receives the keys, so the demo still works.
+    if importlib.util.find_spec("tkinter") is not None:
+        return [sys.executable, "-m", "vigil._demo.notepad", WINDOW_TITLE]
+    return ["xmessage", "-title", WINDOW_TITLE, "-geometry", "900x300+60+60",
+            "Vigil demo: the sentences are typed here (install python3-tk to see them)"]
+
+
 def open_window(children: Children, env: dict[str, str], timeout: float = 30.0) -> tuple[Child, str]:
     """Start the notepad and wait until it is the active window; return it and its window id."""
-    child = children.start("notepad", [sys.executable, "-m", "vigil._demo.notepad", WINDOW_TITLE],
-                           env=env)
+    child = children.start("notepad", _window_argv(), env=env)
 
     def found() -> str:
         child.check_alive()
