@@ -27,9 +27,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.fixtures.collector import CollectorServer, prepare_collector, seal_event  # noqa: E402
-from tests.fixtures.db import drop_pg_schema, pg_schema_url  # noqa: E402
-from tests.fixtures.keys import Keyholders, make_keyholder  # noqa: E402
+from tests.fixtures.collector import CollectorServer, prepare_collector, seal_event
+from tests.fixtures.db import drop_pg_schema, pg_schema_url
+from tests.fixtures.keys import Keyholders, make_keyholder
 
 BODY_BYTES = 150 * 1024
 

@@ -28,13 +28,13 @@ __all__ = [
     "EnrolTokenInfo",
     "add_account",
     "add_keyholder",
-    "register_keyholder",
     "create_enrol_token",
     "hash_password",
     "import_recovery_key",
     "init_data_dir",
     "open_database",
     "parse_duration",
+    "register_keyholder",
     "revoke_enrol_token",
 ]
 

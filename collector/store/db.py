@@ -8,6 +8,8 @@ pool. PostgreSQL has no such limit, so there ``Database.write`` runs the job in 
 
 from __future__ import annotations
 
+import hashlib
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -174,13 +176,15 @@ class Database:
 
 @contextmanager
 def advisory_lock(engine: Engine, name: str) -> Iterator[bool]:
-    """Yield True if this process holds the cluster-wide lock ``name`` (PostgreSQL), else False.
+    """Yield True if this process now holds the lock ``name``, False if another holder has it.
 
-    With several collector instances on one PostgreSQL, exactly one runs each scheduled job.
-    SQLite means one instance, so the lock is always granted.
+    With several collector instances on one PostgreSQL, exactly one runs each scheduled job
+    (a session-level advisory lock). On SQLite an exclusive lock on a file beside the database
+    does the same for the processes sharing it (the server and a `vigil collector` command).
     """
     if is_sqlite(engine):
-        yield True
+        with _file_lock(engine, name) as got:
+            yield got
         return
     key = _lock_key(name)
     with engine.connect() as conn:
@@ -194,7 +198,30 @@ def advisory_lock(engine: Engine, name: str) -> Iterator[bool]:
                 conn.commit()
 
 
-def _lock_key(name: str) -> int:
-    import hashlib
+@contextmanager
+def _file_lock(engine: Engine, name: str) -> Iterator[bool]:
+    import fcntl
+    import re
 
+    database = engine.url.database or ""
+    if not database or database == ":memory:":
+        yield True  # a private database: nobody else to exclude
+        return
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    fd = os.open(f"{database}.{safe}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)

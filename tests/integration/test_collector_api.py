@@ -82,6 +82,8 @@ def test_enrol_gives_a_device_credential_and_the_keyset(server: CollectorServer)
     for token in (expired, revoked, "x" * 32):
         _assert_error(server.client.post("/api/v1/enrol", json={
             "token": token, "hostname": "pc"}), 401, "bad-token")
+    log = server.log()  # structured logs, and never a secret or a token
+    assert first["secret"] not in log and token not in log and expired not in log
 
 
 def _hash(token: str) -> str:

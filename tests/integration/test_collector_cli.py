@@ -40,7 +40,7 @@ def fails(*args: str, stdin: str = "", code: int = 1) -> str:
 def data(tmp_path: Path) -> Path:
     data = tmp_path / "data"
     out = ok("init", "--data", str(data), "--public-url", "https://vigil.school.example:8443")
-    fingerprint = re.search(r"fingerprint: ([0-9a-f]{64})$", out, re.M)
+    fingerprint = re.search(r"fingerprint: ([0-9a-f]{64})$", out, re.MULTILINE)
     assert fingerprint and fingerprint.group(1) == cert_fingerprint(data / "tls/cert.pem")
     assert (data / "settings.toml").stat().st_mode & 0o777 == 0o600
     assert (data / "tls/key.pem").stat().st_mode & 0o777 == 0o600
@@ -68,8 +68,8 @@ def test_keyholders_policy_and_enrolment_line(data: Path, keyholders: Keyholders
                                       stdin="correct horse battery\n")
     out = ok("enrol-token", "--data", d, "--uses", "5", "--expires", "2d", "--group", "ict")
     lines = out.strip().splitlines()
-    token = re.search(r"^token: (\S+)$", out, re.M).group(1)  # type: ignore[union-attr]
-    keyset = re.search(r"^keyholder-set fingerprint: (\S+)$", out, re.M).group(1)  # type: ignore[union-attr]
+    token = re.search(r"^token: (\S+)$", out, re.MULTILINE).group(1)  # type: ignore[union-attr]
+    keyset = re.search(r"^keyholder-set fingerprint: (\S+)$", out, re.MULTILINE).group(1)  # type: ignore[union-attr]
     cert = cert_fingerprint(data / "tls/cert.pem")
     assert lines[-1] == (f"vigil agent enrol --collector https://vigil.school.example:8443 "
                          f"--token {token} --trust {keyset} --ca-fingerprint {cert}")
@@ -111,3 +111,35 @@ def test_audit_verify_reports_the_first_broken_link(data: Path, keyholders: Keyh
         conn.execute("UPDATE auditentry SET target = 'gov9' WHERE seq = 3")
     err = fails("audit", "verify", "--data", d)
     assert "broken at entry 3" in err and "2 entries before it are intact" in err
+
+
+def test_retention_run_and_device_revoke(data: Path) -> None:
+    import hashlib
+    from datetime import timedelta
+
+    from collector.admin import open_database
+    from collector.settings import Settings
+    from collector.store.blobs import BlobStore
+    from collector.store.models import Device, Event, utcnow
+
+    settings = Settings.load(data)
+    blobs = BlobStore(settings.blob_dir)
+    db = open_database(settings)
+    try:
+        def setup(s: object) -> None:
+            s.add(Device(id="pc-1", hostname="pc-1", secret_hash="0" * 64))  # type: ignore[attr-defined]
+            for name, age in (("old", 400), ("new", 1)):
+                blobs.put(f"ev/x/{name}", b"sealed")
+                s.add(Event(id=name, device_id="pc-1", time=utcnow() - timedelta(days=age),  # type: ignore[attr-defined]
+                            category="drugs", severity=2, rule="r", blob_key=f"ev/x/{name}",
+                            size=6, sha256=hashlib.sha256(b"sealed").hexdigest()))
+
+        db.write(setup)
+    finally:
+        db.close()
+    out = ok("retention", "run", "--data", str(data))
+    assert out.startswith("retention: 1 events deleted, 0 kept for incidents")
+    assert not blobs.exists("ev/x/old") and blobs.exists("ev/x/new")
+    assert "pc-1 (pc-1) revoked" in ok("device", "revoke", "--data", str(data), "pc-1",
+                                       "--reason", "lost")
+    assert "intact" in ok("audit", "verify", "--data", str(data))

@@ -125,3 +125,37 @@ def test_full_disk_gives_507_and_loses_nothing(collector_factory: Any, db_url: s
     filler.unlink()  # space again: the agent's retry succeeds
     assert server.post_events(device, 2, body_size=60_000).status_code == 200
     assert "Traceback" not in server.log()
+
+
+def test_serve_database_url_option_selects_postgresql(tmp_path: Path, keyholders: Any) -> None:
+    """`vigil collector serve --database-url` overrides the settings file; Alembic creates the
+    schema on first start."""
+    from tests.fixtures.collector import prepare_collector
+    from tests.fixtures.db import drop_pg_schema, pg_schema_url
+
+    url, schema = pg_schema_url()
+    try:
+        server = prepare_collector(tmp_path / "cli", url, keyholders, {})
+        (server.data_dir / "vigil.db").unlink(missing_ok=True)
+        settings = server.settings()
+        # The file says SQLite; the option says PostgreSQL (where the keyholders already are).
+        from collector.settings import SETTINGS_FILE, render_settings_file
+
+        (server.data_dir / SETTINGS_FILE).write_text(
+            render_settings_file(settings.with_overrides(database_url="")))
+        server.serve_args = ["--database-url", url]
+        server.start()
+        try:
+            device = server.enrol()
+            assert server.post_events(device, 2).status_code == 200
+            assert not (server.data_dir / "vigil.db").exists()
+            db = server.database()  # the fixture's own handle is on the PostgreSQL URL
+            try:
+                with db.session() as s:
+                    assert len(s.exec(select(Event)).all()) == 2
+            finally:
+                db.close()
+        finally:
+            server.close()
+    finally:
+        drop_pg_schema(schema)

@@ -13,8 +13,16 @@ from collector.retention import run_retention
 from collector.settings import Settings
 from collector.store.blobs import BlobStore
 from collector.store.db import Database
-from collector.store.models import (AuditEntry, Device, Event, EventNote, Incident, IncidentEvent,
-                                    RetentionRun, utcnow)
+from collector.store.models import (
+    AuditEntry,
+    Device,
+    Event,
+    EventNote,
+    Incident,
+    IncidentEvent,
+    RetentionRun,
+    utcnow,
+)
 
 
 def _device(session: Session, name: str, **fields: object) -> Device:

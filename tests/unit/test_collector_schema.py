@@ -25,3 +25,16 @@ def test_upgrade_is_idempotent(database: Database) -> None:
     before = current_revision(database.engine)
     upgrade(database.engine)
     assert current_revision(database.engine) == before is not None
+
+
+def test_advisory_lock_lets_one_instance_run_a_job(database: Database) -> None:
+    from collector.store.db import advisory_lock
+
+    with advisory_lock(database.engine, "vigil-job:test") as first:
+        assert first
+        with advisory_lock(database.engine, "vigil-job:test") as second:
+            assert second is False  # as another instance (or a CLI run) would be told
+        with advisory_lock(database.engine, "vigil-job:other") as other:
+            assert other
+    with advisory_lock(database.engine, "vigil-job:test") as again:
+        assert again

@@ -264,10 +264,15 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
 
 def _retention_run(args: argparse.Namespace) -> int:
+    from collector.errors import Conflict
     from collector.retention import run_retention
     from collector.store.blobs import BlobStore
+    from collector.store.db import advisory_lock
 
-    with _database(args) as (settings, db):
+    with _database(args) as (settings, db), \
+            advisory_lock(db.engine, "vigil-job:retention") as mine:
+        if not mine:
+            raise Conflict("the collector is running retention right now: try again shortly")
         result = run_retention(db, BlobStore(settings.blob_dir), settings, actor="cli")
     print(f"retention: {result.deleted} events deleted, {result.kept_for_incidents} kept for "
           f"incidents (older than {result.cutoff:%Y-%m-%d})")
