@@ -102,8 +102,10 @@ def populate(engine: Any, n: int) -> list[str]:
         done += len(batch)
         if done % 200_000 == 0:
             print(f"  inserted {done:,} rows ({time.perf_counter() - started:.0f} s)", flush=True)
-    with engine.begin() as conn:
-        conn.execute(text("ANALYZE"))
+    # A live database is vacuumed and analysed by autovacuum; do it now so that the measurement
+    # does not race autovacuum's first pass over a freshly loaded table.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"))
     return device_ids
 
 
@@ -135,7 +137,7 @@ def signed_in_client(database_url: str, data_dir: Path) -> Iterator[Any]:
     app = create_app(settings, [dashboard.install])
     with TestClient(app, base_url="https://bench.invalid") as client:
         with app.state.db.session() as db:
-            account = Account(username="bench", role="technician",
+            account = Account(username=f"bench-{secrets.token_hex(4)}", role="technician",
                               password_hash=hash_password(secrets.token_urlsafe(16)))
             db.add(account)
             db.commit()
@@ -291,19 +293,22 @@ def select_first_event() -> Any:
 
 
 @contextmanager
-def pg_schema() -> Iterator[str]:
+def pg_schema(keep: str | None) -> Iterator[str]:
+    """A schema of the bench's own: a fresh one dropped afterwards, or ``keep`` (made if missing,
+    filled on first use and left in place so that a rerun skips the load)."""
     import psycopg
 
     admin = PG_URL.replace("postgresql+psycopg://", "postgresql://", 1)
-    schema = f"bench_dash_{secrets.token_hex(4)}"
+    schema = keep or f"bench_dash_{secrets.token_hex(4)}"
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     sep = "&" if "?" in PG_URL else "?"
     try:
         yield f"{PG_URL}{sep}options={quote(f'-csearch_path={schema}')}"
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        if not keep:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def main() -> int:
@@ -314,6 +319,7 @@ def main() -> int:
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--skip-unlocked", action="store_true")
     parser.add_argument("--sqlite-path", help="reuse this SQLite file (filled on first use)")
+    parser.add_argument("--pg-schema", help="reuse this PostgreSQL schema (filled on first use)")
     args = parser.parse_args()
 
     results: list[tuple[str, str, float, float]] = []
@@ -324,7 +330,7 @@ def main() -> int:
                                       args.rounds)
     unlocked = [] if args.skip_unlocked else bench_unlocked(max(5, args.rounds // 2))
     if not args.skip_postgres:
-        with pg_schema() as url:
+        with pg_schema(args.pg_schema) as url:
             results += bench_database("postgresql", url, args.events, args.rounds)
 
     print()

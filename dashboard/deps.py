@@ -6,7 +6,7 @@ server for every request; templates only hide what the server would refuse anywa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -39,8 +39,11 @@ KEYHOLDER_ROLES = frozenset({AccountRole.TECHNICIAN.value, AccountRole.HEAD.valu
 ALL_ROLES = KEYHOLDER_ROLES | {AccountRole.GOVERNOR.value}
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
+# Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency in its
+# thread pool, and each hop there costs more than the work itself on a busy server.
 
-def _dash_settings(request: Request, settings: SettingsDep) -> DashboardSettings:
+
+async def _dash_settings(request: Request, settings: SettingsDep) -> DashboardSettings:
     cached = getattr(request.app.state, "dashboard_settings", None)
     if cached is None:
         cached = DashboardSettings.from_collector(settings)
@@ -51,7 +54,7 @@ def _dash_settings(request: Request, settings: SettingsDep) -> DashboardSettings
 DashSettingsDep = Annotated[DashboardSettings, Depends(_dash_settings)]
 
 
-def _keyring(request: Request, settings: DashSettingsDep) -> KeyRing:
+async def _keyring(request: Request, settings: DashSettingsDep) -> KeyRing:
     ring = getattr(request.app.state, "dashboard_keys", None)
     if ring is None:
         ring = KeyRing(settings.key_idle_timeout)
@@ -78,8 +81,8 @@ def _maybe_signed_in(
 MaybeSignedInDep = Annotated[SignedIn | None, Depends(_maybe_signed_in)]
 
 
-def _require(roles: frozenset[str]) -> Callable[..., SignedIn]:
-    def dependency(who: MaybeSignedInDep) -> SignedIn:
+def _require(roles: frozenset[str]) -> Callable[..., Awaitable[SignedIn]]:
+    async def dependency(who: MaybeSignedInDep) -> SignedIn:
         if who is None or not who.session.verified:
             raise NotSignedIn()
         if who.role not in roles:
@@ -110,7 +113,7 @@ class Unlocked:
         return self.key.key
 
 
-def _unlocked(who: KeyholderDep, ring: KeyRingDep) -> Unlocked:
+async def _unlocked(who: KeyholderDep, ring: KeyRingDep) -> Unlocked:
     key = ring.get(who.session_id)
     if key is None:
         raise KeyLocked()
