@@ -287,14 +287,30 @@ def test_notice_shown_once_per_session_and_agent_is_visible(enrolled: AgentProce
     assert x11.find_window(NOTICE_TITLE) is None
 
 
-@pytest.fixture
-def offsite_collector(collector_factory: Callable[..., Any]) -> Any:
+def _not_today() -> list[str]:
+    from zoneinfo import ZoneInfo
+
+    days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    today = days[datetime.now(ZoneInfo("Europe/London")).weekday()]
+    return [d for d in days if d != today]
+
+
+@pytest.fixture(params=["off-site", "outside the schedule"])
+def restricted_collector(request: pytest.FixtureRequest,
+                         collector_factory: Callable[..., Any]) -> Any:
     from collector.settings import PolicySettings
 
-    return collector_factory(policy=PolicySettings(onsite_networks=["203.0.113.0/24"]))
+    if request.param == "off-site":
+        policy = PolicySettings(onsite_networks=["203.0.113.0/24"])
+    else:
+        policy = PolicySettings(schedule={"days": _not_today(), "start": "00:00", "end": "24:00",
+                                          "timezone": "Europe/London"})
+    return collector_factory(policy=policy)
 
 
-def test_no_capture_off_site(x11: X11, offsite_collector: Any, tmp_path: Path) -> None:
+def test_no_capture_off_site_or_outside_the_schedule(x11: X11, restricted_collector: Any,
+                                                     tmp_path: Path) -> None:
+    offsite_collector = restricted_collector
     agent = AgentProcess(x11, tmp_path / "cfg", tmp_path / "spool", tmp_path / "rt",
                          tmp_path / "agent.log")
     agent.runtime_dir.mkdir(mode=0o700)
@@ -403,3 +419,59 @@ def test_policy_refreshed_by_etag_and_untrusted_policy_refused(
     wait_until(lambda: "refused a policy from the collector" in agent.log(), 30,
                what="the forged policy to be refused")
     assert Trust.from_json((agent.config_dir / "trust.json").read_bytes()).serial == 2
+
+
+def _device(server: Any) -> Any:
+    from sqlmodel import select
+
+    from collector.store.models import Device
+
+    db = server.database()
+    try:
+        with db.session() as session:
+            return session.exec(select(Device)).one()
+    finally:
+        db.close()
+
+
+def test_rejected_event_is_quarantined_and_reported(enrolled: AgentProcess,
+                                                    collector_server: Any) -> None:
+    import uuid
+
+    # A damaged spool file: the collector refuses it with a 4xx that retrying cannot fix.
+    enrolled.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    bad_id = str(uuid.uuid4())
+    (enrolled.spool_dir / f"3-000000000001-{bad_id}.evt").write_bytes(b"not an envelope")
+    enrolled.start()
+    wait_until(lambda: list((enrolled.spool_dir / "quarantine").glob(f"*{bad_id}.evt")), 30,
+               what="the damaged event in quarantine")
+    assert not enrolled.spooled()
+    wait_until(lambda: _device(collector_server).quarantined == 1, 30, interval=0.2,
+               what="the heartbeat to report the quarantined event")
+    status = enrolled.vigil("agent", "status", "--json", "--config-dir", str(enrolled.config_dir),
+                            "--spool-dir", str(enrolled.spool_dir))
+    assert status.returncode == 0 and '"quarantined": 1' in status.stdout
+
+
+def test_revoked_device_stops_uploading_and_keeps_its_spool(
+        agent: AgentProcess, x11: X11, collector_server: Any) -> None:
+    from collector.devices import revoke
+
+    device_id = _device(collector_server).id
+    db = collector_server.database()
+    try:
+        db.write(lambda s: revoke(s, device_id, actor="test", reason="stolen laptop"))
+    finally:
+        db.close()
+    x11.open_window("After revocation")
+    type_line(x11, "i want to kill myself")
+    wait_until(lambda: len(agent.spooled()) == 1, 30, what="the event in the spool")
+    wait_until(lambda: "no longer accepts this device" in agent.log(), 30,
+               what="the agent to hear 401 re-enrol")
+    # Uploads now wait for a new enrolment: a heartbeat period later the event is still here.
+    status = agent.spool_dir / "status.json"
+    wait_until(lambda: status.exists() and '"needs_enrolment": true' in status.read_text(), 30,
+               what="the status to say the device must be enrolled again")
+    assert len(agent.spooled()) == 1  # kept, not dropped
+    assert stored_events(collector_server) == []
+    assert agent.proc is not None and agent.proc.poll() is None  # still running, still visible
