@@ -69,7 +69,8 @@ def main() -> None:
     args = parser.parse_args()
     base_s = baseline()
     runs = [one_run() for _ in range(args.runs)]
-    print(f"{'phase (seconds from start)':<32}{'median':>9}{'max':>9}{'x baseline':>12}{'of budget':>11}")
+    print(f"{'phase (seconds from start)':<32}{'median':>9}{'max':>9}{'x baseline':>12}"
+          f"{'of budget':>11}")
     print(f"{'baseline: vigil --help':<32}{base_s:>9.2f}{'':>9}{1.0:>12.1f}{'':>11}")
     for name, _ in PHASES:
         values = [r[name] for r in runs if name in r]

@@ -96,9 +96,11 @@ def run(*argv: str | Path, check: bool = True, user: tuple[int, int] | None = No
     cmd = [str(a) for a in argv]
     if user:
         cmd = ["setpriv", f"--reuid={user[0]}", f"--regid={user[1]}", "--clear-groups", *cmd]
-    done = subprocess.run(cmd, capture_output=True, text=True, input=stdin, timeout=600, env=env)
+    done = subprocess.run(cmd, capture_output=True, text=True, input=stdin, timeout=600, env=env,
+                          check=False)
     if check and done.returncode != 0:
-        raise AssertionError(f"{shlex.join(cmd)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        raise AssertionError(
+            f"{shlex.join(cmd)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return done
 
 
@@ -161,7 +163,8 @@ def test_install_enrol_reinstall_and_uninstall_into_a_throwaway_root(root: Path,
     assert os.readlink(root / "usr/local/bin/vigil") == "/opt/vigil/venv/bin/vigil"
     unit = root / "etc/systemd/system/vigil-collector.service"
     assert "User=vigil" in unit.read_text()
-    assert (root / "etc/systemd/system/multi-user.target.wants/vigil-collector.service").is_symlink()
+    wants = root / "etc/systemd/system/multi-user.target.wants"
+    assert (wants / "vigil-collector.service").is_symlink()
     verify_unit(root, unit)
     env_file = root / "etc/vigil/collector.env"
     assert mode(env_file) == 0o600 and f"VIGIL_PORT={port}" in env_file.read_text()
@@ -254,4 +257,5 @@ def test_install_enrol_reinstall_and_uninstall_into_a_throwaway_root(root: Path,
     assert not (root / "opt/vigil/venv").exists() and enrolment.is_file()
     run(LINUX / "uninstall.sh", "all", "--purge", "--root", root, "--no-systemctl")
     left = snapshot(root)
-    assert left == empty, f"left behind or changed: {sorted(set(left.items()) ^ set(empty.items()))[:10]}"
+    changed = sorted(set(left.items()) ^ set(empty.items()))[:10]
+    assert left == empty, f"left behind or changed: {changed}"

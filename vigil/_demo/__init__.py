@@ -17,9 +17,9 @@ import signal
 import tempfile
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from types import FrameType
 from typing import TextIO
 
@@ -29,7 +29,7 @@ from vigil._demo.display import start_virtual_display, x_env
 from vigil._demo.errors import DemoError
 from vigil._demo.processes import Child, Children, wait_until
 
-__all__ = ["DemoOptions", "run", "DemoError"]
+__all__ = ["DemoError", "DemoOptions", "run"]
 
 Say = Callable[[str], None]
 
@@ -145,7 +145,8 @@ def _check(data_dir: Path, passwords: dict[str, str], say: Say) -> int:
     for cap in opened:
         say(f"opened {cap.event_id}: {cap.category} severity {cap.severity} rule {cap.rule}, "
             f"{cap.media_type} {cap.image_size[0]}x{cap.image_size[1]}, context {cap.context!r}")
-    say(f"check passed: {len(opened)} capture(s) reached the collector and opened with the head's key")
+    say(f"check passed: {len(opened)} capture(s) reached the collector "
+        "and opened with the head's key")
     return 0
 
 

@@ -12,7 +12,7 @@ from vigil._demo.display import x_env
 from vigil._demo.errors import DemoError
 from vigil._demo.processes import Child, Children
 
-__all__ = ["AgentDirs", "enrol", "start", "has_reported"]
+__all__ = ["AgentDirs", "enrol", "has_reported", "start"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class AgentDirs:
 
 def enrol(enrolment: Enrolment, dirs: AgentDirs) -> None:
     done = subprocess.run(vigil_argv(*enrolment.argv, "--config-dir", str(dirs.config)),
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     if done.returncode != 0:
         why = (done.stderr.strip().splitlines() or ["no message"])[-1]
         raise DemoError(f"enrolling the agent failed: {why}")
@@ -42,7 +42,7 @@ def has_reported(dirs: AgentDirs) -> bool:
     """True once the running agent has sent a heartbeat (its hooks start before that)."""
     done = subprocess.run(vigil_argv("agent", "status", "--json", "--config-dir", str(dirs.config),
                                      "--spool-dir", str(dirs.spool)),
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, check=False)
     if done.returncode != 0:
         return False
     try:

@@ -14,7 +14,7 @@ from typing import Any
 
 from vigil._demo.errors import DemoError
 
-__all__ = ["OpenedCapture", "stored_event_ids", "open_captures"]
+__all__ = ["OpenedCapture", "open_captures", "stored_event_ids"]
 
 
 @dataclass(frozen=True)

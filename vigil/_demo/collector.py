@@ -21,7 +21,7 @@ from pathlib import Path
 from vigil._demo.errors import DemoError
 from vigil._demo.processes import Child, Children, wait_until
 
-__all__ = ["KEYHOLDERS", "Enrolment", "vigil_argv", "free_port", "prepare", "serve", "enrol_token"]
+__all__ = ["KEYHOLDERS", "Enrolment", "enrol_token", "free_port", "prepare", "serve", "vigil_argv"]
 
 # The two keyholders DESIGN.md names: the head reviews, the technician triages.
 KEYHOLDERS = (("head", "head"), ("technician", "technician"))
@@ -36,7 +36,7 @@ def _run(step: str, *args: str, stdin: str | None = None, env: dict[str, str] | 
          timeout: float = 120.0) -> str:
     try:
         done = subprocess.run(vigil_argv(*args), input=stdin, capture_output=True, text=True,
-                              timeout=timeout, env=env)
+                              timeout=timeout, env=env, check=False)
     except subprocess.TimeoutExpired:
         raise DemoError(f"{step}: no answer after {timeout:.0f}s") from None
     if done.returncode != 0:
@@ -64,7 +64,7 @@ def _passwords(data_dir: Path) -> dict[str, str]:
 
 
 def prepare(data_dir: Path, port: int) -> dict[str, str]:
-    """Initialise the collector and its keyholders once, publish the policy; return the passwords."""
+    """Initialise the collector and its keyholders once, publish the policy; the passwords."""
     url = f"https://127.0.0.1:{port}"
     if not (data_dir / "settings.toml").exists():
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -91,7 +91,8 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def serve(children: Children, data_dir: Path, port: int, timeout: float = 60.0) -> tuple[Child, str]:
+def serve(children: Children, data_dir: Path, port: int,
+          timeout: float = 60.0) -> tuple[Child, str]:
     url = f"https://127.0.0.1:{port}"
     child = children.start("collector", vigil_argv("collector", "serve", "--data", str(data_dir),
                                                    "--host", "127.0.0.1", "--port", str(port)))

@@ -48,7 +48,8 @@ def start_virtual_display(children: Children, timeout: float = 20.0) -> str:
     """Start Xvfb and openbox; return the DISPLAY value once the window manager is up."""
     for tool in ("Xvfb", "openbox", "xdotool", "xprop"):
         if shutil.which(tool) is None:
-            raise DemoError(f"{tool} is not installed: run scripts/system-deps.sh (or `make install`)")
+            raise DemoError(f"{tool} is not installed: run scripts/system-deps.sh "
+                            "(or `make install`)")
     read_fd, write_fd = os.pipe()
     try:
         xvfb = children.start("xvfb", ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", SCREEN,
@@ -66,7 +67,7 @@ def start_virtual_display(children: Children, timeout: float = 20.0) -> str:
 
     def wm_ready() -> bool:
         done = subprocess.run(["xprop", "-root", "_NET_SUPPORTING_WM_CHECK"], env=env,
-                              capture_output=True, text=True, timeout=10)
+                              capture_output=True, text=True, timeout=10, check=False)
         return "window id" in done.stdout
 
     wait_until(wm_ready, timeout, "the window manager (openbox) to start")

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from vigil._demo.errors import DemoError
 
-__all__ = ["Child", "Children", "wait_until", "last_line"]
+__all__ = ["Child", "Children", "last_line", "wait_until"]
 
 T = TypeVar("T")
 
@@ -27,14 +27,17 @@ def wait_until(pred: Callable[[], T], timeout: float, what: str, interval: float
         if value:
             return value
         if time.monotonic() > deadline:
-            hint = f" (last log line: {last_line(log)})" if log and last_line(log) else ""
+            line = last_line(log)
+            hint = f" (last log line: {line})" if line else ""
             raise DemoError(f"timed out after {timeout:.0f}s waiting for {what}{hint}")
         time.sleep(interval)
 
 
 def last_line(log: Path | None) -> str:
+    if log is None:
+        return ""
     try:
-        lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()] if log else []
+        lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
     except OSError:
         return ""
     return lines[-1].strip()[:300] if lines else ""

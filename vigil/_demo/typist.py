@@ -9,7 +9,7 @@ import sys
 from vigil._demo.errors import DemoError
 from vigil._demo.processes import Child, Children, wait_until
 
-__all__ = ["TRIGGERS", "BENIGN", "WINDOW_TITLE", "open_window", "type_sentences"]
+__all__ = ["BENIGN", "TRIGGERS", "WINDOW_TITLE", "open_window", "type_sentences"]
 
 WINDOW_TITLE = "Homework notes - Vigil demo"
 
@@ -29,7 +29,8 @@ BENIGN = (
 
 
 def _xdotool(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(["xdotool", *args], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(["xdotool", *args], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
     if done.returncode != 0:
         return ""
     return done.stdout.strip()
@@ -44,7 +45,8 @@ def _window_argv() -> list[str]:
             "Vigil demo: the sentences are typed here (install python3-tk to see them)"]
 
 
-def open_window(children: Children, env: dict[str, str], timeout: float = 30.0) -> tuple[Child, str]:
+def open_window(children: Children, env: dict[str, str],
+                timeout: float = 30.0) -> tuple[Child, str]:
     """Start the notepad and wait until it is the active window; return it and its window id."""
     child = children.start("notepad", _window_argv(), env=env)
 
@@ -68,8 +70,9 @@ def open_window(children: Children, env: dict[str, str], timeout: float = 30.0) 
 def type_sentences(env: dict[str, str], sentences: tuple[str, ...], delay_ms: int = 30) -> None:
     for sentence in sentences:
         done = subprocess.run(["xdotool", "type", "--delay", str(delay_ms), sentence], env=env,
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=120, check=False)
         if done.returncode != 0:
             raise DemoError(f"xdotool could not type: {done.stderr.strip() or done.returncode}")
         # Enter ends the utterance, as a pupil finishing a line would.
-        subprocess.run(["xdotool", "key", "Return"], env=env, capture_output=True, timeout=30)
+        subprocess.run(["xdotool", "key", "Return"], env=env, capture_output=True, timeout=30,
+                       check=False)

@@ -23,7 +23,8 @@ def register(subparsers: Any) -> None:
                    "opened with the head's key")
     p.add_argument("--dir", type=Path, default=None,
                    help="where to keep the demo's data (default: a new temporary directory)")
-    p.add_argument("--port", type=int, default=0, help="HTTPS port on 127.0.0.1 (default: any free one)")
+    p.add_argument("--port", type=int, default=0,
+                   help="HTTPS port on 127.0.0.1 (default: any free one)")
     p.add_argument("--timeout", type=float, default=120.0,
                    help="seconds to wait for the first capture (default 120)")
     p.add_argument("--virtual-display", action="store_true",
