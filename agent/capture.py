@@ -18,7 +18,7 @@ from typing import Any
 from agent.errors import CaptureError
 from agent.sensors.events import Rect
 
-__all__ = ["Monitor", "Image", "monitor_under", "encode", "Capturer", "MEDIA_TYPES"]
+__all__ = ["MEDIA_TYPES", "Capturer", "Image", "Monitor", "encode", "monitor_under"]
 
 MEDIA_TYPES = {"webp": "image/webp", "png": "image/png", "jpeg": "image/jpeg"}
 STRIP_ROWS = 216  # 1080 = 5 strips; about 1.6 MB each at 1920 px wide

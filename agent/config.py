@@ -13,7 +13,7 @@ from pathlib import Path
 
 from agent.errors import ConfigError, NotEnrolled
 
-__all__ = ["Enrolment", "ConfigDir", "write_private"]
+__all__ = ["ConfigDir", "Enrolment", "write_private"]
 
 ENROLMENT_FILE = "enrolment.json"
 POLICY_FILE = "policy.json"

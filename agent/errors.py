@@ -6,15 +6,15 @@ from core.errors import VigilError
 
 __all__ = [
     "AgentError",
+    "CaptureError",
+    "CollectorRejected",
+    "CollectorUnreachable",
+    "ConfigError",
+    "EnrolmentFailed",
     "NoDisplay",
     "NotEnrolled",
     "ReEnrolRequired",
-    "EnrolmentFailed",
-    "CollectorUnreachable",
-    "CollectorRejected",
-    "ConfigError",
     "SpoolError",
-    "CaptureError",
 ]
 
 

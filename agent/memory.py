@@ -13,7 +13,7 @@ import ctypes
 import ctypes.util
 import sys
 
-__all__ = ["tune_allocator", "release_free_memory"]
+__all__ = ["release_free_memory", "tune_allocator"]
 
 M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8

@@ -32,7 +32,7 @@ from agent.spool import Spool
 from agent.typing import Hit, TypingBuffer, context_around
 from core import envelope
 
-__all__ = ["Monitor", "STOP"]
+__all__ = ["STOP", "Monitor"]
 
 log = logging.getLogger(__name__)
 

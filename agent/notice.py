@@ -17,7 +17,7 @@ from pathlib import Path
 
 import platformdirs
 
-__all__ = ["session_key", "show_notice", "NOTICE_TITLE", "DEFAULT_NOTICE"]
+__all__ = ["DEFAULT_NOTICE", "NOTICE_TITLE", "session_key", "show_notice"]
 
 log = logging.getLogger(__name__)
 

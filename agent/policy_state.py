@@ -46,9 +46,8 @@ class PolicyState:
                 log.error("ignoring the cached policy: %s", exc)
 
     def _accept(self, signed: bytes, etag: str, save: bool) -> Policy:
-        from core.matcher import Matcher
-
         from agent.rulesource import ruleset_from_wordlists
+        from core.matcher import Matcher
 
         policy, trust = verify(signed, self.trust)
         matcher = Matcher(ruleset_from_wordlists(policy.wordlists))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["is_sign_in_window", "looks_like_username", "looks_like_password", "PasswordGuard"]
+__all__ = ["PasswordGuard", "is_sign_in_window", "looks_like_password", "looks_like_username"]
 
 _TITLE = re.compile(
     r"(?<![a-z])(sign[\s_-]?in|sign[\s_-]?on|log[\s_-]?in|log[\s_-]?on|pass(word|phrase|code)"

@@ -22,7 +22,7 @@ from pathlib import Path
 from agent.config import write_private
 from agent.errors import SpoolError
 
-__all__ = ["SpoolItem", "Spool", "NEVER_DROP"]
+__all__ = ["NEVER_DROP", "Spool", "SpoolItem"]
 
 NEVER_DROP = 4  # severities at or above this are never dropped
 _NAME = re.compile(r"^([1-5])-(\d{12})-([0-9a-fA-F-]{1,64})\.evt$")

@@ -32,11 +32,11 @@ from agent.spool import Spool
 __all__ = [
     "AGENT_VERSION",
     "RetryLater",
+    "Uplink",
     "UploadReport",
+    "enrol",
     "normalise_fingerprint",
     "tls_context",
-    "Uplink",
-    "enrol",
 ]
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,7 @@ class RetryLater(CollectorUnreachable):
 def normalise_fingerprint(value: str) -> str:
     """'sha256:AB:CD…', 'AB:CD…' or 'abcd…' -> 64 lower-case hex digits."""
     text = value.strip().lower()
-    if text.startswith("sha256:"):
-        text = text[7:]
+    text = text.removeprefix("sha256:")
     text = text.replace(":", "")
     if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
         raise EnrolmentFailed(f"{value!r} is not a SHA-256 certificate fingerprint")

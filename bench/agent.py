@@ -35,7 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.fixtures.x11 import start_x11, wait_until  # noqa: E402
+from tests.fixtures.x11 import start_x11, wait_until
 
 BENIGN = ("we went to the museum on friday and learnt about the romans and their roads "
           "then we had lunch in the park and played football until it rained ")
@@ -47,7 +47,7 @@ def write_config(cfg: Path) -> tuple[object, list]:
     from core.policy import Policy, Trust, sign
     from core.rules import default_dir
 
-    key_file, key = keys.create("Bench Head", "head", "bench password 123",
+    _, key = keys.create("Bench Head", "head", "bench password 123",
                                 kdf=keys.Kdf.insecure_fast_for_tests())
     wordlists = {p.name: p.read_text(encoding="utf-8") for p in sorted(Path(default_dir()).glob("*.toml"))}
     policy = Policy(serial=1, keyholders=(key.public,), wordlists=wordlists, flood_window_s=0,
@@ -157,7 +157,8 @@ def main() -> int:
             x.type("i want to kill myself", delay_ms=8)
             t0 = time.time_ns()
             x.key("Return")
-            new = wait_until(lambda: set(spool.glob("*.evt")) - before, 30, interval=0.002,
+            new = wait_until(lambda before=before: set(spool.glob("*.evt")) - before, 30,
+                             interval=0.002,
                              what="the sealed event on disk")
             path = next(iter(new))  # type: ignore[call-overload]
             latencies.append((path.stat().st_ctime_ns - t0) / 1e6)

@@ -38,7 +38,7 @@ def _x11_clipboard() -> str | None:
         return None
     try:
         done = subprocess.run(["xclip", "-selection", "clipboard", "-o"], capture_output=True,
-                              timeout=1.0)
+                              timeout=1.0, check=False)
     except subprocess.TimeoutExpired:
         return None
     if done.returncode != 0:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["KeyInput", "Click", "WindowInfo", "FocusChange", "ListenerRestarted", "Rect"]
+__all__ = ["Click", "FocusChange", "KeyInput", "ListenerRestarted", "Rect", "WindowInfo"]
 
 Rect = tuple[int, int, int, int]  # x, y, width, height in root (virtual screen) coordinates
 

@@ -19,7 +19,7 @@ from typing import Any
 from agent.errors import NoDisplay
 from agent.sensors.events import Click, KeyInput, ListenerRestarted
 
-__all__ = ["RAW_KEY", "RAW_CLICK", "InputHooks", "translate"]
+__all__ = ["RAW_CLICK", "RAW_KEY", "InputHooks", "translate"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,11 @@ def translate(raw: tuple[Any, ...]) -> KeyInput | Click:
         # pynput gives the combining form; keep it so the next key can be joined to it.
         return KeyInput(pressed, char, None, True, bool(injected), at)
     return KeyInput(pressed, char, name, False, bool(injected), at)
+
+
+def _set_when_ready(listener: Any, hooked: threading.Event) -> None:
+    listener.wait()
+    hooked.set()
 
 
 class _Supervised:
@@ -73,13 +78,13 @@ class _Supervised:
             # pynput's wait() never returns if the thread dies before the hook is ready, so
             # wait for it on a helper thread, with a deadline.
             hooked = threading.Event()
-            threading.Thread(target=lambda: (listener.wait(), hooked.set()), daemon=True).start()
+            threading.Thread(target=_set_when_ready, args=(listener, hooked), daemon=True).start()
             hooked.wait(10)
             self._ready.set()
             reason = "listener thread ended"
             try:
                 listener.join()  # blocks until the listener's thread ends: no polling
-            except Exception as exc:  # pynput re-raises what killed its thread here
+            except Exception as exc:  # noqa: BLE001 - pynput re-raises whatever killed its thread
                 reason = f"{type(exc).__name__}: {exc}"
             if self._stopping.is_set():
                 break

@@ -19,7 +19,7 @@ from typing import Any
 
 from agent.sensors.events import FocusChange, WindowInfo
 
-__all__ = ["WinApi", "WindowsWindows", "read_clipboard", "describe_foreground"]
+__all__ = ["WinApi", "WindowsWindows", "describe_foreground", "read_clipboard"]
 
 PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
 CF_UNICODETEXT = 13

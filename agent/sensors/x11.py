@@ -169,8 +169,8 @@ class X11Windows:
         finally:
             try:
                 self._d.close()
-            except Exception:  # noqa: BLE001 - closing a dead connection may fail any way
-                pass
+            except Exception as exc:  # noqa: BLE001 - closing a dead connection may fail any way
+                log.debug("closing the X connection: %s", exc)
 
     def stop(self) -> None:
         self._stopping.set()
