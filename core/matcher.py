@@ -21,6 +21,7 @@ import ahocorasick
 from core.normalize import (
     BOUNDARY,
     INNER_CHARS,
+    JOINERS,
     Folded,
     Normalizer,
     Window,
@@ -79,6 +80,9 @@ class _Hit:
     end: int
     first: int   # first and last word index in the window
     last: int
+
+
+_View = tuple[Window, list[_Hit], list[tuple[int, int]], list[tuple[frozenset[int], int, int]]]
 
 
 def _expand(folds: list[Folded]) -> list[str]:
@@ -196,19 +200,24 @@ class Matcher:
         """
         need = [0] * len(self.rules)
         for phrase in exclusions:
-            win = self._normalizer.window(phrase)
-            for hit in self._hits(win)[0]:
-                need[hit.rule] = max(need[hit.rule], len(win.folds) - 1 - hit.last)
+            for win, hits, _, _ in self._views(self._normalizer.window(phrase)):
+                for hit in hits:
+                    need[hit.rule] = max(need[hit.rule], len(win.folds) - 1 - hit.last)
         for index, phrases in unless_phrases.items():
             for phrase in phrases:
-                win = self._normalizer.window(phrase)
-                inside = [h for h in self._hits(win)[0] if h.rule == index]
-                after = min((len(win.folds) - 1 - h.last for h in inside),
-                            default=len(win.folds) - 1)
-                need[index] = max(need[index], after)
+                for win, hits, _, _ in self._views(self._normalizer.window(phrase)):
+                    inside = [h for h in hits if h.rule == index]
+                    after = min((len(win.folds) - 1 - h.last for h in inside),
+                                default=len(win.folds) - 1)
+                    need[index] = max(need[index], after)
         return need
 
     # ------------------------------------------------------------------ scanning
+
+    def _views(self, win: Window) -> list[_View]:
+        """Hits in a window and in its joined reading ("sui.cide"), each with its own
+        cancellers: a reading never cancels a match the other one makes."""
+        return [(w, *self._hits(w)) for w in (win, win.alt) if w is not None]
 
     def _hits(self, win: Window) -> tuple[list[_Hit], list[tuple[int, int]],
                                            list[tuple[frozenset[int], int, int]]]:
@@ -276,10 +285,9 @@ class Matcher:
 
     def match(self, text: str) -> list[Match]:
         """Every match in ``text`` (a window title, pasted text), in order of position."""
-        win = self._normalizer.window(text)
-        hits, excluded, unless = self._hits(win)
         found = {
             (h.start, h.end, self.rules[h.rule].id): h
+            for _, hits, excluded, unless in self._views(self._normalizer.window(text))
             for h in hits
             if not self._cancelled(h, excluded, unless)
         }
@@ -435,8 +443,10 @@ class Stream:
             s, e = bounds[i]
             if s >= cursor:
                 continue  # a caret before a word does not make it "being typed"
-            # the cursor is in or at the end of this word, or after "!" / "|" that may go on
-            if cursor <= e or not text[e:cursor].strip(INNER_CHARS):
+            # the cursor is in or at the end of this word, or after "!" / "|" or a joiner
+            # ("sui.") that may go on
+            if (cursor <= e or not text[e:cursor].strip(INNER_CHARS)
+                    or (cursor - e == 1 and text[e] in JOINERS)):
                 hit = i
             break
         if hit is None and cursor == len(text):
@@ -457,48 +467,45 @@ class Stream:
 
     def _evaluate(self, final: bool) -> list[Match]:
         m, text = self._m, self._text
+        base = self._base
         if self._dirty:
             since = -1
-            win = m._normalizer.window(text)
-            found = m._hits(win)
+            views = m._views(m._normalizer.window(text))
         else:
             since = self._settled
             # Most word ends complete nothing: look at the last few words first, and refold the
             # wider context that cancellers need only when a rule fires there.
-            win = m._normalizer.window(text, word_start_before(text, since, m.rule_words))
-            found = m._hits(win)
-            base = self._base
+            views = m._views(m._normalizer.window(
+                text, word_start_before(text, since, m.rule_words)))
             if final or any(h.end > since and (h.rule, base + h.start, base + h.end)
-                            not in self._reported for h in found[0]):
-                win = m._normalizer.window(text, word_start_before(text, since, m.context_words))
-                found = m._hits(win)
-        hits, excluded, unless = found
-        active = None if final else self._active(win)
+                            not in self._reported for view in views for h in view[1]):
+                views = m._views(m._normalizer.window(
+                    text, word_start_before(text, since, m.context_words)))
         settled = len(text)
-        if active is not None:
-            settled = win.bounds[active[0]][0]
-            stop = settled  # words from here on are still being typed
-        else:
-            stop = len(text)
         out: list[Match] = []
-        base = self._base
-        for hit in hits:
-            if hit.end <= since:
-                continue
-            key = (hit.rule, base + hit.start, base + hit.end)
-            if key in self._reported:
-                continue
-            if not final:
-                touches = active is not None and not (
-                    hit.last < active[0] or hit.first > active[1])
-                need = m._need[hit.rule]
-                if touches or (need and _words_between(win, hit.last, stop) < need):
-                    settled = min(settled, hit.start)
+        for win, hits, excluded, unless in views:
+            active = None if final else self._active(win)
+            stop = len(text)
+            if active is not None:
+                stop = win.bounds[active[0]][0]  # words from here on are still being typed
+                settled = min(settled, stop)
+            for hit in hits:
+                if hit.end <= since:
                     continue
-            if m._cancelled(hit, excluded, unless):
-                continue
-            self._reported.add(key)
-            out.append(m._make(text, hit))
+                key = (hit.rule, base + hit.start, base + hit.end)
+                if key in self._reported:
+                    continue
+                if not final:
+                    touches = active is not None and not (
+                        hit.last < active[0] or hit.first > active[1])
+                    need = m._need[hit.rule]
+                    if touches or (need and _words_between(win, hit.last, stop) < need):
+                        settled = min(settled, hit.start)
+                        continue
+                if m._cancelled(hit, excluded, unless):
+                    continue
+                self._reported.add(key)
+                out.append(m._make(text, hit))
         self._settled = settled
         self._dirty = False
         out.sort(key=lambda x: (x.start, x.end, x.rule.id))

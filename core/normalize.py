@@ -7,7 +7,8 @@ Rules and text go through the same steps, word by word:
    "kill!"). A star stands for hidden letters when exactly one rule word fits ("b*tch"), else it
    only separates letters.
    Three or more single letters joined by short separators ("k i l l", "k.i.l.l", "k-i-l-l")
-   become one word.
+   become one word. Words joined by one dot or hyphen ("sui.cide", "k-ill") are read both ways:
+   as separate words, and in a second reading (``Window.alt``) as one.
 2. Per character: NFKD (fullwidth, mathematical and circled letters, ligatures), drop combining
    marks and invisible characters, map small capitals.
 3. Only in a word that mixes Latin with Cyrillic or Greek (the UTS #39 idea): map look-alikes to
@@ -36,6 +37,7 @@ __all__ = [
     "BOUNDARY",
     "INNER",
     "INNER_CHARS",
+    "JOINERS",
     "WORD",
     "Folded",
     "Normalizer",
@@ -316,6 +318,7 @@ class Window:
     starts: list[int]        # index in ``string`` of each word's first character
     bounds: list[tuple[int, int]]  # each word's span in ``original``
     joined: list[bool]       # lone letters, or letters joined from "k i l l"
+    alt: Window | None = None  # the same text with dotted and hyphenated words joined
 
     def locate(self, pos: int) -> tuple[int, int]:
         """(word index, character index in its key) of a position in ``string``."""
@@ -352,31 +355,56 @@ class Normalizer:
         return folded
 
     def window(self, text: str, lo: int = 0, hi: int | None = None) -> Window:
-        """Fold ``text[lo:hi]``. With ``lo > 0`` a word cut by ``lo`` and lone letters right
-        after it are left out, because the text before ``lo`` may change how they fold."""
+        """Fold ``text[lo:hi]``. With ``lo > 0`` a word cut by ``lo``, and words right after it
+        that the text before ``lo`` could change (lone letters, a part after a joiner), are left
+        out. When words are joined by a dot or hyphen ("sui.cide"), ``alt`` holds the reading
+        with each such chain as one word."""
         hi = len(text) if hi is None else hi
-        found: list[tuple[int, int, Folded]] = []
+        found: list[_Found] = []
         for m in _TOKEN.finditer(text, lo, hi):
             s, e = m.span()
             f = self.fold_word(m.group())
             if f.key:
-                found.append((s, e, f))
+                found.append((s, e, f, s))
         if lo > 0 and found:
             if found[0][0] == lo and char_class(text[lo - 1]):
                 found.pop(0)
-            while found and found[0][2].single:
+            while found and (found[0][2].single or _after_joiner(text, found[0][0])):
                 found.pop(0)
+        win = self._assemble(text, found)
+        chained = self._chain(text, found)
+        if chained is not None:
+            win.alt = self._assemble(text, chained)
+        return win
 
+    def _chain(self, text: str, found: list[_Found]) -> list[_Found] | None:
+        """``found`` with each chain of words joined by single dots or hyphens as one word, or
+        None if there is no such chain. Chains of lone letters are left to :meth:`_assemble`."""
+        out: list[_Found] = []
+        i, n = 0, len(found)
+        while i < n:
+            j = i + 1
+            while j < n and found[j][0] - found[j - 1][1] == 1 and text[found[j][0] - 1] in JOINERS:
+                j += 1
+            if j - i >= 2 and not all(f[2].single for f in found[i:j]):
+                s, e = found[i][0], found[j - 1][1]
+                out.append((s, e, self.fold_word(text[s:e]), s))
+            else:
+                out.extend(found[i:j])
+            i = j
+        return out if len(out) < n else None
+
+    def _assemble(self, text: str, found: list[_Found]) -> Window:
         folds: list[Folded] = []
         offsets: list[int] = []
         bounds: list[tuple[int, int]] = []
         joined: list[bool] = []
         i, n = 0, len(found)
         while i < n:
-            s, e, f = found[i]
+            s, e, f, off = found[i]
             if not f.single:
                 folds.append(f)
-                offsets.append(s)
+                offsets.append(off)
                 bounds.append((s, e))
                 joined.append(False)
                 i += 1
@@ -386,16 +414,16 @@ class Normalizer:
                 j += 1
             if j - i >= 3:
                 items: list[Item] = []
-                for s2, e2, _ in found[i:j]:
+                for s2, e2, _, _ in found[i:j]:
                     items.extend(_items(text[s2:e2], s2))
                 folds.append(_finish(items, self.vocab))
                 offsets.append(0)
                 bounds.append((s, found[j - 1][1]))
                 joined.append(True)
             else:
-                for s2, e2, f2 in found[i:j]:
+                for s2, e2, f2, off2 in found[i:j]:
                     folds.append(f2)
-                    offsets.append(s2)
+                    offsets.append(off2)
                     bounds.append((s2, e2))
                     joined.append(True)
             i = j
@@ -409,6 +437,15 @@ class Normalizer:
         return Window(text, string, folds, offsets, starts, bounds, joined)
 
 
+_Found = tuple[int, int, Folded, int]  # word start, end, folding, offset of its spans
+JOINERS = ".-"  # one of these between two words may join them: "sui.cide", "k-ill"
+
+
+def _after_joiner(text: str, s: int) -> bool:
+    """Whether the word at ``s`` follows a single joiner right after another word."""
+    return s >= 2 and text[s - 1] in JOINERS and char_class(text[s - 2]) != BOUNDARY
+
+
 def short_gap(text: str, a: int, b: int) -> bool:
     """Whether ``text[a:b]`` may separate spaced-out letters: at most 3 characters, one line."""
     return b - a <= 3 and "\n" not in text[a:b]
@@ -416,13 +453,15 @@ def short_gap(text: str, a: int, b: int) -> bool:
 
 def word_start_before(text: str, pos: int, words: int) -> int:
     """Start of the ``words``-th word ending at or before ``pos`` (0 if there are fewer), found
-    by scanning backwards; moved further back past lone letters, which may belong to a run."""
+    by scanning backwards; moved further back past lone letters, which may belong to a run, and
+    past words joined to the one before them."""
     if pos <= 0:
         return 0
     # the word pattern reads the same reversed
     for count, m in enumerate(_TOKEN.finditer(text[pos - 1::-1]), start=1):
-        if count >= words and m.end() - m.start() > 1:
-            return pos - m.end()
+        start = pos - m.end()
+        if count >= words and m.end() - m.start() > 1 and not _after_joiner(text, start):
+            return start
     return 0
 
 

@@ -105,6 +105,13 @@ def test_embedded_stems_match_inside_words(matcher: Matcher) -> None:
     assert ids(matcher.match("su1c1dal")) == ["suicide.stem"]
 
 
+def test_a_dot_or_hyphen_inside_a_word_does_not_hide_it(matcher: Matcher) -> None:
+    assert spans(matcher.match("feeling sui.cidal")) == [("suicide.stem", 8, 15, "sui.cid")]
+    assert spans(matcher.match("I will k-ill you")) == [("violence.kill", 7, 12, "k-ill")]
+    # The words stay words too: "kill.myself" is still "kill myself".
+    assert ids(matcher.match("kill.myself")) == ["violence.kill", "suicide.kill_myself"]
+
+
 def test_unless_context_cancels_only_its_own_rule(matcher: Matcher) -> None:
     assert ids(matcher.match("I will kill myself")) == ["violence.kill", "suicide.kill_myself"]
     assert ids(matcher.match("I kill myself laughing")) == ["violence.kill"]
@@ -177,6 +184,12 @@ def test_stream_waits_for_context_that_could_cancel(matcher: Matcher) -> None:
     s = matcher.stream()
     assert ids(type_text(s, "sex education ")) == []
     assert s.end_utterance() == []
+
+
+def test_stream_waits_after_a_dot_that_may_join_the_next_word(matcher: Matcher) -> None:
+    s = matcher.stream()
+    assert type_text(s, "you are a los.") == []
+    assert spans(type_text(s, "er ")) == [("bullying.loser", 10, 16, "los.er")]
 
 
 def test_stream_joins_spaced_letters_before_reporting(matcher: Matcher) -> None:

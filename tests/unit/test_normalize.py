@@ -74,6 +74,15 @@ def test_lone_letters_join_only_in_runs_of_three() -> None:
     assert fold_phrase("k\ni\nl\nl") == "k i l l"
 
 
+def test_dotted_and_hyphenated_words_also_read_joined() -> None:
+    w = normalize("sui.cide and k-ill but 3.5 kg")
+    assert w.string == " sui cide and k il but 3 5 kg "
+    assert w.alt is not None and w.alt.string == " suicide and kil but 3 5 kg "
+    assert w.alt.span(1, 8) == (0, 8)
+    assert normalize("a.b.c and k.i.l.l").alt is None    # lone letters join anyway
+    assert normalize("end. Then").alt is None            # a space after the dot: two words
+
+
 def test_runs_remember_what_collapsing_hid() -> None:
     # "as"/"ass", "wed"/"weed" and "looser"/"loser" fold alike; the runs tell them apart.
     w = normalize("as ass wed weed looser loser")
