@@ -190,44 +190,61 @@ if status != 200:
 PY
 }
 
-install_agent() {
+validate_agent() {
     [ -n "$COLLECTOR_URL" ] && [ -n "$TOKEN" ] && [ -n "$TRUST" ] \
         || die "the agent needs --collector URL --token T --trust FPR (from 'vigil collector enrol-token')"
+    [ -n "$CA" ] || [ -n "$CA_FPR" ] || die "pin the collector with --ca CERT or --ca-fingerprint SHA256"
     [ -z "$CA" ] || [ -z "$CA_FPR" ] || die "give --ca or --ca-fingerprint, not both"
     [ -z "$CA" ] || [ -f "$CA" ] || die "no such CA certificate: $CA"
+}
 
-    put_file "$HERE/vigil-agent-session" "$OPT/bin/vigil-agent-session" 755
-    put_file "$HERE/systemd/vigil-agent.service" "$USER_UNITS/vigil-agent.service" 644
-    put_file "$HERE/xdg/vigil-agent.desktop" "$AUTOSTART/vigil-agent.desktop" 644
-    offline_systemctl --global enable vigil-agent.service
+validate_collector() {
+    case "$PORT" in ''|*[!0-9]*) die "--port must be a number" ;; esac
+}
 
+enrol_machine() {
     local marker="$AGENT_CONF/.enrolled"
     if [ -f "$marker" ] && [ "$(cat "$marker")" = "$COLLECTOR_URL" ]; then
         say "already enrolled with $COLLECTOR_URL; checking the connection"
-    else
-        say "enrolling this machine with $COLLECTOR_URL"
-        mkdir -p "$AGENT_CONF"
-        chmod 755 "$ETC" "$AGENT_CONF"
-        local pin=()
-        [ -n "$CA" ] && pin=(--ca "$CA")
-        [ -n "$CA_FPR" ] && pin=(--ca-fingerprint "$CA_FPR")
-        vigil_cmd agent enrol --collector "$COLLECTOR_URL" --token "$TOKEN" --trust "$TRUST" \
-            "${pin[@]}" --config-dir "$AGENT_CONF" || die "enrolment failed (see the line above)"
-        echo "$COLLECTOR_URL" > "$marker"
-        chmod 644 "$marker"
+        return 0
     fi
+    say "enrolling this machine with $COLLECTOR_URL"
+    local fresh=0
+    [ -d "$AGENT_CONF" ] || fresh=1
+    mkdir -p "$AGENT_CONF"
+    chmod 755 "$ETC"
+    local pin=()
+    [ -n "$CA" ] && pin=(--ca "$CA")
+    [ -n "$CA_FPR" ] && pin=(--ca-fingerprint "$CA_FPR")
+    if ! vigil_cmd agent enrol --collector "$COLLECTOR_URL" --token "$TOKEN" --trust "$TRUST" \
+            "${pin[@]}" --config-dir "$AGENT_CONF"; then
+        [ "$fresh" = 1 ] && rm -rf "$AGENT_CONF"
+        remove_empty_parents "$ETC"
+        die "enrolment failed (the line above says why); nothing else was installed, run this again"
+    fi
+    echo "$COLLECTOR_URL" > "$marker"
+}
+
+install_agent() {
+    enrol_machine
     # The machine's enrolment, copied into each user's config at sign-in: readable by every user
     # (so the device secret is too: see "Agent credentials" in docs/admin-guide.md), changed by root.
     chown -R 0:0 "$AGENT_CONF"
     find "$AGENT_CONF" -type d -exec chmod 755 {} +
     find "$AGENT_CONF" -type f -exec chmod 644 {} +
-    check_connection || die "installed, but the collector cannot be reached; fix the network and run this again"
+    check_connection || die "enrolled, but the collector cannot be reached now; fix the network and run this again"
+
+    put_file "$HERE/vigil-agent-session" "$OPT/bin/vigil-agent-session" 755
+    put_file "$HERE/systemd/vigil-agent.service" "$USER_UNITS/vigil-agent.service" 644
+    put_file "$HERE/xdg/vigil-agent.desktop" "$AUTOSTART/vigil-agent.desktop" 644
+    offline_systemctl --global enable vigil-agent.service
     record_component
     say "agent installed for every graphical user; it starts at the next sign-in and reports to $COLLECTOR_URL"
     [ "$CHANGED" = 1 ] && say "users already signed in get this version when they next sign in"
     return 0
 }
 
+"validate_$COMPONENT"
 CHANGED=0
 ensure_venv
 "install_$COMPONENT"

@@ -259,3 +259,41 @@ def test_install_enrol_reinstall_and_uninstall_into_a_throwaway_root(root: Path,
     left = snapshot(root)
     changed = sorted(set(left.items()) ^ set(empty.items()))[:10]
     assert left == empty, f"left behind or changed: {changed}"
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], "say which part to install"),
+    (["agent"], "the agent needs --collector URL --token T --trust FPR"),
+    (["agent", "--collector", "https://x", "--token", "t", "--trust", "f"],
+     "pin the collector with --ca CERT or --ca-fingerprint"),
+    (["collector", "--port", "eighty"], "--port must be a number"),
+    (["collector", "--from", "/nonexistent/vigil.whl"], "no such wheel or source tree"),
+    (["collector", "--bogus", "1"], "unknown option: --bogus"),
+])
+def test_installer_refuses_bad_input_in_one_line_and_installs_nothing(
+        root: Path, argv: list[str], message: str) -> None:
+    before = snapshot(root)
+    done = run(LINUX / "install.sh", *argv, "--root", root, "--no-systemctl", check=False)
+    assert done.returncode != 0
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert snapshot(root) == before
+
+
+def test_agent_install_with_the_collector_down_fails_clearly_and_leaves_no_agent(
+        root: Path, wheelhouse: Path) -> None:
+    wheel = next(wheelhouse.glob("vigil-*.whl"))
+    empty = snapshot(root)
+    closed = f"https://127.0.0.1:{free_port()}"  # nothing listens there
+    done = run(LINUX / "install.sh", "agent", "--root", root, "--no-systemctl", "--from", wheel,
+               "--wheelhouse", wheelhouse, "--lock", LOCK, "--collector", closed, "--token", "t",
+               "--trust", "vks1:" + "0" * 64, "--ca-fingerprint", "0" * 64, check=False)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("vigil-installer: enrolment failed") and "Traceback" not in done.stderr
+    assert "cannot reach the collector" in done.stderr  # the agent's own one-line reason
+    for path in ("etc/vigil", "etc/xdg/autostart/vigil-agent.desktop",
+                 "etc/systemd/user/vigil-agent.service", "opt/vigil/components"):
+        assert not (root / path).exists(), path
+    # The venv stays for the next attempt; uninstall removes it, and then nothing is left.
+    run(LINUX / "uninstall.sh", "all", "--purge", "--root", root, "--no-systemctl")
+    assert snapshot(root) == empty
