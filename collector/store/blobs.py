@@ -12,8 +12,10 @@ import errno
 import os
 import re
 import secrets
+import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from collector.errors import BlobKeyError, BlobNotFound, StorageError, StorageFull
@@ -52,16 +54,24 @@ class BlobStore:
     def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         """Store several blobs durably, each atomically: every file is written and fsynced
         under a temporary name and renamed into place, then each directory touched is fsynced
-        once (not once per blob). On failure the temporaries are removed; blobs already
-        renamed stay, as after a crash, for the caller to delete or the orphan sweep."""
+        once (not once per blob). The fsyncs of a batch run at once, so the file system can
+        commit them together instead of one after another. On failure the temporaries are
+        removed; blobs already renamed stay, as after a crash, for the caller to delete or the
+        orphan sweep."""
         paths = [(self._path(key), data) for key, data in items]  # check every key first
         pending: list[tuple[Path, Path]] = []
         try:
-            for path, data in paths:
-                tmp = path.parent / f"{TMP_PREFIX}{path.name}.{secrets.token_hex(6)}"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                pending.append((tmp, path))
-                _write_synced(tmp, data)
+            for path in {p.parent for p, _data in paths}:
+                path.mkdir(parents=True, exist_ok=True)
+            for path, _data in paths:
+                pending.append((path.parent / f"{TMP_PREFIX}{path.name}.{secrets.token_hex(6)}",
+                                path))
+            jobs = [(tmp, data) for (tmp, _path), (_p, data) in zip(pending, paths, strict=True)]
+            if len(jobs) == 1:
+                _write_synced(*jobs[0])
+            else:
+                for _ in _fsync_pool().map(lambda job: _write_synced(*job), jobs):
+                    pass  # re-raises the first OSError
             for tmp, path in pending:
                 os.replace(tmp, path)
             for directory in {path.parent for _tmp, path in pending}:
@@ -116,6 +126,18 @@ class BlobStore:
                     path.unlink(missing_ok=True)
                     removed += 1
         return removed
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _fsync_pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="vigil-blob-write")
+        return _POOL
 
 
 def _write_synced(path: Path, data: bytes) -> None:
