@@ -73,8 +73,9 @@ def _error(status: int, detail: str, code: str, headers: dict[str, str] | None =
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CollectorError)
     async def collector_error(_request: Request, exc: CollectorError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status,
-                            headers=getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None) or (
+            {"Retry-After": "5"} if exc.status in (503, 507) else None)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
     @app.exception_handler(DBAPIError)
     async def database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
@@ -85,9 +86,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
         if not isinstance(exc, (OperationalError, InterfaceError)) and not exc.connection_invalidated:
             raise exc
-        error = storage_error(exc)  # type: ignore[arg-type]
+        error = storage_error(exc)
         log.warning("database unavailable: %s", str(exc.orig).splitlines()[0][:200])
-        return JSONResponse(error.body(), status_code=error.status)
+        return JSONResponse(error.body(), status_code=error.status, headers={"Retry-After": "5"})
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, create_engine
 
 from collector.errors import StorageError, StorageFull
@@ -69,7 +69,7 @@ def _postgres_utc(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.commit()
 
 
-def storage_error(exc: OperationalError) -> StorageError:
+def storage_error(exc: DBAPIError) -> StorageError:
     """The agent-facing error for a database that cannot write (507 when the disk is full)."""
     message = str(exc.orig).lower()
     if "full" in message or "no space" in message:
