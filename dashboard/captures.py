@@ -24,14 +24,18 @@ class Capture:
 
     @property
     def media_type(self) -> str:
-        media = str(self.header.get("media_type") or "image/png")
-        return media if media.startswith("image/") else "application/octet-stream"
+        # The sealed header is written by the desktop, so it picks this type: only the raster
+        # formats the agent makes may reach a browser as images. "image/svg+xml" (or anything
+        # else) would be a document with scripts on the dashboard's own origin.
+        media = str(self.header.get("media_type") or "image/png").strip().lower()
+        return media if media in RASTER_TYPES else "application/octet-stream"
 
     @property
     def extension(self) -> str:
-        return {"image/png": "png", "image/webp": "webp", "image/jpeg": "jpg"}.get(
-            self.media_type, "bin"
-        )
+        return RASTER_TYPES.get(self.media_type, "bin")
+
+
+RASTER_TYPES = {"image/png": "png", "image/webp": "webp", "image/jpeg": "jpg"}
 
 
 def open_capture(blobs: Any, event: Event, key: Any) -> Capture:
