@@ -8,7 +8,9 @@ Rules and text go through the same steps, word by word:
    only separates letters.
    Three or more single letters joined by short separators ("k i l l", "k.i.l.l", "k-i-l-l")
    become one word. Words joined by one dot or hyphen ("sui.cide", "k-ill") are read both ways:
-   as separate words, and in a second reading (``Window.alt``) as one.
+   as separate words, and in a second reading (``Window.alt``) as one; in that reading spaced-out
+   letters are also split back into the rules' words where they fit exactly ("i c u t m y s e l
+   f" -> "i cut myself").
 2. Per character: NFKD (fullwidth, mathematical and circled letters, ligatures), drop combining
    marks and invisible characters, map small capitals.
 3. Only in a word that mixes Latin with Cyrillic or Greek (the UTS #39 idea): map look-alikes to
@@ -222,6 +224,7 @@ class Vocabulary:
 
     def __init__(self, words: Iterable[str] = ()) -> None:
         self.words = frozenset(words)
+        self.longest = max(map(len, self.words), default=0)
         self.keys = frozenset(_collapse_key(list(w)) for w in self.words)
         self._by_shape: dict[tuple[int, str, str], list[str]] = {}
         for w in sorted(self.words):
@@ -371,10 +374,13 @@ class Normalizer:
                 found.pop(0)
             while found and (found[0][2].single or _after_joiner(text, found[0][0])):
                 found.pop(0)
-        win = self._assemble(text, found)
-        chained = self._chain(text, found)
-        if chained is not None:
-            win.alt = self._assemble(text, chained)
+        win, has_run = self._assemble(text, found)
+        has_joiner = any(text.find(j, lo, hi) >= 0 for j in JOINERS)
+        chained = self._chain(text, found) if has_joiner else None
+        if chained is not None or has_run:
+            alt, segmented = self._assemble(text, chained or found, segment=True)
+            if chained is not None or segmented:
+                win.alt = alt
         return win
 
     def _chain(self, text: str, found: list[_Found]) -> list[_Found] | None:
@@ -394,7 +400,11 @@ class Normalizer:
             i = j
         return out if len(out) < n else None
 
-    def _assemble(self, text: str, found: list[_Found]) -> Window:
+    def _assemble(self, text: str, found: list[_Found],
+                  segment: bool = False) -> tuple[Window, bool]:
+        """Lay the words out, joining runs of lone letters. Also says whether there was such a
+        run, or with ``segment``, whether one was split back into the rules' words."""
+        flag = False
         folds: list[Folded] = []
         offsets: list[int] = []
         bounds: list[tuple[int, int]] = []
@@ -413,13 +423,16 @@ class Normalizer:
             while j < n and found[j][2].single and short_gap(text, found[j - 1][1], found[j][0]):
                 j += 1
             if j - i >= 3:
-                items: list[Item] = []
-                for s2, e2, _, _ in found[i:j]:
-                    items.extend(_items(text[s2:e2], s2))
-                folds.append(_finish(items, self.vocab))
-                offsets.append(0)
-                bounds.append((s, found[j - 1][1]))
-                joined.append(True)
+                run = found[i:j]
+                merged = self._fold_run(text, run)
+                pieces = self._segment(merged.word) if segment and len(merged.word) == len(run) \
+                    else None
+                flag = flag or (pieces is not None if segment else True)
+                for a, b in pieces or [(0, len(run))]:
+                    folds.append(self._fold_run(text, run[a:b]) if pieces else merged)
+                    offsets.append(0)
+                    bounds.append((run[a][0], run[b - 1][1]))
+                    joined.append(True)
             else:
                 for s2, e2, f2, off2 in found[i:j]:
                     folds.append(f2)
@@ -434,10 +447,53 @@ class Normalizer:
             starts.append(pos)
             pos += len(f.key) + 1
         string = " " + " ".join(f.key for f in folds) + " " if folds else " "
-        return Window(text, string, folds, offsets, starts, bounds, joined)
+        return Window(text, string, folds, offsets, starts, bounds, joined), flag
+
+    def _fold_run(self, text: str, run: list[_Found]) -> Folded:
+        items: list[Item] = []
+        for s, e, _, _ in run:
+            items.extend(_items(text[s:e], s))
+        return _finish(items, self.vocab)
+
+    def _segment(self, letters: str) -> list[tuple[int, int]] | None:
+        """Split spaced-out letters back into the rules' words and text-speak letters ("i c u t
+        m y s e l f" -> i | cut | myself), fewest lone letters first; None unless every letter
+        is used and there are at least two parts. Others ("k i l l e r") stay one word."""
+        words, longest = self.vocab.words, self.vocab.longest
+        n = len(letters)
+        if n > 64 or not words:
+            return None
+        best: list[tuple[int, int] | None] = [None] * (n + 1)  # (lone letters, previous cut)
+        best[0] = (0, 0)
+        for i in range(1, n + 1):
+            for j in range(max(0, i - longest), i):
+                before = best[j]
+                if before is None:
+                    continue
+                piece = letters[j:i]
+                if i - j == 1:  # not the rules' lone letters: "what's" gives them an "s"
+                    if piece not in _TEXT_SPEAK:
+                        continue
+                    cost = before[0] + 1
+                elif piece in words:
+                    cost = before[0]
+                else:
+                    continue
+                if best[i] is None or cost < best[i][0]:
+                    best[i] = (cost, j)
+        if best[n] is None:
+            return None
+        cuts: list[tuple[int, int]] = []
+        i = n
+        while i > 0:
+            j = best[i][1]
+            cuts.append((j, i))
+            i = j
+        return cuts[::-1] if len(cuts) >= 2 else None
 
 
 _Found = tuple[int, int, Folded, int]  # word start, end, folding, offset of its spans
+_TEXT_SPEAK = frozenset("iuary")  # one-letter words: I, you, a, are, why
 JOINERS = ".-"  # one of these between two words may join them: "sui.cide", "k-ill"
 
 

@@ -83,6 +83,18 @@ def test_dotted_and_hyphenated_words_also_read_joined() -> None:
     assert normalize("end. Then").alt is None            # a space after the dot: two words
 
 
+def test_spaced_out_letters_also_split_into_the_rules_words() -> None:
+    words = Normalizer({"cut", "myself", "loser", "sex", "us"})
+    w = words.window("i c u t m y s e l f")
+    assert w.string == " icutmyself "
+    assert w.alt is not None and w.alt.string == " i cut myself "
+    assert w.alt.span(3, 6) == (2, 7)                      # "c u t"
+    assert words.window("u r a l o s e r").alt.string == " u r a loser "
+    # Only I/u/a/r/y may stand alone, so a spaced-out "Sussex" does not become "sex".
+    assert words.window("s u s s e x").alt is None
+    assert Normalizer().window("i c u t").alt is None       # no rule words: nothing to split
+
+
 def test_runs_remember_what_collapsing_hid() -> None:
     # "as"/"ass", "wed"/"weed" and "looser"/"loser" fold alike; the runs tell them apart.
     w = normalize("as ass wed weed looser loser")
