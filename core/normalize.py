@@ -342,7 +342,7 @@ class Normalizer:
     ``vocab`` holds the folded words the rules use (see :class:`Vocabulary`).
     """
 
-    CACHE_LIMIT = 100_000  # words; the cache is dropped when full rather than growing forever
+    CACHE_LIMIT = 20_000  # words (a few MB); dropped when full rather than growing forever
 
     def __init__(self, vocab: Iterable[str] = ()) -> None:
         self.vocab = Vocabulary(vocab)

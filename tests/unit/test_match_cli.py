@@ -98,3 +98,20 @@ def test_invalid_utf8_is_replaced_not_fatal() -> None:
     record = json.loads(proc.stdout)
     assert record["text"] == "caf\ufffd loser"
     assert [m["matched"] for m in record["matches"]] == ["loser"]
+
+
+def test_typed_and_title_agree_on_the_whole_corpus() -> None:
+    """Every line of the precision corpus, through the stream and one-shot: identical output."""
+    corpus = ROOT / "tests" / "data" / "corpus"
+    lines = [line for path in sorted(corpus.rglob("*.txt"))
+             for line in path.read_text(encoding="utf-8").splitlines()]
+    if not lines:
+        pytest.skip("no corpus in tests/data/corpus")
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    title = vigil_match(stdin=data)
+    typed = vigil_match("--kind", "typed", stdin=data)
+    assert title.returncode == typed.returncode == 0
+    assert title.stdout == typed.stdout
+    records = [json.loads(x) for x in title.stdout.splitlines()]
+    assert len(records) == len(lines)
+    assert sum(len(r["matches"]) for r in records) > len(lines) // 4   # the lists do fire
