@@ -13,7 +13,7 @@ import ctypes
 import ctypes.util
 import sys
 
-__all__ = ["release_free_memory", "tune_allocator"]
+__all__ = ["release_free_memory", "skip_httpx_cli", "tune_allocator"]
 
 M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
@@ -45,3 +45,15 @@ def release_free_memory() -> None:
     libc = _load()
     if libc is not None and hasattr(libc, "malloc_trim"):
         libc.malloc_trim(0)  # type: ignore[attr-defined]
+
+
+def skip_httpx_cli() -> None:
+    """Keep httpx from importing its command-line client in the agent's process.
+
+    ``import httpx`` also imports ``httpx._main`` (click, rich, pygments: about 6 MB resident)
+    whenever click happens to be installed, as it is in a development environment. The agent
+    never uses that client. Marking click as absent makes httpx skip it; call this before the
+    first import of httpx, and only in a process that needs no click (``vigil agent run``).
+    """
+    if "httpx" not in sys.modules and "click" not in sys.modules:
+        sys.modules["click"] = None  # type: ignore[assignment]

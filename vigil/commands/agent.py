@@ -70,6 +70,9 @@ def _enrol(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from agent.memory import skip_httpx_cli
+
+    skip_httpx_cli()  # before agent.runner imports httpx
     from agent.runner import run_agent
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
