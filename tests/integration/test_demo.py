@@ -98,6 +98,15 @@ def test_demo_check_captures_and_opens_with_the_head_key(tmp_path: Path) -> None
             assert b"want to kill myself" not in path.read_bytes(), path
     assert not demo_processes(base), "the demo left processes running"
 
+    # Again in the same directory: the same collector and keys, a fresh agent, new captures.
+    again = subprocess.run([sys.executable, "-m", "vigil", "demo", "--check", "--dir", str(base)],
+                           capture_output=True, text=True, timeout=400, env=env, cwd=REPO,
+                           check=False)
+    assert again.returncode == 0, f"{again.stdout}\n{again.stderr}"
+    assert output_value(again.stdout, "data_dir") == data_dir
+    assert output_value(again.stdout, "spool_dir") != spool_dir
+    assert "check passed" in again.stdout
+
 
 def test_demo_ctrl_c_stops_everything_it_started(tmp_path: Path) -> None:
     base = tmp_path / "demo"

@@ -61,7 +61,7 @@ def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
 def run(options: DemoOptions, out: TextIO) -> int:
     base = options.directory or Path(tempfile.mkdtemp(prefix="vigil-demo-"))
     base = base.resolve()
-    data_dir, agent_dir = base / "collector", base / "agent"
+    data_dir, agent_dir = base / "collector", _new_run_dir(base / "agent")
     port = _existing_port(data_dir) or options.port or collector.free_port()
     children = Children(base / "logs", tag={"VIGIL_DEMO_DIR": str(base)})
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -100,12 +100,13 @@ def run(options: DemoOptions, out: TextIO) -> int:
         typist.open_window(children, env)
         for sentence in typist.TRIGGERS + typist.BENIGN:
             say(f"  {'trigger' if sentence in typist.TRIGGERS else 'benign '}  {sentence}")
-        _type_until_captured(env, data_dir, agent_child, options.timeout)
+        earlier = set(stored_event_ids(data_dir))  # from a previous demo in the same directory
+        _type_until_captured(env, data_dir, agent_child, earlier, options.timeout)
 
         if options.check:
-            return _check(data_dir, passwords, say)
+            return _check(data_dir, passwords, earlier, say)
         _banner(url, passwords, base, say)
-        _follow(data_dir, (collector_child, agent_child), say)
+        _follow(data_dir, (collector_child, agent_child), earlier, say)
         return 0
     except KeyboardInterrupt:
         say("stopping")
@@ -116,15 +117,24 @@ def run(options: DemoOptions, out: TextIO) -> int:
         say(f"stopped everything the demo started; its files are left in {base}")
 
 
+def _new_run_dir(parent: Path) -> Path:
+    """A fresh agent directory per run: a rerun in the same directory must capture anew, not
+    count repeats against the previous run's flood-control state."""
+    n = 1
+    while (parent / f"run-{n}").exists():
+        n += 1
+    return parent / f"run-{n}"
+
+
 def _type_until_captured(env: dict[str, str], data_dir: Path, agent_child: Child,
-                         timeout: float) -> None:
+                         earlier: set[str], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     sentences = typist.TRIGGERS + typist.BENIGN
     while True:
         typist.type_sentences(env, sentences)
         wait_s = min(RETYPE_AFTER_S, max(1.0, deadline - time.monotonic()))
         try:
-            wait_until(lambda: _captured(data_dir, agent_child), wait_s,
+            wait_until(lambda: _captured(data_dir, agent_child, earlier), wait_s,
                        "a capture to reach the collector", interval=0.5, log=agent_child.log)
             return
         except DemoError:
@@ -133,13 +143,16 @@ def _type_until_captured(env: dict[str, str], data_dir: Path, agent_child: Child
         sentences = typist.TRIGGERS
 
 
-def _captured(data_dir: Path, agent_child: Child) -> list[str]:
+def _captured(data_dir: Path, agent_child: Child, earlier: set[str]) -> list[str]:
     agent_child.check_alive()
-    return stored_event_ids(data_dir)
+    return [e for e in stored_event_ids(data_dir) if e not in earlier]
 
 
-def _check(data_dir: Path, passwords: dict[str, str], say: Say) -> int:
-    opened: list[OpenedCapture] = open_captures(data_dir, "head", passwords["head"])
+def _check(data_dir: Path, passwords: dict[str, str], earlier: set[str], say: Say) -> int:
+    opened: list[OpenedCapture] = [
+        cap for cap in open_captures(data_dir, "head", passwords["head"])
+        if cap.event_id not in earlier
+    ]
     if not opened:
         raise DemoError("no capture could be opened with the head's key")
     for cap in opened:
@@ -164,9 +177,9 @@ def _banner(url: str, passwords: dict[str, str], base: Path, say: Say) -> None:
         say(line)
 
 
-def _follow(data_dir: Path, vital: tuple[Child, ...], say: Say) -> None:
-    """Report new captures (clear metadata only) until Ctrl-C."""
-    seen: set[str] = set()
+def _follow(data_dir: Path, vital: tuple[Child, ...], earlier: set[str], say: Say) -> None:
+    """Report this run's captures (clear metadata only) until Ctrl-C."""
+    seen = set(earlier)
     while True:
         for child in vital:
             child.check_alive()
