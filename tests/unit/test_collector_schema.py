@@ -38,3 +38,29 @@ def test_advisory_lock_lets_one_instance_run_a_job(database: Database) -> None:
             assert other
     with advisory_lock(database.engine, "vigil-job:test") as again:
         assert again
+
+
+def test_instances_starting_together_migrate_once(db_url: str) -> None:
+    """Several collectors starting at the same moment on one fresh database all come up."""
+    import threading
+
+    from collector.store.db import make_engine
+
+    engines = [make_engine(db_url) for _ in range(3)]
+    errors: list[BaseException] = []
+
+    def start(engine: object) -> None:
+        try:
+            upgrade(engine)  # type: ignore[arg-type]
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert {current_revision(e) for e in engines} == {current_revision(engines[0])} != {None}
+    for e in engines:
+        e.dispose()
