@@ -32,12 +32,23 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def _audit_trail(db: Session, incident: Incident, events: list[Event]) -> list[dict[str, Any]]:
-    targets = [f"incident:{incident.id}"] + [e.id for e in events]
-    rows = db.exec(
-        select(AuditEntry)
-        .where(col(AuditEntry.target).in_(targets))
-        .order_by(col(AuditEntry.seq))
-    ).all()
+    """Every entry about the incident or one of its events: those naming it as their target, and
+    the queue views that decrypted its header (one entry per page, listing the events)."""
+    ids = {e.id for e in events}
+    targets = [f"incident:{incident.id}", *ids]
+    rows = list(db.exec(select(AuditEntry).where(col(AuditEntry.target).in_(targets))).all())
+    if events:
+        since = min(e.received_at for e in events)
+        rows += [
+            r
+            for r in db.exec(
+                select(AuditEntry)
+                .where(AuditEntry.action == "event.headers_decrypted")
+                .where(col(AuditEntry.at) >= since)
+            ).all()
+            if ids & set((r.details or {}).get("events", []))
+        ]
+    rows.sort(key=lambda r: r.seq or 0)
     return [
         {
             "seq": r.seq,

@@ -9,7 +9,9 @@
 
   function typing(e) {
     var t = e.target;
-    return t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
+    if (!t) { return false; }
+    if (t.tagName === "INPUT") { return !/^(checkbox|radio|button|submit)$/.test(t.type); }
+    return t.isContentEditable || /^(TEXTAREA|SELECT)$/.test(t.tagName);
   }
 
   function grade(eventId, value, onDone) {
@@ -88,6 +90,10 @@
       else if (e.key === "k") { select(at - 1); }
       else if ((e.key === "o" || e.key === "Enter") && row) { window.location = row.dataset.href; }
       else if (e.key === "v" && row) { togglePreview(row); }
+      else if (e.key === "x" && row) {
+        var box = row.querySelector("input[type=checkbox]");
+        if (box) { box.checked = !box.checked; }
+      }
       else if (row && (/^[1-4]$/.test(e.key) || e.key === "e")) {
         var value = e.key === "e" ? "escalated" : GRADES[Number(e.key) - 1];
         grade(row.dataset.id, value, function () {

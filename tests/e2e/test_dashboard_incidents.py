@@ -8,12 +8,13 @@ import io
 import json
 import re
 import zipfile
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlmodel import select
 
-from collector.store.models import AuditEntry, Incident
+from collector.store.models import AuditEntry, Device, Incident, utcnow
 from tests.e2e.dashboard_helpers import (
     SeedEvent,
     make_accounts,
@@ -44,14 +45,18 @@ def test_dashboard_incident_from_events_and_evidence_export(collector_server: An
                                                             new_context: Any) -> None:
     server = collector_server
     who = make_accounts(server)
-    first, second, _ = _seed(server)
+    first, second, third = _seed(server)
     page = new_context().new_page()
     sign_in(page, server, who["technician"])
     unlock(page, server, "technician")
 
-    page.goto(f"{server.url}/events/{first.id}")
-    page.click("#new-incident")
+    # Choose two events in the queue and record one incident from both.
+    page.goto(f"{server.url}/triage")
+    page.check(f"#queue input[name=event][value='{first.id}']")
+    page.check(f"#queue input[name=event][value='{second.id}']")
+    page.click("#incident-from-selected")
     page.wait_for_selector("#incident-form")
+    assert page.locator("#incident-form input[name=event]:checked").count() == 2
     page.fill("input[name=title]", "Possible grooming contact via Snapchat")
     page.check("input[name=types][value='Grooming or exploitation']")
     page.fill("input[name=reported_by]", "Vigil capture, triaged by the technician")
@@ -64,15 +69,15 @@ def test_dashboard_incident_from_events_and_evidence_export(collector_server: An
     page.wait_for_url(re.compile(r"/incidents/\d+$"))
     incident_id = int(page.url.rsplit("/", 1)[1])
 
-    # Add the second event, set the status; the history records both.
+    # Add a third event, set the status; the history records both.
     page.request.post(f"{server.url}/incidents/{incident_id}/events",
-                      form={"event": second.id,
+                      form={"event": third.id,
                             "csrf": page.locator("meta[name=csrf-token]").get_attribute("content")})
     page.select_option("select[name=status]", "referred")
     page.click("form[action$='/status'] button[type=submit]")
     page.wait_for_selector("#incident-status:has-text('referred')")
     history = page.locator("#history").inner_text()
-    assert "created from 1 event" in history and "added event" in history
+    assert "created from 2 event(s)" in history and f"added event {third.id}" in history
     assert "status open -> referred" in history
     assert page.locator("textarea[name=involved]").input_value() == "Pupil A (Year 9); unknown adult contact"
     shoot(page, "incident")
@@ -104,13 +109,17 @@ def test_dashboard_incident_from_events_and_evidence_export(collector_server: An
     # The screenshots are the decrypted captures, byte for byte.
     assert archive.read(f"screenshots/{first.id}.png") == first.body
     assert archive.read(f"screenshots/{second.id}.png") == second.body
+    assert archive.read(f"screenshots/{third.id}.png") == third.body
     summary = json.loads(archive.read("summary.json"))
     assert summary["incident"]["record"]["informed"] == ["Designated Safeguarding Lead", "Police or CEOP"]
-    assert {e["id"] for e in summary["events"]} == {first.id, second.id}
-    assert summary["events"][0]["header"]["title"] == "Snapchat - Chromium"
+    assert {e["id"] for e in summary["events"]} == {first.id, second.id, third.id}
+    titles = {e["id"]: e["header"]["title"] for e in summary["events"]}
+    assert titles[first.id] == "Snapchat - Chromium" and titles[third.id] == "bet365 - Chromium"
     trail = json.loads(archive.read("audit.json"))
     assert any(a["action"] == "incident.create" for a in trail)
-    assert any(a["action"] == "capture.view" or a["action"] == "event.view" for a in trail)
+    # The queue view that decrypted the events' headers is part of their trail.
+    assert any(a["action"] == "event.headers_decrypted" and first.id in a["details"]["events"]
+               for a in trail)
     assert "Pupil A (Year 9)" in archive.read("summary.html").decode()
 
     # The export itself is audited, with the zip's hash.
@@ -195,8 +204,20 @@ def test_dashboard_devices_wordlists_pages(collector_server: Any, new_context: A
                                                        "os": "linux", "agent_version": "test"})
     assert answer.status_code == 201
     device_auth = {"Authorization": f"Bearer {answer.json()['device_id']}.{answer.json()['secret']}"}
+    # A device not heard from for longer than the silent limit is highlighted.
+    db = server.database()
+    try:
+        with db.session() as session:
+            quiet = session.exec(select(Device).where(Device.hostname == "IT-SUITE-07")).one()
+            quiet.last_seen = utcnow() - timedelta(days=2)
+            session.add(quiet)
+            session.commit()
+    finally:
+        db.close()
     page.goto(f"{server.url}/devices")
     assert "LIB-PC-2" in page.locator("#devices").inner_text()
+    assert page.locator("#devices tr.silent").count() == 1
+    assert "IT-SUITE-07" in page.locator("#devices tr.silent").inner_text()
     shoot(page, "devices")
 
     page.goto(f"{server.url}/wordlists")
@@ -218,6 +239,7 @@ def test_dashboard_devices_wordlists_pages(collector_server: Any, new_context: A
     page.fill("textarea[name=sentence]", "everyone says smelly sam")
     page.click("#test-rules")
     assert "school.bullying.smelly_sam" in page.locator("#test-results").inner_text()
+    shoot(page, "wordlists")
     unlock(page, server, "technician", next_path="/wordlists")
     page.goto(f"{server.url}/wordlists")
     page.click("#publish-policy")
@@ -228,4 +250,3 @@ def test_dashboard_devices_wordlists_pages(collector_server: Any, new_context: A
 
     published, _ = verify(policy.content, Trust.pinned(server.keyset_fingerprint))
     assert "smelly sam" in published.wordlists["school.toml"]
-    shoot(page, "wordlists")
