@@ -375,8 +375,7 @@ class Normalizer:
             while found and (found[0][2].single or _after_joiner(text, found[0][0])):
                 found.pop(0)
         win, has_run = self._assemble(text, found)
-        has_joiner = any(text.find(j, lo, hi) >= 0 for j in JOINERS)
-        chained = self._chain(text, found) if has_joiner else None
+        chained = self._chain(text, found) if _JOINED.search(text, lo, hi) else None
         if chained is not None or has_run:
             alt, segmented = self._assemble(text, chained or found, segment=True)
             if chained is not None or segmented:
@@ -495,6 +494,7 @@ class Normalizer:
 _Found = tuple[int, int, Folded, int]  # word start, end, folding, offset of its spans
 _TEXT_SPEAK = frozenset("iuary")  # one-letter words: I, you, a, are, why
 JOINERS = ".-"  # one of these between two words may join them: "sui.cide", "k-ill"
+_JOINED = re.compile(rf"{_WORD_CLASS}[{re.escape(JOINERS)}]{_WORD_CLASS}")
 
 
 def _after_joiner(text: str, s: int) -> bool:
