@@ -139,14 +139,35 @@ def guarded_attempt(
 
     Raises LockedOut without trying when a subject is locked; a failure counts against every
     subject, a success clears the first (the account's own count).
+
+    The guess is recorded as a failure *before* it is checked, and the count is read after that
+    commit: of parallel guesses, the last to count sees every other one that went ahead, so no
+    more than ``max_failures`` are ever checked (checking first and recording after let twenty
+    parallel guesses through a limit of five). A refused or successful guess takes its record back.
     """
-    ensure_not_locked(db, kind, subjects, max_failures, window)
+    reserved = _reserve(db, kind, subjects)
+    try:
+        ensure_not_locked(db, kind, subjects, max_failures + 1, window)  # + 1: our own record
+    except LockedOut:
+        _release(db, reserved)
+        raise
     ok = passes()
     if ok:
+        _release(db, reserved)
         clear_failures(db, kind, subjects[0])
-    else:
-        record_failure(db, kind, subjects)
     return ok
+
+
+def _reserve(db: Session, kind: str, subjects: Iterable[str]) -> list[int]:
+    rows = [LoginAttempt(kind=kind, subject=subject[:128]) for subject in subjects]
+    db.add_all(rows)
+    db.commit()
+    return [row.id for row in rows if row.id is not None]
+
+
+def _release(db: Session, ids: list[int]) -> None:
+    db.exec(delete(LoginAttempt).where(LoginAttempt.id.in_(ids)))  # type: ignore[union-attr]
+    db.commit()
 
 
 def totp_ok(secret: str, code: str) -> bool:
