@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.dashboard_helpers import SeedEvent, make_accounts, seed_events
 from tests.fixtures.collector import seal_event
 from tests.hardening.clients import anonymous, csrf_of, sign_in
 
@@ -35,16 +34,6 @@ def _rows(server: Any, model: Any, **where: Any) -> list[Any]:
 
 def _batch(event_id: str, data: bytes) -> dict[str, Any]:
     return {"events": [{"id": event_id, "envelope": base64.b64encode(data).decode()}]}
-
-
-@pytest.fixture
-def seeded(collector_server: Any) -> tuple[Any, dict[str, tuple[str, str]], str]:
-    server = collector_server
-    accounts = make_accounts(server)
-    events = [SeedEvent("suicide", 5, "suicide.kill_myself", "Chat", "i want to kill myself",
-                        "kill myself")]
-    seed_events(server, events)
-    return server, accounts, events[0].id
 
 
 # --- IDOR: devices ------------------------------------------------------------------------------

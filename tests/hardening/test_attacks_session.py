@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.dashboard_helpers import SeedEvent, make_accounts, seed_events, sign_in, unlock
+from tests.e2e.dashboard_helpers import sign_in, unlock
 from tests.hardening.clients import DashClient, anonymous, csrf_of
 from tests.hardening.clients import sign_in as sign_in_http
 
@@ -43,16 +43,6 @@ def _notes(server: Any, event_id: str) -> int:
             return len(session.exec(select(EventNote).where(EventNote.event_id == event_id)).all())
     finally:
         db.close()
-
-
-@pytest.fixture
-def seeded(collector_server: Any) -> tuple[Any, dict[str, tuple[str, str]], str]:
-    server = collector_server
-    accounts = make_accounts(server)
-    events = [SeedEvent("suicide", 5, "suicide.kill_myself", "Chat", "i want to kill myself",
-                        "kill myself")]
-    seed_events(server, events)
-    return server, accounts, events[0].id
 
 
 def _cookie_name(client: DashClient) -> str:
