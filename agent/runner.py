@@ -49,7 +49,7 @@ def run_agent(settings: Settings, stop: threading.Event | None = None) -> int:
             sync.refresh_policy()
         except VigilError as exc:
             log.warning("no policy yet (%s); monitoring starts when one arrives", exc)
-    show_notice(policy.policy.notice if policy.policy else "", graphical=True)
+    notice = show_notice(policy.policy.notice if policy.policy else "", graphical=True)
     monitor = Monitor(settings, enrolment.device_id, policy, spool, flood, backend.clipboard,
                       on_spooled=sync.wake)
     hooks = InputHooks(monitor.queue)
@@ -76,6 +76,9 @@ def run_agent(settings: Settings, stop: threading.Event | None = None) -> int:
         windows.stop()
         monitor.stop()
         sync.stop()
+        if notice is not None and notice.poll() is None:
+            notice.terminate()  # the window is ours: it does not outlive the agent
+            notice.wait(5)
     log.info("agent stopped; %d input(s) handled, %d event(s) sealed, %d waiting in the spool",
              monitor.inputs_seen, monitor.events_sealed, spool.depth)
     return 0

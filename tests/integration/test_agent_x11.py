@@ -478,3 +478,19 @@ def test_revoked_device_stops_uploading_and_keeps_its_spool(
     assert len(agent.spooled()) == 1  # kept, not dropped
     assert stored_events(collector_server) == []
     assert agent.proc is not None and agent.proc.poll() is None  # still running, still visible
+
+
+def test_same_title_does_not_fire_again_within_the_cool_down(
+        agent: AgentProcess, x11: X11, collector_server: Any) -> None:
+    risky = x11.open_window("how to kill myself - Search", kind="tk")
+    wait_events(collector_server, 1)
+    x11.open_window("Homework")
+    x11.activate(risky)  # the same title in front again, within the 60 s cool-down
+    x11.open_window("Chat")
+    type_line(x11, "i will hang myself")  # processed after the refocus: proves it was handled
+    rows = wait_events(collector_server, 2)
+    title_event = next(r for r in rows if r.source == "title")
+    assert title_event.repeat_count == 1
+    repeats = agent.spool_dir / "repeats.json"
+    assert not repeats.exists() or repeats.read_text() == "[]"
+    assert len(stored_events(collector_server)) == 2
