@@ -179,3 +179,24 @@ def test_dashboard_account_sets_up_totp_and_changes_password(collector_server: A
     actions = [e.action for e in _audit(server, "account.totp_enabled")]
     assert actions == ["account.totp_enabled"]
     assert len(_audit(server, "account.password_changed")) == 1
+
+
+def test_dashboard_head_views_but_does_not_edit_devices_and_wordlists(collector_server: Any) -> None:
+    server = collector_server
+    name, password = make_accounts(server)["head"]
+    with _client(server) as client:
+        _sign_in(client, name, password)
+        token = _token(client.get("/unlock"))
+        assert client.post("/unlock", data={"password": password, "csrf": token}).status_code == 303
+        devices = client.get("/devices")
+        wordlists = client.get("/wordlists")
+        assert devices.status_code == 200 and "Create token" not in devices.text
+        assert wordlists.status_code == 200 and "Check and save" not in wordlists.text
+        for path, form in (("/devices/tokens", {}), ("/devices/tokens/1/revoke", {}),
+                           ("/wordlists/files", {"name": "x.toml", "text": "category = 'drugs'"}),
+                           ("/wordlists/files/x.toml/delete", {}), ("/wordlists/publish", {})):
+            answer = client.post(path, data={**form, "csrf": token})
+            assert answer.status_code == 403, (path, answer.status_code)
+        # The head reviews, triages and records incidents like the technician.
+        for path in ("/review", "/triage", "/incidents", "/reports", "/audit"):
+            assert client.get(path).status_code == 200, path
