@@ -128,6 +128,8 @@ class Monitor:
         ev = translate(item) if isinstance(item, tuple) else item
         self.inputs_seen += 1
         if isinstance(ev, ListenerRestarted):
+            if self._buffer is not None:
+                self._buffer.reset_keys()
             return  # counted by the hooks, reported in the heartbeat
         if isinstance(ev, FocusChange):
             self.window = ev.window

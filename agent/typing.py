@@ -111,6 +111,13 @@ class TypingBuffer:
         self._run_char, self._run_len = None, 0
         return self._hits(matches, text, "typed") if keep else []
 
+    def reset_keys(self) -> None:
+        """Forget which keys are held: after a hook restart a release may have been missed,
+        and a Ctrl that looks held forever would turn all typing into shortcuts."""
+        self._held.clear()
+        self._mods.clear()
+        self._dead = None
+
     def window_changed(self, title: str, app: str) -> list[Hit]:
         hits = self.end_utterance("focus")
         self.guard.window_changed(title, app)

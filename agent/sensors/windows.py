@@ -34,9 +34,20 @@ class WinApi:
     """The few Win32 functions the agent calls, loaded lazily (only on Windows)."""
 
     def __init__(self) -> None:
+        from ctypes import wintypes
+
         windll = ctypes.windll  # type: ignore[attr-defined]
         self.user32 = windll.user32
         self.kernel32 = windll.kernel32
+        # Handles and pointers are 64-bit on 64-bit Windows; ctypes' default int would cut them.
+        self.user32.GetForegroundWindow.restype = wintypes.HWND
+        self.user32.GetClipboardData.restype = wintypes.HANDLE
+        self.user32.GetClipboardData.argtypes = [wintypes.UINT]
+        self.kernel32.OpenProcess.restype = wintypes.HANDLE
+        self.kernel32.GlobalLock.restype = ctypes.c_void_p
+        self.kernel32.GlobalLock.argtypes = [wintypes.HGLOBAL]
+        self.kernel32.GlobalUnlock.argtypes = [wintypes.HGLOBAL]
+        self.kernel32.CloseHandle.argtypes = [wintypes.HANDLE]
 
 
 def _title(api: Any, hwnd: int) -> str:

@@ -128,3 +128,13 @@ def test_field_after_username_is_not_matched(matcher: Matcher) -> None:
     assert type_text(buf, "kill myself ") + tap(buf, "enter") == []
     # the next utterance is ordinary again
     assert type_text(buf, "i want to kill myself ") + tap(buf, "enter")
+
+
+def test_reset_keys_forgets_a_modifier_whose_release_was_missed(matcher: Matcher) -> None:
+    buf = make(matcher)
+    buf.on_key(press(name="ctrl_l"))  # its release is lost with a dying hook
+    type_text(buf, "abc")
+    assert buf.text == ""  # everything looks like a shortcut
+    buf.reset_keys()
+    type_text(buf, "abc")
+    assert buf.text == "abc"
