@@ -38,11 +38,13 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def get_settings(request: Request) -> Settings:
+# The trivial getters are async so that FastAPI calls them on the event loop: a sync dependency
+# costs a hop through the thread pool, several per request on the ingest path.
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     return request.app.state.db
 
 
@@ -51,7 +53,7 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_blobs(request: Request) -> BlobStore:
+async def get_blobs(request: Request) -> BlobStore:
     return request.app.state.blobs
 
 
@@ -61,13 +63,14 @@ SessionDep = Annotated[Session, Depends(get_session)]
 BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
 
 
-def get_device(request: Request, session: SessionDep) -> Device:
+def get_device(request: Request, db: DatabaseDep) -> Device:
     """The device named by ``Authorization: Bearer <device_id>.<secret>``, or 401 re-enrol."""
     scheme, _, credential = request.headers.get("authorization", "").partition(" ")
     device_id, dot, secret = credential.strip().partition(".")
     if scheme.lower() != "bearer" or not dot or not device_id or not secret or len(device_id) > 36:
         raise ReEnrol("missing or malformed device credential: enrol this device")
-    device = session.get(Device, device_id)
+    with db.session() as session:  # its own short session: no thread-pool hops of SessionDep
+        device = session.get(Device, device_id)
     stored = device.secret_hash if device is not None else _DUMMY_HASH
     if not hmac.compare_digest(hash_secret(secret), stored) or device is None:
         raise ReEnrol("unknown device or wrong secret: enrol this device again")
