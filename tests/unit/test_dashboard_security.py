@@ -170,3 +170,15 @@ def test_dashboard_highlight_splits_context_for_escaping() -> None:
     # Offsets that do not fit fall back to finding the text; nothing found shows the context.
     assert highlight({"context": "x KILL y", "match": {"start": 90, "end": 99, "text": "kill"}}) == ("x ", "KILL", " y")
     assert highlight({"context": "plain", "match": {}}) == ("plain", "", "")
+
+
+def test_dashboard_capture_media_type_is_an_allowlist() -> None:
+    from dashboard.captures import Capture
+
+    assert Capture({"media_type": "image/webp"}, b"").media_type == "image/webp"
+    assert Capture({"media_type": "image/webp"}, b"").extension == "webp"
+    for hostile in ("image/svg+xml", "text/html", "image/png; charset=x", None):
+        capture = Capture({"media_type": hostile} if hostile else {}, b"")
+        assert capture.media_type in ("application/octet-stream", "image/png")
+    assert Capture({"media_type": "image/svg+xml"}, b"").media_type == "application/octet-stream"
+    assert Capture({"media_type": "image/svg+xml"}, b"").extension == "bin"
