@@ -135,9 +135,8 @@ def main() -> int:
         proc = psutil.Process(agent.pid)
         x.open_window("Bench notes")
 
-        # --- warm-up: the first trigger also proves the hooks are live --------------------
-        # (pynput reports its XRecord hook ready a moment before it is enabled; on a loaded
-        # machine keys sent in that gap are not seen, so retry the first trigger until it lands.)
+        # --- warm-up: one trigger first (loads what the first capture needs), retried if it
+        # does not land, so a lost warm-up cannot stop the bench.
         warm_attempts = 0
         while not list(spool.glob("*.evt")):
             warm_attempts += 1

@@ -47,7 +47,28 @@ def translate(raw: tuple[Any, ...]) -> KeyInput | Click:
 
 def _set_when_ready(listener: Any, hooked: threading.Event) -> None:
     listener.wait()
-    hooked.set()
+    if not isinstance(getattr(listener, "recording", None), threading.Event):
+        hooked.set()  # other platforms: ready means hooked
+
+
+def _x11_recording(base: type) -> type:
+    """``base`` (a pynput X11 listener) that tells when XRecord really delivers events.
+
+    pynput marks an X11 listener ready just before it enables its XRecord context, so keys sent
+    in between are lost. The server's first reply after enabling is StartOfData, which reaches
+    ``_handler``: that, not ``wait()``, is the moment the hook is live.
+    """
+
+    class Recording(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.recording = threading.Event()
+
+        def _handler(self, events: Any) -> Any:
+            self.recording.set()
+            return super()._handler(events)
+
+    return Recording
 
 
 class _Supervised:
@@ -77,7 +98,9 @@ class _Supervised:
             listener.start()
             # pynput's wait() never returns if the thread dies before the hook is ready, so
             # wait for it on a helper thread, with a deadline.
-            hooked = threading.Event()
+            hooked = getattr(listener, "recording", None)
+            if not isinstance(hooked, threading.Event):
+                hooked = threading.Event()
             threading.Thread(target=_set_when_ready, args=(listener, hooked), daemon=True).start()
             hooked.wait(10)
             self._ready.set()
@@ -138,13 +161,17 @@ class InputHooks:
             if pressed:
                 put((RAW_CLICK, monotonic()))
 
+        key_listener: type = keyboard.Listener
+        mouse_listener: type = mouse.Listener
+        if hasattr(key_listener, "_handler"):  # the X11 (XRecord) backend
+            key_listener, mouse_listener = _x11_recording(key_listener), _x11_recording(mouse_listener)
         self._parts = [
             _Supervised("keyboard",
-                        lambda: keyboard.Listener(on_press=on_press, on_release=on_release),
+                        lambda: key_listener(on_press=on_press, on_release=on_release),
                         self._report, self._stopping),
         ]
         if self._mouse:
-            self._parts.append(_Supervised("mouse", lambda: mouse.Listener(on_click=on_click),
+            self._parts.append(_Supervised("mouse", lambda: mouse_listener(on_click=on_click),
                                            self._report, self._stopping))
         for part in self._parts:
             part.start()
