@@ -65,7 +65,7 @@ class PrivacyFacts:
     screenshot_format: str
     repeat_window_minutes: int
     retention_days: int
-    keyholders: list[tuple[str, str]]  # (name, role in plain words)
+    keyholders: list[tuple[str, str]]  # (name, or "" when it only repeats the role; role in words)
     notice: str
 
 
@@ -121,7 +121,9 @@ def facts_from_policy(policy: Any | None, settings: Settings) -> PrivacyFacts:
         repeat_window_minutes=max(1, round(policy.flood_window_s / 60)),
         # The collector deletes by its own setting; the page states what actually happens.
         retention_days=settings.retention_days,
-        keyholders=[(k.name, ROLE_NAMES.get(k.role, k.role)) for k in policy.keyholders],
+        # A keyholder named after their role ("head") needs no name in brackets.
+        keyholders=[("" if k.name.lower() == k.role else k.name, ROLE_NAMES.get(k.role, k.role))
+                    for k in policy.keyholders],
         notice=policy.notice,
     )
 
