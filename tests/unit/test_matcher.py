@@ -323,3 +323,16 @@ def test_stream_with_edits_reports_real_matches_and_misses_none(traps: Matcher,
     reported += [(m.rule.id, m.matched) for m in s.end_utterance()]
     for m in final:                                        # nothing in the final text missed
         assert (m.rule.id, m.matched) in reported
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(ops)
+def test_a_tiny_buffer_still_reports_only_real_matches(traps: Matcher, keys: list[str]) -> None:
+    s = traps.stream(capacity=12)
+    for k in keys:
+        found = s.key(k[1:-1]) if k.startswith("<") else s.feed(k)
+        assert len(s.text) <= 12
+        now = {(m.rule.id, m.start, m.end) for m in traps.match(s.text)}
+        for m in found:
+            assert m.matched == s.text[m.start:m.end]
+            assert (m.rule.id, m.start, m.end) in now
