@@ -238,7 +238,7 @@ class _FileParser:
 
     def _array(self, value: object, name: str) -> list[Mapping[str, Any]]:
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            raise self.fail(lambda: self.lines.key(name),
+            raise self.fail(lambda: self.lines.key(name) or self.lines.table(name, 0),
                             f"{name!r} must be written as [[{name}]] tables")
         return value
 

@@ -93,6 +93,8 @@ RULE = 'category = "violence"\n\n[[rule]]\nid = "violence.a"\nphrase = "stab"\ns
         (RULE + '\n[[exclude]]\n', 8, "[[exclude]] is missing 'phrase'"),
         (RULE.replace('[[rule]]\n', '[[rule]]\nseverity = 1\n'), 7, "invalid TOML"),
         ('category = "violence"\nrule = 3\n', 2, "'rule' must be written as [[rule]] tables"),
+        ('category = "violence"\n\n[rule]\nid = "v.a"\n', 3,
+         "'rule' must be written as [[rule]] tables"),
     ],
 )
 def test_bad_file_gives_one_error_naming_file_line_and_problem(text: str, line: int,
@@ -187,14 +189,12 @@ def test_default_dir_is_the_installed_wordlists_package() -> None:
 
 def test_layers_from_memory_merge_like_directories() -> None:
     # What an agent does with the wordlist files that arrive inside a signed policy.
-    default = rules.loads_layer([
-        ("drugs.toml", 'category = "drugs"\n[[rule]]\nid = "drugs.weed"\nphrase = "weed"\n'
-                       'severity = 2\n'),
-        ("violence.toml", 'category = "violence"\n[[rule]]\nid = "violence.stab"\n'
-                          'phrase = "stab"\nseverity = 4\n'),
-    ])
-    school = rules.loads_layer([("school.toml", 'disable = ["drugs.weed"]\n'
-                                 '[[exclude]]\nphrase = "stab vest"\n')])
+    drugs = 'category = "drugs"\n[[rule]]\nid = "drugs.weed"\nphrase = "weed"\nseverity = 2\n'
+    violence = ('category = "violence"\n[[rule]]\nid = "violence.stab"\nphrase = "stab"\n'
+                "severity = 4\n")
+    local = 'disable = ["drugs.weed"]\n[[exclude]]\nphrase = "stab vest"\n'
+    default = rules.loads_layer([("drugs.toml", drugs), ("violence.toml", violence)])
+    school = rules.loads_layer([("school.toml", local)])
     merged = rules.merge(default, school)
     assert [r.id for r in merged.rules] == ["violence.stab"]
     assert [e.phrase for e in merged.exclusions] == ["stab vest"]
