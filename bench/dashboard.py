@@ -251,43 +251,45 @@ def bench_unlocked(rounds: int) -> list[tuple[str, str, float, float]]:
     key = PrivateKey.generate("Bench Technician", "technician")
     others = [PrivateKey.generate(f"Other {i}", "head").public for i in range(2)]
     results = []
-    with tempfile.TemporaryDirectory() as data:
-        with signed_in_client(f"sqlite:///{data}/unlocked.db", Path(data)) as client:
-            app = client.app
-            with app.state.db.session() as db:
-                db.add(Device(id="bench-device", hostname="LAB-01", secret_hash="0" * 64))
-                db.commit()
-                now = datetime.now(UTC)
-                for i in range(50):
-                    event_id = str(uuid.uuid4())
-                    meta = envelope.Metadata(event_id, "bench-device", now - timedelta(minutes=i),
-                                             "bullying", 3, "bullying.go_die", "typed")
-                    header = {"user": "pupil", "host": "LAB-01", "title": "Chat - Browser",
-                              "app": "browser", "context": "nobody likes you go die now",
-                              "match": {"start": 18, "end": 24, "text": "go die"},
-                              "source": "typed", "count": 1, "media_type": "image/webp"}
-                    sealed = envelope.seal(meta, header, os.urandom(300 * 1024),
-                                           [key.public, *others])
-                    app.state.blobs.put(f"ev/{event_id}", sealed)
-                    db.add(Event(id=event_id, device_id="bench-device", time=meta.time,
-                                 category="bullying", severity=3, rule="bullying.go_die",
-                                 blob_key=f"ev/{event_id}", size=len(sealed),
-                                 sha256=hashlib.sha256(sealed).hexdigest()))
-                db.commit()
-                first = db.exec(select_first_event()).one()
-            ring = KeyRing(900)
-            app.state.dashboard_keys = ring
-            cookie = next(iter(client.cookies.values()))
-            ring.put(token_hash(cookie), key, 1, key.fingerprint)
-            page = client.get("/triage")
-            assert page.status_code == 200 and page.text.count("<mark>go die</mark>") == 50
-            for name, path in (("unlocked page (50 headers opened)", "/triage"),
-                               ("one screenshot (300 KB opened)", f"/events/{first}/screenshot")):
-                def get(path: str = path) -> None:
-                    assert client.get(path).status_code == 200
+    with (
+        tempfile.TemporaryDirectory() as data,
+        signed_in_client(f"sqlite:///{data}/unlocked.db", Path(data)) as client,
+    ):
+        app = client.app
+        with app.state.db.session() as db:
+            db.add(Device(id="bench-device", hostname="LAB-01", secret_hash="0" * 64))
+            db.commit()
+            now = datetime.now(UTC)
+            for i in range(50):
+                event_id = str(uuid.uuid4())
+                meta = envelope.Metadata(event_id, "bench-device", now - timedelta(minutes=i),
+                                         "bullying", 3, "bullying.go_die", "typed")
+                header = {"user": "pupil", "host": "LAB-01", "title": "Chat - Browser",
+                          "app": "browser", "context": "nobody likes you go die now",
+                          "match": {"start": 18, "end": 24, "text": "go die"},
+                          "source": "typed", "count": 1, "media_type": "image/webp"}
+                sealed = envelope.seal(meta, header, os.urandom(300 * 1024),
+                                       [key.public, *others])
+                app.state.blobs.put(f"ev/{event_id}", sealed)
+                db.add(Event(id=event_id, device_id="bench-device", time=meta.time,
+                             category="bullying", severity=3, rule="bullying.go_die",
+                             blob_key=f"ev/{event_id}", size=len(sealed),
+                             sha256=hashlib.sha256(sealed).hexdigest()))
+            db.commit()
+            first = db.exec(select_first_event()).one()
+        ring = KeyRing(900)
+        app.state.dashboard_keys = ring
+        cookie = next(iter(client.cookies.values()))
+        ring.put(token_hash(cookie), key, 1, key.fingerprint)
+        page = client.get("/triage")
+        assert page.status_code == 200 and page.text.count("<mark>go die</mark>") == 50
+        for name, path in (("unlocked page (50 headers opened)", "/triage"),
+                           ("one screenshot (300 KB opened)", f"/events/{first}/screenshot")):
+            def get(path: str = path) -> None:
+                assert client.get(path).status_code == 200
 
-                median, p95 = _time(get, rounds)
-                results.append(("sqlite", name, median, p95))
+            median, p95 = _time(get, rounds)
+            results.append(("sqlite", name, median, p95))
     return results
 
 
@@ -352,7 +354,8 @@ def main() -> int:
                 worst = max(worst, p95)
     for db, name, median, p95 in unlocked:
         print(f"{db:<11} {name:<44} {median:>10.1f} {p95:>8.1f} {'':>11}")
-    print(f"triage_p95_ms={worst:.1f} events={args.events}")
+    measured = args.events if not (args.skip_sqlite and args.skip_postgres) else 0
+    print(f"triage_p95_ms={worst:.1f} events={measured}")
     return 0
 
 

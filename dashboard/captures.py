@@ -60,12 +60,18 @@ def highlight(header: dict[str, Any]) -> tuple[str, str, str]:
     The parts stay plain strings: the template escapes each one.
     """
     context = str(header.get("context") or "")
-    match = header.get("match") or {}
+    match = header.get("match")
+    if not isinstance(match, dict):  # the header came from a desktop: trust no shape
+        match = {}
     text = str(match.get("text") or "")
     start, end = match.get("start"), match.get("end")
-    if isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= len(context):
-        if not text or context[start:end] == text:
-            return context[:start], context[start:end], context[end:]
+    if (
+        isinstance(start, int)
+        and isinstance(end, int)
+        and 0 <= start <= end <= len(context)
+        and (not text or context[start:end] == text)
+    ):
+        return context[:start], context[start:end], context[end:]
     if text:
         at = context.lower().find(text.lower())
         if at >= 0:

@@ -170,6 +170,8 @@ def test_dashboard_highlight_splits_context_for_escaping() -> None:
     # Offsets that do not fit fall back to finding the text; nothing found shows the context.
     assert highlight({"context": "x KILL y", "match": {"start": 90, "end": 99, "text": "kill"}}) == ("x ", "KILL", " y")
     assert highlight({"context": "plain", "match": {}}) == ("plain", "", "")
+    assert highlight({"context": "plain", "match": ["not", "a", "dict"]}) == ("plain", "", "")
+    assert highlight({"context": None, "match": "x"}) == ("", "", "")
 
 
 def test_dashboard_capture_media_type_is_an_allowlist() -> None:
