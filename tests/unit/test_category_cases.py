@@ -377,19 +377,15 @@ def test_unless_context_typed_after_the_phrase_cancels_at_utterance_end(
     assert [m.rule.id for m in found] == []
 
 
-# --------------------------------------------------------------------------- known matcher gaps
-# Obfuscations the corpus contains that the matcher does not fold yet. Not blocking (recall
-# stays above 95%), written down here so the matcher's owner sees them; strict, so a fix shows.
-# ("kill myseIf" and "3nd my l1fe" were here until the matcher learnt them.)
+# --------------------------------------------------------------------------- joined word parts
+# Obfuscations that split a word into multi-letter parts with a separator. They were gaps in the
+# first matcher ("kill myseIf" and "3nd my l1fe" too) and are kept here as ordinary cases.
 
-MATCHER_GAPS = [
-    pytest.param("sui.cide", "suicide.suicid", id="dot-inside-a-word",
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "a separator between two multi-letter parts of a word is not joined; only "
-                     "runs of single letters are (k.i.l.l)"))),
+JOINED_PARTS = [
+    pytest.param("sui.cide", "suicide.suicid", id="dot-inside-a-word"),
 ]
 
 
-@pytest.mark.parametrize(("text", "rule"), MATCHER_GAPS)
-def test_matcher_gap(matcher: Matcher, text: str, rule: str) -> None:
+@pytest.mark.parametrize(("text", "rule"), JOINED_PARTS)
+def test_joined_word_parts(matcher: Matcher, text: str, rule: str) -> None:
     assert rule in {m.rule.id for m in matcher.match(text)}
