@@ -297,3 +297,28 @@ def test_agent_install_with_the_collector_down_fails_clearly_and_leaves_no_agent
     # The venv stays for the next attempt; uninstall removes it, and then nothing is left.
     run(LINUX / "uninstall.sh", "all", "--purge", "--root", root, "--no-systemctl")
     assert snapshot(root) == empty
+
+
+def test_deb_kit_installs_the_collector_offline_and_uninstalls_cleanly(
+        root: Path, wheelhouse: Path, tmp_path: Path) -> None:
+    """The optional .deb: built with dpkg-deb, unpacked (as dpkg would), vigil-install used."""
+    deb = Path(run(LINUX / "build-deb.sh", "--wheelhouse", wheelhouse, "--out", tmp_path
+                   ).stdout.strip().splitlines()[-1])
+    info = run("dpkg-deb", "--field", deb, "Package", "Architecture", "Depends").stdout
+    assert "Package: vigil" in info and "Architecture: amd64" in info and "python3-venv" in info
+    unpacked = tmp_path / "unpacked"
+    run("dpkg-deb", "-x", deb, unpacked)
+    share = unpacked / "usr/share/vigil"
+    assert any(share.glob("wheels/vigil-*.whl")) and (share / "requirements.lock").is_file()
+
+    empty = snapshot(root)
+    port = free_port()
+    env = {**os.environ, "VIGIL_SHARE": str(share)}
+    out = run(unpacked / "usr/sbin/vigil-install", "collector", "--root", root, "--no-systemctl",
+              "--host", "127.0.0.1", "--port", port, env=env).stdout
+    assert f"dashboard: https://127.0.0.1:{port}/" in out
+    assert (root / "etc/systemd/system/vigil-collector.service").is_file()
+    assert (root / "var/lib/vigil/settings.toml").is_file()
+    run(unpacked / "usr/sbin/vigil-uninstall", "all", "--purge", "--root", root, "--no-systemctl",
+        env=env)
+    assert snapshot(root) == empty
