@@ -67,7 +67,7 @@ def memory_ratio(recipients: list[keys.PublicKey], key: keys.PrivateKey) -> tupl
 
 
 def measure_kem(kem: keys.Kem, body: bytes, rounds: int) -> dict[str, float]:
-    """Median ms of seal, open, read_meta and grant for ``body`` sealed to two keys of ``kem``."""
+    """Median ms of seal, open, open_header, read_meta and grant for ``body`` sealed to two keys of ``kem``."""
     fast = keys.Kdf.insecure_fast_for_tests()  # only the unlock row measures the real KDF
     _, head = keys.create("Bench Head", "head", PASSWORD, kem=kem, kdf=fast)
     _, tech = keys.create("Bench Tech", "technician", PASSWORD, kem=kem, kdf=fast)
@@ -77,6 +77,7 @@ def measure_kem(kem: keys.Kem, body: bytes, rounds: int) -> dict[str, float]:
     return {
         "seal": median_ms(lambda: envelope.seal(META, HEADER, body, recipients), rounds),
         "open": median_ms(lambda: envelope.open(sealed, head), rounds),
+        "open_header": median_ms(lambda: envelope.open_header(sealed, head), rounds),
         "read_meta": median_ms(lambda: envelope.read_meta(sealed), rounds),
         "grant": median_ms(lambda: envelope.grant(sealed, head, extra.public), rounds),
     }

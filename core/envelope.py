@@ -47,6 +47,7 @@ __all__ = [
     "grant",
     "open",
     "open_from",
+    "open_header",
     "read_meta",
     "read_meta_from",
     "revoke",
@@ -377,6 +378,22 @@ def open_from(src: IO[bytes] | _ViewReader, key: PrivateKey,
     header = _open_header(prefix, aead)
     _open_body(prefix, aead, src, dst)
     return prefix.meta, header
+
+
+def open_header(data_or_file: bytes | bytearray | memoryview | IO[bytes],
+                key: PrivateKey) -> tuple[Metadata, dict[str, Any]]:
+    """The clear metadata and the sealed header, reading and decrypting only the prefix.
+
+    What it returns is checked exactly as :func:`open` checks it (the caller's slot, the key
+    commitment, every slot's tag, the header's tag with the clear section as associated data), so
+    a relabelled or tampered prefix raises EnvelopeError. The body is neither read nor verified:
+    an envelope whose body was altered or cut short still yields its header here, and only
+    :func:`open` or :func:`open_from` tell. A file is left positioned at the start of the body.
+    """
+    src = data_or_file if hasattr(data_or_file, "read") else _ViewReader(data_or_file)  # type: ignore[arg-type]
+    prefix = _read_prefix(src)  # type: ignore[arg-type]
+    aead = AESGCM(_derive(_data_key(prefix, key), _ENC_LABEL))
+    return prefix.meta, _open_header(prefix, aead)
 
 
 def open(data: bytes, key: PrivateKey) -> Opened:

@@ -1,7 +1,8 @@
 """Opening sealed events with a keyholder's unlocked key, in memory only.
 
 The envelope is fetched from the blob store and opened on each request; neither the header nor
-the screenshot is cached or written anywhere.
+the screenshot is cached or written anywhere. Lists that show only headers use
+:func:`open_header`, which decrypts the envelope's prefix and leaves the screenshot sealed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collector.store.models import Event
 from core.errors import EnvelopeError
 from dashboard.errors import BadRequest, NotFound
 
-__all__ = ["Capture", "highlight", "open_capture"]
+__all__ = ["Capture", "highlight", "open_capture", "open_header"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,20 +39,41 @@ class Capture:
 RASTER_TYPES = {"image/png": "png", "image/webp": "webp", "image/jpeg": "jpg"}
 
 
-def open_capture(blobs: Any, event: Event, key: Any) -> Capture:
-    from core import envelope
-
+def _sealed(blobs: Any, event: Event) -> bytes:
+    # The blob store has no ranged read, so the whole envelope is fetched; only the caller
+    # decides how much of it is decrypted.
     try:
         data = blobs.get(event.blob_key)
     except (FileNotFoundError, KeyError, BlobNotFound) as exc:
         raise NotFound(f"The sealed capture of event {event.id} is missing from the store.") from exc
     if data is None:
         raise NotFound(f"The sealed capture of event {event.id} is missing from the store.")
+    return bytes(data)
+
+
+def _unopenable(event: Event, exc: EnvelopeError) -> BadRequest:
+    return BadRequest(f"Event {event.id} cannot be opened with your key: {exc}")
+
+
+def open_capture(blobs: Any, event: Event, key: Any) -> Capture:
+    from core import envelope
+
     try:
-        opened = envelope.open(data, key)
+        opened = envelope.open(_sealed(blobs, event), key)
     except EnvelopeError as exc:
-        raise BadRequest(f"Event {event.id} cannot be opened with your key: {exc}") from exc
+        raise _unopenable(event, exc) from exc
     return Capture(header=dict(opened.header), body=bytes(opened.body))
+
+
+def open_header(blobs: Any, event: Event, key: Any) -> dict[str, Any]:
+    """The event's sealed header, authenticated, without decrypting the screenshot."""
+    from core import envelope
+
+    try:
+        _, header = envelope.open_header(_sealed(blobs, event), key)
+    except EnvelopeError as exc:
+        raise _unopenable(event, exc) from exc
+    return dict(header)
 
 
 def highlight(header: dict[str, Any]) -> tuple[str, str, str]:

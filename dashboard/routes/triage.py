@@ -10,7 +10,7 @@ from sqlmodel import col, select
 
 from collector.store.models import Device, Event, EventNote, Grade, IncidentEvent, utcnow
 from dashboard.auditing import audit
-from dashboard.captures import highlight, open_capture
+from dashboard.captures import highlight, open_capture, open_header
 from dashboard.deps import (
     BlobsDep,
     DashSettingsDep,
@@ -48,15 +48,15 @@ def get_event(db: SessionDep, event_id: str) -> Event:
 def _headers_for(
     rows: list[tuple[Event, str]], blobs: Any, key: Any
 ) -> dict[str, dict[str, Any]]:
-    """Open each row's sealed header; a row that cannot be opened shows why instead."""
+    """Open each row's sealed header (not its screenshot); a row that cannot be opened shows
+    why instead."""
     headers: dict[str, dict[str, Any]] = {}
     for event, _ in rows:
         try:
-            capture = open_capture(blobs, event, key)
+            header = open_header(blobs, event, key)
         except (NotFound, BadRequest) as exc:
             headers[event.id] = {"error": str(exc)}
             continue
-        header = capture.header
         before, matched, after = highlight(header)
         headers[event.id] = {
             "user": str(header.get("user") or ""),
