@@ -65,6 +65,8 @@ class Monitor:
         self._matcher: Any = None
         self._capturer: Capturer | None = None
         self._site_checked = -1e9
+        self._hours_checked: tuple[int, int] = (-1, -1)
+        self._hours_ok = True
         self._site_ok = True
         self._was_active = True
         self._thread = threading.Thread(target=self._run, name="vigil-monitor", daemon=True)
@@ -92,10 +94,15 @@ class Monitor:
         return True
 
     def _active(self, now: float) -> bool:
-        """Monitoring allowed now? Hours are checked every time, networks every 30 s."""
+        """Monitoring allowed now? Hours once per clock minute, networks every 30 s."""
         window = self._fixed_window or MonitoringWindow.from_policy(self._policy.policy)
-        wall = datetime.now(timezone.utc)
-        if not window.in_hours(wall):
+        # The schedule is in whole minutes (HH:MM), so one answer per minute and policy is exact
+        # and spares a time-zone conversion on every key.
+        minute = (int(time.time() // 60), self._policy.serial)
+        if minute != self._hours_checked:
+            self._hours_ok = window.in_hours(datetime.now(timezone.utc))
+            self._hours_checked = minute
+        if not self._hours_ok:
             return False
         if now - self._site_checked > ON_SITE_RECHECK_S:
             self._site_ok = window.on_site()
