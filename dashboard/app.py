@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dashboard.audit_chain import ChainVerifier
 from dashboard.deps import check_csrf
 from dashboard.errors import DashboardError, NotSignedIn
 from dashboard.rendering import STATIC_DIR, render
@@ -80,6 +81,8 @@ async def _on_dashboard_error(request: Request, exc: Exception) -> Response:
 def install(app: Any) -> None:
     assert isinstance(app, FastAPI)
     app.add_middleware(SecurityHeaders)
+    # The audit chain's trusted checkpoint: per process, so each process starts with a full walk.
+    app.state.dashboard_chain = ChainVerifier()
     app.add_exception_handler(DashboardError, _on_dashboard_error)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="dashboard-static")
     for name in ROUTE_MODULES:

@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from collector.deps import BlobsDep, SessionDep, SettingsDep
 from collector.store.models import AccountRole
 from dashboard import sessions
+from dashboard.audit_chain import ChainVerifier
 from dashboard.errors import CsrfRejected, Forbidden, KeyLocked, NotSignedIn
 from dashboard.keysessions import KeyRing, UnlockedKey
 from dashboard.security import same_secret, token_hash
@@ -24,6 +25,7 @@ __all__ = [
     "KEYHOLDER_ROLES",
     "AnyRoleDep",
     "BlobsDep",
+    "ChainVerifierDep",
     "DashSettingsDep",
     "KeyRingDep",
     "KeyholderDep",
@@ -63,6 +65,16 @@ async def _keyring(request: Request, settings: DashSettingsDep) -> KeyRing:
 
 
 KeyRingDep = Annotated[KeyRing, Depends(_keyring)]
+
+
+async def _chain_verifier(request: Request) -> ChainVerifier:
+    verifier = getattr(request.app.state, "dashboard_chain", None)
+    if verifier is None:  # install() makes it; an app assembled otherwise gets one here
+        verifier = request.app.state.dashboard_chain = ChainVerifier()
+    return verifier
+
+
+ChainVerifierDep = Annotated[ChainVerifier, Depends(_chain_verifier)]
 
 
 def _maybe_signed_in(

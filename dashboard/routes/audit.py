@@ -1,14 +1,18 @@
-"""The audit log viewer, with the hash chain's verification status."""
+"""The audit log viewer, with the hash chain's verification status.
+
+Each view verifies incrementally from the last verified entry (dashboard.audit_chain); the whole
+chain is walked on the first view in each server process and whenever a keyholder asks.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from sqlmodel import col, select
 
-from collector.audit import verify
 from collector.store.models import AuditEntry
-from dashboard.deps import KeyholderDep, SessionDep
+from dashboard.auditing import audit
+from dashboard.deps import ChainVerifierDep, KeyholderDep, SessionDep
 from dashboard.rendering import render
 
 __all__ = ["router"]
@@ -19,7 +23,9 @@ PAGE = 100
 
 
 @router.get("/audit", include_in_schema=False)
-def audit_log(request: Request, db: SessionDep, who: KeyholderDep) -> Response:
+def audit_log(
+    request: Request, db: SessionDep, who: KeyholderDep, chain: ChainVerifierDep
+) -> Response:
     before_param = request.query_params.get("before", "")
     before = int(before_param) if before_param.isdigit() else None
     action = (request.query_params.get("action") or "").strip()[:64]
@@ -32,9 +38,17 @@ def audit_log(request: Request, db: SessionDep, who: KeyholderDep) -> Response:
     if target:
         query = query.where(AuditEntry.target == target)
     rows = db.exec(query.order_by(col(AuditEntry.seq).desc()).limit(PAGE)).all()
-    result = verify(db)
+    result = chain.check(db)
     older = rows[-1].seq if len(rows) == PAGE else None
     return render(
-        request, "audit.html", who, rows=rows, result=result, older=older, action=action,
-        target=target,
+        request, "audit.html", who, rows=rows, result=result, last_full=chain.last_full,
+        older=older, action=action, target=target,
     )
+
+
+@router.post("/audit/verify", include_in_schema=False)
+def verify_whole_chain(db: SessionDep, who: KeyholderDep, chain: ChainVerifierDep) -> Response:
+    result = chain.check(db, full=True)
+    audit(db, who.username, "audit.verify", "chain", ok=result.ok, last=result.last,
+          first_broken=result.first_broken_seq)
+    return RedirectResponse("/audit", status_code=303)
