@@ -62,25 +62,18 @@ def write_config(cfg: Path) -> tuple[object, list]:
     return key, list(policy.keyholders)
 
 
-def baseline_ms(recipients: list, display: str, n: int = 15) -> list[float]:
-    """grab + encode + seal in this process: the floor the agent cannot go below."""
-    os.environ["DISPLAY"] = display
+def baseline_sample(cap: object, recipients: list, i: int) -> float:
+    """grab + encode + seal once in this process: the floor the agent cannot go below (ms)."""
     from datetime import datetime, timezone
 
-    from agent.capture import Capturer
     from core import envelope
 
-    cap = Capturer("webp", 70)
-    out = []
-    for i in range(n):
-        t = time.perf_counter()
-        img = cap.grab((100, 100, 600, 200))
-        meta = envelope.Metadata(f"b{i}", "bench", datetime.now(timezone.utc), "suicide", 5,
-                                 "suicide.kill_myself", "typed")
-        envelope.seal(meta, {"context": "x"}, img.data, recipients)
-        out.append((time.perf_counter() - t) * 1000)
-    cap.close()
-    return out
+    t = time.perf_counter()
+    img = cap.grab((100, 100, 600, 200))  # type: ignore[attr-defined]
+    meta = envelope.Metadata(f"b{i}", "bench", datetime.now(timezone.utc), "suicide", 5,
+                             "suicide.kill_myself", "typed")
+    envelope.seal(meta, {"context": "x"}, img.data, recipients)
+    return (time.perf_counter() - t) * 1000
 
 
 def cpu_pct(proc: object, seconds: float, during: object = None) -> float:
@@ -149,7 +142,13 @@ def main() -> int:
             except AssertionError:
                 continue
 
-        # --- latency -------------------------------------------------------------------
+        # --- latency, each trial followed by one baseline sample (same load for both) ------
+        os.environ["DISPLAY"] = x.display
+        from agent.capture import Capturer
+
+        cap = Capturer("webp", 70)
+        cap.warm_up()
+        base: list[float] = []
         latencies: list[float] = []
         for i in range(args.trials):
             before = set(spool.glob("*.evt"))
@@ -161,11 +160,12 @@ def main() -> int:
                              what="the sealed event on disk")
             path = next(iter(new))  # type: ignore[call-overload]
             latencies.append((path.stat().st_ctime_ns - t0) / 1e6)
+            base.append(baseline_sample(cap, recipients, i))
+        cap.close()
         log_text = log_path.read_text()
         internal = [float(v) for v in re.findall(r"spooled (\d+) ms after the key", log_text)]
         parts = {name: [float(v) for v in re.findall(rf"{name} (\d+)", log_text)]
                  for name in ("queue", "capture", "seal", "spool")}
-        base = baseline_ms(recipients, x.display)
 
         # --- CPU and memory ------------------------------------------------------------
         idle = cpu_pct(proc, args.idle_s)
