@@ -5,14 +5,23 @@ without one)."""
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
 
 from collector.store.models import Account, utcnow
 from dashboard.errors import BadRequest
+from dashboard.models import TotpStep
 from dashboard.security import hash_password, new_totp_secret
 from dashboard.sessions import end_all_for
 
-__all__ = ["MIN_PASSWORD_LENGTH", "disable_account", "enable_totp", "set_password"]
+__all__ = [
+    "MIN_PASSWORD_LENGTH",
+    "claim_totp_step",
+    "disable_account",
+    "enable_totp",
+    "set_password",
+]
 
 MIN_PASSWORD_LENGTH = 12
 
@@ -55,3 +64,31 @@ def disable_account(db: Session, username: str) -> None:
     db.add(account)
     db.commit()
     end_all_for(db, account.id or 0)
+
+
+def claim_totp_step(db: Session, account_id: int, step: int) -> bool:
+    """Record ``step`` as the account's last accepted TOTP step, if it is later than the last one.
+
+    False means this code (or a later one) was already used. The compare-and-set is one UPDATE
+    (or one INSERT on the primary key), so of two requests racing with the same code one wins.
+    """
+    for _ in range(2):  # a second pass only when a parallel first claim inserted the row
+        moved = db.execute(
+            update(TotpStep)
+            .where(col(TotpStep.account_id) == account_id, col(TotpStep.step) < step)
+            .values(step=step)
+        )
+        if moved.rowcount:
+            db.commit()
+            return True
+        used = db.exec(select(TotpStep.step).where(TotpStep.account_id == account_id)).first()
+        if used is not None:
+            db.rollback()
+            return False
+        db.add(TotpStep(account_id=account_id, step=step))
+        try:
+            db.commit()
+            return True
+        except IntegrityError:
+            db.rollback()
+    return False

@@ -1,6 +1,6 @@
-"""The dashboard's own table: server-side sign-in sessions.
+"""The dashboard's own tables: server-side sign-in sessions and the last TOTP step used.
 
-It shares the collector's SQLModel metadata, so the collector's ``create_all`` and migrations see
+They share the collector's SQLModel metadata, so the collector's ``create_all`` and migrations see
 it. Only a hash of the session token is stored: a copy of the database cannot be replayed as a
 cookie.
 """
@@ -13,7 +13,7 @@ from sqlmodel import Field, SQLModel
 
 from collector.store.models import utcnow
 
-__all__ = ["DashboardSession"]
+__all__ = ["DashboardSession", "TotpStep"]
 
 
 class DashboardSession(SQLModel, table=True):
@@ -27,3 +27,13 @@ class DashboardSession(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     last_seen: datetime = Field(default_factory=utcnow)
     client: str = Field(default="", max_length=64)
+
+
+class TotpStep(SQLModel, table=True):
+    """The last TOTP time step accepted for an account: a code is good once, so one read over a
+    shoulder or phished and relayed cannot be used again, even within its 90-second window."""
+
+    __tablename__ = "dashboard_totp_step"
+
+    account_id: int = Field(primary_key=True, foreign_key="account.id")
+    step: int  # Unix time // 30 of the accepted code

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
@@ -32,7 +33,7 @@ __all__ = [
     "record_failure",
     "same_secret",
     "token_hash",
-    "totp_ok",
+    "totp_step",
     "verify_password",
 ]
 
@@ -170,11 +171,21 @@ def _release(db: Session, ids: list[int]) -> None:
     db.commit()
 
 
-def totp_ok(secret: str, code: str) -> bool:
+def totp_step(secret: str, code: str, now: float | None = None) -> int | None:
+    """The 30-second time step whose code ``code`` is (this one or either neighbour, for clock
+    drift), or None. The caller records the step so that a code is accepted only once."""
     import pyotp
 
     code = "".join(ch for ch in code if ch.isdigit())
-    return len(code) == 6 and pyotp.TOTP(secret).verify(code, valid_window=1)
+    if len(code) != 6:
+        return None
+    totp = pyotp.TOTP(secret)
+    at = time.time() if now is None else now
+    for offset in (1, 0, -1):  # newest first: a code that fits two steps claims the later
+        matched = hmac.compare_digest(totp.at(at, counter_offset=offset), code)
+        if matched:
+            return totp.timecode(at) + offset
+    return None
 
 
 def new_totp_secret() -> str:

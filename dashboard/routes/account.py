@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from dashboard.accounts import MIN_PASSWORD_LENGTH, set_password
+from dashboard.accounts import MIN_PASSWORD_LENGTH, claim_totp_step, set_password
 from dashboard.auditing import audit
 from dashboard.deps import AnyRoleDep, DashSettingsDep, KeyRingDep, SessionDep
 from dashboard.errors import BadCredentials, BadRequest, LockedOut
@@ -16,7 +16,7 @@ from dashboard.rendering import render
 from dashboard.security import (
     guarded_attempt,
     new_totp_secret,
-    totp_ok,
+    totp_step,
     verify_password,
 )
 from dashboard.sessions import SignedIn
@@ -101,9 +101,12 @@ def totp_confirm(
 ) -> Response:
     if not TOTP_SECRET.match(secret):
         return _page(request, who, status_code=400, error="Start the set-up again.")
-    if not totp_ok(secret, code):
+    step = totp_step(secret, code)
+    # The confirming code is claimed too, so it cannot be replayed at the next sign-in.
+    if step is None or not claim_totp_step(db, who.account.id or 0, step):
         return _page(request, who, status_code=400, pending=secret,
-                     error="That code does not match; check the key you entered and your clock.")
+                     error="That code does not match or was already used; check the key you "
+                           "entered and your clock.")
     who.account.totp_secret = secret
     db.add(who.account)
     audit(db, who.username, "account.totp_enabled", who.username)

@@ -10,6 +10,7 @@ from sqlmodel import select
 
 from collector.store.models import Account
 from dashboard import sessions
+from dashboard.accounts import claim_totp_step
 from dashboard.auditing import audit
 from dashboard.deps import DashSettingsDep, KeyRingDep, MaybeSignedInDep, SessionDep
 from dashboard.errors import BadCredentials, LockedOut, NotSignedIn
@@ -18,7 +19,7 @@ from dashboard.routes._common import client_address, home_for, safe_next
 from dashboard.security import (
     guarded_attempt,
     new_token,
-    totp_ok,
+    totp_step,
     verify_password,
 )
 from dashboard.settings import DashboardSettings
@@ -136,11 +137,17 @@ def totp_check(
     if who is None or not who.account.totp_secret:
         raise NotSignedIn()
     subjects = [f"user:{who.username.lower()}"]
-    secret = who.account.totp_secret
+    secret, account_id = who.account.totp_secret, who.account.id or 0
+
+    def fresh_code() -> bool:
+        step = totp_step(secret, code)
+        return step is not None and claim_totp_step(db, account_id, step)
+
     try:
         if not guarded_attempt(db, "login", subjects, settings.login_max_failures,
-                               settings.attempt_window, lambda: totp_ok(secret, code)):
-            raise BadCredentials("That code is not right; check your authenticator's clock.")
+                               settings.attempt_window, fresh_code):
+            raise BadCredentials("That code is not right or was already used: wait for the "
+                                 "next code, and check your authenticator's clock.")
     except (LockedOut, BadCredentials) as exc:
         return render(request, "totp.html", who, status_code=exc.status, error=str(exc), next=next)
     who.session.verified = True

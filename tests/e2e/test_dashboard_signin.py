@@ -7,6 +7,7 @@ the pages themselves.
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import httpx
@@ -35,6 +36,15 @@ def _token(page: httpx.Response) -> str:
 def _sign_in(client: httpx.Client, username: str, password: str) -> httpx.Response:
     token = _token(client.get("/login"))
     return client.post("/login", data={"username": username, "password": password, "csrf": token})
+
+
+def _enable_totp(server: Any, username: str) -> str:
+    db = server.database()
+    try:
+        with db.session() as s:
+            return str(pyotp.parse_uri(enable_totp(s, username)).secret)
+    finally:
+        db.close()
 
 
 def _audit(server: Any, action: str) -> list[AuditEntry]:
@@ -87,12 +97,7 @@ def test_dashboard_totp_second_factor(collector_server: Any) -> None:
     server = collector_server
     who = make_accounts(server)
     name, password = who["technician"]
-    db = server.database()
-    try:
-        with db.session() as s:
-            secret = pyotp.parse_uri(enable_totp(s, name)).secret
-    finally:
-        db.close()
+    secret = _enable_totp(server, name)
     with _client(server) as client:
         answer = _sign_in(client, name, password)
         assert answer.status_code == 303 and answer.headers["location"].startswith("/login/totp")
@@ -105,6 +110,25 @@ def test_dashboard_totp_second_factor(collector_server: Any) -> None:
         answer = client.post("/login/totp", data={"code": pyotp.TOTP(secret).now(), "csrf": _token(form)})
         assert answer.status_code == 303 and answer.headers["location"] == "/triage"
         assert client.get("/triage").status_code == 200
+
+
+def test_dashboard_totp_code_is_accepted_once(collector_server: Any) -> None:
+    """A code that signed in once is refused when replayed, in a new session or from the start."""
+    server = collector_server
+    name, password = make_accounts(server)["head"]
+    secret = _enable_totp(server, name)
+    code = pyotp.TOTP(secret).now()
+    with _client(server) as client:
+        _sign_in(client, name, password)
+        answer = client.post("/login/totp", data={"code": code,
+                                                  "csrf": _token(client.get("/login/totp"))})
+        assert answer.status_code == 303
+    with _client(server) as thief:
+        _sign_in(thief, name, password)
+        answer = thief.post("/login/totp", data={"code": code,
+                                                 "csrf": _token(thief.get("/login/totp"))})
+        assert answer.status_code == 401 and "already used" in answer.text
+        assert thief.get("/review").status_code == 303  # still only half signed in
 
 
 def test_dashboard_unlock_limits_audit_and_sign_out_drops_the_key(collector_server: Any) -> None:
@@ -155,8 +179,9 @@ def test_dashboard_account_sets_up_totp_and_changes_password(collector_server: A
         answer = client.post("/account/totp/confirm", data={"code": "12345", "secret": key,
                                                                    "csrf": _token(page)})
         assert answer.status_code == 400 and "does not match" in answer.text
+        confirmed_at = time.time()
         answer = client.post("/account/totp/confirm",
-                             data={"code": pyotp.TOTP(key).now(), "secret": key,
+                             data={"code": pyotp.TOTP(key).at(confirmed_at), "secret": key,
                                    "csrf": _token(page)})
         assert "The second factor is on" in answer.text
         # Wrong current password: refused, nothing changes.
@@ -173,7 +198,13 @@ def test_dashboard_account_sets_up_totp_and_changes_password(collector_server: A
         assert _sign_in(client, name, password).status_code == 401
         answer = _sign_in(client, name, "a brand new password")
         assert answer.headers["location"].startswith("/login/totp")
-        answer = client.post("/login/totp", data={"code": pyotp.TOTP(key).now(),
+        # The code that confirmed the set-up is spent: sign in with the next one (accepted early
+        # for clock drift), as a user would after waiting for their app to move on.
+        answer = client.post("/login/totp", data={"code": pyotp.TOTP(key).at(confirmed_at),
+                                                  "csrf": _token(client.get("/login/totp"))})
+        assert answer.status_code == 401 and "already used" in answer.text
+        next_code = pyotp.TOTP(key).at(confirmed_at, counter_offset=1)
+        answer = client.post("/login/totp", data={"code": next_code,
                                                   "csrf": _token(client.get("/login/totp"))})
         assert answer.headers["location"] == "/reports"
     actions = [e.action for e in _audit(server, "account.totp_enabled")]

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 from typing import Any
 
 import pyotp
 import pytest
+from sqlmodel import select
 
 from collector.admin import add_account
 from collector.settings import DashboardSettings as CollectorDashboard
 from collector.settings import Settings
-from collector.store.models import LoginAttempt, utcnow
+from collector.store.models import Account, LoginAttempt, utcnow
 from dashboard import sessions
-from dashboard.accounts import disable_account, enable_totp, set_password
+from dashboard.accounts import claim_totp_step, disable_account, enable_totp, set_password
 from dashboard.captures import highlight
 from dashboard.errors import BadRequest, LockedOut
 from dashboard.keysessions import KeyRing
@@ -25,7 +27,7 @@ from dashboard.security import (
     hash_password,
     record_failure,
     same_secret,
-    totp_ok,
+    totp_step,
     verify_password,
 )
 from dashboard.settings import DashboardSettings
@@ -108,10 +110,53 @@ def test_dashboard_totp(database: Any) -> None:
     with database.session() as s:
         uri = enable_totp(s, "pat")
     secret = pyotp.parse_uri(uri).secret
-    assert totp_ok(secret, pyotp.TOTP(secret).now())
-    assert totp_ok(secret, " " + pyotp.TOTP(secret).now()[:3] + " " + pyotp.TOTP(secret).now()[3:])
-    assert not totp_ok(secret, "000000") or pyotp.TOTP(secret).now() == "000000"
-    assert not totp_ok(secret, "12345")
+    totp, now = pyotp.TOTP(secret), 1_800_000_015.0
+    step = totp.timecode(now)
+    code = totp.at(now)
+    assert totp_step(secret, code, now) == step
+    assert totp_step(secret, " " + code[:3] + " " + code[3:], now) == step
+    # A neighbouring step's code is accepted for clock drift, and reports its own step.
+    assert totp_step(secret, totp.at(now, counter_offset=-1), now) == step - 1
+    assert totp_step(secret, totp.at(now, counter_offset=1), now) == step + 1
+    assert totp_step(secret, totp.at(now, counter_offset=-2), now) in (None, step, step - 1, step + 1)
+    wrong = next(c for c in ("000000", "111111") if c not in {totp.at(now, counter_offset=o)
+                                                              for o in (-1, 0, 1)})
+    assert totp_step(secret, wrong, now) is None
+    assert totp_step(secret, "12345", now) is None
+
+
+def test_dashboard_totp_step_is_accepted_once(database: Any) -> None:
+    add_account(database, "pat", "governor", "long enough password")
+    with database.session() as s:
+        account_id = s.exec(select(Account.id).where(Account.username == "pat")).one()
+        assert claim_totp_step(s, account_id, 1000)
+        assert not claim_totp_step(s, account_id, 1000)  # the same code again
+        assert not claim_totp_step(s, account_id, 999)  # an older one (drift window)
+        assert claim_totp_step(s, account_id, 1001)
+    with database.session() as s:  # kept in the database: another instance sees it too
+        assert not claim_totp_step(s, account_id, 1001)
+
+
+def test_dashboard_totp_parallel_replays_let_one_through(database: Any) -> None:
+    add_account(database, "pat", "governor", "long enough password")
+    with database.session() as s:
+        account_id = s.exec(select(Account.id).where(Account.username == "pat")).one()
+    for step in (5000, 5001):  # the first round races to insert the row, the second to update it
+        results: list[bool] = []
+        barrier = threading.Barrier(6)
+
+        def claim(step: int = step, barrier: threading.Barrier = barrier,
+                  results: list[bool] = results) -> None:
+            with database.session() as s:
+                barrier.wait(30)
+                results.append(claim_totp_step(s, account_id, step))
+
+        threads = [threading.Thread(target=claim) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert sorted(results) == [False] * 5 + [True]
 
 
 def test_dashboard_key_ring_drops_idle_keys() -> None:
