@@ -18,7 +18,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dashboard.audit_chain import ChainVerifier
 from dashboard.deps import check_csrf
 from dashboard.errors import DashboardError, NotSignedIn
-from dashboard.rendering import STATIC_DIR, render
+from dashboard.form_errors import install_form_errors
+from dashboard.rendering import STATIC_DIR, render, wants_html
 from dashboard.security import SECURITY_HEADERS
 
 __all__ = ["ROUTE_MODULES", "install"]
@@ -61,13 +62,9 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def _wants_html(request: Request) -> bool:
-    return "text/html" in request.headers.get("accept", "")
-
-
 async def _on_dashboard_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DashboardError)
-    if _wants_html(request):
+    if wants_html(request):
         if isinstance(exc, NotSignedIn) and request.method == "GET":
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
         who = getattr(request.state, "dashboard_who", None)
@@ -84,6 +81,7 @@ def install(app: Any) -> None:
     # The audit chain's trusted checkpoint: per process, so each process starts with a full walk.
     app.state.dashboard_chain = ChainVerifier()
     app.add_exception_handler(DashboardError, _on_dashboard_error)
+    install_form_errors(app)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="dashboard-static")
     for name in ROUTE_MODULES:
         module = importlib.import_module(f"dashboard.routes.{name}")

@@ -17,7 +17,7 @@ from fastapi.templating import Jinja2Templates
 from dashboard.security import aware
 from dashboard.sessions import SignedIn
 
-__all__ = ["GRADE_LABELS", "STATIC_DIR", "TEMPLATES_DIR", "render", "templates"]
+__all__ = ["GRADE_LABELS", "STATIC_DIR", "TEMPLATES_DIR", "render", "templates", "wants_html"]
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -63,3 +63,8 @@ def render(
     response = templates.TemplateResponse(request, name, page, status_code=status_code)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def wants_html(request: Request) -> bool:
+    """A browser (page or form) rather than a script: scripts ask for JSON."""
+    return "text/html" in request.headers.get("accept", "")
