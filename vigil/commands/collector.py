@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--fd", type=int, default=None, help=argparse.SUPPRESS)  # tests: a bound socket
     p.set_defaults(func=_serve)
 
-    kh = sub.add_parser("keyholder", help="add or import keyholder keys")
+    kh = sub.add_parser("keyholder", help="add, import, grant access to or retire keyholders")
     khs = kh.add_subparsers(dest="keyholder_command", metavar="ACTION", required=True)
     p = khs.add_parser("add", help="create a keyholder's key and dashboard account")
     _data(p)
@@ -52,6 +52,7 @@ def register(subparsers: Any) -> None:
     _data(p)
     p.add_argument("--pub", required=True, type=Path)
     p.set_defaults(func=_keyholder_import)
+    _keyholder_slot_parsers(khs)
 
     acc = sub.add_parser("account", help="dashboard accounts without a key")
     accs = acc.add_subparsers(dest="account_command", metavar="ACTION", required=True)
@@ -101,6 +102,51 @@ def register(subparsers: Any) -> None:
     p = rets.add_parser("run", help="run the retention job now")
     _data(p)
     p.set_defaults(func=_retention_run)
+
+
+_GRANT_HELP = """\
+Give a keyholder access to the captures and incident records stored before they joined: every
+envelope without their slot gets one, sealed with the data key that the --from keyholder's
+unlocked key recovers. Each envelope is rewritten atomically (new blob, then the row, then the old
+blob goes), so an interrupted run loses nothing; run it again to finish (done events are skipped).
+Envelopes the --from key cannot open are reported as failed and left as they were."""
+
+_RETIRE_HELP = """\
+A keyholder leaves: mark them retired and disable their dashboard account. The next published
+policy leaves them out, so agents stop sealing new captures to them (publish it now). By default
+their slots on events already stored are kept: removing a slot cannot take back a copy of a
+capture or of its data key they may already have made, and the slots keep the stored data
+openable should a successor's access turn out incomplete. --revoke-slots removes them anyway,
+rewriting each envelope atomically like `keyholder grant`."""
+
+
+def _batch(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch", type=int, default=None, metavar="N",
+                   help="envelopes rewritten per transaction (default 64)")
+
+
+def _keyholder_slot_parsers(khs: Any) -> None:
+    p = khs.add_parser("grant", help="give a keyholder access to existing captures",
+                       description=_GRANT_HELP)
+    _data(p)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from", dest="from_name", metavar="NAME",
+                        help="the keyholder (on this collector) whose key unlocks the captures")
+    source.add_argument("--from-key", type=Path, metavar="PATH",
+                        help="a key file instead, e.g. the recovery key from the school safe")
+    p.add_argument("--to", required=True, metavar="NAME", help="the keyholder to give access")
+    _password_stdin(p)
+    _batch(p)
+    p.set_defaults(func=_keyholder_grant)
+
+    p = khs.add_parser("retire", help="a keyholder leaves: retire their key and account",
+                       description=_RETIRE_HELP)
+    _data(p)
+    p.add_argument("--name", required=True)
+    p.add_argument("--revoke-slots", action="store_true",
+                   help="also remove their slot from every stored event and incident record")
+    _batch(p)
+    p.set_defaults(func=_keyholder_retire)
 
 
 def _read_password() -> str:
@@ -182,6 +228,89 @@ def _keyholder_import(args: argparse.Namespace) -> int:
         holder = import_recovery_key(db, args.pub)
     print(f"recovery key {holder.name} imported: {holder.fingerprint}")
     return 0
+
+
+def _progress(verb: str) -> Any:
+    """A progress reporter for collector.regrant: one stderr line now and then (rewritten in
+    place on a terminal)."""
+    import time
+
+    tty = sys.stderr.isatty()
+    last = [0.0]
+
+    def report(result: Any) -> None:
+        now = time.monotonic()
+        if last[0] and now - last[0] < 0.5 and result.checked < result.total:
+            return
+        last[0] = now
+        line = (f"{verb}: {result.checked}/{result.total} checked, {result.changed} changed, "
+                f"{result.skipped} skipped, {result.failed} failed")
+        print(f"\r{line}" if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+
+    return report
+
+
+def _slot_summary(verb: str, result: Any, what: str) -> int:
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(f"{verb}: {result.changed} {what}, {result.skipped} skipped, {result.failed} failed "
+          f"({result.checked} events and incident records checked)")
+    for failure in result.failures[:20]:
+        print(f"  failed: {failure.target}: {failure.reason}")
+    if result.failed > 20:
+        print(f"  ... and {result.failed - 20} more (all are in the audit log)")
+    if result.failed:
+        print(f"vigil: {result.failed} could not be changed; they are as they were (see above)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _keyholder_grant(args: argparse.Namespace) -> int:
+    from collector.errors import BadRequest
+    from collector.regrant import DEFAULT_BATCH, grant_all, resolve_keyholder
+    from collector.store.blobs import BlobStore
+    from core.keys import KeyFile, PublicKey, load_key_file
+
+    password = _read_password()
+    with _database(args) as (settings, db):
+        with db.session() as session:
+            to = resolve_keyholder(session, args.to)
+            source = resolve_keyholder(session, args.from_name) if args.from_name else None
+        if source is not None and source.key_file is None:
+            raise BadRequest(f"{source.name!r} has no key on this collector: use --from-key with "
+                             "their key file")
+        key_file = (KeyFile.from_bytes(source.key_file) if source is not None and source.key_file
+                    else load_key_file(args.from_key))
+        private = key_file.unlock(password)  # WrongPassword: one line, nothing changed
+        if private.fingerprint == to.fingerprint:
+            raise BadRequest("--from and --to are the same key")
+        result = grant_all(db, BlobStore(settings.blob_dir), private,
+                           PublicKey.from_bytes(to.public_key), actor=private.name,
+                           progress=_progress("grant"), batch=args.batch or DEFAULT_BATCH)
+    return _slot_summary(f"grant to {to.name}", result, "granted")
+
+
+def _keyholder_retire(args: argparse.Namespace) -> int:
+    from collector.keyholders import retire
+    from collector.regrant import DEFAULT_BATCH, revoke_all
+    from collector.store.blobs import BlobStore
+
+    with _database(args) as (settings, db):
+        retired = db.write(lambda s: retire(s, args.name, actor="cli"))
+        if retired.already:
+            print(f"keyholder {retired.name} was already retired")
+        else:
+            print(f"keyholder {retired.name} retired; {retired.accounts_disabled} dashboard "
+                  "account(s) disabled")
+            print("Publish the policy now so agents stop sealing to this key: "
+                  "vigil collector policy publish")
+        if not args.revoke_slots:
+            return 0
+        result = revoke_all(db, BlobStore(settings.blob_dir), retired.fingerprint, retired.name,
+                            actor="cli", progress=_progress("revoke"),
+                            batch=args.batch or DEFAULT_BATCH)
+    return _slot_summary(f"revoke {retired.name}", result, "slots removed")
 
 
 def _account_add(args: argparse.Namespace) -> int:
