@@ -9,10 +9,10 @@ The heartbeat (4 s +- 20 %) stays under uvicorn's 5 s keep-alive timeout on purp
 sent on a kept-alive connection at the very moment the server closes it for idleness fails at
 the transport level (RemoteProtocolError), a race inherent to HTTP keep-alive that the real
 agent absorbs by retrying. At a 5 s cadence the simulation hit it ~50 times in 2 minutes; at
-4 s it still happens when this process's event loop lags past 5 s of idleness, so such a
-request (and only such: idle for nearly the keep-alive timeout) is retried once, as the agent
-would, and counted in ``keepalive_races``. Every other transport error is an error. Used by
-tests/hardening/test_load_soak.py (bounded, asserted) and bench/soak.py (figures).
+4 s it still happens now and then, when this process's event loop lags (200 agents and their
+sealing share one loop). So a request the server closed without an answer is retried once, on a
+new connection, as the agent would (both routes are idempotent), and counted in
+``keepalive_races``; the test bounds that count. Every other transport error is an error.
 """
 
 from __future__ import annotations
@@ -128,8 +128,6 @@ async def _agent(url: str, ctx: ssl.SSLContext, device: tuple[str, str], recipie
                 try:
                     answer = await client.post(route.split(" ", 1)[1], json=body)
                 except httpx.RemoteProtocolError:
-                    if idle < KEEP_ALIVE_S - 0.5:
-                        raise
                     # The keep-alive race (see above): the real agent retries; so do we, once.
                     result.keepalive_races += 1
                     answer = await client.post(route.split(" ", 1)[1], json=body)
