@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from agent.capture import Capturer
-from agent.errors import AgentError
+from agent.errors import AgentError, SpoolError
 from agent.flood import FloodControl
 from agent.memory import release_free_memory
 from agent.policy_state import PolicyState
@@ -28,7 +28,7 @@ from agent.schedule import MonitoringWindow
 from agent.sensors.events import Click, FocusChange, KeyInput, ListenerRestarted, WindowInfo
 from agent.sensors.keyboard import translate
 from agent.settings import Settings
-from agent.spool import Spool
+from agent.spool import NEVER_DROP, Spool
 from agent.typing import Hit, TypingBuffer, context_around
 from core import envelope
 
@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 STOP = object()  # put on the queue to end the worker
 ON_SITE_RECHECK_S = 30.0  # interface addresses are asked at most this often
+MAX_HELD = 50  # sealed events kept in memory while the spool's disk is full
+HELD_RETRY_S = 5.0
 
 
 class Monitor:
@@ -67,6 +69,8 @@ class Monitor:
         self._site_checked = -1e9
         self._hours_checked: tuple[int, int] = (-1, -1)
         self._hours_ok = True
+        self._held: list[tuple[str, int, bytes]] = []  # sealed events the disk refused
+        self._held_retry = 0.0
         self._site_ok = True
         self._was_active = True
         self._thread = threading.Thread(target=self._run, name="vigil-monitor", daemon=True)
@@ -144,6 +148,7 @@ class Monitor:
             return
         assert self._buffer is not None
         now = time.monotonic()
+        self._retry_held(now)
         if not self._active(now):
             if self._was_active:
                 self._buffer.end_utterance("focus")  # forget what was typed; report nothing
@@ -161,6 +166,33 @@ class Monitor:
             hits += [(h, "title") for h in self._title_hits(ev.window, now)]
         for hit, source in hits:
             self._fire(hit, source, getattr(ev, "at", now) or now)
+
+    def _spool_or_hold(self, event_id: str, severity: int, sealed: bytes) -> None:
+        """Spool a sealed event; if the disk refuses, hold it (sealed) in memory and retry."""
+        try:
+            self._spool.put(event_id, severity, sealed)
+        except SpoolError as exc:
+            log.error("%s", exc)
+            self._held.append((event_id, severity, sealed))
+            if len(self._held) > MAX_HELD:  # bounded: the least severe, oldest, goes first
+                victim = min(range(len(self._held)), key=lambda i: (self._held[i][1], i))
+                if self._held[victim][1] < NEVER_DROP:  # severity 4 and 5 are never dropped
+                    del self._held[victim]
+                    self._spool.dropped += 1
+
+    def _retry_held(self, now: float) -> None:
+        if not self._held or now - self._held_retry < HELD_RETRY_S:
+            return
+        self._held_retry = now
+        held, self._held = self._held, []
+        for i, (event_id, severity, sealed) in enumerate(held):
+            try:
+                self._spool.put(event_id, severity, sealed)
+            except SpoolError:
+                self._held = held[i:]
+                return
+        log.info("the spool took the %d event(s) held in memory", len(held))
+        self._on_spooled()
 
     def _title_hits(self, window: WindowInfo | None, now: float) -> list[Hit]:
         if window is None or not window.title.strip():
@@ -205,7 +237,7 @@ class Monitor:
         sealed = envelope.seal(meta, header, image.data, self._policy.policy.keyholders)
         del image, header
         t_spool = time.monotonic()
-        self._spool.put(decision.event_id, rule.severity, sealed)
+        self._spool_or_hold(decision.event_id, rule.severity, sealed)
         done = time.monotonic()
         del sealed
         release_free_memory()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import re
 import threading
@@ -23,6 +24,8 @@ from agent.config import write_private
 from agent.errors import SpoolError
 
 __all__ = ["NEVER_DROP", "Spool", "SpoolItem"]
+
+log = logging.getLogger(__name__)
 
 NEVER_DROP = 4  # severities at or above this are never dropped
 _NAME = re.compile(r"^([1-5])-(\d{12})-([0-9a-fA-F-]{1,64})\.evt$")
@@ -87,8 +90,11 @@ class Spool:
             pass
 
     def _save_state(self) -> None:
-        write_private(self.path / STATE_FILE,
-                      json.dumps({"dropped": self.dropped, "quarantined": self.quarantined}).encode())
+        try:
+            write_private(self.path / STATE_FILE, json.dumps(
+                {"dropped": self.dropped, "quarantined": self.quarantined}).encode())
+        except OSError as exc:  # a full disk: the counts live on in memory, saved next time
+            log.warning("cannot save the spool counters: %s", exc.strerror)
 
     @property
     def depth(self) -> int:
@@ -126,16 +132,16 @@ class Spool:
                 return True
             self._seq += 1
             name = f"{severity}-{self._seq:012d}-{event_id}.evt"
-            try:
-                path = self._write(name, data)
-            except OSError as exc:
-                if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not self._drop_one(severity):
-                    raise SpoolError(f"cannot write to the spool {self.path}: {exc.strerror}") from exc
+            while True:
                 try:
                     path = self._write(name, data)
-                except OSError as again:
-                    raise SpoolError(
-                        f"cannot write to the spool {self.path}: {again.strerror}") from again
+                    break
+                except OSError as exc:
+                    # Disk full: make room by dropping less severe events (never 4 and 5).
+                    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                    if not full or not self._drop_one(severity):
+                        raise SpoolError(f"cannot write to the spool {self.path}: "
+                                         f"{exc.strerror}; the event is kept in memory") from exc
             self._items[event_id] = SpoolItem(event_id, severity, self._seq, path, len(data))
             self._enforce_bound()
             return event_id in self._items
