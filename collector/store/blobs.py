@@ -20,7 +20,7 @@ from pathlib import Path
 
 from collector.errors import BlobKeyError, BlobNotFound, StorageError, StorageFull
 
-__all__ = ["KEY_PATTERN", "BlobStore", "check_key"]
+__all__ = ["KEY_PATTERN", "WRITE_WORKERS", "BlobStore", "check_key"]
 
 # Up to four "/"-separated segments of letters, digits, "_" and "-", each with one optional
 # ".suffix": no "..", no absolute paths, no hidden files, no backslashes.
@@ -29,6 +29,9 @@ KEY_PATTERN = re.compile(
     r"(?:/[A-Za-z0-9][A-Za-z0-9_-]{0,99}(?:\.[A-Za-z0-9_-]{1,32})?){0,3}"
 )
 TMP_PREFIX = ".tmp-"
+# Threads that write and fsync blobs at once (all requests share them): bench/ingest.py uses
+# the same number for its raw ceiling.
+WRITE_WORKERS = 32
 
 
 def check_key(key: str) -> str:
@@ -60,12 +63,12 @@ class BlobStore:
         orphan sweep."""
         paths = [(self._path(key), data) for key, data in items]  # check every key first
         pending: list[tuple[Path, Path]] = []
+        attempt = secrets.token_hex(6)  # one getrandom per call, not per blob
         try:
             for path in {p.parent for p, _data in paths}:
                 path.mkdir(parents=True, exist_ok=True)
-            for path, _data in paths:
-                pending.append((path.parent / f"{TMP_PREFIX}{path.name}.{secrets.token_hex(6)}",
-                                path))
+            for n, (path, _data) in enumerate(paths):
+                pending.append((path.parent / f"{TMP_PREFIX}{path.name}.{attempt}{n:x}", path))
             jobs = [(tmp, data) for (tmp, _path), (_p, data) in zip(pending, paths, strict=True)]
             if len(jobs) == 1:
                 _write_synced(*jobs[0])
@@ -136,7 +139,7 @@ def _fsync_pool() -> ThreadPoolExecutor:
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="vigil-blob-write")
+            _POOL = ThreadPoolExecutor(max_workers=WRITE_WORKERS, thread_name_prefix="vigil-blob-write")
         return _POOL
 
 
