@@ -1,0 +1,360 @@
+"""`vigil collector keyholder grant` and `retire`: a new head teacher gets access to captures taken
+before they joined, a leaving one can be cut off, and an interrupted run loses nothing.
+
+Runs against a real collector (uvicorn over TLS) on SQLite and on the real PostgreSQL; the
+commands run as real subprocesses on the collector's data directory while it serves.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from sqlmodel import Session, col, select
+
+from collector.store.blobs import BlobStore
+from collector.store.models import Account, AuditEntry, Event, Incident, Keyholder
+from core import envelope
+from core.errors import EnvelopeError
+from tests.fixtures.collector import CollectorServer, EnrolledDevice, seal_event
+from tests.fixtures.keys import Keyholder as HolderKey
+from tests.fixtures.keys import make_keyholder
+from tests.fixtures.x11 import wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+NEW_HEAD = "Nia Newhead"
+T = TypeVar("T")
+
+
+@dataclass
+class School:
+    server: CollectorServer
+    device: EnrolledDevice
+    new_head: HolderKey
+    incident_id: int
+
+    @property
+    def old_keys(self) -> list[Any]:
+        k = self.server.keys
+        return [k.head.key, k.technician.key, k.recovery.key]
+
+    def vigil(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        """`vigil collector keyholder ARGS --data DIR` as a real process."""
+        return run_vigil("keyholder", *args, "--data", str(self.server.data_dir), stdin=stdin)
+
+    def query(self, read: Callable[[Session], T]) -> T:
+        db = self.server.database()
+        try:
+            with db.session() as s:
+                return read(s)
+        finally:
+            db.close()
+
+    def grant(self, *extra: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
+        head = self.server.keys.head
+        return self.vigil("grant", "--from", head.name, "--to", NEW_HEAD, "--password-stdin",
+                          *extra, stdin=(password or head.password) + "\n")
+
+    def rows(self) -> list[Event]:
+        return self.query(lambda s: list(s.exec(select(Event).order_by(col(Event.id))).all()))
+
+    def envelopes(self) -> dict[str, bytes]:
+        blobs = BlobStore(self.server.settings().blob_dir)
+        return {row.id: blobs.get(row.blob_key) for row in self.rows()}
+
+    def record(self) -> bytes:
+        incident = self.query(lambda s: s.get(Incident, self.incident_id))
+        assert incident is not None and incident.sealed_record
+        return bytes(incident.sealed_record)
+
+    def audit(self) -> list[AuditEntry]:
+        return self.query(lambda s: list(s.exec(select(AuditEntry)
+                                                .order_by(col(AuditEntry.seq))).all()))
+
+    def snapshot(self) -> tuple[Any, ...]:
+        rows = [(r.id, r.blob_key, r.sha256, r.size, tuple(r.recipients)) for r in self.rows()]
+        return rows, self.record(), len(self.audit()), sorted(BlobStore(
+            self.server.settings().blob_dir).keys())
+
+
+def run_vigil(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vigil", "collector", *args], input=stdin,
+                          capture_output=True, text=True, cwd=REPO, timeout=300, check=False)
+
+
+def opens(data: bytes, key: Any) -> bool:
+    try:
+        envelope.open(data, key)
+    except EnvelopeError:
+        return False
+    return True
+
+
+def check_consistent(school: School) -> None:
+    """Every row names a blob that exists, matches its checksum, size and recipients."""
+    blobs = BlobStore(school.server.settings().blob_dir)
+    for row in school.rows():
+        data = blobs.get(row.blob_key)
+        assert hashlib.sha256(data).hexdigest() == row.sha256
+        assert len(data) == row.size
+        meta, recipients = envelope.read_meta(data)
+        assert str(meta.event_id) == row.id
+        assert sorted(recipients) == sorted(row.recipients)
+
+
+def post(server: CollectorServer, device: EnrolledDevice, n: int, body_size: int = 2000) -> None:
+    for start in range(0, n, 100):
+        answer = server.post_events(device, min(100, n - start), body_size=body_size)
+        assert answer.status_code == 200, answer.text
+
+
+@pytest.fixture
+def school(collector_factory: Any, db_url: str, tmp_path: Path) -> Iterator[School]:
+    """A running collector with events and an incident, then a new head added (not yet granted)."""
+    from collector.admin import register_keyholder
+    from dashboard.incident_record import IncidentRecord, seal_record
+
+    server = collector_factory(database_url=db_url)
+    device = server.enrol()
+    post(server, device, 12)
+
+    db = server.database()
+    try:
+        def make_incident(session: Any) -> int:
+            incident = Incident(title="Concern raised", created_by=server.keys.head.name)
+            session.add(incident)
+            session.flush()
+            incident.sealed_record = seal_record(session, incident, IncidentRecord(
+                reported_by="Form tutor", description="Pupil typed a worrying phrase"))
+            session.add(incident)
+            return int(incident.id or 0)
+
+        incident_id = db.write(make_incident)
+        new_head = make_keyholder(tmp_path, NEW_HEAD, "head")
+        register_keyholder(db, new_head.key_file, new_head.password, actor="test")
+    finally:
+        db.close()
+    yield School(server, device, new_head, incident_id)
+
+
+def test_new_head_opens_old_captures_only_after_grant_and_rerun_is_a_noop(school: School) -> None:
+    new = school.new_head.key
+    before = school.envelopes()
+    assert len(before) == 12
+    assert not any(opens(data, new) for data in before.values())
+    assert not opens(school.record(), new)
+
+    done = school.grant()
+    assert done.returncode == 0, done.stderr
+    assert f"grant to {NEW_HEAD}: 13 granted, 0 skipped, 0 failed" in done.stdout
+    assert "13/13 checked" in done.stderr  # the progress line
+
+    after = school.envelopes()
+    assert after.keys() == before.keys()
+    for event_id, data in after.items():
+        assert opens(data, new), event_id
+        for key in school.old_keys:
+            assert envelope.open(data, key).body == envelope.open(before[event_id], key).body
+    assert opens(school.record(), new)
+    assert all(opens(school.record(), key) for key in school.old_keys)
+    check_consistent(school)
+    # Old blobs are gone: the store holds exactly the blobs the rows name.
+    assert sorted(BlobStore(school.server.settings().blob_dir).keys()) == sorted(
+        r.blob_key for r in school.rows())
+
+    entries = [e for e in school.audit() if e.action.startswith("keyholder.grant")]
+    assert [e.action for e in entries] == ["keyholder.grant.start", "keyholder.grant"]
+    assert entries[-1].details["changed"] == 13 and entries[-1].details["failed"] == 0
+    assert entries[-1].target == NEW_HEAD
+
+    state = school.snapshot()
+    again = school.grant()
+    assert again.returncode == 0, again.stderr
+    assert "0 granted, 13 skipped, 0 failed" in again.stdout
+    assert school.snapshot()[:2] == state[:2]  # rows and incident untouched
+    assert school.snapshot()[3] == state[3]  # no blob written or removed
+
+    verify = run_vigil("audit", "verify", "--data", str(school.server.data_dir))
+    assert verify.returncode == 0, verify.stderr
+    # The collector still serves the events after their blobs moved.
+    assert school.server.client.get("/healthz").status_code == 200
+
+
+def test_wrong_password_changes_nothing_and_says_so_in_one_line(school: School) -> None:
+    state = school.snapshot()
+    done = school.grant(password="not the head's password at all")
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("vigil: ") and "Traceback" not in done.stderr
+    assert school.snapshot() == state
+
+
+def test_unknown_names_are_one_line_errors(school: School) -> None:
+    state = school.snapshot()
+    head = school.server.keys.head
+    for args in (["--from", "Nobody", "--to", NEW_HEAD], ["--from", head.name, "--to", "Nobody"]):
+        done = school.vigil("grant", *args, "--password-stdin", stdin=head.password + "\n")
+        assert done.returncode == 1 and done.stdout == ""
+        assert done.stderr.count("\n") == 1 and "Nobody" in done.stderr
+    assert school.snapshot() == state
+
+
+def test_events_the_key_cannot_open_are_reported_and_left_alone(school: School) -> None:
+    """An event sealed without the head (e.g. by an agent on an older policy) fails alone."""
+    keys = school.server.keys
+    event_id, sealed = seal_event(school.device.id, [keys.technician.public, keys.recovery.public])
+    answer = school.server.client.post(
+        "/api/v1/events", headers=school.device.auth,
+        json={"events": [{"id": event_id, "envelope": base64.b64encode(sealed).decode()}]})
+    assert answer.status_code == 200, answer.text
+
+    done = school.grant()
+    assert done.returncode == 1
+    assert "13 granted, 0 skipped, 1 failed" in done.stdout
+    assert f"failed: event {event_id}: the unlocked key is not one of its recipients" in done.stdout
+    assert school.envelopes()[event_id] == sealed  # untouched, still openable by its recipients
+    summary = [e for e in school.audit() if e.action == "keyholder.grant"][-1]
+    assert summary.details["failures"] == [
+        {"target": f"event {event_id}", "reason": "the unlocked key is not one of its recipients"}]
+
+    # The technician can grant the rest.
+    tech = school.vigil("grant", "--from", keys.technician.name, "--to", NEW_HEAD,
+                        "--password-stdin", stdin=keys.technician.password + "\n")
+    assert tech.returncode == 0, tech.stdout + tech.stderr
+    assert "1 granted, 13 skipped, 0 failed" in tech.stdout
+    assert all(opens(d, school.new_head.key) for d in school.envelopes().values())
+
+
+def test_retire_keeps_slots_unless_revoked_and_leaves_the_policy(school: School) -> None:
+    from collector.policy_builder import current_policy
+    from collector.publishing import publish_as
+    from core.policy import Policy, SignedPolicy
+
+    assert school.grant().returncode == 0
+    new = school.new_head.key
+
+    done = school.vigil("retire", "--name", NEW_HEAD)
+    assert done.returncode == 0, done.stderr
+    assert "retired; 1 dashboard account(s) disabled" in done.stdout
+    holder = school.query(lambda s: s.exec(select(Keyholder)
+                                           .where(Keyholder.name == NEW_HEAD)).one())
+    account = school.query(lambda s: s.exec(select(Account)
+                                            .where(Account.username == NEW_HEAD)).one())
+    assert holder.retired_at is not None and account.disabled_at is not None
+    policy = school.query(lambda s: current_policy(s, school.server.settings()))
+    assert new.fingerprint not in {k.fingerprint for k in policy.keyholders}
+    db = school.server.database()
+    try:
+        record = publish_as(db, school.server.settings(), school.server.keys.head.name,
+                            school.server.keys.head.password, actor="test")
+    finally:
+        db.close()
+    published = Policy.from_body(SignedPolicy.from_bytes(record.signed).body)
+    assert new.fingerprint not in {k.fingerprint for k in published.keyholders}
+    assert school.server.keys.head.fingerprint in {k.fingerprint for k in published.keyholders}
+    # Default: old slots stay.
+    assert all(opens(d, new) for d in school.envelopes().values())
+    assert opens(school.record(), new)
+
+    # A retired keyholder can neither be granted to nor grant.
+    refused = school.grant()
+    assert refused.returncode == 1 and "retired" in refused.stderr
+
+    revoked = school.vigil("retire", "--name", NEW_HEAD, "--revoke-slots")
+    assert revoked.returncode == 0, revoked.stderr
+    assert "was already retired" in revoked.stdout
+    assert f"revoke {NEW_HEAD}: 13 slots removed, 0 skipped, 0 failed" in revoked.stdout
+    for data in school.envelopes().values():
+        assert not opens(data, new)
+        assert all(opens(data, key) for key in school.old_keys)
+    assert not opens(school.record(), new)
+    assert all(opens(school.record(), key) for key in school.old_keys)
+    check_consistent(school)
+    actions = [e.action for e in school.audit()]
+    assert actions.count("keyholder.retire") == 1
+    assert actions[-2:] == ["keyholder.revoke-slots.start", "keyholder.revoke-slots"]
+
+
+def test_the_last_keyholder_with_a_key_cannot_retire(school: School) -> None:
+    assert school.vigil("retire", "--name", school.server.keys.technician.name).returncode == 0
+    assert school.vigil("retire", "--name", NEW_HEAD).returncode == 0
+    last = school.vigil("retire", "--name", school.server.keys.head.name)
+    assert last.returncode == 1 and last.stdout == ""
+    assert "last keyholder" in last.stderr and last.stderr.count("\n") == 1
+
+
+def test_killed_grant_loses_nothing_and_a_rerun_completes(school: School) -> None:
+    from collector.ingest import sweep_orphans
+
+    post(school.server, school.device, 288, body_size=20_000)
+    total = 300
+    head = school.server.keys.head
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vigil", "collector", "keyholder", "grant", "--data",
+         str(school.server.data_dir), "--from", head.name, "--to", NEW_HEAD,
+         "--password-stdin", "--batch", "4"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO)
+    try:
+        assert proc.stdin is not None and proc.stderr is not None
+        proc.stdin.write(head.password + "\n")
+        proc.stdin.close()
+        first = proc.stderr.readline()  # the first progress line: some batches are done
+        assert first.startswith("grant: "), first
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+    new = school.new_head.key
+    envelopes = school.envelopes()  # raises if a row names a missing blob
+    assert len(envelopes) == total
+    granted = [i for i, d in envelopes.items() if opens(d, new)]
+    assert 0 < len(granted) < total, "the run was not interrupted mid-way"
+    for data in envelopes.values():
+        assert all(opens(data, key) for key in school.old_keys)
+    check_consistent(school)
+
+    # Orphans a kill can leave (new blobs before their commit, old ones after) are swept
+    # without touching a blob a row names.
+    db = school.server.database()
+    try:
+        sweep_orphans(db, BlobStore(school.server.settings().blob_dir), grace_s=0)
+    finally:
+        db.close()
+    check_consistent(school)
+    assert sorted(BlobStore(school.server.settings().blob_dir).keys()) == sorted(
+        r.blob_key for r in school.rows())
+
+    again = school.grant()
+    assert again.returncode == 0, again.stderr
+    assert f"{total + 1 - len(granted)} granted, {len(granted)} skipped, 0 failed" in again.stdout
+    envelopes = school.envelopes()
+    assert all(opens(d, new) for d in envelopes.values())
+    assert opens(school.record(), new)
+    wait_until(lambda: school.server.client.get("/healthz").status_code == 200, timeout=10,
+               what="collector still healthy")
+
+
+def test_the_recovery_key_from_the_safe_can_grant(school: School) -> None:
+    """A forgotten password: the recovery key's file (never stored on the collector) grants."""
+    recovery = school.server.keys.recovery
+    done = school.vigil("grant", "--from-key", str(recovery.path), "--to", NEW_HEAD,
+                        "--password-stdin", stdin=recovery.password + "\n")
+    assert done.returncode == 0, done.stderr
+    assert "13 granted, 0 skipped, 0 failed" in done.stdout
+    assert all(opens(d, school.new_head.key) for d in school.envelopes().values())
+    assert opens(school.record(), school.new_head.key)
+    assert school.audit()[-1].actor == recovery.name
