@@ -174,6 +174,9 @@ def parse_duration(text: str) -> timedelta:
     return delta
 
 
+ENROL_TOKEN_PREFIX = "vgt_"
+
+
 @dataclass(frozen=True)
 class EnrolTokenInfo:
     token: str
@@ -187,7 +190,9 @@ def create_enrol_token(db: Database, uses: int = 1, expires: timedelta = timedel
                        group: str = "", actor: str = "cli") -> EnrolTokenInfo:
     if not 1 <= uses <= 100_000:
         raise BadRequest("--uses must be between 1 and 100000")
-    token = secrets.token_urlsafe(24)
+    # The prefix names what the string is when it turns up in a ticket or a shell history, and
+    # keeps it from starting with "-", which argparse would take for an option (1 in 64 bare).
+    token = ENROL_TOKEN_PREFIX + secrets.token_urlsafe(24)
     expires_at = utcnow() + expires
 
     def job(session: Session) -> EnrolTokenInfo:
