@@ -11,7 +11,8 @@ Prints a table of medians (ms per event) and as the last line:
     grant_events_per_s=<n> revoke_events_per_s=<n> grant_vs_floor=<n>
 
 Run: .venv/bin/python bench/regrant.py [--events 500] [--body-kb 150] [--rounds 3]
-     [--database-url postgresql+psycopg://...]   (default: SQLite in a temporary directory)
+     [--postgres]   (a fresh schema on VIGIL_TEST_PG_URL, dropped afterwards; default: SQLite
+                    in a temporary directory)
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from collector.store.db import Database, make_engine
 from collector.store.models import Device, Event, utcnow
 from collector.store.schema import upgrade
 from core import envelope, keys
+from tests.fixtures.db import drop_pg_schema, pg_schema_url
 
 HEADER = {"user": "pupil", "host": "LAB-01", "title": "Chat - Browser", "app": "browser",
           "context": "some words around the match", "match": {"start": 5, "end": 10,
@@ -83,62 +85,83 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=500)
     parser.add_argument("--body-kb", type=int, default=150)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--database-url", default="")
+    parser.add_argument("--postgres", action="store_true")
     args = parser.parse_args()
 
+    schema = ""
     with tempfile.TemporaryDirectory(prefix="vigil-bench-regrant-", dir=Path.cwd()) as tmp:
-        url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
-        engine = make_engine(url)
-        upgrade(engine)
-        db = Database(engine)
-        blobs = BlobStore(Path(tmp) / "blobs")
-        head, tech, new = make_key("head", "head"), make_key("tech", "technician"), make_key(
-            "new", "head")
-        sealed = store_events(db, blobs, args.events, args.body_kb, [head.public, tech.public])
-        n = len(sealed)
+        if args.postgres:
+            url, schema = pg_schema_url()
+        else:
+            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        try:
+            figures = run(url, Path(tmp), args.events, args.body_kb, args.rounds)
+        finally:
+            if schema:
+                drop_pg_schema(schema)
+    report(figures, args.events, args.body_kb, args.rounds,
+           "PostgreSQL" if args.postgres else "SQLite")
 
-        crypto, write, grants, revokes = [], [], [], []
-        for r in range(args.rounds):
+
+def run(url: str, tmp: Path, events: int, body_kb: int, rounds: int
+        ) -> dict[str, list[float]]:
+    """Seconds per whole run of each step, one value per round."""
+    engine = make_engine(url)
+    upgrade(engine)
+    db = Database(engine)
+    blobs = BlobStore(tmp / "blobs")
+    head, tech, new = (make_key("head", "head"), make_key("tech", "technician"),
+                       make_key("new", "head"))
+    sealed = store_events(db, blobs, events, body_kb, [head.public, tech.public])
+    n = len(sealed)
+    figures: dict[str, list[float]] = {"crypto": [], "write": [], "grant": [], "revoke": []}
+    try:
+        for r in range(rounds):
             start = time.perf_counter()
             granted = [envelope.grant(data, head, new.public) for data in sealed]
-            crypto.append(time.perf_counter() - start)
+            figures["crypto"].append(time.perf_counter() - start)
 
             start = time.perf_counter()
             for i in range(0, n, DEFAULT_BATCH):
                 blobs.put_many([(f"floor/r{r}/e{j}", granted[j])
                                 for j in range(i, min(n, i + DEFAULT_BATCH))])
-            write.append(time.perf_counter() - start)
+            figures["write"].append(time.perf_counter() - start)
             for j in range(n):
                 blobs.delete(f"floor/r{r}/e{j}")
 
             start = time.perf_counter()
             result = grant_all(db, blobs, head, new.public, actor="bench")
-            grants.append(time.perf_counter() - start)
+            figures["grant"].append(time.perf_counter() - start)
             assert result.changed == n and not result.failures, result
 
             start = time.perf_counter()
             result = revoke_all(db, blobs, new.fingerprint, "new", actor="bench")
-            revokes.append(time.perf_counter() - start)
+            figures["revoke"].append(time.perf_counter() - start)
             assert result.changed == n and not result.failures, result
+    finally:
         db.close()
+    return figures
 
-    floor = statistics.median(crypto) + statistics.median(write)
+
+def report(figures: dict[str, list[float]], n: int, body_kb: int, rounds: int,
+           backend: str) -> None:
+    median = {name: statistics.median(values) for name, values in figures.items()}
+    floor = median["crypto"] + median["write"]
     table = [
-        ("envelope.grant in memory (crypto only)", statistics.median(crypto)),
-        (f"BlobStore.put_many, batches of {DEFAULT_BATCH} (write+fsync)", statistics.median(write)),
+        ("envelope.grant in memory (crypto only)", median["crypto"]),
+        (f"BlobStore.put_many, batches of {DEFAULT_BATCH} (write+fsync)", median["write"]),
         ("floor: crypto + write", floor),
-        ("grant_all (whole run)", statistics.median(grants)),
-        ("revoke_all (whole run)", statistics.median(revokes)),
+        ("grant_all (whole run)", median["grant"]),
+        ("revoke_all (whole run)", median["revoke"]),
     ]
-    backend = "PostgreSQL" if args.database_url else "SQLite"
-    print(f"{n} events of {args.body_kb} KB, hybrid KEM, {backend}, median of {args.rounds} rounds")
+    print(f"{n} events of {body_kb} KB, hybrid KEM, {backend}, median of {rounds} rounds")
     print(f"{'step':<52} {'ms/event':>9} {'events/s':>9} {'x floor':>8}")
     for name, seconds in table:
         print(f"{name:<52} {per_event_ms(seconds, n):>9.2f} {n / seconds:>9.0f} "
               f"{seconds / floor:>8.2f}")
-    grant_s, revoke_s = statistics.median(grants), statistics.median(revokes)
-    print(f"grant_events_per_s={n / grant_s:.0f} revoke_events_per_s={n / revoke_s:.0f} "
-          f"grant_vs_floor={grant_s / floor:.2f}")
+    print(f"grant_events_per_s={n / median['grant']:.0f} "
+          f"revoke_events_per_s={n / median['revoke']:.0f} "
+          f"grant_vs_floor={median['grant'] / floor:.2f}")
 
 
 if __name__ == "__main__":
