@@ -220,14 +220,15 @@ def ingest(db: Database, blobs: BlobStore, settings: Settings, device: Device,
 
 def _event_rows(device_id: str, new: list[_Checked], keys: dict[str, str]
                 ) -> list[dict[str, Any]]:
-    """The rows to insert, built in the request's thread: the single SQLite writer should
-    spend its time in SQLite, not in building objects."""
+    """The rows to insert, as plain column dicts built in the request's thread: constructing
+    ``Event`` objects cost more than the insert (0.2 ms an event), and the single SQLite
+    writer should spend its time in SQLite. Columns left out take the table's defaults."""
     now = utcnow()
     return [
-        Event(id=c.id, device_id=device_id, time=_as_utc(c.meta.time), received_at=now,
-              category=c.meta.category, severity=c.meta.severity, rule=c.meta.rule,
-              source=c.meta.source, blob_key=keys[c.id], size=len(c.data),
-              sha256=c.sha256, recipients=c.recipients).model_dump()
+        {"id": c.id, "device_id": device_id, "time": _as_utc(c.meta.time), "received_at": now,
+         "category": c.meta.category, "severity": c.meta.severity, "rule": c.meta.rule,
+         "source": c.meta.source, "blob_key": keys[c.id], "size": len(c.data),
+         "sha256": c.sha256, "recipients": c.recipients}
         for c in new
     ]
 
