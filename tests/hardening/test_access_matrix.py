@@ -236,6 +236,7 @@ MATRIX: dict[tuple[str, str], tuple[Call, dict[str, int]]] = {
                                   keyholders_post(200)),
     ("POST", "/wordlists/publish"): (Call("/wordlists/publish"), technician_post()),
     ("GET", "/audit"): (Call("/audit"), keyholders()),
+    ("POST", "/audit/verify"): (Call("/audit/verify"), keyholders_post()),
 }
 
 
