@@ -108,25 +108,6 @@ def _envelopes(body: bytes) -> list[bytes]:
     return [base64.b64decode(e["envelope"]) for e in json.loads(body)["events"]]
 
 
-def _raw_write_synced(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _raw_fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def ceiling_round(directory: Path, work: list[tuple[dict[str, str], list[bytes]]]) -> float:
     """Events/s of the raw disk work the collector does for the same events, with nothing else:
     per agent thread and per batch, each envelope (the same bytes) written to a new temporary
@@ -135,7 +116,7 @@ def ceiling_round(directory: Path, work: list[tuple[dict[str, str], list[bytes]]
     No HTTP, TLS, parsing, checks or database: what is left when all of those cost nothing."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from collector.store.blobs import WRITE_WORKERS
+    from collector.store.blobs import WRITE_WORKERS, fsync_dir, write_synced
 
     day_dir = directory / "ev" / time.strftime("%Y%m%d")
     day_dir.mkdir(parents=True, exist_ok=True)
@@ -147,11 +128,11 @@ def ceiling_round(directory: Path, work: list[tuple[dict[str, str], list[bytes]]
             for n, envelopes in enumerate(batches[i]):
                 jobs = [(day_dir / f".tmp-{i}-{n}-{k}", day_dir / f"{i}-{n}-{k}", data)
                         for k, data in enumerate(envelopes)]
-                for _ in pool.map(lambda job: _raw_write_synced(job[0], job[2]), jobs):
+                for _ in pool.map(lambda job: write_synced(job[0], job[2]), jobs):
                     pass
                 for tmp, final, _data in jobs:
                     os.replace(tmp, final)
-                _raw_fsync_dir(day_dir)
+                fsync_dir(day_dir)
 
         wall = _run_threads(len(work), agent)
     for p in day_dir.iterdir():

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from collector.errors import BlobKeyError, BlobNotFound, StorageError, StorageFull
 
-__all__ = ["KEY_PATTERN", "WRITE_WORKERS", "BlobStore", "check_key"]
+__all__ = ["KEY_PATTERN", "WRITE_WORKERS", "BlobStore", "check_key", "fsync_dir", "write_synced"]
 
 # Up to four "/"-separated segments of letters, digits, "_" and "-", each with one optional
 # ".suffix": no "..", no absolute paths, no hidden files, no backslashes.
@@ -71,14 +71,14 @@ class BlobStore:
                 pending.append((path.parent / f"{TMP_PREFIX}{path.name}.{attempt}{n:x}", path))
             jobs = [(tmp, data) for (tmp, _path), (_p, data) in zip(pending, paths, strict=True)]
             if len(jobs) == 1:
-                _write_synced(*jobs[0])
+                write_synced(*jobs[0])
             else:
-                for _ in _fsync_pool().map(lambda job: _write_synced(*job), jobs):
+                for _ in _fsync_pool().map(lambda job: write_synced(*job), jobs):
                     pass  # re-raises the first OSError
             for tmp, path in pending:
                 os.replace(tmp, path)
             for directory in {path.parent for _tmp, path in pending}:
-                _fsync_dir(directory)
+                fsync_dir(directory)
         except OSError as exc:
             for tmp, _path in pending:
                 tmp.unlink(missing_ok=True)
@@ -102,7 +102,7 @@ class BlobStore:
             path.unlink()
         except FileNotFoundError:
             return False
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return True
 
     def keys(self) -> Iterator[str]:
@@ -143,7 +143,8 @@ def _fsync_pool() -> ThreadPoolExecutor:
         return _POOL
 
 
-def _write_synced(path: Path, data: bytes) -> None:
+def write_synced(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file and fsync it (bench/ingest.py's ceiling runs this too)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         view = memoryview(data)
@@ -154,7 +155,7 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
