@@ -267,10 +267,12 @@ def _commit_events(db: Database, blobs: BlobStore, pending: list[_Pending],
 
     try:
         done = db.write(job)
-    except BaseException:
+    except Exception:
         for p in pending:
-            blobs.delete(p.new_key)  # the rows still name the old blobs
+            blobs.delete(p.new_key)  # rolled back: the rows still name the old blobs
         raise
+    # An interrupt (BaseException) while waiting is not caught: the commit may still happen in
+    # SQLite's writer thread, so the new blobs stay; the orphan sweep removes any no row names.
     # Only after the commit: an old blob is garbage once no row names it. Each delete fsyncs
     # its directory; run together, the file system commits those at once (a third of the
     # run's time when done one after another).

@@ -238,13 +238,26 @@ def test_retire_keeps_slots_unless_revoked_and_leaves_the_policy(school: School)
     from collector.policy_builder import current_policy
     from collector.publishing import publish_as
     from core.policy import Policy, SignedPolicy
+    from tests.hardening.clients import anonymous, csrf_of, sign_in
 
     assert school.grant().returncode == 0
     new = school.new_head.key
+    session = sign_in(school.server, "head", NEW_HEAD, school.new_head.password)
 
     done = school.vigil("retire", "--name", NEW_HEAD)
     assert done.returncode == 0, done.stderr
     assert "retired; 1 dashboard account(s) disabled" in done.stdout
+    # Their dashboard session ends and they cannot sign in again.
+    assert session.http.get("/account").status_code != 200
+    session.close()
+    again = anonymous(school.server)
+    try:
+        form = again.http.get("/login")
+        refused = again.http.post("/login", data={"username": NEW_HEAD, "csrf": csrf_of(form.text),
+                                                  "password": school.new_head.password})
+        assert refused.status_code == 401, refused.status_code
+    finally:
+        again.close()
     holder = school.query(lambda s: s.exec(select(Keyholder)
                                            .where(Keyholder.name == NEW_HEAD)).one())
     account = school.query(lambda s: s.exec(select(Account)
@@ -292,11 +305,8 @@ def test_the_last_keyholder_with_a_key_cannot_retire(school: School) -> None:
     assert "last keyholder" in last.stderr and last.stderr.count("\n") == 1
 
 
-def test_killed_grant_loses_nothing_and_a_rerun_completes(school: School) -> None:
-    from collector.ingest import sweep_orphans
-
-    post(school.server, school.device, 288, body_size=20_000)
-    total = 300
+def start_grant(school: School) -> subprocess.Popen[str]:
+    """The grant command as a process that has finished its first batch (small batches)."""
     head = school.server.keys.head
     proc = subprocess.Popen(
         [sys.executable, "-m", "vigil", "collector", "keyholder", "grant", "--data",
@@ -304,18 +314,46 @@ def test_killed_grant_loses_nothing_and_a_rerun_completes(school: School) -> Non
          "--password-stdin", "--batch", "4"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         cwd=REPO)
+    assert proc.stdin is not None and proc.stderr is not None
+    proc.stdin.write(head.password + "\n")
+    proc.stdin.close()
+    first = proc.stderr.readline()  # the first progress line: some batches are done
+    assert first.startswith("grant: "), first
+    return proc
+
+
+def interrupt(proc: subprocess.Popen[str], sig: signal.Signals) -> str:
+    """Send ``sig``; the rest of stderr once the process has ended."""
     try:
-        assert proc.stdin is not None and proc.stderr is not None
-        proc.stdin.write(head.password + "\n")
-        proc.stdin.close()
-        first = proc.stderr.readline()  # the first progress line: some batches are done
-        assert first.startswith("grant: "), first
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+        proc.send_signal(sig)
+        assert proc.stderr is not None
+        err = proc.stderr.read()  # until the process ends and closes it
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    return err
+
+
+def test_killed_grant_loses_nothing_and_a_rerun_completes(school: School) -> None:
+    from collector.ingest import sweep_orphans
+
+    post(school.server, school.device, 288, body_size=20_000)
+    total = 300
+
+    # Ctrl+C: one line that says how to finish, no traceback.
+    proc = start_grant(school)
+    err = interrupt(proc, signal.SIGINT)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == ("vigil: interrupted; nothing is lost: run the same "
+                                            "command again to finish")
+    assert "Traceback" not in err
+    check_consistent(school)
+
+    # A crash: no handler runs at all.
+    proc = start_grant(school)
+    interrupt(proc, signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL
 
     new = school.new_head.key

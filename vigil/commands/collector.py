@@ -250,6 +250,19 @@ def _progress(verb: str) -> Any:
     return report
 
 
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ctrl+C during a slot rewrite: one line, not a traceback (every envelope is intact)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        from collector.errors import CollectorError
+
+        err = CollectorError("interrupted; nothing is lost: run the same command again to finish")
+        err.exit_code = 130
+        raise err from None
+
+
 def _slot_summary(verb: str, result: Any, what: str) -> int:
     if sys.stderr.isatty():
         print(file=sys.stderr)
@@ -285,9 +298,10 @@ def _keyholder_grant(args: argparse.Namespace) -> int:
         private = key_file.unlock(password)  # WrongPassword: one line, nothing changed
         if private.fingerprint == to.fingerprint:
             raise BadRequest("--from and --to are the same key")
-        result = grant_all(db, BlobStore(settings.blob_dir), private,
-                           PublicKey.from_bytes(to.public_key), actor=private.name,
-                           progress=_progress("grant"), batch=args.batch or DEFAULT_BATCH)
+        with _interruptible():
+            result = grant_all(db, BlobStore(settings.blob_dir), private,
+                               PublicKey.from_bytes(to.public_key), actor=private.name,
+                               progress=_progress("grant"), batch=args.batch or DEFAULT_BATCH)
     return _slot_summary(f"grant to {to.name}", result, "granted")
 
 
@@ -307,9 +321,10 @@ def _keyholder_retire(args: argparse.Namespace) -> int:
                   "vigil collector policy publish")
         if not args.revoke_slots:
             return 0
-        result = revoke_all(db, BlobStore(settings.blob_dir), retired.fingerprint, retired.name,
-                            actor="cli", progress=_progress("revoke"),
-                            batch=args.batch or DEFAULT_BATCH)
+        with _interruptible():
+            result = revoke_all(db, BlobStore(settings.blob_dir), retired.fingerprint,
+                                retired.name, actor="cli", progress=_progress("revoke"),
+                                batch=args.batch or DEFAULT_BATCH)
     return _slot_summary(f"revoke {retired.name}", result, "slots removed")
 
 
