@@ -396,3 +396,26 @@ def test_the_recovery_key_from_the_safe_can_grant(school: School) -> None:
     assert all(opens(d, school.new_head.key) for d in school.envelopes().values())
     assert opens(school.record(), school.new_head.key)
     assert school.audit()[-1].actor == recovery.name
+
+
+def test_grant_while_agents_keep_sending(school: School) -> None:
+    """Events ingested during a run are never damaged; the ones it missed, a re-run grants."""
+    post(school.server, school.device, 188, body_size=20_000)
+    proc = start_grant(school)
+    sent = 0
+    while proc.poll() is None and sent < 40:
+        post(school.server, school.device, 5)
+        sent += 5
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 0, err
+    assert sent > 0
+    check_consistent(school)
+    assert all(all(opens(d, key) for key in school.old_keys)
+               for d in school.envelopes().values())
+
+    again = school.grant()
+    assert again.returncode == 0, again.stderr
+    assert ", 0 failed" in again.stdout
+    assert all(opens(d, school.new_head.key) for d in school.envelopes().values())
+    check_consistent(school)
