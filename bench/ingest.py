@@ -8,6 +8,7 @@ directory fsynced per batch, at the collector's blob-write concurrency, on the s
 Figures are medians of ROUNDS rounds.
 
 Usage: .venv/bin/python bench/ingest.py [--agents 8] [--batch 10] [--events 800] [--rounds 3]
+                                       [--thread-cpu]
 Last line: sqlite_events_per_s=<n> ceiling_ratio=<n> postgres_events_per_s=<n>
 """
 
@@ -140,6 +141,48 @@ def ceiling_round(directory: Path, work: list[tuple[dict[str, str], list[bytes]]
     return sum(counts) / wall
 
 
+def _thread_cpu(pid: int) -> dict[int, tuple[float, float]]:
+    """tid -> (user s, system s) of every thread of process ``pid``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # the thread ended
+            continue
+        out[int(tid)] = (int(fields[11]) / tick, int(fields[12]) / tick)
+    return out
+
+
+def _thread_names(pid: int) -> dict[int, str]:
+    """tid -> Python thread name (pool threads without their number), from ``py-spy dump``:
+    CPython 3.11 does not name its OS threads."""
+    import re
+    import shutil
+    import subprocess
+
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    dump = subprocess.run([spy, "dump", "--pid", str(pid)], capture_output=True, text=True,
+                          check=True).stdout
+    return {int(m[1], 0): re.sub(r"_\d+$", "", m[2])
+            for m in re.finditer(r'Thread (\S+) \(\w+\): "([^"]+)"', dump)}
+
+
+def print_thread_cpu(pid: int, before: dict[int, tuple[float, float]], events: int) -> None:
+    """CPU per stored event of each kind of server thread over one round."""
+    after = _thread_cpu(pid)
+    names = _thread_names(pid)
+    total: dict[str, list[float]] = {}
+    for tid, (user, system) in after.items():
+        user0, system0 = before.get(tid, (0.0, 0.0))
+        row = total.setdefault("MainThread" if tid == pid else names.get(tid, "?"), [0.0, 0.0])
+        row[0] += user - user0
+        row[1] += system - system0
+    for name, (user, system) in sorted(total.items(), key=lambda kv: -sum(kv[1])):
+        print(f"    {name:<26} user {user / events * 1000:.2f} ms/event, "
+              f"sys {system / events * 1000:.2f} ms/event")
+
+
 def fresh_work(server: CollectorServer, args: argparse.Namespace) -> Any:
     return make_batches(server, args.agents, args.batch, args.events)
 
@@ -154,10 +197,13 @@ def bench_database(name: str, database_url: str, keys: Keyholders, base: Path,
             work = fresh_work(server, args)  # new ids each round (no duplicates)
             # The ceiling right before its round: the shared disk's speed drifts by the minute.
             ceiling = ceiling_round(server.data_dir / "ceiling", work)
-            rate, latencies, _stored = ingest_round(server, work)
+            before = _thread_cpu(server.process.pid) if args.thread_cpu else {}
+            rate, latencies, stored = ingest_round(server, work)
             print(f"  {name} round {len(rates) + 1}: {rate:.0f} events/s, raw ceiling "
                   f"{ceiling:.0f}/s, ratio {rate / ceiling:.2f}, load average "
                   f"{os.getloadavg()[0]:.1f}", flush=True)
+            if args.thread_cpu:
+                print_thread_cpu(server.process.pid, before, stored)
             rates.append(rate)
             lat += latencies
             ceilings.append(ceiling)
@@ -178,6 +224,9 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--events", type=int, default=800, help="events per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--thread-cpu", action="store_true",
+                        help="after each round, the server's CPU per event by thread "
+                             "(needs py-spy: .venv/bin/pip install py-spy)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
         base = Path(tmp)
