@@ -13,7 +13,7 @@ from typing import Any
 
 from agent.config import ConfigDir
 from agent.errors import ConfigError
-from core.errors import PolicyError
+from core.errors import PolicyError, RuleFileError
 from core.policy import Policy, Trust, verify
 
 __all__ = ["PolicyState"]
@@ -46,11 +46,14 @@ class PolicyState:
                 log.error("ignoring the cached policy: %s", exc)
 
     def _accept(self, signed: bytes, etag: str, save: bool) -> Policy:
-        from agent.rulesource import ruleset_from_wordlists
         from core.matcher import Matcher
+        from core.rules import load_policy_files
 
         policy, trust = verify(signed, self.trust)
-        matcher = Matcher(ruleset_from_wordlists(policy.wordlists))
+        try:
+            matcher = Matcher(load_policy_files(policy.wordlists))
+        except RuleFileError as exc:  # signed, but unusable: keep the policy we have
+            raise PolicyError(f"the policy's wordlists do not load: {exc}") from exc
         with self._lock:
             if save:
                 self._config.save_policy(signed, etag)

@@ -49,7 +49,8 @@ def write_config(cfg: Path) -> tuple[object, list]:
 
     _, key = keys.create("Bench Head", "head", "bench password 123",
                                 kdf=keys.Kdf.insecure_fast_for_tests())
-    wordlists = {p.name: p.read_text(encoding="utf-8") for p in sorted(Path(default_dir()).glob("*.toml"))}
+    wordlists = {f"default/{p.name}": p.read_text(encoding="utf-8")
+                 for p in sorted(Path(default_dir()).glob("*.toml"))}
     policy = Policy(serial=1, keyholders=(key.public,), wordlists=wordlists, flood_window_s=0,
                     title_cooldown_s=0, notice="Bench run: this display is monitored.")
     signed = sign(policy, key)

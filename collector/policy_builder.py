@@ -19,7 +19,7 @@ from collector.policy_store import latest
 from collector.settings import Settings
 from collector.store.models import PolicyRecord, WordlistFile
 
-__all__ = ["current_policy", "default_wordlists", "publish"]
+__all__ = ["current_policy", "default_wordlists", "policy_wordlists", "publish"]
 
 
 def default_wordlists() -> dict[str, str]:
@@ -40,6 +40,17 @@ def _school_wordlists(session: Session) -> dict[str, str]:
     return {row.name: row.text for row in rows}
 
 
+def policy_wordlists(session: Session, school: dict[str, str] | None = None) -> dict[str, str]:
+    """The wordlist files a policy carries, named by layer for core.rules.load_policy_files:
+    the defaults, then the school's own files (``school`` overrides stored ones by name, for
+    the dashboard's tester to try a file before saving it)."""
+    files = {f"default/{name}": text for name, text in default_wordlists().items()}
+    own = _school_wordlists(session)
+    own.update(school or {})
+    files.update({f"school/{name}": text for name, text in own.items()})
+    return files
+
+
 def current_policy(session: Session, settings: Settings, serial: int | None = None) -> Any:
     """The core.policy.Policy that publishing now would sign (serial: the next one)."""
     from core.errors import PolicyError
@@ -53,8 +64,7 @@ def current_policy(session: Session, settings: Settings, serial: int | None = No
         last = latest(session)
         serial = (last.serial if last else 0) + 1
     p = settings.policy
-    wordlists = default_wordlists()
-    wordlists.update(_school_wordlists(session))  # a school file of the same name overrides
+    wordlists = policy_wordlists(session)
     try:
         return Policy(
             serial=serial, keyholders=tuple(keys), wordlists=wordlists,

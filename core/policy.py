@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from core._canonical import b64d, b64e, canonical_json, parse_json_object
 from core.errors import KeyFileError, PolicyError, UntrustedPolicy
 from core.keys import PrivateKey, PublicKey, keyset_fingerprint
+from core.rules import POLICY_LAYERS
 
 __all__ = [
     "CAPTURE_FORMATS",
@@ -46,7 +47,9 @@ CAPTURE_FORMATS = ("webp", "png", "jpeg")
 _SIGNING_CONTEXT = b"vigil signed policy v1\x00"
 _MAX_BODY = 16 * 1024 * 1024
 _MAX_KEYHOLDERS = 32
-_WORDLIST_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\.toml")
+# "<layer>/<file>.toml": the layer says how the files stack (core.rules.load_policy_files).
+_WORDLIST_NAME = re.compile(
+    r"(?:" + "|".join(POLICY_LAYERS) + r")/[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\.toml")
 _HHMM = re.compile(r"([01]\d|2[0-3]):[0-5]\d|24:00")
 _BODY_FIELDS = frozenset({
     "format", "version", "serial", "issued_at", "keyholders", "keyset_fingerprint", "wordlists",
@@ -160,7 +163,8 @@ class Policy:
             raise PolicyError("policy wordlists must map file names to TOML text")
         for name, text in self.wordlists.items():
             if not isinstance(name, str) or not _WORDLIST_NAME.fullmatch(name):
-                raise PolicyError(f"wordlist file name {name!r} must be a plain NAME.toml")
+                raise PolicyError(f"wordlist file name {name!r} must be LAYER/NAME.toml, "
+                                  f"LAYER one of {', '.join(POLICY_LAYERS)}")
             _text(text, f"wordlist {name}", 4 * 1024 * 1024)
         object.__setattr__(self, "wordlists", dict(sorted(self.wordlists.items())))
         if not isinstance(self.capture, CaptureSettings) or not isinstance(self.schedule, Schedule):

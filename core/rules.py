@@ -22,6 +22,7 @@ from core.normalize import fold_phrase
 
 __all__ = [
     "CATEGORIES",
+    "POLICY_LAYERS",
     "Exclusion",
     "Mode",
     "Rule",
@@ -29,6 +30,7 @@ __all__ = [
     "default_dir",
     "load_dirs",
     "load_file",
+    "load_policy_files",
     "loads",
     "loads_layer",
     "merge",
@@ -389,6 +391,24 @@ def merge(*layers: RuleSet) -> RuleSet:
         exclusions.extend(layer.exclusions)
         disabled.update(layer.disabled)
     return RuleSet(tuple(merged.values()), tuple(exclusions), frozenset(disabled))
+
+
+POLICY_LAYERS = ("default", "school")
+
+
+def load_policy_files(files: Mapping[str, str]) -> RuleSet:
+    """The rules a signed policy carries. Its files are named ``"<layer>/<file>"`` and stacked
+    in :data:`POLICY_LAYERS` order, defaults first and the school's own on top, exactly as
+    :func:`load_dirs` stacks directories; the agent, the dashboard's rule tester and the
+    collector all read a policy through this one function so they agree on what fires."""
+    layers: dict[str, list[tuple[str, str]]] = {layer: [] for layer in POLICY_LAYERS}
+    for name in sorted(files):
+        layer, sep, _ = name.partition("/")
+        if not sep or layer not in layers:
+            raise RuleFileError(name, None, "a policy's wordlist names must start with "
+                                + " or ".join(f"{lay}/" for lay in POLICY_LAYERS))
+        layers[layer].append((name, files[name]))
+    return merge(*(loads_layer(layers[layer]) for layer in POLICY_LAYERS))
 
 
 def _read_dir(directory: Path) -> list[tuple[str, str]]:

@@ -9,7 +9,6 @@ The phrases in the wordlists are deliberately not listed; categories are.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,15 +87,15 @@ def _hours(start: str, end: str) -> str:
 
 
 def _categories(wordlists: dict[str, str]) -> list[tuple[str, str]]:
-    found: set[str] = set()
-    for text in wordlists.values():
-        try:
-            doc = tomllib.loads(text)
-        except tomllib.TOMLDecodeError:
-            continue  # the agent rejects such a file too; it monitors nothing
-        category = doc.get("category")
-        if isinstance(category, str) and doc.get("rule"):
-            found.add(category)
+    """The categories the agents watch for under this policy (school-disabled rules left out)."""
+    from core.errors import RuleFileError
+    from core.rules import load_policy_files
+
+    try:
+        ruleset = load_policy_files(wordlists)
+    except RuleFileError:
+        return []  # the agents refuse such a policy too, and keep the one they had
+    found = {rule.category for rule in ruleset.rules}
     return [(c, CATEGORY_TEXT.get(c, c.replace("_", " "))) for c in sorted(found)]
 
 

@@ -14,7 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, col, select
 
 from collector.errors import CollectorError
-from collector.policy_builder import default_wordlists, publish
+from collector.policy_builder import default_wordlists, policy_wordlists, publish
 from collector.policy_store import latest
 from collector.store.models import WordlistFile, utcnow
 from core.errors import RuleFileError
@@ -45,36 +45,12 @@ category = "bullying"
 """
 
 
-def _layer(texts: dict[str, str]) -> Any:
-    """Parse one layer of files whose rule ids must be unique across the layer."""
-    from core import rules
-
-    merged: dict[str, Any] = {}
-    exclusions: list[Any] = []
-    disabled: set[str] = set()
-    for name, text in texts.items():
-        loaded = rules.loads(text, name)
-        for rule in loaded.rules:
-            if rule.id in merged:
-                raise RuleFileError(name, None, f"duplicate rule id {rule.id!r} (also in {merged[rule.id].source})")
-            merged[rule.id] = rule
-        exclusions.extend(loaded.exclusions)
-        disabled.update(loaded.disabled)
-    return merged, exclusions, disabled
-
-
 def _ruleset(db: Session, extra: dict[str, str] | None = None) -> Any:
-    """The defaults, then the school's files on top (as core.rules.load_dirs layers them)."""
+    """What the agents would run if the policy were published now (with ``extra`` school files
+    tried on top): the same layering the agent applies, from the same function."""
     from core import rules
 
-    school = {row.name: row.text for row in db.exec(select(WordlistFile)).all()}
-    school.update(extra or {})
-    base, base_excl, _ = _layer(default_wordlists())
-    own, own_excl, disabled = _layer(school)
-    for rule_id in disabled:
-        base.pop(rule_id, None)
-    base.update(own)
-    return rules.RuleSet(tuple(base.values()), tuple(base_excl + own_excl), frozenset(disabled))
+    return rules.load_policy_files(policy_wordlists(db, extra))
 
 
 def _page(request: Request, db: Session, who: SignedIn, **extra: Any) -> Response:

@@ -249,4 +249,4 @@ def test_dashboard_devices_wordlists_pages(collector_server: Any, new_context: A
     from core.policy import Trust, verify
 
     published, _ = verify(policy.content, Trust.pinned(server.keyset_fingerprint))
-    assert "smelly sam" in published.wordlists["school.toml"]
+    assert "smelly sam" in published.wordlists["school/school.toml"]

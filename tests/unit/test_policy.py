@@ -17,7 +17,8 @@ from core.errors import PolicyError, UntrustedPolicy, VigilError
 from core.policy import CaptureSettings, Policy, Schedule, SignedPolicy, Trust
 from tests.fixtures.keys import FAST_TEST_KDF, Keyholder, Keyholders
 
-WORDLISTS = {"suicide.toml": 'category = "suicide"\n', "school.toml": 'disable = ["drugs.weed"]\n'}
+WORDLISTS = {"default/suicide.toml": 'category = "suicide"\n',
+             "school/school.toml": 'disable = ["drugs.weed"]\n'}
 
 
 def _policy(keyholders: list[keys.PublicKey], serial: int = 1, **changes: Any) -> Policy:
@@ -255,6 +256,7 @@ def test_non_canonical_body_is_refused(keyholders: Keyholders) -> None:
 @pytest.mark.parametrize("changes", [
     {"serial": 0}, {"issued_at": datetime(2026, 1, 1)},
     {"wordlists": {"../etc/passwd.toml": ""}}, {"wordlists": {"a.txt": ""}},
+    {"wordlists": {"suicide.toml": ""}}, {"wordlists": {"other/suicide.toml": ""}},
     {"onsite_networks": ("10.0.0.0/33",)}, {"onsite_networks": ("school",)},
     {"flood_window_s": -1}, {"retention_days": 0}, {"notice": "x" * 20_001},
 ])

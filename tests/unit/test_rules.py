@@ -201,3 +201,30 @@ def test_layers_from_memory_merge_like_directories() -> None:
     with pytest.raises(RuleFileError) as info:
         rules.loads_layer([("a.toml", RULE), ("b.toml", "\n" + RULE)])
     assert (info.value.file, info.value.line) == ("b.toml", 5)
+
+
+# --------------------------------------------------------------------------- policy layering
+
+def test_policy_files_stack_school_over_defaults_whatever_the_file_names() -> None:
+    from core.rules import load_policy_files
+
+    files = {
+        # "a.toml" sorts before "violence.toml": layering must not depend on names.
+        "default/violence.toml": 'category = "violence"\n[[rule]]\nid = "violence.stab"\n'
+                                 'phrase = "stab"\nseverity = 4\n',
+        "default/drugs.toml": 'category = "drugs"\n[[rule]]\nid = "drugs.weed"\n'
+                              'phrase = "weed"\nseverity = 2\n',
+        "school/a.toml": 'category = "violence"\ndisable = ["drugs.weed"]\n[[rule]]\n'
+                         'id = "violence.stab"\nphrase = "stab"\nseverity = 5\n',
+    }
+    ruleset = load_policy_files(files)
+    by_id = {rule.id: rule for rule in ruleset.rules}
+    assert by_id["violence.stab"].severity == 5
+    assert "drugs.weed" not in by_id
+
+
+def test_policy_file_without_a_layer_is_one_clear_error() -> None:
+    from core.rules import load_policy_files
+
+    with pytest.raises(RuleFileError, match="must start with default/ or school/"):
+        load_policy_files({"suicide.toml": 'category = "suicide"\n'})
