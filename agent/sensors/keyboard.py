@@ -183,10 +183,18 @@ class InputHooks:
                 return part.listener
         return None
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stop the hooks, waiting at most ``timeout`` seconds in all.
+
+        pynput's X11 listener only notices a stop at the next X input event (its thread sits in
+        XRecord's enable_context), so on an idle display a join would wait for the user's next
+        key. Its threads are daemons and hold nothing that needs flushing, so the agent does not
+        wait for them: signing out must not take ten seconds.
+        """
         self._stopping.set()
         for part in self._parts:
             if part.listener is not None:
                 part.listener.stop()
+        deadline = time.monotonic() + timeout
         for part in self._parts:
-            part.join(5)
+            part.join(max(0.0, deadline - time.monotonic()))
