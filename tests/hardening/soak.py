@@ -28,7 +28,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["KEEP_ALIVE_S", "SoakResult", "enrol_many", "run_soak"]
+__all__ = ["KEEP_ALIVE_S", "SoakResult", "enrol_many", "run_in_own_loop", "run_soak"]
 
 KEEP_ALIVE_S = 5.0  # uvicorn's default keep-alive timeout, which `vigil collector serve` keeps
 
@@ -153,6 +153,27 @@ async def _sample_rss(pid: int, result: SoakResult, start: float, deadline: floa
         await asyncio.sleep(1.0)
 
 
+def run_in_own_loop(coro: Any) -> Any:
+    """``asyncio.run`` on a thread of its own: in the full suite Playwright's sync API keeps an
+    event loop running on the main thread, where ``asyncio.run`` refuses to start another."""
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = asyncio.run(coro)
+        except BaseException as exc:  # noqa: BLE001 - handed back to the caller below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="soak-loop")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
 def run_soak(url: str, ca_cert: str, pid: int, devices: list[tuple[str, str]],
              recipients: list[Any], seconds: float, heartbeat_s: float = 4.0,
              event_every_s: float = 15.0, batch: int = 2, body_bytes: int = 20_000,
@@ -170,5 +191,5 @@ def run_soak(url: str, ca_cert: str, pid: int, devices: list[tuple[str, str]],
             *(_agent(url, ctx, d, recipients, result, deadline, heartbeat_s, event_every_s,
                      batch, body_bytes, random.Random(rnd.random())) for d in devices))
 
-    asyncio.run(main())
+    run_in_own_loop(main())
     return result

@@ -22,7 +22,6 @@ VIGIL_SOAK_AGENTS and VIGIL_SOAK_SECONDS shorten it (e.g. for a quick local chec
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections import Counter
 from typing import Any
@@ -30,7 +29,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.faults import stored_event_ids
-from tests.hardening.soak import enrol_many, run_soak
+from tests.hardening.soak import enrol_many, run_in_own_loop, run_soak
 
 pytestmark = [pytest.mark.slow]
 
@@ -46,7 +45,7 @@ def test_soak_many_agents_no_errors_and_flat_memory(collector_factory: Any) -> N
 
     server = collector_factory(run_jobs=False)
     ctx = ssl.create_default_context(cafile=str(server.ca_cert))
-    devices = asyncio.run(enrol_many(server.url, ctx, server.make_token(uses=AGENTS), AGENTS))
+    devices = run_in_own_loop(enrol_many(server.url, ctx, server.make_token(uses=AGENTS), AGENTS))
     assert server.process is not None
     result = run_soak(server.url, str(server.ca_cert), server.process.pid, devices,
                       server.keys.publics, SECONDS)
