@@ -11,11 +11,9 @@ from __future__ import annotations
 import io
 import os
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import pytest
 from PIL import Image
 
 from agent.notice import NOTICE_TITLE
+from tests.fixtures.faults import AgentRun
 from tests.fixtures.x11 import X11, wait_until
 
 pytestmark = [pytest.mark.x11, pytest.mark.slow]
@@ -33,62 +32,12 @@ IMAGE_MAGIC = (re.compile(rb"RIFF....WEBP", re.DOTALL), re.compile(re.escape(b"\
                re.compile(rb"JFIF"), re.compile(rb"\xff\xd8\xff"))
 
 
-@dataclass
-class AgentProcess:
-    """`vigil agent run` on the test display, with its config and spool in tmp."""
-
-    x: X11
-    config_dir: Path
-    spool_dir: Path
-    runtime_dir: Path
-    log_path: Path
-    proc: subprocess.Popen | None = None
-
-    def env(self) -> dict[str, str]:
-        env = self.x.env
-        env.update(PYTHONUNBUFFERED="1", XDG_RUNTIME_DIR=str(self.runtime_dir),
-                   VIGIL_AGENT_BACKOFF_INITIAL_S="0.2", VIGIL_AGENT_BACKOFF_MAX_S="1",
-                   VIGIL_AGENT_HEARTBEAT_S="2")
-        env.pop("XDG_SESSION_ID", None)
-        return env
-
-    def vigil(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "vigil", *args], env=self.env(), cwd=REPO,
-                              capture_output=True, text=True, timeout=120, check=False)
-
-    def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "vigil", "agent", "run", "--config-dir",
-                 str(self.config_dir), "--spool-dir", str(self.spool_dir)],
-                env=self.env(), cwd=REPO, stdout=log, stderr=log)
-        wait_until(lambda: self._alive() and "agent running" in self.log()[offset:], 60,
-                   what="the agent to start")
-
-    def _alive(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"agent exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
-        return True
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def spooled(self) -> list[Path]:
-        return sorted(self.spool_dir.glob("*.evt"))
+def agent_process(x11: X11, base: Path) -> AgentRun:
+    """The real ``vigil agent run`` (the fault tests' AgentRun), heartbeat every 2 s."""
+    return AgentRun(x11, base, env_extra={"VIGIL_AGENT_HEARTBEAT_S": "2"})
 
 
-def enrol(agent: AgentProcess, server: Any) -> None:
+def enrol(agent: AgentRun, server: Any) -> None:
     """Run the paste-ready enrolment line the collector prints (``--token=`` form: a URL-safe
     token may start with '-', which argparse would read as an option)."""
     argv = server.enrol_command(server.make_token())[1:]
@@ -103,10 +52,8 @@ def enrol(agent: AgentProcess, server: Any) -> None:
 
 
 @pytest.fixture
-def enrolled(x11: X11, collector_server: Any, tmp_path: Path) -> Iterator[AgentProcess]:
-    agent = AgentProcess(x11, tmp_path / "agent-config", tmp_path / "agent-spool",
-                         tmp_path / "runtime", tmp_path / "agent.log")
-    agent.runtime_dir.mkdir(mode=0o700)
+def enrolled(x11: X11, collector_server: Any, tmp_path: Path) -> Iterator[AgentRun]:
+    agent = agent_process(x11, tmp_path)
     enrol(agent, collector_server)
     try:
         yield agent
@@ -115,7 +62,7 @@ def enrolled(x11: X11, collector_server: Any, tmp_path: Path) -> Iterator[AgentP
 
 
 @pytest.fixture
-def agent(enrolled: AgentProcess) -> AgentProcess:
+def agent(enrolled: AgentRun) -> AgentRun:
     enrolled.start()
     return enrolled
 
@@ -161,7 +108,7 @@ def type_line(x: X11, text: str) -> None:
     x.key("Return")
 
 
-def test_backspace_edited_text_reaches_the_collector(agent: AgentProcess, x11: X11,
+def test_backspace_edited_text_reaches_the_collector(agent: AgentRun, x11: X11,
                                                      collector_server: Any) -> None:
     x11.open_window("Notes - pupil")
     x11.type("kill mysefl")
@@ -179,7 +126,7 @@ def test_backspace_edited_text_reaches_the_collector(agent: AgentProcess, x11: X
     wait_until(lambda: not agent.spooled(), 20, what="the spool to empty after the ack")
 
 
-def test_trigger_in_a_window_title(agent: AgentProcess, x11: X11, collector_server: Any) -> None:
+def test_trigger_in_a_window_title(agent: AgentRun, x11: X11, collector_server: Any) -> None:
     x11.open_window("how to kill myself - Search", kind="tk")
     (row,) = wait_events(collector_server, 1)
     assert (row.category, row.source) == ("suicide", "title")
@@ -189,7 +136,7 @@ def test_trigger_in_a_window_title(agent: AgentProcess, x11: X11, collector_serv
     assert_screenshot(opened)
 
 
-def test_benign_sentence_does_not_fire(agent: AgentProcess, x11: X11, collector_server: Any) -> None:
+def test_benign_sentence_does_not_fire(agent: AgentRun, x11: X11, collector_server: Any) -> None:
     x11.open_window("Homework")
     type_line(x11, "we killed it at football and the skillset of the team was great")
     type_line(x11, "we are studying the assessment for sex education in Scunthorpe")
@@ -200,7 +147,7 @@ def test_benign_sentence_does_not_fire(agent: AgentProcess, x11: X11, collector_
     assert open_event(collector_server, rows[0]).header["context"] == "i want to kill myself"
 
 
-def test_flood_control_makes_one_event_with_a_count(agent: AgentProcess, x11: X11,
+def test_flood_control_makes_one_event_with_a_count(agent: AgentRun, x11: X11,
                                                     collector_server: Any) -> None:
     x11.open_window("Chat")
     for _ in range(6):
@@ -215,7 +162,7 @@ def test_flood_control_makes_one_event_with_a_count(agent: AgentProcess, x11: X1
     assert len(stored_events(collector_server)) == 1
 
 
-def test_paste_is_matched_as_one_block(agent: AgentProcess, x11: X11, collector_server: Any) -> None:
+def test_paste_is_matched_as_one_block(agent: AgentRun, x11: X11, collector_server: Any) -> None:
     x11.open_window("Editor")
     clip = x11.set_clipboard("sometimes i think about how to kill myself")
     try:
@@ -229,7 +176,7 @@ def test_paste_is_matched_as_one_block(agent: AgentProcess, x11: X11, collector_
 
 
 def test_collector_down_and_back_loses_and_duplicates_nothing(
-        agent: AgentProcess, x11: X11, collector_server: Any) -> None:
+        agent: AgentRun, x11: X11, collector_server: Any) -> None:
     x11.open_window("Offline notes")
     collector_server.stop()
     type_line(x11, "i want to kill myself")
@@ -245,7 +192,7 @@ def test_collector_down_and_back_loses_and_duplicates_nothing(
     assert len(stored_events(collector_server)) == 2  # nothing arrived twice
 
 
-def test_nothing_readable_is_left_behind(agent: AgentProcess, x11: X11,
+def test_nothing_readable_is_left_behind(agent: AgentRun, x11: X11,
                                          collector_server: Any) -> None:
     sentence = "honestly tonight i want to kill myself"
     x11.open_window("Diary window")
@@ -271,7 +218,7 @@ def test_nothing_readable_is_left_behind(agent: AgentProcess, x11: X11,
     assert sentence not in agent.log()
 
 
-def test_notice_shown_once_per_session_and_agent_is_visible(enrolled: AgentProcess,
+def test_notice_shown_once_per_session_and_agent_is_visible(enrolled: AgentRun,
                                                             x11: X11) -> None:
     import psutil
 
@@ -314,9 +261,7 @@ def restricted_collector(request: pytest.FixtureRequest,
 def test_no_capture_off_site_or_outside_the_schedule(x11: X11, restricted_collector: Any,
                                                      tmp_path: Path) -> None:
     offsite_collector = restricted_collector
-    agent = AgentProcess(x11, tmp_path / "cfg", tmp_path / "spool", tmp_path / "rt",
-                         tmp_path / "agent.log")
-    agent.runtime_dir.mkdir(mode=0o700)
+    agent = agent_process(x11, tmp_path)
     enrol(agent, offsite_collector)
     agent.start()
     try:
@@ -365,8 +310,7 @@ def test_no_display_is_one_clear_line(tmp_path: Path, env: dict[str, str], messa
 
 def test_enrol_refuses_a_wrong_certificate_or_keyholder_pin(x11: X11, collector_server: Any,
                                                            tmp_path: Path) -> None:
-    agent = AgentProcess(x11, tmp_path / "cfg", tmp_path / "spool", tmp_path / "rt",
-                         tmp_path / "agent.log")
+    agent = agent_process(x11, tmp_path)
     base = ["agent", "enrol", "--collector", collector_server.url, "--config-dir",
             str(agent.config_dir)]
     wrong_cert = agent.vigil(*base, f"--token={collector_server.make_token()}", "--trust",
@@ -396,7 +340,7 @@ def _publish(server: Any, settings: Any) -> None:
 
 
 def test_policy_refreshed_by_etag_and_untrusted_policy_refused(
-        agent: AgentProcess, collector_server: Any, stranger_key: Any) -> None:
+        agent: AgentRun, collector_server: Any, stranger_key: Any) -> None:
     import dataclasses
 
     from collector.store.models import PolicyRecord
@@ -437,7 +381,7 @@ def _device(server: Any) -> Any:
         db.close()
 
 
-def test_rejected_event_is_quarantined_and_reported(enrolled: AgentProcess,
+def test_rejected_event_is_quarantined_and_reported(enrolled: AgentRun,
                                                     collector_server: Any) -> None:
     import uuid
 
@@ -457,7 +401,7 @@ def test_rejected_event_is_quarantined_and_reported(enrolled: AgentProcess,
 
 
 def test_revoked_device_stops_uploading_and_keeps_its_spool(
-        agent: AgentProcess, x11: X11, collector_server: Any) -> None:
+        agent: AgentRun, x11: X11, collector_server: Any) -> None:
     from collector.devices import revoke
 
     device_id = _device(collector_server).id
@@ -481,7 +425,7 @@ def test_revoked_device_stops_uploading_and_keeps_its_spool(
 
 
 def test_same_title_does_not_fire_again_within_the_cool_down(
-        agent: AgentProcess, x11: X11, collector_server: Any) -> None:
+        agent: AgentRun, x11: X11, collector_server: Any) -> None:
     risky = x11.open_window("how to kill myself - Search", kind="tk")
     wait_events(collector_server, 1)
     x11.open_window("Homework")
