@@ -69,6 +69,7 @@ class Monitor:
         self._site_checked = -1e9
         self._hours_checked: tuple[int, int] = (-1, -1)
         self._hours_ok = True
+        self._window: MonitoringWindow = window or MonitoringWindow()
         self._held: list[tuple[str, int, bytes]] = []  # sealed events the disk refused
         self._held_retry = 0.0
         self._site_ok = True
@@ -99,17 +100,17 @@ class Monitor:
 
     def _active(self, now: float) -> bool:
         """Monitoring allowed now? Hours once per clock minute, networks every 30 s."""
-        window = self._fixed_window or MonitoringWindow.from_policy(self._policy.policy)
         # The schedule is in whole minutes (HH:MM), so one answer per minute and policy is exact
         # and spares a time-zone conversion on every key.
         minute = (int(time.time() // 60), self._policy.serial)
         if minute != self._hours_checked:
-            self._hours_ok = window.in_hours(datetime.now(timezone.utc))
+            self._window = self._fixed_window or MonitoringWindow.from_policy(self._policy.policy)
+            self._hours_ok = self._window.in_hours(datetime.now(timezone.utc))
             self._hours_checked = minute
         if not self._hours_ok:
             return False
         if now - self._site_checked > ON_SITE_RECHECK_S:
-            self._site_ok = window.on_site()
+            self._site_ok = self._window.on_site()
             self._site_checked = now
         return self._site_ok
 
@@ -142,6 +143,12 @@ class Monitor:
             if self._buffer is not None:
                 self._buffer.reset_keys()
             return  # counted by the hooks, reported in the heartbeat
+        if isinstance(ev, KeyInput) and not ev.pressed:
+            # A release only updates which keys and modifiers are held: half of all input,
+            # so it skips the policy, schedule and spool checks below.
+            if self._buffer is not None:
+                self._buffer.on_key(ev)
+            return
         if isinstance(ev, FocusChange):
             self.window = ev.window
         if not self._sync_policy():

@@ -18,6 +18,7 @@ from typing import Any
 
 from agent.errors import NoDisplay
 from agent.sensors.events import Click, KeyInput, ListenerRestarted
+from agent.sensors.xrecord import BUTTON_PRESS, recording_listener
 
 __all__ = ["RAW_CLICK", "RAW_KEY", "InputHooks", "translate"]
 
@@ -49,26 +50,6 @@ def _set_when_ready(listener: Any, hooked: threading.Event) -> None:
     listener.wait()
     if not isinstance(getattr(listener, "recording", None), threading.Event):
         hooked.set()  # other platforms: ready means hooked
-
-
-def _x11_recording(base: type) -> type:
-    """``base`` (a pynput X11 listener) that tells when XRecord really delivers events.
-
-    pynput marks an X11 listener ready just before it enables its XRecord context, so keys sent
-    in between are lost. The server's first reply after enabling is StartOfData, which reaches
-    ``_handler``: that, not ``wait()``, is the moment the hook is live.
-    """
-
-    class Recording(base):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.recording = threading.Event()
-
-        def _handler(self, events: Any) -> Any:
-            self.recording.set()
-            return super()._handler(events)
-
-    return Recording
 
 
 class _Supervised:
@@ -164,7 +145,10 @@ class InputHooks:
         key_listener: type = keyboard.Listener
         mouse_listener: type = mouse.Listener
         if hasattr(key_listener, "_handler"):  # the X11 (XRecord) backend
-            key_listener, mouse_listener = _x11_recording(key_listener), _x11_recording(mouse_listener)
+            key_listener = recording_listener(key_listener)
+            # A click only ends an utterance: the press is all the agent needs (no releases,
+            # no pointer motion).
+            mouse_listener = recording_listener(mouse_listener, (BUTTON_PRESS, BUTTON_PRESS))
         self._parts = [
             _Supervised("keyboard",
                         lambda: key_listener(on_press=on_press, on_release=on_release),

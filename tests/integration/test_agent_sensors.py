@@ -144,3 +144,80 @@ def test_agent_import_without_display_fails_cleanly() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          check=False)
     assert out.stdout.startswith("NoDisplay: no display")
+
+
+# --- the lean XRecord listeners (agent/sensors/xrecord.py) -----------------------------------
+def test_this_pynput_gets_the_lean_listeners(on_display: X11) -> None:
+    """The pinned pynput and python-xlib have the shape xrecord.py relies on; a version that
+    does not would silently fall back to the stock (costlier) listener."""
+    from pynput import keyboard, mouse
+
+    from agent.sensors.xrecord import lean_supported, recording_listener
+
+    assert lean_supported(keyboard.Listener) and lean_supported(mouse.Listener)
+    assert recording_listener(keyboard.Listener).__name__ == "LeanListener"
+
+
+def test_struct_decoder_agrees_with_python_xlib(on_display: X11) -> None:
+    """The one-struct decoder reads what python-xlib's own parser reads, send_event included."""
+    from Xlib import X, display
+    from Xlib.protocol import event, rq
+
+    from agent.sensors.xrecord import decode_events
+
+    d = display.Display(on_display.display)
+    try:
+        root = d.screen().root
+        made = [
+            event.KeyPress(time=123456, root=root, window=root, child=X.NONE, root_x=-5,
+                           root_y=1079, event_x=7, event_y=8, state=X.ShiftMask | X.ControlMask,
+                           same_screen=1, detail=38),
+            event.KeyRelease(time=1, root=root, window=root, child=X.NONE, root_x=1919,
+                             root_y=0, event_x=0, event_y=0, state=0, same_screen=1, detail=255,
+                             send_event=True),
+            event.ButtonPress(time=2, root=root, window=root, child=X.NONE, root_x=300,
+                              root_y=-200, event_x=0, event_y=0, state=X.Mod1Mask,
+                              same_screen=1, detail=3),
+        ]
+        data = b"".join(e._binary for e in made)
+        ours = decode_events(data + b"\x00" * 7)  # a stray tail is not an event
+        parser = rq.EventField(None)
+        rest: bytes = data
+        for mine in ours:
+            theirs, rest = parser.parse_binary_value(rest, d.display, None, None)
+            assert (mine.type, mine.detail, mine.state, mine.send_event, mine.root_x,
+                    mine.root_y) == (theirs.type, theirs.detail, theirs.state,
+                                     bool(theirs.send_event), theirs.root_x, theirs.root_y)
+        assert len(ours) == 3 and not rest
+    finally:
+        d.close()
+
+
+def test_mouse_hook_reports_clicks_and_records_no_motion(on_display: X11) -> None:
+    """The mouse hook asks XRecord for ButtonPress only: a click arrives, pointer motion and the
+    button's release never reach Python (each costs ~300 µs of parsing)."""
+    got = Collected()
+    h = InputHooks(got.q, mouse=True)
+    h.start()
+    try:
+        listener = h.listener("mouse")
+        wait_until(lambda: listener.recording.is_set(), 10, what="the mouse hook")
+        handled: list[int] = []
+        original = listener._handle_message
+
+        def counting(display: Any, event: Any, injected: bool) -> None:
+            handled.append(event.type)
+            original(display, event, injected)
+
+        listener._handle_message = counting
+        on_display.open_window("Click target")
+        for x in range(100, 400, 30):
+            on_display.xdotool("mousemove", str(x), "300")
+        on_display.xdotool("click", "1")
+        wait_until(lambda: any(type(i).__name__ == "Click" for i in got.drain()), 10,
+                   what="the click")
+        assert handled == [4]  # one ButtonPress; no MotionNotify (6) or ButtonRelease (5)
+    finally:
+        h.stop()
+        on_display.xdotool("click", "1")  # lets the record threads see their stop
+        on_display.key("shift")
