@@ -1,10 +1,11 @@
 """The monitoring notice: shown once per session, so nobody is monitored without being told.
 
 Every run writes the notice to the log. On a desktop it also opens a small window (Tk, in its own
-process so a slow or closed window never touches the sensors) that the user dismisses; the
-window is a normal, visible, titled window. A tray icon is not drawn: no tray library is a
-dependency (see docs/agent.md). "Once per session" is kept by a marker in the user's runtime
-directory named after the session (XDG_SESSION_ID or, failing that, the X display and boot id).
+process, ``vigil agent notice-window``, so a slow or closed window never touches the sensors)
+that the user dismisses; the window is a normal, visible, titled window. The tray icon
+(agent/tray.py) stays for the whole session and opens the window again on a click. "Once per
+session" is kept by a marker in the user's runtime directory named after the session
+(XDG_SESSION_ID or, failing that, the X display and boot id).
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import platformdirs
 
-__all__ = ["DEFAULT_NOTICE", "NOTICE_TITLE", "session_key", "show_notice"]
+from agent.children import vigil_command
+
+__all__ = ["DEFAULT_NOTICE", "NOTICE_TITLE", "notice_window", "open_notice_window", "session_key",
+           "show_notice"]
 
 log = logging.getLogger(__name__)
 
@@ -27,17 +30,29 @@ DEFAULT_NOTICE = ("This device is monitored for safeguarding under the school's 
                   "wordlists; a match takes a screenshot that only the school's safeguarding "
                   "keyholders can open.")
 
-_WINDOW = r"""
-import sys, tkinter as tk
-root = tk.Tk()
-root.title(sys.argv[1])
-root.attributes("-topmost", True)
-msg = tk.Message(root, text=sys.argv[2], width=460, padx=16, pady=12)
-msg.pack()
-tk.Button(root, text="OK", width=10, command=root.destroy).pack(pady=(0, 12))
-root.after(int(float(sys.argv[3]) * 1000), root.destroy)
-root.mainloop()
-"""
+
+def notice_window(text: str, timeout_s: float = 300.0) -> None:
+    """Show the notice in a small always-on-top window until OK or ``timeout_s`` (blocks)."""
+    import tkinter as tk
+
+    root = tk.Tk()
+    root.title(NOTICE_TITLE)
+    root.attributes("-topmost", True)
+    tk.Message(root, text=text, width=460, padx=16, pady=12).pack()
+    tk.Button(root, text="OK", width=10, command=root.destroy).pack(pady=(0, 12))
+    root.after(int(timeout_s * 1000), root.destroy)
+    root.mainloop()
+
+
+def open_notice_window(text: str, timeout_s: float = 300.0) -> subprocess.Popen | None:
+    """``notice_window`` in a process of its own; None if it could not be started (logged)."""
+    try:
+        return subprocess.Popen(
+            vigil_command("agent", "notice-window", "--timeout", str(timeout_s), "--", text),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError as exc:
+        log.warning("could not open the notice window (%s); the notice is in the log", exc)
+        return None
 
 
 def session_key() -> str:
@@ -69,9 +84,4 @@ def show_notice(text: str, *, graphical: bool, runtime_dir: Path | None = None,
     marker.touch(mode=0o600)
     if not graphical:
         return None
-    try:
-        return subprocess.Popen([sys.executable, "-c", _WINDOW, NOTICE_TITLE, text, str(timeout_s)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    except OSError as exc:
-        log.warning("could not open the notice window (%s); the notice is in the log", exc)
-        return None
+    return open_notice_window(text, timeout_s)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import subprocess
 import threading
 from typing import Any
 
@@ -11,13 +12,14 @@ from agent.config import ConfigDir
 from agent.flood import FloodControl
 from agent.memory import tune_allocator
 from agent.monitor import Monitor
-from agent.notice import show_notice
+from agent.notice import DEFAULT_NOTICE, show_notice
 from agent.policy_state import PolicyState
 from agent.sensors import select_backend
 from agent.sensors.keyboard import InputHooks
 from agent.settings import Settings
 from agent.spool import Spool
 from agent.sync import Sync
+from agent.tray import start_tray
 from core.errors import VigilError
 
 __all__ = ["run_agent"]
@@ -49,7 +51,9 @@ def run_agent(settings: Settings, stop: threading.Event | None = None) -> int:
             sync.refresh_policy()
         except VigilError as exc:
             log.warning("no policy yet (%s); monitoring starts when one arrives", exc)
-    notice = show_notice(policy.policy.notice if policy.policy else "", graphical=True)
+    notice_text = policy.policy.notice if policy.policy else ""
+    notice = show_notice(notice_text, graphical=True)
+    tray = start_tray(notice_text.strip() or DEFAULT_NOTICE)
     monitor = Monitor(settings, enrolment.device_id, policy, spool, flood, backend.clipboard,
                       on_spooled=sync.wake)
     hooks = InputHooks(monitor.queue)
@@ -76,9 +80,13 @@ def run_agent(settings: Settings, stop: threading.Event | None = None) -> int:
         windows.stop()
         monitor.stop()
         sync.stop()
-        if notice is not None and notice.poll() is None:
-            notice.terminate()  # the window is ours: it does not outlive the agent
-            notice.wait(5)
+        for helper in (notice, tray):
+            if helper is not None and helper.poll() is None:
+                helper.terminate()  # the window and the icon are ours: they end with the agent
+                try:
+                    helper.wait(5)
+                except subprocess.TimeoutExpired:
+                    helper.kill()
     log.info("agent stopped; %d input(s) handled, %d event(s) sealed, %d waiting in the spool",
              monitor.inputs_seen, monitor.events_sealed, spool.depth)
     return 0

@@ -2,7 +2,7 @@
 # Installs the Debian packages Vigil's tests and demo need, only those that are missing.
 # Runs as root or through sudo; idempotent.
 set -euo pipefail
-want=(xvfb xdotool openbox x11-utils xclip chromium python3-venv python3-tk)
+want=(xvfb xdotool openbox x11-utils xclip trayer chromium python3-venv python3-tk)
 [ "${1:-}" = "--with-postgres" ] && want+=(postgresql)
 missing=()
 for p in "${want[@]}"; do

@@ -183,9 +183,17 @@ def test_collector_down_and_back_loses_and_duplicates_nothing(
     wait_until(lambda: len(agent.spooled()) == 1, 20, what="the first event in the spool")
     type_line(x11, "i will hang myself")
     wait_until(lambda: len(agent.spooled()) == 2, 20, what="the second event in the spool")
+    # The technician's `vigil agent status` says what is wrong while it is wrong.
+    down = wait_until(lambda: agent.status().get("spool_depth") == 2
+                      and agent.status().get("last_error"), 20, what="the error in the status")
+    assert "collector" in str(down).lower()
+    shown = agent.vigil("agent", "status", "--config-dir", str(agent.config_dir),
+                        "--spool-dir", str(agent.spool_dir))
+    assert shown.returncode == 0 and "last_error: -" not in shown.stdout
     collector_server.start()
     rows = wait_events(collector_server, 2, timeout=60)
     wait_until(lambda: not agent.spooled(), 30, what="the spool to empty")
+    wait_until(lambda: agent.status().get("last_error") == "", 30, what="the error to clear")
     assert len(rows) == 2 and len({r.id for r in rows}) == 2
     contexts = sorted(open_event(collector_server, r).header["context"] for r in rows)
     assert contexts == ["i want to kill myself", "i will hang myself"]
@@ -235,6 +243,91 @@ def test_notice_shown_once_per_session_and_agent_is_visible(enrolled: AgentRun,
     x11.open_window("After restart")  # the agent is up and handling windows again
     assert enrolled.log().count("monitoring notice:") == 2
     assert x11.find_window(NOTICE_TITLE) is None
+
+
+def _docked_icon(x11: X11, title: str) -> tuple[int, int, int, int] | None:
+    """Root-relative (x, y, w, h) of the window titled ``title`` once a tray has reparented it
+    (docked); None while it is not there or still a child of the root."""
+    from Xlib import X, Xatom, display
+    from Xlib.error import XError
+
+    d = display.Display(x11.display)
+    try:
+        root = d.screen().root
+        pending = [root]
+        while pending:
+            win = pending.pop()
+            try:
+                children = win.query_tree().children
+            except XError:
+                continue
+            for child in children:
+                pending.append(child)
+                try:
+                    name = child.get_full_property(Xatom.WM_NAME, X.AnyPropertyType)
+                    if name is None or name.value != title.encode():
+                        continue
+                    if child.query_tree().parent.id == root.id:
+                        return None  # mapped on its own, not docked
+                    geom = child.get_geometry()
+                    pos = child.translate_coords(root, 0, 0)
+                    return (-pos.x, -pos.y, geom.width, geom.height)
+                except XError:
+                    continue
+        return None
+    finally:
+        d.close()
+
+
+def test_tray_icon_docks_when_a_tray_appears_opens_the_notice_and_dies_with_the_agent(
+        enrolled: AgentRun, x11: X11) -> None:
+    import signal
+
+    import psutil
+
+    from agent.tray import TRAY_TITLE
+
+    enrolled.start()
+    # The session's first notice window comes first; close it, so the one the icon opens shows.
+    wid = wait_until(lambda: x11.find_window(NOTICE_TITLE), 20, what="the first notice window")
+    subprocess.run(["xdotool", "windowkill", str(wid)], env=x11.env, check=False)
+    # No tray yet (openbox has none): the icon's process says so and waits for one.
+    wait_until(lambda: "no system tray on this desktop yet" in enrolled.log(), 30,
+               what="the tray process waiting for a tray")
+    assert enrolled.proc is not None
+    tray_procs = [c for c in psutil.Process(enrolled.proc.pid).children()
+                  if c.status() != psutil.STATUS_ZOMBIE and "tray" in c.cmdline()]
+    assert len(tray_procs) == 1
+    trayer = subprocess.Popen(["trayer", "--edge", "top", "--align", "right", "--widthtype",
+                               "request", "--height", "24", "--SetDockType", "true"],
+                              env=x11.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        x, y, w, h = wait_until(lambda: _docked_icon(x11, TRAY_TITLE), 30,  # type: ignore[misc]
+                                what="the icon docked in the tray")
+        assert w > 0 and h > 0
+        assert "tray icon shown" in enrolled.log()
+        x11.xdotool("mousemove", str(x + w // 2), str(y + h // 2))
+        x11.xdotool("click", "1")
+        wait_until(lambda: x11.find_window(NOTICE_TITLE), 20, what="the notice, from the icon")
+        # The panel restarts (a crash, a settings change): the icon comes back to the new one.
+        trayer.terminate()
+        trayer.wait(10)
+        trayer = subprocess.Popen(trayer.args, env=x11.env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        wait_until(lambda: "a new tray appeared" in enrolled.log(), 30, what="the new tray")
+        wait_until(lambda: _docked_icon(x11, TRAY_TITLE), 30, what="the icon docked again")
+        # The agent dies without a word (SIGKILL to it alone): the icon and its notice go too,
+        # so nothing on screen claims monitoring that has stopped.
+        os.kill(enrolled.proc.pid, signal.SIGKILL)
+        enrolled.proc.wait(20)
+        wait_until(lambda: not tray_procs[0].is_running() or tray_procs[0].status() == "zombie",
+                   20, what="the tray process to end")
+        wait_until(lambda: _docked_icon(x11, TRAY_TITLE) is None, 20, what="the icon to go")
+        wait_until(lambda: x11.find_window(NOTICE_TITLE) is None, 20,
+                   what="the notice it opened to close")
+    finally:
+        trayer.terminate()
+        trayer.wait(10)
 
 
 def _not_today() -> list[str]:

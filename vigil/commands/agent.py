@@ -4,6 +4,8 @@
 device credential, pins the keyholder set (``--trust``) and the collector's certificate (``--ca``
 or ``--ca-fingerprint``), and stores them in the agent's config directory, readable by the agent
 only. ``run`` watches until the session ends. ``status`` prints what the agent knows.
+``notice-window`` and ``tray`` are the two helper processes ``run`` starts (agent/children.py);
+they are not listed in the help.
 """
 
 from __future__ import annotations
@@ -112,6 +114,25 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _notice_window(args: argparse.Namespace) -> int:
+    from agent.notice import notice_window
+
+    try:
+        notice_window(args.text, args.timeout)
+    except Exception as exc:  # noqa: BLE001 - tkinter's TclError: no display, no Tk
+        print(f"vigil: cannot show the notice window: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _tray(args: argparse.Namespace) -> int:
+    from agent.tray import run_tray
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s vigil-agent %(levelname)s %(message)s")
+    return run_tray(args.text, args.wait)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser("agent", help="the desktop agent: enrol, run, status")
     sub = parser.add_subparsers(dest="agent_command", metavar="ACTION", required=True)
@@ -141,3 +162,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--json", action="store_true", help="print JSON")
     dirs(p, spool=True)
     p.set_defaults(func=_status)
+
+    # The helper processes of `run` (agent/children.py): not for direct use, so not listed.
+    p = sub.add_parser("notice-window")
+    p.add_argument("--timeout", type=float, default=300.0)
+    p.add_argument("text")
+    p.set_defaults(func=_notice_window)
+
+    p = sub.add_parser("tray")
+    p.add_argument("--wait", type=float, default=120.0)
+    p.add_argument("text")
+    p.set_defaults(func=_tray)
