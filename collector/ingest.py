@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pybase64
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, func, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -178,11 +178,14 @@ def _check_batch(events: Sequence[IncomingEvent], device_id: str, settings: Sett
 
 
 def _existing_core(conn: Connection, ids: list[str]) -> dict[str, str]:
-    """id -> sha256 of the events among ``ids`` already stored (a Core query: no ORM rows)."""
+    """id -> the sha256 each of the events among ``ids`` arrived with, for those already stored
+    (a Core query: no ORM rows). Not the blob's current hash: a keyholder grant rewrites the
+    blob, and an agent re-sending an event it uploaded before the grant is a retry."""
     if not ids:
         return {}
     table = Event.__table__  # type: ignore[attr-defined]
-    rows = conn.execute(sa_select(table.c.id, table.c.sha256).where(table.c.id.in_(ids)))
+    arrived = func.coalesce(table.c.received_sha256, table.c.sha256)
+    rows = conn.execute(sa_select(table.c.id, arrived).where(table.c.id.in_(ids)))
     return {row[0]: row[1] for row in rows}
 
 
@@ -228,7 +231,7 @@ def _event_rows(device_id: str, new: list[_Checked], keys: dict[str, str]
         {"id": c.id, "device_id": device_id, "time": _as_utc(c.meta.time), "received_at": now,
          "category": c.meta.category, "severity": c.meta.severity, "rule": c.meta.rule,
          "source": c.meta.source, "blob_key": keys[c.id], "size": len(c.data),
-         "sha256": c.sha256, "recipients": c.recipients}
+         "sha256": c.sha256, "received_sha256": c.sha256, "recipients": c.recipients}
         for c in new
     ]
 

@@ -119,7 +119,9 @@ class Event(SQLModel, table=True):
     last_repeat_at: datetime | None = None
     blob_key: str = Field(max_length=128)
     size: int
-    sha256: str = Field(max_length=64)
+    sha256: str = Field(max_length=64)  # of the blob as stored now (a grant rewrites it)
+    # Of the envelope as the agent sent it: what a re-sent event is compared with.
+    received_sha256: str | None = Field(default=None, max_length=64)
     recipients: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     status: str = Field(default=Grade.NEW.value, max_length=16)
     graded_by: str | None = Field(default=None, max_length=64)

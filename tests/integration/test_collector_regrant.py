@@ -419,3 +419,29 @@ def test_grant_while_agents_keep_sending(school: School) -> None:
     assert ", 0 failed" in again.stdout
     assert all(opens(d, school.new_head.key) for d in school.envelopes().values())
     check_consistent(school)
+
+
+def test_an_event_sent_again_after_a_grant_is_a_retry_not_a_replay(school: School) -> None:
+    """An agent whose upload was stored but whose acknowledgement was lost sends the same
+    envelope again, after a grant has rewritten the stored blob: that is a duplicate (the agent
+    deletes it from its spool), not a 422 "replayed" (which would quarantine it)."""
+    server, device = school.server, school.device
+    event_id, data = seal_event(device.id, server.keys.publics, body=b"capture")
+    sent = {"events": [{"id": event_id, "envelope": base64.b64encode(data).decode()}]}
+    first = server.client.post("/api/v1/events", json=sent, headers=device.auth)
+    assert first.status_code == 200 and first.json()["stored"] == [event_id]
+
+    assert school.grant().returncode == 0
+    (row,) = [r for r in school.rows() if r.id == event_id]
+    assert row.sha256 != hashlib.sha256(data).hexdigest()  # the blob was rewritten
+    assert row.received_sha256 == hashlib.sha256(data).hexdigest()  # what arrived is kept
+
+    again = server.client.post("/api/v1/events", json=sent, headers=device.auth)
+    assert again.status_code == 200, again.text
+    assert again.json() == {"stored": [], "duplicate": [event_id]}
+    # Other bytes under the same id are still refused.
+    _, forged = seal_event(device.id, server.keys.publics, event_id=event_id, body=b"other")
+    other = {"events": [{"id": event_id, "envelope": base64.b64encode(forged).decode()}]}
+    refused = server.client.post("/api/v1/events", json=other, headers=device.auth)
+    assert refused.status_code == 422 and refused.json()["code"] == "replayed"
+    check_consistent(school)
