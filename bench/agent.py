@@ -16,6 +16,10 @@ cost is part of "idle").
 - CPU: psutil cpu_times of the agent process only, over --idle-s idle and over --typing-s of
   benign text typed at 10 keys/s; % of one core.
 - RSS: the kernel's peak (VmHWM) of the agent process at the end.
+- the tray icon: trayer (a real XEmbed tray) runs on the display, so the agent's tray process
+  docks its icon as on a school desktop; that process's CPU over the same intervals and its
+  peak RSS are reported on their own rows (the last line is the agent process's, as issue 5
+  defines it).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -114,6 +119,11 @@ def main() -> int:
     x = start_x11()
     tmp = Path(tempfile.mkdtemp(prefix="vigil-bench-agent-"))
     agent = None
+    tray_host = None
+    if shutil.which("trayer"):
+        tray_host = subprocess.Popen(["trayer", "--edge", "top", "--align", "right",
+                                      "--widthtype", "request", "--height", "24"], env=x.env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         cfg, spool, runtime = tmp / "cfg", tmp / "spool", tmp / "run"
         runtime.mkdir(mode=0o700)
@@ -127,6 +137,10 @@ def main() -> int:
                                      env=env, cwd=REPO, stdout=log, stderr=log)
         wait_until(lambda: "agent running" in log_path.read_text(), 60, what="agent start")
         proc = psutil.Process(agent.pid)
+        if tray_host is not None:
+            wait_until(lambda: "tray icon shown" in log_path.read_text(), 30, what="tray icon")
+        trays = [c for c in proc.children() if "tray" in c.cmdline()]
+        tray = trays[0] if trays else None
         x.open_window("Bench notes")
 
         # --- warm-up: one trigger first (loads what the first capture needs), retried if it
@@ -169,7 +183,9 @@ def main() -> int:
                  for name in ("queue", "capture", "seal", "spool")}
 
         # --- CPU and memory ------------------------------------------------------------
+        tray_t0 = tray.cpu_times() if tray is not None else None
         idle = cpu_pct(proc, args.idle_s)
+        tray_t1 = tray.cpu_times() if tray is not None else None
         keys = int(args.typing_s * 10)
         text = (BENIGN * (keys // len(BENIGN) + 1))[:keys]
 
@@ -179,7 +195,20 @@ def main() -> int:
                            check=True, timeout=args.typing_s + 60)
 
         typing = cpu_pct(proc, args.typing_s, type_slowly)
+        tray_t2 = tray.cpu_times() if tray is not None else None
         rss = peak_rss_mb(agent.pid)
+        tray_rows = []
+        if tray is not None and tray_t0 and tray_t1 and tray_t2:
+            def used(a: object, b: object) -> float:
+                return (b.user - a.user) + (b.system - a.system)  # type: ignore[attr-defined]
+
+            tray_rows = [
+                ("tray icon process: CPU idle", f"{100 * used(tray_t0, tray_t1) / args.idle_s:.3f}"
+                 " % of one core"),
+                ("tray icon process: CPU typing",
+                 f"{100 * used(tray_t1, tray_t2) / args.typing_s:.3f} % of one core"),
+                ("tray icon process: peak RSS", f"{peak_rss_mb(tray.pid):.1f} MB"),
+            ]
         leaked = any("museum" in p.read_bytes().decode("latin-1") for p in spool.glob("*.evt"))
 
         rows = [
@@ -195,6 +224,7 @@ def main() -> int:
             (f"CPU idle ({args.idle_s:.0f} s)", f"{idle:.3f} % of one core"),
             (f"CPU typing 10 keys/s ({args.typing_s:.0f} s)", f"{typing:.3f} % of one core"),
             ("peak RSS (VmHWM)", f"{rss:.1f} MB"),
+            *tray_rows,
             ("trials (after warm-up triggers)", f"{len(latencies)} (+{warm_attempts})"),
             ("benign text in spool", "yes (BUG)" if leaked else "no"),
         ]
@@ -213,6 +243,9 @@ def main() -> int:
                 agent.wait(20)
             except subprocess.TimeoutExpired:
                 agent.kill()
+        if tray_host is not None:
+            tray_host.terminate()
+            tray_host.wait(10)
         x.stop()
 
 
