@@ -154,6 +154,7 @@ class Sync:
                 delay = min(delay * 2, s.backoff_max_s)
             wait = min(wait, s.backoff_max_s, s.heartbeat_s)
             if failing:
+                self._write_status()  # `vigil agent status` shows what is wrong, while it is
                 self._stopping.wait(wait)  # a wake-up must not cut a backoff short
             else:
                 self._wake.wait(wait)
