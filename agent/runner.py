@@ -54,6 +54,9 @@ def run_agent(settings: Settings, stop: threading.Event | None = None) -> int:
     notice_text = policy.policy.notice if policy.policy else ""
     notice = show_notice(notice_text, graphical=True)
     tray = start_tray(notice_text.strip() or DEFAULT_NOTICE)
+    for helper in (notice, tray):
+        if helper is not None:  # reap it when it ends, so no zombie lingers all session
+            threading.Thread(target=helper.wait, name="vigil-reaper", daemon=True).start()
     monitor = Monitor(settings, enrolment.device_id, policy, spool, flood, backend.clipboard,
                       on_spooled=sync.wake)
     hooks = InputHooks(monitor.queue)

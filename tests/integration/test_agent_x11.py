@@ -295,8 +295,11 @@ def test_tray_icon_docks_when_a_tray_appears_opens_the_notice_and_dies_with_the_
     wait_until(lambda: "no system tray on this desktop yet" in enrolled.log(), 30,
                what="the tray process waiting for a tray")
     assert enrolled.proc is not None
-    tray_procs = [c for c in psutil.Process(enrolled.proc.pid).children()
-                  if c.status() != psutil.STATUS_ZOMBIE and "tray" in c.cmdline()]
+    children = psutil.Process(enrolled.proc.pid).children()
+    # The closed notice window's process was reaped (no zombie for the rest of the session).
+    wait_until(lambda: all(c.status() != psutil.STATUS_ZOMBIE for c in children
+                           if c.is_running()), 10, what="the closed notice to be reaped")
+    tray_procs = [c for c in children if c.is_running() and "tray" in c.cmdline()]
     assert len(tray_procs) == 1
     trayer = subprocess.Popen(["trayer", "--edge", "top", "--align", "right", "--widthtype",
                                "request", "--height", "24", "--SetDockType", "true"],
@@ -305,7 +308,8 @@ def test_tray_icon_docks_when_a_tray_appears_opens_the_notice_and_dies_with_the_
         x, y, w, h = wait_until(lambda: _docked_icon(x11, TRAY_TITLE), 30,  # type: ignore[misc]
                                 what="the icon docked in the tray")
         assert w > 0 and h > 0
-        assert "tray icon shown" in enrolled.log()
+        # Logged once the icon listens for clicks (after docking): only then can a click count.
+        wait_until(lambda: "tray icon shown" in enrolled.log(), 20, what="the icon ready")
         x11.xdotool("mousemove", str(x + w // 2), str(y + h // 2))
         x11.xdotool("click", "1")
         wait_until(lambda: x11.find_window(NOTICE_TITLE), 20, what="the notice, from the icon")
