@@ -105,10 +105,13 @@ class _X11Trays:
 
 def _on_agent_gone(stop: threading.Event, icon_box: dict[str, Any]) -> None:
     """The lifeline: the agent holds our stdin's other end; EOF means it has gone."""
+    if sys.stdin is None:  # started without the pipe (a windowed program run by hand)
+        log.info("no lifeline from the agent: the icon stays until this process is ended")
+        return
     try:
         while sys.stdin.buffer.read(4096):
             pass
-    except OSError:
+    except (OSError, ValueError):
         pass
     stop.set()
     icon = icon_box.get("icon")
