@@ -109,7 +109,10 @@ def _on_agent_gone(stop: threading.Event, icon_box: dict[str, Any]) -> None:
         log.info("no lifeline from the agent: the icon stays until this process is ended")
         return
     try:
-        while sys.stdin.buffer.read(4096):
+        # os.read on the descriptor, not sys.stdin's buffered reader: a daemon thread blocked
+        # inside that reader holds its lock, and the interpreter aborts at exit waiting for it.
+        fd = sys.stdin.fileno()
+        while os.read(fd, 4096):
             pass
     except (OSError, ValueError):
         pass

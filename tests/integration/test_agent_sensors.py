@@ -221,3 +221,25 @@ def test_mouse_hook_reports_clicks_and_records_no_motion(on_display: X11) -> Non
         h.stop()
         on_display.xdotool("click", "1")  # lets the record threads see their stop
         on_display.key("shift")
+
+
+def test_tray_process_without_a_tray_gives_up_in_one_line(on_display: X11) -> None:
+    """No tray on the desktop (openbox has none): the tray process waits, then ends cleanly
+    with one line, while the agent (holding its stdin) is still there."""
+    proc = subprocess.Popen([sys.executable, "-m", "vigil", "agent", "tray", "--wait", "1",
+                             "The notice"], env=on_display.env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        proc.wait(60)  # stdin stays open meanwhile: the "agent" is alive
+        assert proc.stderr is not None and proc.stdin is not None
+        err = proc.stderr.read()
+        proc.stdin.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert any("no system tray on this desktop yet" in line for line in lines)
+    assert lines[-1].endswith("no system tray appeared; the notice window and the log carry "
+                              "the notice")
+    assert "Traceback" not in err and "Fatal" not in err
