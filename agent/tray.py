@@ -147,10 +147,9 @@ def _run_icon(text: str, trays: _X11Trays | None, stop: threading.Event,
         ic.visible = True
         if trays is not None:
             _listen_for_clicks(ic)
-        log.info("tray icon shown")
-        if trays is not None:
             threading.Thread(target=_redock, args=(ic, trays, stop), daemon=True,
                              name="vigil-tray-redock").start()
+        log.info("tray icon shown")  # only now does a click count (see _listen_for_clicks)
 
     icon.run(setup)
     proc = window.get("proc")

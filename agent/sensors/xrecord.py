@@ -103,7 +103,6 @@ def lean_supported(base: type) -> bool:
     """True when ``base`` (a pynput X11 listener) and python-xlib look as this module expects."""
     try:
         from Xlib.ext import record
-        from Xlib.protocol import rq
     except ImportError:
         return False
     needed = ("_handler", "_handle_message", "_initialize", "_EVENTS", "StopException", "running")
@@ -112,12 +111,10 @@ def lean_supported(base: type) -> bool:
     parse = getattr(record.EnableContext, "_parse_response", None)
     names = getattr(getattr(parse, "__code__", None), "co_names", ())
     # The reply bookkeeping ThinEnableContext repeats must still be python-xlib's own.
-    return ({"sent_requests", "_response_lock", "_data", "sequence_number"} <= set(names)
-            and hasattr(rq, "ReplyRequest") and _CORE_EVENT.size == 32)
+    return {"sent_requests", "_response_lock", "_data", "sequence_number"} <= set(names)
 
 
-def recording_listener(base: type, events: tuple[int, int] | None = None,
-                       lean: bool = True) -> type:
+def recording_listener(base: type, events: tuple[int, int] | None = None) -> type:
     """``base`` (a pynput X11 listener class) that reports when XRecord really delivers, and,
     where :func:`lean_supported`, records only ``events`` and decodes them cheaply.
 
@@ -127,10 +124,9 @@ def recording_listener(base: type, events: tuple[int, int] | None = None,
     """
     from pynput._util import AbstractListener
 
-    if not (lean and lean_supported(base)):
-        if lean:
-            log.info("pynput or python-xlib is not the expected version; using its stock "
-                     "X11 listener (more CPU per key)")
+    if not lean_supported(base):
+        log.info("pynput or python-xlib is not the expected version; using its stock "
+                 "X11 listener (more CPU per key)")
 
         class Recording(base):  # type: ignore[misc, valid-type]
             def __init__(self, *args: Any, **kwargs: Any) -> None:
