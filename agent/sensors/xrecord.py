@@ -46,7 +46,7 @@ BUTTON_PRESS = 4  # Xlib.X.ButtonPress
 class CoreEvent:
     """The fields of a recorded key or button event that pynput's ``_handle_message`` reads."""
 
-    __slots__ = ("type", "detail", "state", "send_event", "root_x", "root_y")
+    __slots__ = ("detail", "root_x", "root_y", "send_event", "state", "type")
 
     def __init__(self, type_: int, detail: int, state: int, send_event: bool,
                  root_x: int, root_y: int) -> None:

@@ -18,6 +18,7 @@ __all__ = [
     "GOVERNOR",
     "SCREENSHOTS",
     "SeedEvent",
+    "event_status",
     "make_accounts",
     "png",
     "seed_events",
@@ -28,6 +29,18 @@ __all__ = [
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 GOVERNOR = ("governor", "governor-dashboard-password")
+
+
+def event_status(server: Any, event_id: str) -> str:
+    """The triage status the collector's database holds for ``event_id``."""
+    from collector.store.models import Event
+
+    db = server.database()
+    try:
+        with db.session() as session:
+            return session.get(Event, event_id).status
+    finally:
+        db.close()
 
 
 def make_accounts(server: Any) -> dict[str, tuple[str, str]]:

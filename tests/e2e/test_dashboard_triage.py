@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from collector.store.models import AuditEntry, Event
+from collector.store.models import AuditEntry
 from tests.e2e.dashboard_helpers import (
     SeedEvent,
+    event_status,
     make_accounts,
     seed_events,
     shoot,
@@ -36,15 +37,6 @@ def _events() -> list[SeedEvent]:
         SeedEvent("drugs", 2, "drugs.weed", "Notes.txt - Notepad",
                   "where can i buy weed near school", "weed", user="pupil.y11", minutes_ago=30),
     ]
-
-
-def _event_status(server: Any, event_id: str) -> str:
-    db = server.database()
-    try:
-        with db.session() as session:
-            return session.get(Event, event_id).status
-    finally:
-        db.close()
 
 
 def _audit_actions(server: Any, target: str) -> list[str]:
@@ -112,9 +104,9 @@ def test_dashboard_triage_grade_escalate_and_head_review(collector_server: Any, 
     # Grade with the keyboard (3 = concern), then escalate with the button.
     tech.keyboard.press("3")
     tech.wait_for_load_state()
-    wait_until(lambda: _event_status(server, sev5.id) == "concern", timeout=10, what="grade concern")
+    wait_until(lambda: event_status(server, sev5.id) == "concern", timeout=10, what="grade concern")
     tech.click("button[data-grade=escalated]")
-    wait_until(lambda: _event_status(server, sev5.id) == "escalated", timeout=10, what="escalation")
+    wait_until(lambda: event_status(server, sev5.id) == "escalated", timeout=10, what="escalation")
     tech.fill("textarea[name=text]", "Spoke to DSL; pupil seen by pastoral team.")
     tech.click("#notes button[type=submit]")
     tech.wait_for_selector("text=Spoke to DSL")
@@ -123,7 +115,7 @@ def test_dashboard_triage_grade_escalate_and_head_review(collector_server: Any, 
     tech.goto(server.url + "/triage")
     for key in ("j", "j", "j", "1"):
         tech.keyboard.press(key)
-    wait_until(lambda: _event_status(server, drugs.id) == "false_positive", timeout=10,
+    wait_until(lambda: event_status(server, drugs.id) == "false_positive", timeout=10,
                what="keyboard grade from the queue")
 
     actions = _audit_actions(server, sev5.id)
@@ -187,7 +179,7 @@ def test_dashboard_refuses_posts_without_csrf_token(collector_server: Any, new_c
         assert answer.json()["code"] == "csrf"
     answer = context.request.post(f"{server.url}/logout", form={})
     assert answer.status == 403
-    assert _event_status(server, target.id) == "new"
+    assert event_status(server, target.id) == "new"
     # A fresh browser cannot post the sign-in form without the token either.
     other = new_context()
     answer = other.request.post(f"{server.url}/login",
@@ -200,4 +192,4 @@ def test_dashboard_refuses_posts_without_csrf_token(collector_server: Any, new_c
                                   form={"grade": "no_concern", "csrf": token},
                                   headers={"Accept": "application/json"})
     assert answer.status == 200
-    assert _event_status(server, target.id) == "no_concern"
+    assert event_status(server, target.id) == "no_concern"

@@ -12,24 +12,13 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.dashboard_helpers import sign_in, unlock
+from tests.e2e.dashboard_helpers import event_status, sign_in, unlock
 from tests.hardening.clients import DashClient, anonymous, csrf_of
 from tests.hardening.clients import sign_in as sign_in_http
 
 pytestmark = [pytest.mark.slow]
 
 SESSION_COOKIE = "__Host-vigil-session"
-
-
-def _event_status(server: Any, event_id: str) -> str:
-    from collector.store.models import Event
-
-    db = server.database()
-    try:
-        with db.session() as session:
-            return session.get(Event, event_id).status
-    finally:
-        db.close()
 
 
 def _notes(server: Any, event_id: str) -> int:
@@ -72,11 +61,11 @@ def test_unsafe_requests_without_the_sessions_own_token_are_refused(seeded: Any)
         answer = tech.http.post(f"/events/{event_id}/notes", data={"text": "x", **extra},
                                 headers={"X-CSRF-Token": extra.get("csrf", "")})
         assert answer.status_code == 403, why
-    assert _event_status(server, event_id) == "new"
+    assert event_status(server, event_id) == "new"
     assert _notes(server, event_id) == 0
     # The real token works, so the refusals above were the CSRF check and nothing else.
     assert tech.post_form(f"/events/{event_id}/grade", {"grade": "concern"}).status_code == 303
-    assert _event_status(server, event_id) == "concern"
+    assert event_status(server, event_id) == "concern"
     for client in (tech, other, pre):
         client.close()
 
@@ -103,7 +92,7 @@ def test_a_hostile_page_cannot_act_with_a_signed_in_keyholders_browser(
     # The browser did send the form (SameSite=Strict kept the cookie back): the CSRF check
     # answered with its one-line page, and nothing changed.
     assert "did not come from the dashboard" in hostile.locator("body").inner_text()
-    assert _event_status(server, event_id) == "new"
+    assert event_status(server, event_id) == "new"
     assert _notes(server, event_id) == 0
     page.reload()  # the keyholder's own session is unharmed
     assert page.url.endswith("/triage")
