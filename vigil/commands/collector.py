@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -230,15 +230,17 @@ def _keyholder_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress(verb: str) -> Any:
+def _progress(verb: str, checkpoint: Callable[[], None]) -> Any:
     """A progress reporter for collector.regrant: one stderr line now and then (rewritten in
-    place on a terminal)."""
+    place on a terminal). regrant calls it between batches, where stopping is safe, so it is
+    also where a Ctrl+C takes effect (``checkpoint``, from :func:`_interruptible`)."""
     import time
 
     tty = sys.stderr.isatty()
     last = [0.0]
 
     def report(result: Any) -> None:
+        checkpoint()
         now = time.monotonic()
         if last[0] and now - last[0] < 0.5 and result.checked < result.total:
             return
@@ -251,16 +253,39 @@ def _progress(verb: str) -> Any:
 
 
 @contextmanager
-def _interruptible() -> Iterator[None]:
-    """Ctrl+C during a slot rewrite: one line, not a traceback (every envelope is intact)."""
+def _interruptible() -> Iterator[Callable[[], None]]:
+    """Ctrl+C during a slot rewrite: one line, not a traceback (every envelope is intact).
+
+    The first Ctrl+C only asks: the run stops at the next batch boundary, where the yielded
+    ``checkpoint`` raises, never inside a decryption or a database write. (Raised anywhere, a
+    KeyboardInterrupt that landed inside cryptography's HPKE call came back as a failed
+    decryption: the event was reported as altered and the run went on.) A second Ctrl+C stops
+    at once.
+    """
+    import signal
+    import threading
+
+    asked = threading.Event()
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        asked.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def checkpoint() -> None:
+        if asked.is_set():
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        yield
+        yield checkpoint
     except KeyboardInterrupt:
         from collector.errors import CollectorError
 
         err = CollectorError("interrupted; nothing is lost: run the same command again to finish")
         err.exit_code = 130
         raise err from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _slot_summary(verb: str, result: Any, what: str) -> int:
@@ -298,10 +323,11 @@ def _keyholder_grant(args: argparse.Namespace) -> int:
         private = key_file.unlock(password)  # WrongPassword: one line, nothing changed
         if private.fingerprint == to.fingerprint:
             raise BadRequest("--from and --to are the same key")
-        with _interruptible():
+        with _interruptible() as checkpoint:
             result = grant_all(db, BlobStore(settings.blob_dir), private,
                                PublicKey.from_bytes(to.public_key), actor=private.name,
-                               progress=_progress("grant"), batch=args.batch or DEFAULT_BATCH)
+                               progress=_progress("grant", checkpoint),
+                               batch=args.batch or DEFAULT_BATCH)
     return _slot_summary(f"grant to {to.name}", result, "granted")
 
 
@@ -321,9 +347,10 @@ def _keyholder_retire(args: argparse.Namespace) -> int:
                   "vigil collector policy publish")
         if not args.revoke_slots:
             return 0
-        with _interruptible():
+        with _interruptible() as checkpoint:
             result = revoke_all(db, BlobStore(settings.blob_dir), retired.fingerprint,
-                                retired.name, actor="cli", progress=_progress("revoke"),
+                                retired.name, actor="cli",
+                                progress=_progress("revoke", checkpoint),
                                 batch=args.batch or DEFAULT_BATCH)
     return _slot_summary(f"revoke {retired.name}", result, "slots removed")
 
