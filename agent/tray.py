@@ -36,6 +36,8 @@ log = logging.getLogger("agent.tray")
 
 TRAY_TITLE = "Vigil: monitoring is on (click for the notice)"
 DEFAULT_WAIT_S = 120.0
+DOCK_ATTEMPTS = 5  # dock requests before giving up on a tray that never takes the icon
+DOCK_CONFIRM_S = 2.0  # how long a tray has to embed the icon before it is asked again
 
 
 def start_tray(text: str, wait_s: float = DEFAULT_WAIT_S) -> subprocess.Popen | None:
@@ -80,6 +82,37 @@ class _X11Trays:
         self._d.screen().root.change_attributes(event_mask=X.StructureNotifyMask)
         self._d.flush()
 
+    def wait_docked(self, wid: int, timeout: float) -> bool:
+        """Block until window ``wid`` has been reparented out of the root window (a tray
+        embedded it: True), or ``timeout`` passes, a new tray announces itself or the display
+        goes (False)."""
+        deadline = time.monotonic() + timeout
+        try:
+            root = self._d.screen().root
+            win = self._d.create_resource_object("window", wid)
+            # Our own selection on the icon window (masks are per client): ReparentNotify
+            # wakes us; pystray's selection on it is untouched.
+            win.change_attributes(event_mask=self._X.StructureNotifyMask)
+            self._d.flush()
+            while True:
+                if win.query_tree().parent.id != root.id:
+                    return True
+                while self._d.pending_events():
+                    ev = self._d.next_event()
+                    if self._is_new_tray(ev):
+                        return False
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                select.select([self._d.fileno()], [], [], left)
+        except Exception as exc:  # noqa: BLE001 - the window or the display went away
+            log.info("stopped watching the icon: %s", exc)
+            return False
+
+    def _is_new_tray(self, ev: Any) -> bool:
+        return bool(ev.type == self._X.ClientMessage and ev.client_type == self._manager
+                    and ev.data[1][1] == self._selection)
+
     def present(self) -> bool:
         return self._d.get_selection_owner(self._selection) != self._X.NONE
 
@@ -90,9 +123,7 @@ class _X11Trays:
         try:
             while True:
                 while self._d.pending_events():  # reads whatever the server has sent
-                    ev = self._d.next_event()
-                    if (ev.type == self._X.ClientMessage and ev.client_type == self._manager
-                            and ev.data[1][1] == self._selection):
+                    if self._is_new_tray(self._d.next_event()):
                         return True
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
@@ -138,23 +169,45 @@ def _run_icon(text: str, trays: _X11Trays | None, stop: threading.Event,
             return  # already open
         window["proc"] = open_notice_window(text)
 
-    icon = pystray.Icon("vigil", icon_image(), TRAY_TITLE,
-                        menu=pystray.Menu(pystray.MenuItem("Show the monitoring notice",
-                                                           show_notice, default=True)))
+    icon_class = _single_dock(pystray.Icon) if trays is not None else pystray.Icon
+    icon = icon_class("vigil", icon_image(), TRAY_TITLE,
+                      menu=pystray.Menu(pystray.MenuItem("Show the monitoring notice",
+                                                         show_notice, default=True)))
     icon_box["icon"] = icon
 
     def setup(ic: Any) -> None:
         ic.visible = True
-        if trays is not None:
-            _listen_for_clicks(ic)
-            threading.Thread(target=_redock, args=(ic, trays, stop), daemon=True,
-                             name="vigil-tray-redock").start()
-        log.info("tray icon shown")  # only now does a click count (see _listen_for_clicks)
+        if trays is None:
+            log.info("tray icon shown")
+            return
+        _listen_for_clicks(ic)
+        threading.Thread(target=_keep_docked, args=(ic, trays, stop), daemon=True,
+                         name="vigil-tray-dock").start()
 
     icon.run(setup)
     proc = window.get("proc")
     if proc is not None and proc.poll() is None:
         proc.terminate()
+
+
+def _single_dock(base: type) -> type:
+    """pystray 0.19's xorg Icon with one dock request per ``visible = True``, not two.
+
+    Its ``_update_icon`` (run first, while the image is not drawn yet) asks the tray to dock the
+    icon, and ``_show`` asks again. A tray under load acted on both requests for the one window
+    and dropped it back on the root as a 1x1 window (seen with trayer, about one start in three
+    on a loaded machine). Docking stays ``_show``'s job; the update only redraws.
+    """
+    if not all(hasattr(base, name) for name in ("_update_icon", "_draw", "_show")):
+        return base  # another pystray: its docking is its own business
+
+    class SingleDock(base):  # type: ignore[misc, valid-type]
+        def _update_icon(self) -> None:
+            self._icon_data = None
+            self._draw()
+            self._icon_valid = True
+
+    return SingleDock
 
 
 def _listen_for_clicks(icon: Any) -> None:
@@ -171,13 +224,33 @@ def _listen_for_clicks(icon: Any) -> None:
     display.flush()
 
 
-def _redock(icon: Any, trays: _X11Trays, stop: threading.Event) -> None:
-    """A tray that restarts (a panel crash, a settings change) gets the icon back."""
+def _keep_docked(icon: Any, trays: _X11Trays, stop: threading.Event) -> None:
+    """Dock the icon and confirm the tray took it, asking again if it did not; then dock it
+    again in every tray that appears later (a panel crash, a settings change).
+
+    A tray that has only just started can drop a dock request: under load, trayer left the
+    icon as a 1x1 window on the root and never embedded it. The tray reparenting the icon is
+    the confirmation.
+    """
+    wid = getattr(getattr(icon, "_window", None), "id", None)
     while not stop.is_set():
-        if trays.wait_for_new(None) and not stop.is_set():
+        for _ in range(DOCK_ATTEMPTS):
+            if wid is None or trays.wait_docked(wid, DOCK_CONFIRM_S):
+                log.info("tray icon shown")  # docked and listening for clicks
+                break
+            if stop.is_set():
+                return
             icon.visible = False
             icon.visible = True
-            log.info("a new tray appeared; the icon is back")
+            log.info("the tray did not take the icon; asking again")
+        else:
+            log.warning("the tray did not take the icon after %d requests; the notice window "
+                        "and the log carry the notice", DOCK_ATTEMPTS)
+        if not trays.wait_for_new(None) or stop.is_set():
+            return
+        icon.visible = False
+        icon.visible = True
+        log.info("a new tray appeared; docking the icon there")
 
 
 def run_tray(text: str, wait_s: float = DEFAULT_WAIT_S) -> int:

@@ -304,12 +304,17 @@ def test_tray_icon_docks_when_a_tray_appears_opens_the_notice_and_dies_with_the_
     trayer = subprocess.Popen(["trayer", "--edge", "top", "--align", "right", "--widthtype",
                                "request", "--height", "24", "--SetDockType", "true"],
                               env=x11.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def laid_out() -> tuple[int, int, int, int] | None:
+        # Reparented comes first, as a 1x1 window at -1,-1; the tray sizes it a moment later.
+        found = _docked_icon(x11, TRAY_TITLE)
+        return found if found is not None and min(found[2], found[3]) >= 16 else None
+
     try:
-        x, y, w, h = wait_until(lambda: _docked_icon(x11, TRAY_TITLE), 30,  # type: ignore[misc]
-                                what="the icon docked in the tray")
-        assert w > 0 and h > 0
+        wait_until(laid_out, 30, what="the icon docked and laid out in the tray")
         # Logged once the icon listens for clicks (after docking): only then can a click count.
         wait_until(lambda: "tray icon shown" in enrolled.log(), 20, what="the icon ready")
+        x, y, w, h = wait_until(laid_out, 10, what="the icon's place")  # type: ignore[misc]
         x11.xdotool("mousemove", str(x + w // 2), str(y + h // 2))
         x11.xdotool("click", "1")
         wait_until(lambda: x11.find_window(NOTICE_TITLE), 20, what="the notice, from the icon")
@@ -319,7 +324,7 @@ def test_tray_icon_docks_when_a_tray_appears_opens_the_notice_and_dies_with_the_
         trayer = subprocess.Popen(trayer.args, env=x11.env, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
         wait_until(lambda: "a new tray appeared" in enrolled.log(), 30, what="the new tray")
-        wait_until(lambda: _docked_icon(x11, TRAY_TITLE), 30, what="the icon docked again")
+        wait_until(laid_out, 30, what="the icon docked again")
         # The agent dies without a word (SIGKILL to it alone): the icon and its notice go too,
         # so nothing on screen claims monitoring that has stopped.
         os.kill(enrolled.proc.pid, signal.SIGKILL)
