@@ -151,6 +151,8 @@ class Monitor:
             return
         if isinstance(ev, FocusChange):
             self.window = ev.window
+            # The id only: a title is what the user is doing and stays out of the log.
+            log.debug("focus: window %#x", ev.window.wid if ev.window else 0)
         if not self._sync_policy():
             return
         assert self._buffer is not None

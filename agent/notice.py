@@ -84,4 +84,7 @@ def show_notice(text: str, *, graphical: bool, runtime_dir: Path | None = None,
     marker.touch(mode=0o600)
     if not graphical:
         return None
-    return open_notice_window(text, timeout_s)
+    window = open_notice_window(text, timeout_s)
+    if window is not None:
+        log.info("notice window opened (once this session)")
+    return window

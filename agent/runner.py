@@ -75,6 +75,9 @@ def run_agent(settings: Settings, stop: threading.Event | None = None) -> int:
         hooks.start()
         windows.start()
         sync.start()
+        # "agent running" means input is seen from now on: the hooks are live.
+        if not hooks.wait_ready(20):
+            log.warning("the input hooks are not live yet; monitoring starts when they are")
         log.info("agent running: device %s, policy serial %d, %s backend, spool %s",
                  enrolment.device_id, policy.serial, backend.name, settings.spool_dir)
         stop.wait()

@@ -58,6 +58,9 @@ class Settings:
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 300.0
     http_timeout_s: float = 20.0
+    # Log level: "info" by default; "debug" adds one line per focus change (a window id, never
+    # a title or a key), which tests use to know the agent has seen a window before typing.
+    log_level: str = "info"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -83,8 +83,13 @@ class _Supervised:
             if not isinstance(hooked, threading.Event):
                 hooked = threading.Event()
             threading.Thread(target=_set_when_ready, args=(listener, hooked), daemon=True).start()
-            hooked.wait(10)
-            self._ready.set()
+            if hooked.wait(10):
+                self._ready.set()
+            else:  # a loaded machine: say so, and say again when keys are seen after all
+                log.warning("the %s hook is not live after 10 s; input is not seen until it is",
+                            self.which)
+                threading.Thread(target=self._ready_later, args=(listener, hooked),
+                                 daemon=True).start()
             reason = "listener thread ended"
             try:
                 listener.join()  # blocks until the listener's thread ends: no polling
@@ -98,6 +103,16 @@ class _Supervised:
             self._report(self.which, reason)
             # Back off if it keeps dying at once, so a broken hook cannot spin a core.
             self._stopping.wait(min(0.05 * 2 ** (failures - 1), 30.0))
+
+    def _ready_later(self, listener: Any, hooked: threading.Event) -> None:
+        while not hooked.wait(1.0):
+            if not listener.is_alive():
+                return  # it died: the supervisor starts a new one, which gets its own chance
+        log.info("the %s hook is live", self.which)
+        self._ready.set()
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self._ready.wait(timeout)
 
     def join(self, timeout: float) -> None:
         if self._thread.is_alive():
@@ -159,6 +174,11 @@ class InputHooks:
                                            self._report, self._stopping))
         for part in self._parts:
             part.start()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Whether every hook is live (receiving input), waiting up to ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        return all(part.wait_ready(max(0.0, deadline - time.monotonic())) for part in self._parts)
 
     def listener(self, which: str = "keyboard") -> Any:
         """The live pynput listener of that kind (for status and tests)."""

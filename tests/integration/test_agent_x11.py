@@ -14,7 +14,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,7 @@ def enrolled(x11: X11, collector_server: Any, tmp_path: Path) -> Iterator[AgentR
         yield agent
     finally:
         agent.stop()
+        print(f"--- agent log ---\n{agent.log()[-4000:]}")  # shown by pytest when a test fails
 
 
 @pytest.fixture
@@ -110,7 +111,7 @@ def type_line(x: X11, text: str) -> None:
 
 def test_backspace_edited_text_reaches_the_collector(agent: AgentRun, x11: X11,
                                                      collector_server: Any) -> None:
-    x11.open_window("Notes - pupil")
+    agent.open_window("Notes - pupil")
     x11.type("kill mysefl")
     x11.key("BackSpace", "BackSpace")
     x11.type("lf")
@@ -127,7 +128,7 @@ def test_backspace_edited_text_reaches_the_collector(agent: AgentRun, x11: X11,
 
 
 def test_trigger_in_a_window_title(agent: AgentRun, x11: X11, collector_server: Any) -> None:
-    x11.open_window("how to kill myself - Search", kind="tk")
+    agent.open_window("how to kill myself - Search", kind="tk")
     (row,) = wait_events(collector_server, 1)
     assert (row.category, row.source) == ("suicide", "title")
     opened = open_event(collector_server, row)
@@ -137,7 +138,7 @@ def test_trigger_in_a_window_title(agent: AgentRun, x11: X11, collector_server: 
 
 
 def test_benign_sentence_does_not_fire(agent: AgentRun, x11: X11, collector_server: Any) -> None:
-    x11.open_window("Homework")
+    agent.open_window("Homework")
     type_line(x11, "we killed it at football and the skillset of the team was great")
     type_line(x11, "we are studying the assessment for sex education in Scunthorpe")
     # A trigger typed afterwards proves the benign lines were processed (events are in order).
@@ -149,7 +150,7 @@ def test_benign_sentence_does_not_fire(agent: AgentRun, x11: X11, collector_serv
 
 def test_flood_control_makes_one_event_with_a_count(agent: AgentRun, x11: X11,
                                                     collector_server: Any) -> None:
-    x11.open_window("Chat")
+    agent.open_window("Chat")
     for _ in range(6):
         type_line(x11, "kill myself")
     wait_events(collector_server, 1)
@@ -163,7 +164,7 @@ def test_flood_control_makes_one_event_with_a_count(agent: AgentRun, x11: X11,
 
 
 def test_paste_is_matched_as_one_block(agent: AgentRun, x11: X11, collector_server: Any) -> None:
-    x11.open_window("Editor")
+    agent.open_window("Editor")
     clip = x11.set_clipboard("sometimes i think about how to kill myself")
     try:
         x11.key("ctrl+v")
@@ -177,7 +178,7 @@ def test_paste_is_matched_as_one_block(agent: AgentRun, x11: X11, collector_serv
 
 def test_collector_down_and_back_loses_and_duplicates_nothing(
         agent: AgentRun, x11: X11, collector_server: Any) -> None:
-    x11.open_window("Offline notes")
+    agent.open_window("Offline notes")
     collector_server.stop()
     type_line(x11, "i want to kill myself")
     wait_until(lambda: len(agent.spooled()) == 1, 20, what="the first event in the spool")
@@ -203,7 +204,7 @@ def test_collector_down_and_back_loses_and_duplicates_nothing(
 def test_nothing_readable_is_left_behind(agent: AgentRun, x11: X11,
                                          collector_server: Any) -> None:
     sentence = "honestly tonight i want to kill myself"
-    x11.open_window("Diary window")
+    agent.open_window("Diary window")
     collector_server.stop()  # so the sealed event sits in the spool for a while
     type_line(x11, sentence)
     wait_until(lambda: agent.spooled(), 20, what="the event in the spool")
@@ -240,7 +241,7 @@ def test_notice_shown_once_per_session_and_agent_is_visible(enrolled: AgentRun,
     wait_until(lambda: x11.find_window(NOTICE_TITLE) is None, 20, what="the notice to close")
     enrolled.stop()
     enrolled.start()  # same session: logged again, but no second window
-    x11.open_window("After restart")  # the agent is up and handling windows again
+    enrolled.open_window("After restart")  # the agent is up and handling windows again
     assert enrolled.log().count("monitoring notice:") == 2
     assert x11.find_window(NOTICE_TITLE) is None
 
@@ -367,12 +368,16 @@ def test_no_capture_off_site_or_outside_the_schedule(x11: X11, restricted_collec
     enrol(agent, offsite_collector)
     agent.start()
     try:
-        x11.open_window("kill myself - off site")
+        agent.open_window("kill myself - off site")
         type_line(x11, "i want to kill myself")
-        typed_at = datetime.now(timezone.utc)
-        # Heartbeats (every 2 s here) after the typing show the agent alive and working past it.
-        wait_until(lambda: _last_seen(offsite_collector) > typed_at + timedelta(seconds=2), 30,
-                   interval=0.2, what="heartbeats after the typing")
+        # The agent handles input in order: once it has seen the next window, it has handled
+        # every key above (and would have sealed and spooled an event by then).
+        agent.open_window("After the typing")
+        assert agent.spooled() == []
+        # A heartbeat after that: the device is alive, talking to the collector, and sent nothing.
+        seen = datetime.now(UTC)
+        wait_until(lambda: _last_seen(offsite_collector) > seen, 30, interval=0.2,
+                   what="a heartbeat after the typing")
         assert stored_events(offsite_collector) == []
         assert agent.spooled() == []
     finally:
@@ -390,8 +395,8 @@ def _last_seen(server: Any) -> datetime:
             seen = [d.last_seen for d in session.exec(select(Device)).all() if d.last_seen]
     finally:
         db.close()
-    latest = max(seen, default=datetime.min.replace(tzinfo=timezone.utc))
-    return latest if latest.tzinfo else latest.replace(tzinfo=timezone.utc)
+    latest = max(seen, default=datetime.min.replace(tzinfo=UTC))
+    return latest if latest.tzinfo else latest.replace(tzinfo=UTC)
 
 
 @pytest.mark.parametrize(("env", "message"), [
@@ -512,7 +517,7 @@ def test_revoked_device_stops_uploading_and_keeps_its_spool(
         db.write(lambda s: revoke(s, device_id, actor="test", reason="stolen laptop"))
     finally:
         db.close()
-    x11.open_window("After revocation")
+    agent.open_window("After revocation")
     type_line(x11, "i want to kill myself")
     wait_until(lambda: len(agent.spooled()) == 1, 30, what="the event in the spool")
     wait_until(lambda: "no longer accepts this device" in agent.log(), 30,
@@ -528,11 +533,11 @@ def test_revoked_device_stops_uploading_and_keeps_its_spool(
 
 def test_same_title_does_not_fire_again_within_the_cool_down(
         agent: AgentRun, x11: X11, collector_server: Any) -> None:
-    risky = x11.open_window("how to kill myself - Search", kind="tk")
+    risky = agent.open_window("how to kill myself - Search", kind="tk")
     wait_events(collector_server, 1)
-    x11.open_window("Homework")
-    x11.activate(risky)  # the same title in front again, within the 60 s cool-down
-    x11.open_window("Chat")
+    agent.open_window("Homework")
+    agent.activate(risky)  # the same title in front again, within the 60 s cool-down
+    agent.open_window("Chat")
     type_line(x11, "i will hang myself")  # processed after the refocus: proves it was handled
     rows = wait_events(collector_server, 2)
     title_event = next(r for r in rows if r.source == "title")

@@ -77,10 +77,16 @@ def _run(args: argparse.Namespace) -> int:
     skip_httpx_cli()  # before agent.runner imports httpx
     from agent.runner import run_agent
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+    settings = _settings(args)
+    level = logging.getLevelName(settings.log_level.upper())
+    if not isinstance(level, int):
+        print(f"vigil: unknown log level {settings.log_level!r} (VIGIL_AGENT_LOG_LEVEL): use "
+              "debug, info, warning or error", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s vigil-agent %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    return run_agent(_settings(args))
+    return run_agent(settings)
 
 
 def _status(args: argparse.Namespace) -> int:
