@@ -8,7 +8,7 @@ export VIGIL_TEST_PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: test demo install system-deps bench lock clean
+.PHONY: test demo install system-deps bench lock clean screenshots
 
 install: $(STAMP)
 
@@ -25,7 +25,11 @@ $(STAMP): pyproject.toml requirements.lock scripts/system-deps.sh
 
 test: $(STAMP)
 	@scripts/ensure-postgres.sh
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=25 $(PYTEST_ARGS)
+
+# Re-take the dashboard screenshots in docs/screenshots/ (the browser tests, writing their pages).
+screenshots: $(STAMP)
+	VIGIL_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/e2e
 
 demo: $(STAMP)
 	$(BIN)/vigil demo $(DEMO_ARGS)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,20 +24,26 @@ class UnlockedKey:
 
 
 class KeyRing:
-    """Session id -> unlocked key, with an idle timeout measured on a monotonic clock."""
+    """Session id -> unlocked key, with an idle timeout measured on a monotonic clock.
 
-    def __init__(self, idle_timeout: float) -> None:
+    ``clock`` is ``time.monotonic`` in the product; a test passes its own, so that "idle for
+    longer than the timeout" is a fact it sets rather than a race against a loaded machine.
+    """
+
+    def __init__(self, idle_timeout: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.idle_timeout = idle_timeout
+        self._clock = clock
         self._keys: dict[str, UnlockedKey] = {}
         self._lock = threading.Lock()
 
     def put(self, session_id: str, key: Any, keyholder_id: int, fingerprint: str) -> None:
         with self._lock:
-            self._keys[session_id] = UnlockedKey(key, keyholder_id, fingerprint, time.monotonic())
+            self._keys[session_id] = UnlockedKey(key, keyholder_id, fingerprint, self._clock())
 
     def get(self, session_id: str) -> UnlockedKey | None:
         """The session's key, refreshed as used; None when absent or idle too long (then dropped)."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             self._purge(now)
             entry = self._keys.get(session_id)
@@ -47,7 +54,7 @@ class KeyRing:
     def peek(self, session_id: str) -> bool:
         """Whether the session has a live key, without counting as use."""
         with self._lock:
-            self._purge(time.monotonic())
+            self._purge(self._clock())
             return session_id in self._keys
 
     def seconds_left(self, session_id: str) -> int:
@@ -55,7 +62,7 @@ class KeyRing:
             entry = self._keys.get(session_id)
             if entry is None:
                 return 0
-            return max(0, int(self.idle_timeout - (time.monotonic() - entry.last_used)))
+            return max(0, int(self.idle_timeout - (self._clock() - entry.last_used)))
 
     def drop(self, session_id: str) -> None:
         with self._lock:
@@ -63,7 +70,7 @@ class KeyRing:
 
     def __len__(self) -> int:
         with self._lock:
-            self._purge(time.monotonic())
+            self._purge(self._clock())
             return len(self._keys)
 
     def _purge(self, now: float) -> None:

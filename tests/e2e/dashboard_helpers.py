@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -136,5 +137,10 @@ def unlock(page: Any, server: Any, role: str, next_path: str = "/triage") -> Non
 
 
 def shoot(page: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    """Screenshot the page: into docs/screenshots/ under ``make screenshots``
+    (VIGIL_UPDATE_SCREENSHOTS=1), otherwise only taken, so a test run never edits tracked files."""
+    data = page.screenshot(full_page=True)
+    assert data.startswith(b"\x89PNG\r\n\x1a\n"), name
+    if os.environ.get("VIGIL_UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        (SCREENSHOTS / f"{name}.png").write_bytes(data)

@@ -155,8 +155,11 @@ def test_dashboard_escapes_desktop_text(collector_server: Any, new_context: Any)
     assert page.locator("#window-title").inner_text() == XSS_TITLE
     assert page.locator("#context").inner_text() == "nobody likes you just go die <b>now</b>"
     assert page.locator("dl.meta img, dl.meta b").count() == 0
-    page.wait_for_timeout(300)  # give a (wrongly) injected onerror handler its chance to run
-    assert dialogs == []
+    # An injected <img onerror> would have run before the load event (every image has loaded or
+    # failed by then); a dialog raised after it proves the listener catches what was there.
+    page.wait_for_load_state("load")
+    page.evaluate("window.alert('probe after load')")
+    assert dialogs == ["probe after load"]
     # Nothing on the pages needed an inline script or style that the CSP would block.
     assert not [m for m in console_errors if "Content Security Policy" in m], console_errors
     csp = page.request.get(f"{server.url}/events/{xss.id}").headers["content-security-policy"]

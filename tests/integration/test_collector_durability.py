@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,18 +85,9 @@ def test_startup_sweep_removes_old_orphans_only(collector_server: CollectorServe
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
+def small_disk(tmpfs_dir: Callable[[str], Path]) -> Path:
     """A 4 MB tmpfs: a real file system that really fills up (needs root to mount)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+    return tmpfs_dir("4m")
 
 
 def test_full_disk_gives_507_and_loses_nothing(collector_factory: Any, db_url: str,

@@ -56,7 +56,11 @@ def test_audit_page_verifies_incrementally_and_fully(collector_server: Any) -> N
     cli = subprocess.run([sys.executable, "-m", "vigil", "collector", "audit", "verify",
                           "--data", str(server.data_dir)],
                          check=False, capture_output=True, text=True, timeout=120)
-    assert cli.returncode != 0 and "2" in cli.stderr + cli.stdout
+    # One line naming the entry the forger changed and that the one before it is intact.
+    assert cli.returncode == 1 and cli.stdout == ""
+    (line,) = cli.stderr.strip().splitlines()
+    assert line.startswith("vigil: audit log broken at entry 2: "), line
+    assert line.endswith("(1 entry before it is intact)"), line
 
 
 def test_governor_cannot_verify(collector_server: Any) -> None:

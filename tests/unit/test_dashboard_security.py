@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -31,7 +30,6 @@ from dashboard.security import (
     verify_password,
 )
 from dashboard.settings import DashboardSettings
-from tests.fixtures.x11 import wait_until
 
 
 def test_dashboard_passwords_are_argon2id_and_verify() -> None:
@@ -160,22 +158,28 @@ def test_dashboard_totp_parallel_replays_let_one_through(database: Any) -> None:
 
 
 def test_dashboard_key_ring_drops_idle_keys() -> None:
-    ring = KeyRing(idle_timeout=0.3)
+    now = [1000.0]  # the ring's clock: the test moves it, so idleness is a fact, not a race
+    ring = KeyRing(idle_timeout=300, clock=lambda: now[0])
     ring.put("s1", object(), 1, "fp1")
     ring.put("s2", object(), 2, "fp2")
     assert ring.get("s1") is not None
     ring.drop("s2")
     assert ring.get("s2") is None
-    # peek() does not count as use, so polling with it lets the key go idle.
-    wait_until(lambda: not ring.peek("s1"), timeout=5, what="the idle key to be dropped")
+    now[0] += 299
+    assert ring.peek("s1") and ring.seconds_left("s1") == 1
+    # peek() does not count as use: one second later than the timeout, the key is gone.
+    now[0] += 1.5
+    assert not ring.peek("s1")
     assert ring.get("s1") is None
     assert len(ring) == 0
-    # Use keeps a key alive.
+    # Use keeps a key alive: used every 200 s for 1,000 s, it is never dropped.
     ring.put("s3", object(), 3, "fp3")
-    deadline = time.monotonic() + 0.6
-    while time.monotonic() < deadline:
+    for _ in range(5):
+        now[0] += 200
         assert ring.get("s3") is not None
-        time.sleep(0.05)
+    assert ring.seconds_left("s3") == 300
+    now[0] += 300.5
+    assert ring.get("s3") is None
 
 
 @pytest.mark.parametrize(

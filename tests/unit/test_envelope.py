@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from core import envelope, keys
 from core.envelope import Metadata
-from core.errors import EnvelopeError, NotARecipient, VigilError
+from core.errors import EnvelopeError, NotARecipient
 from tests.fixtures.keys import FAST_TEST_KDF, Keyholder, Keyholders
 
 META = Metadata(
@@ -423,10 +423,6 @@ def test_a_20_mb_body_never_needs_three_copies(head_key: Keyholder,
     # only a chunk or two may be allocated: far from a third copy.
     assert seal_peak < 1.3 * len(body), seal_peak
     assert open_peak < 1.3 * len(body), open_peak
-
-
-def test_errors_are_vigil_errors() -> None:
-    assert issubclass(EnvelopeError, VigilError) and issubclass(NotARecipient, EnvelopeError)
 
 
 class _Trickle(io.RawIOBase):

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core import keys, policy
-from core.errors import PolicyError, UntrustedPolicy, VigilError
+from core.errors import PolicyError, UntrustedPolicy
 from core.policy import CaptureSettings, Policy, Schedule, SignedPolicy, Trust
 from tests.fixtures.keys import FAST_TEST_KDF, Keyholder, Keyholders
 
@@ -320,10 +320,6 @@ def test_policies_made_with_x25519_keys(tmp_path: Any) -> None:
     signed = policy.sign(_policy([key.public]), key)
     accepted, trust = policy.verify(signed, Trust.pinned(keys.keyset_fingerprint([key.public])))
     assert accepted.keyholders[0].kem is keys.Kem.X25519 and trust.serial == 1
-
-
-def test_errors_are_vigil_errors() -> None:
-    assert issubclass(UntrustedPolicy, PolicyError) and issubclass(PolicyError, VigilError)
 
 
 @settings(max_examples=200, deadline=None,

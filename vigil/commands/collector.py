@@ -430,7 +430,8 @@ def _audit_verify(args: argparse.Namespace) -> int:
         print(f"audit log intact: {result.checked} entries checked")
         return 0
     print(f"vigil: audit log broken at entry {result.first_broken_seq}: {result.reason} "
-          f"({result.checked} entries before it are intact)", file=sys.stderr)
+          f"({result.checked} {'entry' if result.checked == 1 else 'entries'} before it "
+          f"{'is' if result.checked == 1 else 'are'} intact)", file=sys.stderr)
     return 1
 
 
