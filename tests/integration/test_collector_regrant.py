@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,35 +307,75 @@ def test_the_last_keyholder_with_a_key_cannot_retire(school: School) -> None:
     assert "last keyholder" in last.stderr and last.stderr.count("\n") == 1
 
 
-def start_grant(school: School) -> subprocess.Popen[str]:
-    """The grant command as a process that has finished its first batch (small batches)."""
+BATCH = 4
+PIPE_PAGE = 4096  # the smallest pipe Linux makes (F_SETPIPE_SZ rounds up to a page)
+
+
+@dataclass
+class HeldGrant:
+    """A grant run held at its first progress line, mid-run by construction (no race).
+
+    Its stderr is a one-page pipe that the test filled before starting it: the first progress
+    line it writes (after its first batch has committed) blocks it in write() until the test
+    reads the pipe. So a signal sent while it is held lands exactly between batch 1 and batch 2.
+    """
+
+    proc: subprocess.Popen[str]
+    stderr: int  # the read end of the held pipe
+
+    def release(self) -> str:
+        """Read the pipe until the process closes it (it ends): what it wrote after the filler."""
+        chunks = []
+        while chunk := os.read(self.stderr, 65536):
+            chunks.append(chunk)
+        os.close(self.stderr)
+        return b"".join(chunks)[PIPE_PAGE:].decode()
+
+    def interrupt(self, sig: signal.Signals) -> str:
+        """Send ``sig`` while it is held; release it; the rest of its stderr once it has ended."""
+        try:
+            self.proc.send_signal(sig)
+            err = self.release()
+            self.proc.wait(timeout=60)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        return err
+
+
+def granted_rows(school: School) -> int:
+    """Events whose clear recipient list already names the new head."""
+    fingerprint = school.new_head.fingerprint
+    return sum(fingerprint in r.recipients for r in school.rows())
+
+
+def start_grant(school: School) -> HeldGrant:
+    """The grant command (batches of BATCH), held once its first batch has committed."""
+    import fcntl
+
     head = school.server.keys.head
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_PAGE)
+    assert os.write(write_end, b"\0" * PIPE_PAGE) == PIPE_PAGE  # full: the next write blocks
     proc = subprocess.Popen(
         [sys.executable, "-m", "vigil", "collector", "keyholder", "grant", "--data",
          str(school.server.data_dir), "--from", head.name, "--to", NEW_HEAD,
-         "--password-stdin", "--batch", "4"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+         "--password-stdin", "--batch", str(BATCH)],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=write_end, text=True,
         cwd=REPO)
-    assert proc.stdin is not None and proc.stderr is not None
+    os.close(write_end)
+    assert proc.stdin is not None
     proc.stdin.write(head.password + "\n")
     proc.stdin.close()
-    first = proc.stderr.readline()  # the first progress line: some batches are done
-    assert first.startswith("grant: "), first
-    return proc
+    before = granted_rows(school)
 
+    def first_batch_done() -> bool:
+        assert proc.poll() is None, "the grant ended before its first progress line"
+        return granted_rows(school) > before
 
-def interrupt(proc: subprocess.Popen[str], sig: signal.Signals) -> str:
-    """Send ``sig``; the rest of stderr once the process has ended."""
-    try:
-        proc.send_signal(sig)
-        assert proc.stderr is not None
-        err = proc.stderr.read()  # until the process ends and closes it
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return err
+    wait_until(first_batch_done, 60, interval=0.05, what="the grant's first batch")
+    return HeldGrant(proc, read_end)
 
 
 def test_killed_grant_loses_nothing_and_a_rerun_completes(school: School) -> None:
@@ -342,25 +384,27 @@ def test_killed_grant_loses_nothing_and_a_rerun_completes(school: School) -> Non
     post(school.server, school.device, 288, body_size=20_000)
     total = 300
 
-    # Ctrl+C: one line that says how to finish, no traceback.
-    proc = start_grant(school)
-    err = interrupt(proc, signal.SIGINT)
-    assert proc.returncode == 130, err
+    # Ctrl+C while the run is held after its first batch: it finishes the batch it is in (the
+    # second) and stops at the boundary, with one line that says how to finish, no traceback.
+    held = start_grant(school)
+    err = held.interrupt(signal.SIGINT)
+    assert held.proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == ("vigil: interrupted; nothing is lost: run the same "
                                             "command again to finish")
     assert "Traceback" not in err
+    assert granted_rows(school) == 2 * BATCH
     check_consistent(school)
 
-    # A crash: no handler runs at all.
-    proc = start_grant(school)
-    interrupt(proc, signal.SIGKILL)
-    assert proc.returncode == -signal.SIGKILL
+    # A crash between two batches: no handler runs at all.
+    held = start_grant(school)
+    held.interrupt(signal.SIGKILL)
+    assert held.proc.returncode == -signal.SIGKILL
 
     new = school.new_head.key
     envelopes = school.envelopes()  # raises if a row names a missing blob
     assert len(envelopes) == total
     granted = [i for i, d in envelopes.items() if opens(d, new)]
-    assert 0 < len(granted) < total, "the run was not interrupted mid-way"
+    assert len(granted) == 3 * BATCH  # two batches before Ctrl+C, one before the kill
     for data in envelopes.values():
         assert all(opens(data, key) for key in school.old_keys)
     check_consistent(school)
@@ -401,15 +445,16 @@ def test_the_recovery_key_from_the_safe_can_grant(school: School) -> None:
 def test_grant_while_agents_keep_sending(school: School) -> None:
     """Events ingested during a run are never damaged; the ones it missed, a re-run grants."""
     post(school.server, school.device, 188, body_size=20_000)
-    proc = start_grant(school)
-    sent = 0
-    while proc.poll() is None and sent < 40:
-        post(school.server, school.device, 5)
-        sent += 5
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    assert proc.wait(timeout=300) == 0, err
-    assert sent > 0
+    held = start_grant(school)
+    # Agents send while the run is held mid-way (so some events certainly arrive mid-run), and
+    # go on sending while it runs on: however the two interleave, nothing may be damaged.
+    post(school.server, school.device, 20)
+    released: dict[str, str] = {}
+    reader = threading.Thread(target=lambda: released.update(err=held.release()))
+    reader.start()
+    post(school.server, school.device, 20)
+    reader.join(300)
+    assert held.proc.wait(timeout=300) == 0, released.get("err")
     check_consistent(school)
     assert all(all(opens(d, key) for key in school.old_keys)
                for d in school.envelopes().values())
