@@ -8,7 +8,7 @@ export VIGIL_TEST_PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: test demo install system-deps bench lock clean screenshots
+.PHONY: test demo install system-deps bench lock clean screenshots soak
 
 install: $(STAMP)
 
@@ -26,6 +26,11 @@ $(STAMP): pyproject.toml requirements.lock scripts/system-deps.sh
 test: $(STAMP)
 	@scripts/ensure-postgres.sh
 	$(BIN)/python -m pytest --durations=25 $(PYTEST_ARGS)
+
+# The long soak: the soak test for 10 minutes (make test runs it for one), then bench/soak.py.
+soak: $(STAMP)
+	VIGIL_SOAK_SECONDS=600 $(BIN)/python -m pytest -m soak -s $(PYTEST_ARGS)
+	$(BIN)/python bench/soak.py --seconds 600
 
 # Re-take the dashboard screenshots in docs/screenshots/ (the browser tests, writing their pages).
 screenshots: $(STAMP)

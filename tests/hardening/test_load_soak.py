@@ -1,23 +1,27 @@
-"""A soak compressed into a bounded test: 200 simulated agents for 2 minutes, on loopback.
+"""A soak compressed into a bounded test: 200 simulated agents for a minute, on loopback.
 
 Heartbeats every ~4 s and batches of 2 freshly sealed events every ~15 s per agent, over TLS to
 a real collector (uvicorn, SQLite, the dashboard mounted), each agent on its own pinned
-connection (tests/hardening/soak.py). Passes when:
+connection (tests/hardening/soak.py). This is the short form `make test` runs (marker ``soak``);
+`make soak` runs the same test for ten minutes (VIGIL_SOAK_SECONDS=600), then bench/soak.py.
+Passes when:
 
 - every response is 200 (the agent API has no deliberate 429; 429 would be allowed), and no
   request failed at the transport level;
+- the collector kept up: the agents send on a seeded schedule (200 x 60 / 4 = 3,000 heartbeats
+  and 800 event batches in a minute), so answers short of 95 % of it mean it fell more than a
+  heartbeat behind. Measured: 3,001-3,004 heartbeats and 810 batches answered in every run;
 - every event the collector acknowledged is in its table, exactly once;
-- the server's memory stays flat: the median RSS of the last quarter of the run (after a
-  warm-up) is at most RSS_TOLERANCE above the first quarter's. Why 5 %: the collector sits at
-  ~150 MiB under this load, so 5 % is ~7.5 MiB; a leak of 1 KiB per request would add ~7.5 MiB
-  over the ~7,600 requests of the run and fail. Measured on this machine: +5.5 and +7.2 MiB
-  (3.7 % and 4.9 %) in two runs of this test, +1.4 % and +1.9 % in bench/soak.py (BENCHMARKS.md,
-  "Soak"). The margin is thin: growth that slows quarter by quarter looks like caches filling,
-  but a slow leak of a few hundred bytes per request is not ruled out; if this test starts to
-  fail, run bench/soak.py for longer before widening anything. A small absolute slack (2 MiB)
-  keeps a shortened run (VIGIL_SOAK_*) from failing on one allocator step.
+- the server's memory stays flat: the median RSS of the last quarter of the run after a 20 s
+  warm-up is at most 2 % + 1 MiB above the first quarter's (~4 MiB at the ~148 MiB the collector
+  sits at). Why the warm-up: sampled once a second, RSS climbs from ~108 to ~147 MiB in the first
+  15 s (pools, caches, SQLite's page cache) and is flat after. Measured in 10 runs of this test
+  (60 s, 6 Dec 2026, with the rest of the machine busy): growth 0.3-1.4 MiB (0.2-0.9 %), median
+  0.85 MiB. What it catches: the quarters' medians are ~30 s (~1,900 requests) apart, so a
+  leak of ~2 KiB per request fails it; the ten-minute form catches leaks of a few hundred bytes.
+  (Before the 20 s warm-up, a 30 s run measured 12-14 MiB of "growth" that was start-up.)
 
-VIGIL_SOAK_AGENTS and VIGIL_SOAK_SECONDS shorten it (e.g. for a quick local check).
+VIGIL_SOAK_AGENTS and VIGIL_SOAK_SECONDS change the load and the length.
 """
 
 from __future__ import annotations
@@ -31,13 +35,13 @@ import pytest
 from tests.fixtures.faults import stored_event_ids
 from tests.hardening.soak import enrol_many, run_in_own_loop, run_soak
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.soak]
 
 AGENTS = int(os.environ.get("VIGIL_SOAK_AGENTS", "200"))
-SECONDS = float(os.environ.get("VIGIL_SOAK_SECONDS", "120"))
-WARM_UP_S = min(20.0, SECONDS / 6)
-RSS_TOLERANCE = 0.05  # relative growth allowed from the first to the last quarter
-RSS_SLACK = 2 * 1024 * 1024  # absolute, for one allocator step in a shortened run
+SECONDS = float(os.environ.get("VIGIL_SOAK_SECONDS", "60"))
+WARM_UP_S = 20.0
+RSS_TOLERANCE = 0.02  # relative growth allowed from the first to the last quarter
+RSS_SLACK = 1024 * 1024  # absolute, for one allocator step
 
 
 def test_soak_many_agents_no_errors_and_flat_memory(collector_factory: Any) -> None:
@@ -53,16 +57,21 @@ def test_soak_many_agents_no_errors_and_flat_memory(collector_factory: Any) -> N
     assert not result.errors, (result.errors, sorted(result.error_idle_s))
     assert result.keepalive_races <= result.requests * 0.01, result.keepalive_races
     assert not result.bad_statuses(), result.bad_statuses()
-    assert result.statuses["POST /api/v1/heartbeat 200"] >= AGENTS * (SECONDS / 4) * 0.5
-    assert result.statuses["POST /api/v1/events 200"] >= AGENTS * (SECONDS / 15) * 0.5
+    assert result.statuses["POST /api/v1/heartbeat 200"] >= AGENTS * (SECONDS / 4) * 0.95
+    assert result.statuses["POST /api/v1/events 200"] >= AGENTS * (SECONDS / 15) * 0.95
     stored = stored_event_ids(server)
     assert [i for i, n in Counter(stored).items() if n > 1] == []
     assert set(result.stored) <= set(stored) and len(result.stored) == len(set(result.stored))
 
     first, last = result.rss_quarters(WARM_UP_S)
-    print(f"\nsoak: {result.requests} requests, {len(result.stored)} events, RSS first quarter "
+    growth = (last - first) / 2**20
+    print(f"\nsoak: growth {growth:.1f} MiB ({(last / first - 1) * 100:.1f} %), "
+          f"{result.statuses['POST /api/v1/heartbeat 200']} heartbeats, "
+          f"{result.statuses['POST /api/v1/events 200']} event batches; {result.requests} "
+          f"requests, {len(result.stored)} events, RSS first quarter "
           f"{first / 2**20:.1f} MiB, last quarter {last / 2**20:.1f} MiB, heartbeat p95 "
           f"{result.percentile('POST /api/v1/heartbeat', 0.95):.0f} ms, events p95 "
           f"{result.percentile('POST /api/v1/events', 0.95):.0f} ms, keep-alive races retried "
           f"{result.keepalive_races}")
+    print("RSS MiB by second: " + " ".join(f"{v / 2**20:.0f}" for _, v in result.rss))
     assert last <= first * (1 + RSS_TOLERANCE) + RSS_SLACK, (first, last)
