@@ -415,6 +415,16 @@ def test_no_display_is_one_clear_line(tmp_path: Path, env: dict[str, str], messa
     assert len(lines) == 1 and lines[0].startswith("vigil: ") and message in lines[0]
 
 
+def test_unknown_log_level_is_one_clear_line(tmp_path: Path) -> None:
+    env = dict(os.environ, VIGIL_AGENT_LOG_LEVEL="chatty")
+    done = subprocess.run([sys.executable, "-m", "vigil", "agent", "run", "--config-dir",
+                           str(tmp_path)], env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == ("vigil: unknown log level 'chatty' (VIGIL_AGENT_LOG_LEVEL): use debug, "
+                           "info, warning or error\n")
+
+
 def test_enrol_refuses_a_wrong_certificate_or_keyholder_pin(x11: X11, collector_server: Any,
                                                            tmp_path: Path) -> None:
     agent = agent_process(x11, tmp_path)

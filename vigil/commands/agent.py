@@ -83,8 +83,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"vigil: unknown log level {settings.log_level!r} (VIGIL_AGENT_LOG_LEVEL): use "
               "debug, info, warning or error", file=sys.stderr)
         return 2
-    logging.basicConfig(level=level, stream=sys.stderr,
+    # Debug is for the agent's own lines only: libraries' debug output (HTTP, imaging) stays out.
+    logging.basicConfig(level=max(level, logging.INFO), stream=sys.stderr,
                         format="%(asctime)s vigil-agent %(levelname)s %(message)s")
+    logging.getLogger("agent").setLevel(level)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     return run_agent(settings)
 
