@@ -103,7 +103,10 @@ def threshold_for(benign_scores: Any) -> float:
     """The lowest threshold at which at most MAX_FP of these benign scores reach it."""
     s = np.sort(benign_scores)[::-1]
     allowed = int(np.floor(MAX_FP * len(s)))
-    return float(np.nextafter(s[allowed], 1.0))  # strictly above the (allowed+1)-th highest
+    # a little above the highest benign score that must not fire (at most half way to the next),
+    # so the float32 runtime (rounded weights) lands on the same side for every dev line
+    upper = s[allowed - 1] if allowed > 0 else min(1.0, s[allowed] + 1e-3)
+    return float(min((s[allowed] + upper) / 2, s[allowed] + 0.005))
 
 
 def auc(pos: Any, neg: Any) -> float:
@@ -244,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
                      "b": [round(float(v), 6) for v in cat_b]},
         "thresholds": {
             "fire": round(fire, 6),
-            "fire_note": "lowest calibrated score with <= 1% of dev benign lines firing",
+            "fire_note": "calibrated score with <= 1% of dev benign lines firing (half way to the next)",
             "severity_4": round(high, 6),
             "severity_4_note": "above every dev benign line's score",
             "severity_5": round(page, 6),
