@@ -9,6 +9,8 @@ split whose errors drove a change is spent).
 Detectors, all in the same process and on the same lines:
 
 - ``lists``: the product's real matcher, core.matcher.Matcher(default rules).match(text);
+- ``model``: the sentence model and its calibrated head alone (core.detect.model, issue 13);
+- ``lists+model``: what the product runs, core.detect.combine.build(default rules), text typed;
 - ``naive``: case-insensitive substring search of every list phrase, as bench/precision.py does;
 - ``better-profanity``: a **peer baseline** from PyPI (in the ``dev`` extra), the kind of free
   word filter a school might otherwise use. It has no categories, so any hit is credited to the
@@ -42,7 +44,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.errors import VigilError
+from core.detect.combine import CombinedDetector, build
+from core.detect.model import ModelDetector
+from core.errors import ModelUnavailable, VigilError
 from core.matcher import Matcher
 from core.rules import CATEGORIES, RuleSet, default_dir, load_dirs
 
@@ -128,9 +132,25 @@ def better_profanity_detector() -> Detector | None:
     return detect
 
 
+def product_detector(detector: CombinedDetector | ModelDetector) -> Detector:
+    """Any core.detect detector (the model alone, or lists + model as the product runs them)."""
+    def detect(text: str) -> list[Hit]:
+        return [(d.category, d.severity, d.start, d.end) for d in detector.detect(text, "typed")]
+
+    return detect
+
+
 def detectors(ruleset: RuleSet) -> dict[str, Detector]:
-    found: dict[str, Detector] = {"lists": lists_detector(Matcher(ruleset)),
-                                  "naive": naive_detector(ruleset)}
+    found: dict[str, Detector] = {"lists": lists_detector(Matcher(ruleset))}
+    try:
+        combined = build(ruleset, require_model=True)
+    except ModelUnavailable as err:
+        print(f"detection: {err}; model rows skipped", file=sys.stderr)
+    else:
+        assert combined.model is not None
+        found["model"] = product_detector(combined.model)
+        found["lists+model"] = product_detector(combined)
+    found["naive"] = naive_detector(ruleset)
     peer = better_profanity_detector()
     if peer is not None:
         found["better-profanity"] = peer

@@ -7,15 +7,16 @@ what went wrong and what to do about it; the ``vigil`` command prints it without
 from __future__ import annotations
 
 __all__ = [
-    "VigilError",
-    "RuleFileError",
-    "KeyFileError",
-    "WrongPassword",
-    "WeakPassword",
     "EnvelopeError",
+    "KeyFileError",
+    "ModelUnavailable",
     "NotARecipient",
     "PolicyError",
+    "RuleFileError",
     "UntrustedPolicy",
+    "VigilError",
+    "WeakPassword",
+    "WrongPassword",
 ]
 
 
@@ -64,3 +65,10 @@ class PolicyError(VigilError):
 
 class UntrustedPolicy(PolicyError):
     """A policy's signature does not verify against the trusted keyholder set."""
+
+
+class ModelUnavailable(VigilError):
+    """The sentence model cannot load here (no wheel for this platform, a missing or damaged file).
+
+    Detection carries on with the lists alone; the caller says so in one line.
+    """

