@@ -7,6 +7,7 @@ captures in the collector's store open with the head's key, and nothing it start
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -111,7 +112,13 @@ def test_demo_check_captures_and_opens_with_the_head_key(tmp_path: Path) -> None
 def test_demo_ctrl_c_stops_everything_it_started(tmp_path: Path) -> None:
     base = tmp_path / "demo"
     env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
-    proc = subprocess.Popen([sys.executable, "-m", "vigil", "demo", "--dir", str(base)],
+    # Started with SIGINT ignored, as a background job of a script is (a shell without job
+    # control passes SIG_IGN on, and Python then installs no KeyboardInterrupt handler): Ctrl-C
+    # must still stop the demo. Without its own handler it ignored Ctrl-C for the whole minute.
+    ignore_then_exec = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                        "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
+    proc = subprocess.Popen([sys.executable, "-c", ignore_then_exec, "-m", "vigil", "demo",
+                             "--dir", str(base)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             cwd=REPO)
     assert proc.stdout is not None
@@ -138,5 +145,10 @@ def test_demo_ctrl_c_stops_everything_it_started(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+        left = demo_processes(base)
+        for entry in left:  # a failed run must not leave a collector and an agent for later tests
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.split(":", 1)[0]), signal.SIGKILL)
     assert "stopped everything the demo started" in proc.stdout.read()
-    assert not demo_processes(base), "Ctrl-C left processes running"
+    assert not left, "Ctrl-C left processes running"
+

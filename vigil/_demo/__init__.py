@@ -65,6 +65,9 @@ def run(options: DemoOptions, out: TextIO) -> int:
     port = _existing_port(data_dir) or options.port or collector.free_port()
     children = Children(base / "logs", tag={"VIGIL_DEMO_DIR": str(base)})
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    # Ctrl-C must stop the demo even when it was started with SIGINT ignored (a background job
+    # of a shell without job control passes SIG_IGN on, and Python then installs no handler).
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def say(line: str) -> None:
         print(line, file=out, flush=True)
@@ -114,6 +117,7 @@ def run(options: DemoOptions, out: TextIO) -> int:
     finally:
         children.stop_all()
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         say(f"stopped everything the demo started; its files are left in {base}")
 
 
