@@ -309,6 +309,7 @@ def test_the_last_keyholder_with_a_key_cannot_retire(school: School) -> None:
 
 BATCH = 4
 PIPE_PAGE = 4096  # the smallest pipe Linux makes (F_SETPIPE_SZ rounds up to a page)
+WRITE_SYSCALL = {"x86_64": "1", "aarch64": "64"}[os.uname().machine]
 
 
 @dataclass
@@ -317,7 +318,10 @@ class HeldGrant:
 
     Its stderr is a one-page pipe that the test filled before starting it: the first progress
     line it writes (after its first batch has committed) blocks it in write() until the test
-    reads the pipe. So a signal sent while it is held lands exactly between batch 1 and batch 2.
+    reads the pipe. Once /proc shows it blocked there, a signal lands exactly between batch 1
+    and batch 2 (waiting only for the commit was not enough: a Ctrl+C that arrived before the
+    run reached its between-batches checkpoint stopped it one batch earlier, seen in a
+    fresh-clone run with a core kept busy).
     """
 
     proc: subprocess.Popen[str]
@@ -370,11 +374,18 @@ def start_grant(school: School) -> HeldGrant:
     proc.stdin.close()
     before = granted_rows(school)
 
-    def first_batch_done() -> bool:
+    def held_in_write() -> bool:
+        # /proc/PID/syscall: the syscall it is blocked in and its arguments; write (1 on
+        # x86_64) to fd 2 is the first progress line, which comes after the first commit.
         assert proc.poll() is None, "the grant ended before its first progress line"
-        return granted_rows(school) > before
+        try:
+            call = Path(f"/proc/{proc.pid}/syscall").read_text().split()
+        except OSError:
+            return False
+        return call[:2] == [WRITE_SYSCALL, "0x2"]
 
-    wait_until(first_batch_done, 60, interval=0.05, what="the grant's first batch")
+    wait_until(held_in_write, 60, interval=0.05, what="the grant to block on its first line")
+    assert granted_rows(school) == before + BATCH  # exactly one batch committed before the line
     return HeldGrant(proc, read_end)
 
 
