@@ -8,9 +8,11 @@ benches and (later) the agent all call :func:`build` so that what is measured is
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from core.detect.base import Detection, Kind
 from core.detect.lists import ListDetector, severity_caps
-from core.detect.model import ModelDetector
+from core.detect.model import HEAD_PATH, ModelDetector, load_head
 from core.errors import ModelUnavailable
 from core.rules import RuleSet
 
@@ -41,13 +43,19 @@ class CombinedDetector:
         return combine(listed, self.model.detect(text, kind))
 
 
-def build(ruleset: RuleSet, model: bool = True, require_model: bool = False) -> CombinedDetector:
-    """Lists plus, if asked and loadable, the model; raises ModelUnavailable only if required."""
+def build(ruleset: RuleSet, model: bool = True, require_model: bool = False,
+          head_path: Path = HEAD_PATH) -> CombinedDetector:
+    """Lists plus, if asked and loadable, the model; raises ModelUnavailable only if required.
+
+    ``head_path`` is the committed head by default; another (a retrained head under trial)
+    goes through the same checks, and an unusable one means the lists alone.
+    """
     lists = ListDetector(ruleset)
     if not model:
         return CombinedDetector(lists)
     try:
-        return CombinedDetector(lists, ModelDetector(caps=severity_caps(ruleset)))
+        return CombinedDetector(lists, ModelDetector(head=load_head(head_path),
+                                                     caps=severity_caps(ruleset)))
     except ModelUnavailable as err:
         if require_model:
             raise

@@ -133,18 +133,16 @@ def test_a_list_hit_suppresses_the_model_in_the_same_sentence(detector: Combined
     assert [d.source for d in found if d.category == "suicide"] == ["list"]
 
 
-def test_build_without_a_head_falls_back_to_the_lists(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from core.detect import model
-
-    monkeypatch.setattr(model, "HEAD_PATH", tmp_path / "missing.json")
-    monkeypatch.setattr(model.load_head, "__defaults__", (tmp_path / "missing.json",))
+@pytest.mark.parametrize("head", ["missing.json", "broken.json"])
+def test_build_without_a_usable_head_falls_back_to_the_lists(tmp_path: Path, head: str) -> None:
+    (tmp_path / "broken.json").write_text('{"categories": ["suicide"]}')
     ruleset = load_dirs(default_dir())
-    lists_only = build(ruleset)
+    lists_only = build(ruleset, head_path=tmp_path / head)
     assert lists_only.model is None and lists_only.unavailable
-    assert "\n" not in lists_only.unavailable
+    assert "\n" not in lists_only.unavailable and head in lists_only.unavailable
+    assert [d.source for d in lists_only.detect("i want to kill myself")] == ["list"]
     with pytest.raises(ModelUnavailable):
-        build(ruleset, require_model=True)
+        build(ruleset, require_model=True, head_path=tmp_path / head)
 
 
 # --- vigil match, as a real process ------------------------------------------------------------
