@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MAX_CHARS", "split_sentences"]
+__all__ = ["MAX_CHARS", "SENTENCE_CHARS", "sentences_around", "split_sentences"]
 
 MAX_CHARS = 400  # a longer run without a stop is cut at a space: the model reads ~512 tokens
 _SEPARATORS = "-–—|"  # a window title's " - " joins parts that are judged apart
@@ -40,3 +40,25 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
         at = m.end()
     spans.extend(_trimmed(text, at, len(text)))
     return spans
+
+
+SENTENCE_CHARS = 300  # each sentence of an event's context is cut to this many characters
+
+
+def sentences_around(text: str, start: int, end: int) -> tuple[str, str, str]:
+    """The sentence before the one holding ``text[start:end]``, that sentence, and the one after.
+
+    Why: a technician reading "i want to die" needs to see whether the sentence before it was
+    "this maths homework is so long" or "nobody would notice"; the event carries all three,
+    sealed. Each is cut to ``SENTENCE_CHARS`` around the part nearest the trigger; any may be "".
+    """
+    spans = split_sentences(text)
+    at = next((i for i, (a, b) in enumerate(spans) if a < end and start < b), None)
+    if at is None:  # the trigger is not inside a sentence (e.g. punctuation only): its own text
+        return "", text[start:end][:SENTENCE_CHARS], ""
+    before = text[slice(*spans[at - 1])][-SENTENCE_CHARS:] if at > 0 else ""
+    a, b = spans[at]
+    lo = max(a, min(start, end - SENTENCE_CHARS // 2) - SENTENCE_CHARS // 2)
+    trigger = text[lo:min(b, lo + SENTENCE_CHARS)]
+    after = text[slice(*spans[at + 1])][:SENTENCE_CHARS] if at + 1 < len(spans) else ""
+    return before, trigger, after

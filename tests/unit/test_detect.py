@@ -180,3 +180,77 @@ def test_vigil_match_without_the_model_says_so_once_and_carries_on() -> None:
     strict = vigil_match("--require-model", stdin="hello\n", pre=broken)
     assert strict.returncode == 1 and strict.stdout == b""
     assert strict.stderr.decode("utf-8").count("\n") == 1
+
+
+# --- unless phrases and exclusions bind the model too (no model needed) -------------------------
+
+class _EverySentence:
+    """A stand-in model that fires ``category`` on every sentence: the veto is what is tested."""
+
+    def __init__(self, category: str) -> None:
+        self.category = category
+
+    def detect(self, text: str, kind: str = "typed") -> list[Detection]:
+        return [det(f"model:{self.category}", self.category, a, b, text, "model", 3, 0.97)
+                for a, b in split_sentences(text)]
+
+
+def _with_fake_model(rules_toml: str, category: str) -> CombinedDetector:
+    from core.detect import ListDetector
+    from core.rules import loads
+
+    return CombinedDetector(ListDetector(loads(rules_toml)), _EverySentence(category))  # type: ignore[arg-type]
+
+
+RULES = '''
+category = "suicide"
+[[rule]]
+id = "suicide.kill_myself"
+phrase = "kill myself"
+severity = 5
+unless = ["killing myself laughing"]
+[[exclude]]
+phrase = "romeo and juliet"
+'''
+
+
+def test_an_unless_phrase_of_the_models_category_silences_the_model_in_that_sentence() -> None:
+    detector = _with_fake_model(RULES, "suicide")
+    text = "i was killing myself laughing. nobody would notice if i was gone"
+    out = detector.model_additions(text)
+    assert [d.matched for d in out] == ["nobody would notice if i was gone"]
+
+
+def test_an_unless_phrase_of_another_category_does_not_silence_the_model() -> None:
+    detector = _with_fake_model(RULES, "bullying")
+    assert [d.matched for d in detector.model_additions("i was killing myself laughing")] == [
+        "i was killing myself laughing"]
+
+
+def test_an_exclusion_silences_the_model_in_any_category() -> None:
+    for category in ("suicide", "violence"):
+        detector = _with_fake_model(RULES, category)
+        assert detector.model_additions("in Romeo and Juliet she stabs herself") == []
+
+
+def test_detect_is_the_lists_then_the_model_additions() -> None:
+    detector = _with_fake_model(RULES, "suicide")
+    text = "i want to kill myself. i cant go on"
+    out = detector.detect(text)
+    assert [(d.source, d.matched) for d in out] == [("list", "kill myself"),
+                                                    ("model", "i cant go on")]
+
+
+def test_sentences_around_gives_the_sentence_before_the_trigger_and_after() -> None:
+    from core.detect.sentences import SENTENCE_CHARS, sentences_around
+
+    text = "this homework is long. i want to die tbh. anyway see u"
+    at = text.index("want")
+    assert sentences_around(text, at, at + 4) == (
+        "this homework is long.", "i want to die tbh.", "anyway see u")
+    assert sentences_around("kms", 0, 3) == ("", "kms", "")
+    long = "x " * 400 + "trigger " + "y " * 400
+    at = long.index("trigger")
+    parts = sentences_around(long, at, at + 7)
+    assert "trigger" in parts[1]
+    assert all(len(part) <= SENTENCE_CHARS for part in parts)
