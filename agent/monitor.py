@@ -1,10 +1,15 @@
-"""The loop: sensor -> typing buffer -> matcher -> capture -> seal -> spool.
+"""The loop: sensor -> typing buffer -> lists (and, per utterance, the model) -> capture -> seal -> spool.
 
 One worker thread takes everything the sensors queued (raw keys, clicks, focus changes, listener
-restarts) in order, so the typing buffer needs no locks. A match is checked against the schedule
-and flood control, then the monitor under the active window is captured, sealed to the policy's
-keyholders together with the sensitive header, and written to the spool before anything else
-happens to it. Nothing typed is kept anywhere but the bounded buffer.
+restarts) and the sentence judge's verdicts in order, so the typing buffer needs no locks. A
+list match is checked against the schedule and flood control, then the monitor under the active
+window is captured, sealed to the policy's keyholders together with the sensitive header, and
+written to the spool before anything else happens to it. Nothing typed is kept anywhere but the
+bounded buffer and, until it is judged, the judge's queue.
+
+The sentence model (agent.judge) sees utterances, not keys: when one ends (Enter, Tab, a click,
+a focus change, a paste), at a sentence end, after ``utterance_pause_s`` without a key, and each
+new window title. Its verdicts come back here and fire like a rule, under the same flood control.
 """
 
 from __future__ import annotations
@@ -12,16 +17,19 @@ from __future__ import annotations
 import getpass
 import logging
 import queue
+import re
 import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from agent.capture import Capturer
 from agent.errors import AgentError, SpoolError
 from agent.flood import FloodControl
+from agent.judge import SentenceJudge, Utterance, Verdict
 from agent.memory import release_free_memory
 from agent.policy_state import PolicyState
 from agent.schedule import MonitoringWindow
@@ -29,8 +37,9 @@ from agent.sensors.events import Click, FocusChange, KeyInput, ListenerRestarted
 from agent.sensors.keyboard import translate
 from agent.settings import Settings
 from agent.spool import NEVER_DROP, Spool
-from agent.typing import Hit, TypingBuffer, context_around
+from agent.typing import Hit, TypingBuffer, context_around, hits_in
 from core import envelope
+from core.detect.sentences import sentences_around
 
 __all__ = ["STOP", "Monitor"]
 
@@ -40,13 +49,38 @@ STOP = object()  # put on the queue to end the worker
 ON_SITE_RECHECK_S = 30.0  # interface addresses are asked at most this often
 MAX_HELD = 50  # sealed events kept in memory while the spool's disk is full
 HELD_RETRY_S = 5.0
+_SENTENCE_END = re.compile(r"[.!?…。！？؟۔।]\s$")  # a sentence just ended: judge it now
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """Why an event fires: a list rule or the model, on typed, pasted or title text."""
+
+    rule: str
+    category: str
+    severity: int
+    matched: str
+    context: str
+    start: int  # the match's offsets inside ``context``
+    end: int
+    source: str  # "typed" | "paste" | "title": where the text came from
+    detector: str  # "list" | "model": what fired
+    score: float | None
+    sentences: tuple[str, str, str]
+
+    @classmethod
+    def of_hit(cls, hit: Hit, source: str) -> Trigger:
+        r = hit.match.rule
+        return cls(r.id, r.category, r.severity, hit.match.matched, hit.context, hit.start,
+                   hit.end, source, "list", None, hit.sentences)
 
 
 class Monitor:
     def __init__(self, settings: Settings, device_id: str, policy: PolicyState, spool: Spool,
                  flood: FloodControl, clipboard: Callable[[], str | None],
                  on_spooled: Callable[[], None] = lambda: None, window: MonitoringWindow | None = None,
-                 user: str | None = None, host: str | None = None) -> None:
+                 user: str | None = None, host: str | None = None,
+                 judge: SentenceJudge | None = None) -> None:
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self._settings = settings
         self._device_id = device_id
@@ -74,6 +108,10 @@ class Monitor:
         self._held_retry = 0.0
         self._site_ok = True
         self._was_active = True
+        self._typed_at: float | None = None  # last key of text the judge has not seen yet
+        self._title_judged: dict[str, float] = {}
+        self._typing_window: WindowInfo | None = None
+        self.judge = judge or SentenceJudge(self.queue.put, enabled=settings.model)
         self._thread = threading.Thread(target=self._run, name="vigil-monitor", daemon=True)
 
     # --- policy-derived parts -------------------------------------------------------------
@@ -91,11 +129,14 @@ class Monitor:
             self._buffer = TypingBuffer(matcher, self._clipboard, capacity=s.buffer_capacity,
                                         context_chars=s.context_chars,
                                         max_repeat_run=s.max_repeat_run,
-                                        match_injected=s.match_injected, guard=guard)
+                                        match_injected=s.match_injected, guard=guard,
+                                        on_utterance=self._utterance_ended)
             if self.window is not None:
                 self._buffer.guard.window_changed(self.window.title, self.window.app)
             self._capturer = Capturer(s.image_format, s.image_quality, s.image_scale, s.all_monitors)
             self._capturer.warm_up()  # open the screen now, not on the first trigger
+            self.judge.set_rules(matcher.ruleset)
+            self._typed_at = None
         return True
 
     def _active(self, now: float) -> bool:
@@ -116,28 +157,94 @@ class Monitor:
 
     # --- the worker -----------------------------------------------------------------------
     def start(self) -> None:
+        self.judge.start()
+        if self._policy.matcher is not None:  # load the model now, not on the first key
+            self.judge.set_rules(self._policy.matcher.ruleset)
         self._thread.start()
 
     def stop(self) -> None:
         self.queue.put(STOP)
         self._thread.join(10)
+        self.judge.stop()
         if self._capturer is not None:
             self._capturer.close()
 
     def _run(self) -> None:
         while True:
-            item = self.queue.get()
+            wait = None
+            if self._typed_at is not None:  # wake when the pause is long enough to judge
+                wait = max(0.0, self._typed_at + self._settings.utterance_pause_s - time.monotonic())
+            try:
+                item = self.queue.get(timeout=wait)
+            except queue.Empty:
+                item = None
             if item is STOP:
                 break
             try:
-                self.handle(item)
+                if item is None:
+                    self._paused()
+                else:
+                    self.handle(item)
             except AgentError as exc:
                 log.error("%s", exc)
             except Exception:  # a bug must not end monitoring: log it and go on
                 log.exception("unexpected error while handling input")
 
+    # --- the sentence judge ---------------------------------------------------------------
+    def _submit(self, text: str, kind: str, at: float, final: bool) -> None:
+        # Typed text belongs to the window it was typed in, even when a focus change ended it.
+        window = self.window if kind == "title" else self._typing_window
+        self.judge.submit(Utterance(text, kind, window, at, final))  # type: ignore[arg-type]
+
+    def _utterance_ended(self, text: str, kind: str) -> None:
+        """The typing buffer finished an utterance (or read a paste): the judge gets it whole."""
+        self._typed_at = None
+        self._submit(text, kind, time.monotonic(), final=True)
+
+    def _paused(self) -> None:
+        """No key for ``utterance_pause_s``: judge what is typed so far (the utterance goes on)."""
+        at, self._typed_at = self._typed_at, None
+        if self._buffer is not None and at is not None and self._buffer.judgeable:
+            self._submit(self._buffer.text, "typed", at, final=False)
+
+    def _after_key(self, ev: KeyInput, now: float) -> None:
+        assert self._buffer is not None
+        if not self.judge.active or not self._buffer.text:
+            return
+        if self._buffer.judgeable and _SENTENCE_END.search(self._buffer.text):
+            self._typed_at = None
+            self._submit(self._buffer.text, "typed", ev.at or now, final=False)
+        else:
+            self._typed_at = ev.at or now
+
+    def _judge_title(self, window: WindowInfo | None, now: float) -> None:
+        if window is None or not window.title.strip() or not self.judge.active:
+            return
+        last = self._title_judged.get(window.title)
+        if last is not None and now - last < self._title_cooldown:
+            return
+        self._title_judged[window.title] = now
+        if len(self._title_judged) > 1000:  # bounded, like the list titles' cool-down
+            self._title_judged = {t: v for t, v in self._title_judged.items()
+                                  if now - v < self._title_cooldown}
+        self._submit(window.title, "title", now, final=True)
+
+    def _on_verdict(self, verdict: Verdict) -> None:
+        utt = verdict.utterance
+        width = self._settings.context_chars
+        for d in verdict.detections:
+            context, start, end = context_around(utt.text, d.start, d.end, width)
+            trigger = Trigger(d.rule, d.category, d.severity, d.matched, context, start, end,
+                              utt.kind, "model", d.score,
+                              sentences_around(utt.text, d.start, d.end))
+            self._fire(trigger, utt.at, utt.window)
+
     def handle(self, item: Any) -> None:
         ev = translate(item) if isinstance(item, tuple) else item
+        if isinstance(ev, Verdict):
+            if self._sync_policy() and self._active(time.monotonic()):
+                self._on_verdict(ev)
+            return
         self.inputs_seen += 1
         if isinstance(ev, ListenerRestarted):
             if self._buffer is not None:
@@ -160,21 +267,25 @@ class Monitor:
         self._retry_held(now)
         if not self._active(now):
             if self._was_active:
-                self._buffer.end_utterance("focus")  # forget what was typed; report nothing
+                self._buffer.end_utterance("focus", report=False)  # forget it all
+                self._typed_at = None
                 self._was_active = False
             return
         self._was_active = True
         hits: list[tuple[Hit, str]] = []
         if isinstance(ev, KeyInput):
             hits = [(h, h.source) for h in self._buffer.on_key(ev)]
+            self._after_key(ev, now)
         elif isinstance(ev, Click):
             hits = [(h, h.source) for h in self._buffer.end_utterance("click")]
         elif isinstance(ev, FocusChange):
             title, app = (ev.window.title, ev.window.app) if ev.window else ("", "")
             hits = [(h, h.source) for h in self._buffer.window_changed(title, app)]
             hits += [(h, "title") for h in self._title_hits(ev.window, now)]
+            self._typing_window = ev.window
+            self._judge_title(ev.window, now)
         for hit, source in hits:
-            self._fire(hit, source, getattr(ev, "at", now) or now)
+            self._fire(Trigger.of_hit(hit, source), getattr(ev, "at", now) or now, self.window)
 
     def _spool_or_hold(self, event_id: str, severity: int, sealed: bytes) -> None:
         """Spool a sealed event; if the disk refuses, hold it (sealed) in memory and retry."""
@@ -216,45 +327,49 @@ class Monitor:
             if len(self._title_fired) > 1000:  # bounded: forget titles whose cool-down ended
                 self._title_fired = {t: v for t, v in self._title_fired.items()
                                      if now - v < self._title_cooldown}
-        width = self._settings.context_chars
-        return [Hit(m, *context_around(title, m.start, m.end, width), "title") for m in matches]
+        return hits_in(matches, title, "title", self._settings.context_chars)
 
     # --- firing ----------------------------------------------------------------------------
-    def _fire(self, hit: Hit, source: str, key_at: float) -> None:
-        rule = hit.match.rule
+    def _fire(self, t: Trigger, key_at: float, window: WindowInfo | None) -> None:
         wall = datetime.now(timezone.utc)
-        decision = self._flood.decide(rule.id, self.user, time.monotonic(), wall)
+        decision = self._flood.decide(t.rule, self.user, time.monotonic(), wall)
         if not decision.is_new:
             self._on_spooled()
             return
         assert self._capturer is not None and self._policy.policy is not None
-        window = self.window
         t_capture = time.monotonic()
-        image = self._capturer.grab(window.rect if window else None)
+        # The screen as it is now (under the window in front); the header names the window the
+        # text was seen in.
+        front = self.window or window
+        image = self._capturer.grab(front.rect if front else None)
         t_seal = time.monotonic()
         meta = envelope.Metadata(event_id=decision.event_id, device_id=self._device_id,
-                                 time=wall, category=rule.category, severity=rule.severity,
-                                 rule=rule.id, source=source)
+                                 time=wall, category=t.category, severity=t.severity,
+                                 rule=t.rule, source=t.source)
+        before, trigger, after = t.sentences
         header = {
             "user": self.user, "host": self.host,
             "title": window.title if window else "", "app": window.app if window else "",
-            "context": hit.context,
-            "match": {"start": hit.start, "end": hit.end, "text": hit.match.matched},
-            "source": source, "count": 1, "media_type": image.media_type,
+            "context": t.context,
+            "match": {"start": t.start, "end": t.end, "text": t.matched},
+            "source": t.source, "detector": t.detector, "score": t.score,
+            "sentences": {"before": before, "trigger": trigger, "after": after},
+            "count": 1, "media_type": image.media_type,
             "width": image.width, "height": image.height,
         }
         sealed = envelope.seal(meta, header, image.data, self._policy.policy.keyholders)
         del image, header
         t_spool = time.monotonic()
-        self._spool_or_hold(decision.event_id, rule.severity, sealed)
+        self._spool_or_hold(decision.event_id, t.severity, sealed)
         done = time.monotonic()
         del sealed
         release_free_memory()
         self.events_sealed += 1
         self.last_latency_ms = (done - key_at) * 1000
-        log.info("rule %s (%s, severity %d) fired; event %s spooled %.0f ms after the key "
+        score = f", score {t.score:.2f}" if t.score is not None else ""
+        log.info("rule %s (%s, severity %d%s) fired; event %s spooled %.0f ms after the key "
                  "(queue %.0f, capture %.0f, seal %.0f, spool %.0f ms)",
-                 rule.id, rule.category, rule.severity, decision.event_id, self.last_latency_ms,
+                 t.rule, t.category, t.severity, score, decision.event_id, self.last_latency_ms,
                  (t_capture - key_at) * 1000, (t_seal - t_capture) * 1000,
                  (t_spool - t_seal) * 1000, (done - t_spool) * 1000)
         self._on_spooled()

@@ -36,14 +36,16 @@ def run_agent(settings: Settings, stop: threading.Event | None = None) -> int:
     spool = Spool(settings.spool_dir, settings.spool_max_events, settings.spool_max_bytes)
     flood = FloodControl(settings.flood_window_s, settings.spool_dir / "repeats.json")
     policy = PolicyState(config)
-    hooks_box: dict[str, InputHooks] = {}
+    parts: dict[str, Any] = {}  # the hooks and the judge, built after the callback reporting them
 
     def status() -> dict[str, Any]:
-        hooks = hooks_box.get("hooks")
+        hooks: InputHooks | None = parts.get("hooks")
         return {"user_signed_in": True, "spool_depth": spool.depth, "dropped": spool.dropped,
                 "quarantined": spool.quarantined,
                 "listener_restarts": hooks.restarts if hooks else 0,
-                "policy_serial": policy.serial}
+                "policy_serial": policy.serial,
+                **({"detection": judge.state, "detection_note": judge.note}
+                   if (judge := parts.get("judge")) is not None else {})}
 
     sync = Sync(settings, config, enrolment, policy, spool, flood, status)
     if policy.policy is None:
@@ -59,8 +61,9 @@ def run_agent(settings: Settings, stop: threading.Event | None = None) -> int:
             threading.Thread(target=helper.wait, name="vigil-reaper", daemon=True).start()
     monitor = Monitor(settings, enrolment.device_id, policy, spool, flood, backend.clipboard,
                       on_spooled=sync.wake)
+    parts["judge"] = monitor.judge
     hooks = InputHooks(monitor.queue)
-    hooks_box["hooks"] = hooks
+    parts["hooks"] = hooks
     windows = backend.windows(monitor.queue.put, stop.set)
 
     def on_signal(signum: int, frame: Any) -> None:

@@ -58,6 +58,10 @@ class Settings:
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 300.0
     http_timeout_s: float = 20.0
+    # The sentence model (agent.judge) next to the lists; off: the lists alone.
+    model: bool = True
+    # Seconds without a key after which what is typed so far goes to the sentence model.
+    utterance_pause_s: float = 2.0
     # Log level: "info" by default; "debug" adds one line per focus change (a window id, never
     # a title or a key), which tests use to know the agent has seen a window before typing.
     log_level: str = "info"

@@ -13,6 +13,8 @@ Decisions this module makes on purpose (see docs/agent.md):
 - Ctrl/Alt/Super shortcuts type nothing. Ctrl+V and Shift+Insert read the clipboard and match
   the pasted text whole, as one block.
 - The password guard (agent.privacy) can switch matching off for an utterance.
+- A finished utterance the guard lets through (and a paste) is handed to ``on_utterance``, which
+  the monitor passes to the sentence model (agent.judge); the model never sees single keys.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from typing import Any, Protocol
 
 from agent.privacy import PasswordGuard
 from agent.sensors.events import KeyInput
+from core.detect.sentences import sentences_around
 
-__all__ = ["Hit", "TypingBuffer", "context_around"]
+__all__ = ["Hit", "TypingBuffer", "context_around", "hits_in"]
 
 _MODIFIERS = {
     "shift": "shift", "shift_l": "shift", "shift_r": "shift",
@@ -61,7 +64,9 @@ class Hit:
     context: str
     start: int  # the match's offsets inside ``context``
     end: int
-    source: str  # "typed" | "paste"
+    source: str  # "typed" | "paste" | "title"
+    # The sentence before the match's, the match's, and the one after (agent.judge's context).
+    sentences: tuple[str, str, str] = ("", "", "")
 
 
 def context_around(text: str, start: int, end: int, width: int) -> tuple[str, int, int]:
@@ -71,13 +76,21 @@ def context_around(text: str, start: int, end: int, width: int) -> tuple[str, in
     return text[lo:hi], start - lo, end - lo
 
 
+def hits_in(matches: list[Any], text: str, source: str, width: int) -> list[Hit]:
+    """Matches in ``text`` as hits, each with its context and its sentences."""
+    return [Hit(m, *context_around(text, m.start, m.end, width), source,
+                sentences_around(text, m.start, m.end)) for m in matches]
+
+
 class TypingBuffer:
     """Feeds keys to a matcher stream and returns hits; owns no state beyond the bounded buffer."""
 
     def __init__(self, matcher: _Matcher, clipboard: Callable[[], str | None], *,
                  capacity: int = 512, context_chars: int = 60, max_repeat_run: int = 3,
-                 match_injected: bool = True, guard: PasswordGuard | None = None) -> None:
+                 match_injected: bool = True, guard: PasswordGuard | None = None,
+                 on_utterance: Callable[[str, str], None] | None = None) -> None:
         self._matcher = matcher
+        self._on_utterance = on_utterance  # (text, "typed" | "paste") when one is finished
         self._stream = matcher.stream(capacity=capacity)
         self._clipboard = clipboard
         self._context_chars = context_chars
@@ -96,20 +109,29 @@ class TypingBuffer:
 
     # --- hits -------------------------------------------------------------------------------
     def _hits(self, matches: list[Any], text: str, source: str) -> list[Hit]:
-        hits = []
-        for m in matches:
-            ctx, s, e = context_around(text, m.start, m.end, self._context_chars)
-            hits.append(Hit(m, ctx, s, e, source))
-        return hits
+        return hits_in(matches, text, source, self._context_chars) if matches else []
 
-    def end_utterance(self, by: str = "focus") -> list[Hit]:
-        """End the current utterance (Enter, Tab, click, focus change) and flush the stream."""
+    @property
+    def judgeable(self) -> bool:
+        """Whether the text so far may go to the sentence model before the utterance ends: not
+        while the guard suppresses it, and not a single token (it may be a password the guard
+        has yet to judge at Enter; a lone word is not a sentence)."""
+        text = self._stream.text.strip()
+        return bool(text) and not self.guard.suppressed and any(c.isspace() for c in text)
+
+    def end_utterance(self, by: str = "focus", report: bool = True) -> list[Hit]:
+        """End the current utterance (Enter, Tab, click, focus change) and flush the stream;
+        ``report=False`` forgets it (monitoring just went off): no hits, nothing judged."""
         text = self._stream.text
         matches = self._stream.end_utterance()
         keep = self.guard.utterance_ended(text, by)
         self._dead = None
         self._run_char, self._run_len = None, 0
-        return self._hits(matches, text, "typed") if keep else []
+        if not keep or not report:
+            return []
+        if self._on_utterance is not None and text.strip():
+            self._on_utterance(text, "typed")
+        return self._hits(matches, text, "typed")
 
     def reset_keys(self) -> None:
         """Forget which keys are held: after a hook restart a release may have been missed,
@@ -211,6 +233,8 @@ class TypingBuffer:
         text = self._clipboard()
         if not text:
             return hits
+        if self._on_utterance is not None:
+            self._on_utterance(text, "paste")
         return hits + self._hits(self._matcher.match(text), text, "paste")
 
 
