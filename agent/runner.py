@@ -98,4 +98,9 @@ def run_agent(settings: Settings, stop: threading.Event | None = None) -> int:
                     helper.kill()
     log.info("agent stopped; %d input(s) handled, %d event(s) sealed, %d waiting in the spool",
              monitor.inputs_seen, monitor.events_sealed, spool.depth)
+    judge = monitor.judge
+    if judge.judged:
+        log.info("sentence model: %d sentence(s) judged, median %.1f ms per utterance, "
+                 "%d utterance(s) left to the lists while it was busy",
+                 judge.judged, judge.model_ms_median() or 0.0, judge.skipped)
     return 0

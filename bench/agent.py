@@ -1,6 +1,9 @@
 """Agent footprint on Xvfb at 1920x1080: trigger-to-disk latency, CPU idle and typing, peak RSS.
 
-Run:  .venv/bin/python bench/agent.py [--trials 30] [--idle-s 60] [--typing-s 60]
+Run:  .venv/bin/python bench/agent.py [--trials 30] [--model-trials 10] [--idle-s 60] [--typing-s 60]
+
+Each measure is taken twice on the same display: with the sentence model (the default install)
+and with ``VIGIL_AGENT_MODEL=0`` (the lists alone), and printed side by side.
 
 Starts Xvfb (-displayfd) + openbox, writes an agent config for a locally made keyholder and a
 policy signed by it (the default wordlists, flood control off so every trigger is captured), and
@@ -16,6 +19,11 @@ cost is part of "idle").
 - CPU: psutil cpu_times of the agent process only, over --idle-s idle and over --typing-s of
   benign text typed at 10 keys/s; % of one core.
 - RSS: the kernel's peak (VmHWM) of the agent process at the end.
+- the model: a paraphrase no list holds, typed and ended with Return, timed to its sealed event
+  like a list trigger (the model judges at Return, on its own thread); the agent's own median
+  per judged utterance, from its last log line; and the baseline, one sentence encoded and
+  scored in this process on one thread. The typing text ends sentences, so the model judges
+  while the CPU is measured.
 - the tray icon: trayer (a real XEmbed tray) runs on the display, so the agent's tray process
   docks its icon as on a school desktop; that process's CPU over the same intervals and its
   peak RSS are reported on their own rows (the last line is the agent process's, as issue 5
@@ -42,8 +50,10 @@ sys.path.insert(0, str(REPO))
 
 from tests.fixtures.x11 import start_x11, wait_until
 
-BENIGN = ("we went to the museum on friday and learnt about the romans and their roads "
-          "then we had lunch in the park and played football until it rained ")
+BENIGN = ("we went to the museum on friday and learnt about the romans and their roads. "
+          "then we had lunch in the park and played football until it rained. ")
+TRIGGER = "i want to kill myself"
+PARAPHRASE = "honestly whats the point of me being here anymore i just want it all to stop"
 
 
 def write_config(cfg: Path) -> tuple[object, list]:
@@ -107,41 +117,65 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def main() -> int:
+def model_baseline_ms(n: int = 30) -> float | None:
+    """One sentence encoded and scored in this process, one thread: the model's floor (ms)."""
+    from core.detect.model import ModelDetector
+    from core.errors import ModelUnavailable
+
+    try:
+        model = ModelDetector()
+    except ModelUnavailable:
+        return None
+    times = []
+    for i in range(n):
+        t = time.perf_counter()
+        model.detect(f"{PARAPHRASE} {i}")
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def timed_triggers(x: object, spool: Path, text: str, n: int) -> list[float]:
+    """Type ``text``, start the clock, press Return; stop it at the new spool file's ctime."""
+    out = []
+    for _ in range(n):
+        before = set(spool.glob("*.evt"))
+        x.type(text, delay_ms=8)  # type: ignore[attr-defined]
+        t0 = time.time_ns()
+        x.key("Return")  # type: ignore[attr-defined]
+        new = wait_until(lambda before=before: set(spool.glob("*.evt")) - before, 30,
+                         interval=0.002, what="the sealed event on disk")
+        path = next(iter(new))  # type: ignore[call-overload]
+        out.append((path.stat().st_ctime_ns - t0) / 1e6)
+    return out
+
+
+def measure(x: object, tmp: Path, args: argparse.Namespace, model: bool) -> dict[str, object]:
+    """Start an agent (with or without the model) and take every measure of the table."""
     import psutil
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trials", type=int, default=30)
-    ap.add_argument("--idle-s", type=float, default=60)
-    ap.add_argument("--typing-s", type=float, default=60)
-    args = ap.parse_args()
-
-    x = start_x11()
-    tmp = Path(tempfile.mkdtemp(prefix="vigil-bench-agent-"))
-    agent = None
-    tray_host = None
-    if shutil.which("trayer"):
-        tray_host = subprocess.Popen(["trayer", "--edge", "top", "--align", "right",
-                                      "--widthtype", "request", "--height", "24"], env=x.env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = tmp / ("model" if model else "lists")
+    cfg, spool, runtime = run / "cfg", run / "spool", run / "run"
+    runtime.mkdir(mode=0o700, parents=True)
+    _, recipients = write_config(cfg)
+    env = x.env  # type: ignore[attr-defined]
+    env.update(XDG_RUNTIME_DIR=str(runtime), PYTHONUNBUFFERED="1",
+               VIGIL_AGENT_MODEL="1" if model else "0")
+    log_path = run / "agent.log"
+    with open(log_path, "wb") as log:
+        agent = subprocess.Popen([sys.executable, "-m", "vigil", "agent", "run",
+                                  "--config-dir", str(cfg), "--spool-dir", str(spool)],
+                                 env=env, cwd=REPO, stdout=log, stderr=log)
     try:
-        cfg, spool, runtime = tmp / "cfg", tmp / "spool", tmp / "run"
-        runtime.mkdir(mode=0o700)
-        _, recipients = write_config(cfg)
-        env = x.env
-        env.update(XDG_RUNTIME_DIR=str(runtime), PYTHONUNBUFFERED="1")
-        log_path = tmp / "agent.log"
-        with open(log_path, "wb") as log:
-            agent = subprocess.Popen([sys.executable, "-m", "vigil", "agent", "run",
-                                      "--config-dir", str(cfg), "--spool-dir", str(spool)],
-                                     env=env, cwd=REPO, stdout=log, stderr=log)
         wait_until(lambda: "agent running" in log_path.read_text(), 60, what="agent start")
+        if model:
+            wait_until(lambda: "sentence model loaded" in log_path.read_text(), 60,
+                       what="the sentence model to load")
         proc = psutil.Process(agent.pid)
-        if tray_host is not None:
+        if shutil.which("trayer"):
             wait_until(lambda: "tray icon shown" in log_path.read_text(), 30, what="tray icon")
         trays = [c for c in proc.children() if "tray" in c.cmdline()]
         tray = trays[0] if trays else None
-        x.open_window("Bench notes")
+        x.open_window(f"Bench notes ({run.name})")  # type: ignore[attr-defined]
 
         # --- warm-up: one trigger first (loads what the first capture needs), retried if it
         # does not land, so a lost warm-up cannot stop the bench.
@@ -149,16 +183,16 @@ def main() -> int:
         while not list(spool.glob("*.evt")):
             warm_attempts += 1
             if warm_attempts > 5:
-                raise SystemExit("no event after 5 warm-up triggers:\n" + log_path.read_text()[-3000:])
-            x.type("i want to kill myself", delay_ms=8)
-            x.key("Return")
+                raise SystemExit("no event after 5 warm-up triggers:\n"
+                                 + log_path.read_text()[-3000:])
+            x.type(TRIGGER, delay_ms=8)  # type: ignore[attr-defined]
+            x.key("Return")  # type: ignore[attr-defined]
             try:
                 wait_until(lambda: list(spool.glob("*.evt")), 5, interval=0.01, what="warm-up")
             except AssertionError:
                 continue
 
         # --- latency, each trial followed by one baseline sample (same load for both) ------
-        os.environ["DISPLAY"] = x.display
         from agent.capture import Capturer
 
         cap = Capturer("webp", 70)
@@ -166,21 +200,10 @@ def main() -> int:
         base: list[float] = []
         latencies: list[float] = []
         for i in range(args.trials):
-            before = set(spool.glob("*.evt"))
-            x.type("i want to kill myself", delay_ms=8)
-            t0 = time.time_ns()
-            x.key("Return")
-            new = wait_until(lambda before=before: set(spool.glob("*.evt")) - before, 30,
-                             interval=0.002,
-                             what="the sealed event on disk")
-            path = next(iter(new))  # type: ignore[call-overload]
-            latencies.append((path.stat().st_ctime_ns - t0) / 1e6)
+            latencies += timed_triggers(x, spool, TRIGGER, 1)
             base.append(baseline_sample(cap, recipients, i))
         cap.close()
-        log_text = log_path.read_text()
-        internal = [float(v) for v in re.findall(r"spooled (\d+) ms after the key", log_text)]
-        parts = {name: [float(v) for v in re.findall(rf"{name} (\d+)", log_text)]
-                 for name in ("queue", "capture", "seal", "spool")}
+        model_latencies = timed_triggers(x, spool, PARAPHRASE, args.model_trials) if model else []
 
         # --- CPU and memory ------------------------------------------------------------
         tray_t0 = tray.cpu_times() if tray is not None else None
@@ -191,58 +214,123 @@ def main() -> int:
 
         def type_slowly() -> None:
             # xdotool: one key every 100 ms = 10 keys/s, for the whole period
-            subprocess.run(["xdotool", "type", "--delay", "100", "--", text], env=x.env,
+            subprocess.run(["xdotool", "type", "--delay", "100", "--", text], env=x.env,  # type: ignore[attr-defined]
                            check=True, timeout=args.typing_s + 60)
 
         typing = cpu_pct(proc, args.typing_s, type_slowly)
         tray_t2 = tray.cpu_times() if tray is not None else None
         rss = peak_rss_mb(agent.pid)
-        tray_rows = []
+        tray_used = None
         if tray is not None and tray_t0 and tray_t1 and tray_t2:
             def used(a: object, b: object) -> float:
                 return (b.user - a.user) + (b.system - a.system)  # type: ignore[attr-defined]
 
-            tray_rows = [
-                ("tray icon process: CPU idle", f"{100 * used(tray_t0, tray_t1) / args.idle_s:.3f}"
-                 " % of one core"),
-                ("tray icon process: CPU typing",
-                 f"{100 * used(tray_t1, tray_t2) / args.typing_s:.3f} % of one core"),
-                ("tray icon process: peak RSS", f"{peak_rss_mb(tray.pid):.1f} MB"),
-            ]
+            tray_used = (100 * used(tray_t0, tray_t1) / args.idle_s,
+                         100 * used(tray_t1, tray_t2) / args.typing_s, peak_rss_mb(tray.pid))
         leaked = any("museum" in p.read_bytes().decode("latin-1") for p in spool.glob("*.evt"))
-
-        rows = [
-            ("trigger -> sealed on disk, median", f"{statistics.median(latencies):.1f} ms"),
-            ("trigger -> sealed on disk, p95", f"{pct(latencies, 0.95):.1f} ms"),
-            ("agent's own hook -> spool, median", f"{statistics.median(internal):.1f} ms"
-             if internal else "n/a"),
-            *((f"  of which {name}, median", f"{statistics.median(v):.1f} ms")
-              for name, v in parts.items() if v),
-            ("baseline grab+webp+seal in-process, median", f"{statistics.median(base):.1f} ms"),
-            ("ratio agent median / baseline median",
-             f"{statistics.median(latencies) / statistics.median(base):.2f}"),
-            (f"CPU idle ({args.idle_s:.0f} s)", f"{idle:.3f} % of one core"),
-            (f"CPU typing 10 keys/s ({args.typing_s:.0f} s)", f"{typing:.3f} % of one core"),
-            ("peak RSS (VmHWM)", f"{rss:.1f} MB"),
-            *tray_rows,
-            ("trials (after warm-up triggers)", f"{len(latencies)} (+{warm_attempts})"),
-            ("benign text in spool", "yes (BUG)" if leaked else "no"),
-        ]
-        width = max(len(r[0]) for r in rows)
-        print(f"{'measure':<{width}}  value")
-        for name, value in rows:
-            print(f"{name:<{width}}  {value}")
-        print(json.dumps({"latencies_ms": [round(v, 1) for v in latencies]}))
-        print(f"p95_ms={pct(latencies, 0.95):.0f} cpu_typing_pct={typing:.2f} "
-              f"cpu_idle_pct={idle:.2f} rss_mb={rss:.0f}")
-        return 0
     finally:
-        if agent is not None and agent.poll() is None:
+        if agent.poll() is None:
             agent.send_signal(signal.SIGTERM)
             try:
                 agent.wait(20)
             except subprocess.TimeoutExpired:
                 agent.kill()
+    log_text = log_path.read_text()
+    judged = re.search(r"sentence model: (\d+) sentence\(s\) judged, median ([\d.]+) ms",
+                       log_text)
+    return {
+        "latencies": latencies, "base": base, "model_latencies": model_latencies,
+        "internal": [float(v) for v in re.findall(r"spooled (\d+) ms after the key", log_text)],
+        "parts": {name: [float(v) for v in re.findall(rf"{name} (\d+)", log_text)]
+                  for name in ("queue", "capture", "seal", "spool")},
+        "idle": idle, "typing": typing, "rss": rss, "tray": tray_used,
+        "warm": warm_attempts, "leaked": leaked,
+        "judged": int(judged.group(1)) if judged else 0,
+        "model_ms": float(judged.group(2)) if judged else None,
+    }
+
+
+def table(with_model: dict, lists: dict, model_floor: float | None, args: argparse.Namespace
+          ) -> list[tuple[str, str, str]]:
+    def both(fmt: str, get: object) -> tuple[str, str]:
+        out = []
+        for r in (with_model, lists):
+            try:
+                out.append(fmt.format(get(r)))  # type: ignore[operator]
+            except (ValueError, statistics.StatisticsError, TypeError):
+                out.append("n/a")
+        return out[0], out[1]
+
+    med = statistics.median
+    rows = [
+        ("trigger -> sealed on disk, median", *both("{:.1f} ms", lambda r: med(r["latencies"]))),
+        ("trigger -> sealed on disk, p95", *both("{:.1f} ms", lambda r: pct(r["latencies"], .95))),
+        ("agent's own hook -> spool, median", *both("{:.1f} ms", lambda r: med(r["internal"]))),
+        *((f"  of which {name}, median",
+           *both("{:.1f} ms", lambda r, name=name: med(r["parts"][name])))
+          for name in ("queue", "capture", "seal", "spool")),
+        ("baseline grab+webp+seal in-process, median",
+         *both("{:.1f} ms", lambda r: med(r["base"]))),
+        ("ratio agent median / baseline median",
+         *both("{:.2f}", lambda r: med(r["latencies"]) / med(r["base"]))),
+        ("model trigger (paraphrase) -> sealed, median",
+         *both("{:.1f} ms", lambda r: med(r["model_latencies"]))),
+        ("model trigger (paraphrase) -> sealed, p95",
+         *both("{:.1f} ms", lambda r: pct(r["model_latencies"], .95))),
+        ("model per judged utterance in the agent, median",
+         *both("{:.1f} ms", lambda r: r["model_ms"])),
+        ("sentences the model judged", *both("{}", lambda r: r["judged"] or "n/a")),
+        ("baseline: one sentence encoded+scored here, median",
+         f"{model_floor:.1f} ms" if model_floor is not None else "n/a", "n/a"),
+        (f"CPU idle ({args.idle_s:.0f} s)", *both("{:.3f} % of one core", lambda r: r["idle"])),
+        (f"CPU typing 10 keys/s ({args.typing_s:.0f} s)",
+         *both("{:.3f} % of one core", lambda r: r["typing"])),
+        ("peak RSS (VmHWM)", *both("{:.1f} MB", lambda r: r["rss"])),
+        ("tray icon process: CPU idle", *both("{:.3f} % of one core", lambda r: r["tray"][0])),
+        ("tray icon process: CPU typing", *both("{:.3f} % of one core", lambda r: r["tray"][1])),
+        ("tray icon process: peak RSS", *both("{:.1f} MB", lambda r: r["tray"][2])),
+        ("trials (after warm-up triggers)",
+         *both("{}", lambda r: f"{len(r['latencies'])} (+{r['warm']})")),
+        ("benign text in spool", *both("{}", lambda r: "yes (BUG)" if r["leaked"] else "no")),
+    ]
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=30)
+    ap.add_argument("--model-trials", type=int, default=10)
+    ap.add_argument("--idle-s", type=float, default=60)
+    ap.add_argument("--typing-s", type=float, default=60)
+    args = ap.parse_args()
+
+    x = start_x11()
+    os.environ["DISPLAY"] = x.display
+    tmp = Path(tempfile.mkdtemp(prefix="vigil-bench-agent-"))
+    tray_host = None
+    if shutil.which("trayer"):
+        tray_host = subprocess.Popen(["trayer", "--edge", "top", "--align", "right",
+                                      "--widthtype", "request", "--height", "24"], env=x.env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        lists = measure(x, tmp, args, model=False)
+        with_model = measure(x, tmp, args, model=True)
+        floor = model_baseline_ms()
+        rows = table(with_model, lists, floor, args)
+        width = max(len(r[0]) for r in rows)
+        print(f"{'measure':<{width}}  {'with the model':>22}  {'lists alone':>22}")
+        for name, a, b in rows:
+            print(f"{name:<{width}}  {a:>22}  {b:>22}")
+        print(json.dumps({"latencies_ms": [round(v, 1) for v in with_model["latencies"]],
+                          "model_latencies_ms": [round(v, 1)
+                                                 for v in with_model["model_latencies"]]}))
+        model_ms = with_model["model_ms"]
+        model_part = f"{model_ms:.0f}" if model_ms is not None else "n/a"
+        print(f"p95_ms={pct(with_model['latencies'], 0.95):.0f} "
+              f"cpu_typing_pct={with_model['typing']:.2f} cpu_idle_pct={with_model['idle']:.2f} "
+              f"rss_mb={with_model['rss']:.0f} model_ms_median={model_part}")
+        return 0
+    finally:
         if tray_host is not None:
             tray_host.terminate()
             tray_host.wait(10)
@@ -250,4 +338,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())
