@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import queue
 import statistics
 import threading
@@ -69,6 +70,15 @@ class Verdict:
 
     utterance: Utterance
     detections: tuple[Detection, ...]
+
+
+def _lower_priority() -> None:
+    """Nice this thread (Linux: threads have their own nice value): a list hit's capture and
+    the pupil's own programs come before a sentence the model can judge a moment later."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # Windows has no setpriority; a refusal changes nothing
+        pass
 
 
 def _digest(kind: str, sentence: str) -> bytes:
@@ -152,6 +162,7 @@ class SentenceJudge:
         self._ready.set()
 
     def _run(self) -> None:
+        _lower_priority()
         while True:
             item = self._queue.get()
             if item is _STOP:

@@ -257,7 +257,7 @@ def table(with_model: dict, lists: dict, model_floor: float | None, args: argpar
         for r in (with_model, lists):
             try:
                 out.append(fmt.format(get(r)))  # type: ignore[operator]
-            except (ValueError, statistics.StatisticsError, TypeError):
+            except (ValueError, statistics.StatisticsError, TypeError, IndexError):
                 out.append("n/a")
         return out[0], out[1]
 
