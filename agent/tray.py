@@ -38,6 +38,7 @@ TRAY_TITLE = "Vigil: monitoring is on (click for the notice)"
 DEFAULT_WAIT_S = 120.0
 DOCK_ATTEMPTS = 5  # dock requests before giving up on a tray that never takes the icon
 DOCK_CONFIRM_S = 2.0  # how long a tray has to embed the icon before it is asked again
+STOP_GRACE_S = 5.0  # how long the icon has to stop once the agent has gone
 
 
 def start_tray(text: str, wait_s: float = DEFAULT_WAIT_S) -> subprocess.Popen | None:
@@ -151,8 +152,17 @@ def _on_agent_gone(stop: threading.Event, icon_box: dict[str, Any]) -> None:
     icon = icon_box.get("icon")
     if icon is not None:
         icon.stop()
-    else:
-        os._exit(0)  # still waiting for a tray, in select(): nothing to tidy
+        # The icon's loop normally ends at once and run_tray returns. If it does not (twice in
+        # some hundred test runs the process outlived a SIGKILLed agent: an X call that never
+        # returned), the icon must still go: close the notice it opened and end the process.
+        if icon_box["finished"].wait(STOP_GRACE_S):
+            return
+        log.warning("the tray icon did not stop within %.0f s of the agent going; ending it",
+                    STOP_GRACE_S)
+        notice = icon_box.get("notice", {}).get("proc")
+        if notice is not None and notice.poll() is None:
+            notice.terminate()
+    os._exit(0)  # still waiting for a tray, in select(), or stuck: nothing to tidy
 
 
 def _run_icon(text: str, trays: _X11Trays | None, stop: threading.Event,
@@ -162,6 +172,7 @@ def _run_icon(text: str, trays: _X11Trays | None, stop: threading.Event,
     from agent.notice import open_notice_window
 
     window: dict[str, subprocess.Popen] = {}
+    icon_box["notice"] = window  # the lifeline closes it if the icon's loop cannot
 
     def show_notice() -> None:
         current = window.get("proc")
@@ -259,7 +270,7 @@ def run_tray(text: str, wait_s: float = DEFAULT_WAIT_S) -> int:
     # module says it in one line instead.
     logging.getLogger("pystray").setLevel(logging.CRITICAL)
     stop = threading.Event()
-    icon_box: dict[str, Any] = {}
+    icon_box: dict[str, Any] = {"finished": threading.Event()}
     threading.Thread(target=_on_agent_gone, args=(stop, icon_box), daemon=True,
                      name="vigil-tray-lifeline").start()
     trays: _X11Trays | None = None
@@ -281,4 +292,6 @@ def run_tray(text: str, wait_s: float = DEFAULT_WAIT_S) -> int:
     except Exception as exc:  # noqa: BLE001 - a broken tray must not look like a crash
         log.warning("the tray icon failed (%s); the notice window and the log carry the notice",
                     exc)
+    finally:
+        icon_box["finished"].set()
     return 0
