@@ -15,11 +15,11 @@ from sqlalchemy import Column, Index, LargeBinary, Text
 from sqlmodel import JSON, Field, SQLModel
 
 __all__ = [
+    "DETECTION_NOTE_MAX",
     "Account",
     "AccountRole",
     "AuditEntry",
     "AuditHead",
-    "DETECTION_NOTE_MAX",
     "DetectionMode",
     "Device",
     "EnrolToken",
