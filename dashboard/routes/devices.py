@@ -30,7 +30,7 @@ def detection_label(mode: str, note: str) -> tuple[str, str]:
     if mode == DetectionMode.LISTS_AND_MODEL:
         return "lists + model", ""
     if mode == DetectionMode.LISTS:
-        return "lists only (model switched off)" + (f": {note}" if note else ""), "off"
+        return (f"lists only: {note}" if note else "lists only (model switched off)"), "off"
     if mode == DetectionMode.MODEL_UNAVAILABLE:
         return f"lists only: {note or 'the sentence model did not load'}", "degraded"
     return mode, ""  # "" until the agent reports (older agents)

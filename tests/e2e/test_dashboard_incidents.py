@@ -264,7 +264,8 @@ def test_dashboard_devices_show_what_each_agent_detects_with(collector_server: A
     who = make_accounts(server)
     reports = {
         "PC-MODEL": {"detection": "lists+model"},
-        "PC-OFF": {"detection": "lists", "detection_note": "switched off in the agent settings"},
+        "PC-OFF": {"detection": "lists", "detection_note":
+                   "the sentence model is switched off (VIGIL_AGENT_MODEL=0)"},
         "PC-BROKEN": {"detection": "lists (model unavailable)",
                       "detection_note": NOTE_XSS + "\n\x1b[0m second line"},
         "PC-OLD": {},
@@ -287,7 +288,8 @@ def test_dashboard_devices_show_what_each_agent_detects_with(collector_server: A
 
     assert cell("PC-MODEL").inner_text() == "lists + model"
     assert cell("PC-OFF").inner_text() == (
-        "lists only (model switched off): switched off in the agent settings")
+        "lists only: the sentence model is switched off (VIGIL_AGENT_MODEL=0)")
+    assert cell("PC-OFF").locator("strong.degraded").count() == 0  # meant, so no warning
     assert cell("PC-OLD").inner_text() == ""
     broken = cell("PC-BROKEN")
     assert broken.inner_text() == f"lists only: {NOTE_XSS} [0m second line"

