@@ -7,6 +7,7 @@ the screenshot is cached or written anywhere. Lists that show only headers use
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,8 @@ from collector.store.models import Event
 from core.errors import EnvelopeError
 from dashboard.errors import BadRequest, NotFound
 
-__all__ = ["Capture", "highlight", "open_capture", "open_header"]
+__all__ = ["Capture", "Detected", "detected", "highlight", "open_capture", "open_header",
+           "score_text"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,3 +101,60 @@ def highlight(header: dict[str, Any]) -> tuple[str, str, str]:
         if at >= 0:
             return context[:at], context[at : at + len(text)], context[at + len(text) :]
     return context, "", ""
+
+
+SENTENCE_LIMIT = 1000  # characters shown of each sentence; the agent sends far less
+
+
+@dataclass(frozen=True, slots=True)
+class Detected:
+    """Which detector fired and the sentences around the trigger, from a sealed header (issue 13).
+
+    ``detector`` is "" for headers from agents before the sentence model (render as before),
+    "list" or "model", or another short word a newer agent may send. ``score`` is the model's
+    calibrated probability, already formatted ("0.93"), or "". Every part is plain text for the
+    template to escape.
+    """
+
+    detector: str = ""
+    score: str = ""
+    before: str = ""
+    trigger: str = ""
+    after: str = ""
+
+    @property
+    def has_sentences(self) -> bool:
+        return bool(self.before or self.trigger or self.after)
+
+
+def score_text(score: float) -> str:
+    """Two decimals ("0.93"); above 0.99, three, cut rather than rounded, so 0.9996 is "0.999"
+    and never a certainty the model did not give (severity 5 starts at 0.995)."""
+    if score >= 0.99:
+        return f"{math.floor(score * 1000) / 1000:.3f}"
+    return f"{score:.2f}"
+
+
+def _text(value: Any, limit: int) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def detected(header: dict[str, Any]) -> Detected:
+    """Read ``detector``, ``score`` and ``sentences`` from a header a desktop wrote: trust no
+    shape. Anything malformed is left out rather than shown as something it is not."""
+    detector = _text(header.get("detector"), 32).strip()
+    raw = header.get("score")
+    score = ""
+    if (isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw)
+            and 0.0 <= raw <= 1.0):
+        score = score_text(float(raw))
+    sentences = header.get("sentences")
+    if not isinstance(sentences, dict):
+        sentences = {}
+    return Detected(
+        detector=detector,
+        score=score,
+        before=_text(sentences.get("before"), SENTENCE_LIMIT),
+        trigger=_text(sentences.get("trigger"), SENTENCE_LIMIT),
+        after=_text(sentences.get("after"), SENTENCE_LIMIT),
+    )

@@ -16,7 +16,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from collector.store.models import AuditEntry, Event, Incident
-from dashboard.captures import open_capture
+from dashboard.captures import Detected, detected, open_capture
 from dashboard.errors import BadRequest, NotFound
 from dashboard.incident_record import IncidentRecord
 from dashboard.rendering import templates
@@ -76,12 +76,14 @@ def build_evidence_zip(
 ) -> bytes:
     files: dict[str, bytes] = {}
     summary_events: list[dict[str, Any]] = []
+    detections: dict[str, Detected] = {}  # for the HTML summary; summary.json has the header
     for event, hostname in events:
         try:
             capture = open_capture(blobs, event, key)
         except (NotFound, BadRequest) as exc:
             raise BadRequest(f"Export stopped, nothing was exported: {exc}") from exc
         shot = f"screenshots/{event.id}.{capture.extension}"
+        detections[event.id] = detected(capture.header)
         files[shot] = capture.body
         summary_events.append(
             {
@@ -124,7 +126,8 @@ def build_evidence_zip(
     files["summary.json"] = json.dumps(summary, indent=2, ensure_ascii=False).encode()
     files["audit.json"] = json.dumps(trail, indent=2, ensure_ascii=False).encode()
     # Rendered with the dashboard's autoescaping environment: desktop text stays text.
-    html = templates.get_template("export_summary.html").render(summary=summary, trail=trail)
+    html = templates.get_template("export_summary.html").render(summary=summary, trail=trail,
+                                                                detected=detections)
     files["summary.html"] = html.encode()
     manifest = "".join(
         f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(files.items())

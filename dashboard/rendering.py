@@ -17,7 +17,15 @@ from fastapi.templating import Jinja2Templates
 from dashboard.security import aware
 from dashboard.sessions import SignedIn
 
-__all__ = ["GRADE_LABELS", "STATIC_DIR", "TEMPLATES_DIR", "render", "templates", "wants_html"]
+__all__ = [
+    "GRADE_LABELS",
+    "STATIC_DIR",
+    "TEMPLATES_DIR",
+    "render",
+    "rule_label",
+    "templates",
+    "wants_html",
+]
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -40,7 +48,18 @@ def _when(moment: datetime | None) -> str:
     return aware(moment).strftime("%Y-%m-%d %H:%M")
 
 
+def rule_label(rule: str) -> str:
+    """A rule id as people read it: the sentence model's ``model:<category>`` becomes
+    "model: suicide"; word list ids (letters, digits, "_", ".", "-", never ":") stay as they are.
+    Only the display changes: links, filters and exports keep the id itself."""
+    detector, sep, category = str(rule).partition(":")
+    if sep and detector == "model" and category:
+        return f"model: {category}"
+    return str(rule)
+
+
 templates.env.filters["when"] = _when
+templates.env.filters["rule_label"] = rule_label
 templates.env.globals["GRADE_LABELS"] = GRADE_LABELS
 
 

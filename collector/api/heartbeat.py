@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlmodel import Session
 
 from collector.deps import DatabaseDep, DeviceDep
 from collector.policy_store import latest_etag
-from collector.store.models import Device, utcnow
+from collector.store.models import DETECTION_NOTE_MAX, DetectionMode, Device, utcnow
 
-__all__ = ["Heartbeat", "HeartbeatAnswer", "router"]
+__all__ = ["Heartbeat", "HeartbeatAnswer", "clean_line", "router"]
 
 router = APIRouter(prefix="/api/v1", tags=["agent"])
 _COUNT = Field(default=0, ge=0, le=2**31 - 1)
+# White space (line breaks, tabs) becomes one space; other controls, format characters (bidi
+# overrides that would reorder the devices page, zero-width characters), surrogates, private-use
+# and unassigned code points are dropped.
+_DROPPED = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+_SPACES = re.compile(r"\s+")
+
+
+def clean_line(text: str, limit: int) -> str:
+    """``text`` as one printable line of at most ``limit`` characters (a desktop wrote it, so
+    it is cleaned rather than refused: a heartbeat is never lost over its note)."""
+    kept = [" " if ch.isspace() else ch for ch in text[: limit * 4]
+            if ch.isspace() or unicodedata.category(ch) not in _DROPPED]
+    return _SPACES.sub(" ", "".join(kept)).strip()[:limit].rstrip()
 
 
 class Heartbeat(BaseModel):
@@ -26,6 +42,30 @@ class Heartbeat(BaseModel):
     quarantined: int = _COUNT
     listener_restarts: int = _COUNT
     policy_serial: int = _COUNT
+    # Issue 13. Older agents send neither; the device row then says "" (never reported).
+    detection: DetectionMode | None = Field(
+        default=None,
+        description="What the agent detects with: 'lists+model', 'lists' (model switched off "
+                    "by settings) or 'lists (model unavailable)' (the model failed to load).")
+    detection_note: str = Field(
+        default="",
+        description=f"Why the model is off, one line; control characters are removed and it is "
+                    f"cut to {DETECTION_NOTE_MAX} characters.")
+
+    @field_validator("detection", mode="before")
+    @classmethod
+    def _unreported(cls, value: Any) -> Any:
+        return None if value == "" else value  # an agent that does not know says nothing
+
+    @field_validator("detection_note")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        return clean_line(value, DETECTION_NOTE_MAX)
+
+    def device_fields(self) -> dict[str, Any]:
+        fields = self.model_dump()
+        fields["detection"] = self.detection.value if self.detection is not None else ""
+        return fields
 
 
 class HeartbeatAnswer(BaseModel):
@@ -35,10 +75,12 @@ class HeartbeatAnswer(BaseModel):
 
 @router.post("/heartbeat", response_model=HeartbeatAnswer)
 def heartbeat(body: Heartbeat, device: DeviceDep, db: DatabaseDep) -> HeartbeatAnswer:
+    fields = body.device_fields()
+
     def job(session: Session) -> HeartbeatAnswer:
         row = session.get(Device, device.id)
         if row is not None:
-            for name, value in body.model_dump().items():
+            for name, value in fields.items():
                 setattr(row, name, value)
             row.last_seen = utcnow()
             session.add(row)

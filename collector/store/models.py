@@ -15,10 +15,12 @@ from sqlalchemy import Column, Index, LargeBinary, Text
 from sqlmodel import JSON, Field, SQLModel
 
 __all__ = [
+    "DETECTION_NOTE_MAX",
     "Account",
     "AccountRole",
     "AuditEntry",
     "AuditHead",
+    "DetectionMode",
     "Device",
     "EnrolToken",
     "Event",
@@ -63,6 +65,18 @@ class IncidentStatus(StrEnum):
     CLOSED = "closed"
 
 
+class DetectionMode(StrEnum):
+    """What an agent detects with, from its heartbeat (issue 13): the word lists always, and the
+    sentence model when it loaded. ``""`` on a device row means the agent never said (older agents)."""
+
+    LISTS_AND_MODEL = "lists+model"
+    LISTS = "lists"  # the model is switched off by the agent's settings
+    MODEL_UNAVAILABLE = "lists (model unavailable)"  # the model failed to load: degraded
+
+
+DETECTION_NOTE_MAX = 300
+
+
 class Device(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=36)
     hostname: str = Field(max_length=255)
@@ -80,6 +94,12 @@ class Device(SQLModel, table=True):
     quarantined: int = 0
     listener_restarts: int = 0
     policy_serial: int = 0
+    # From the heartbeat: a DetectionMode value, or "" until the agent reports one. The server
+    # default lets an older collector instance insert a device during a rolling upgrade.
+    detection: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
+    # Why the model is off, one line, as the desktop said it (shown escaped, never trusted).
+    detection_note: str = Field(default="", max_length=DETECTION_NOTE_MAX,
+                                sa_column_kwargs={"server_default": ""})
 
 
 class EnrolToken(SQLModel, table=True):

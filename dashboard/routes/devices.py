@@ -11,16 +11,29 @@ from fastapi.responses import RedirectResponse, Response
 from sqlmodel import col, select
 
 from collector.api.enrol import token_hash
-from collector.store.models import Device, EnrolToken, utcnow
+from collector.store.models import DetectionMode, Device, EnrolToken, utcnow
 from dashboard.auditing import audit
 from dashboard.deps import DashSettingsDep, KeyholderDep, SessionDep, TechnicianDep
 from dashboard.errors import NotFound
 from dashboard.rendering import render
 from dashboard.security import aware
 
-__all__ = ["router"]
+__all__ = ["detection_label", "router"]
 
 router = APIRouter(tags=["dashboard"])
+
+
+def detection_label(mode: str, note: str) -> tuple[str, str]:
+    """(text, kind) for the Detection column; kind is "" (normal), "off" (switched off by the
+    agent's settings) or "degraded" (the model failed to load). The note came from a desktop:
+    it stays plain text for the template to escape."""
+    if mode == DetectionMode.LISTS_AND_MODEL:
+        return "lists + model", ""
+    if mode == DetectionMode.LISTS:
+        return (f"lists only: {note}" if note else "lists only (model switched off)"), "off"
+    if mode == DetectionMode.MODEL_UNAVAILABLE:
+        return f"lists only: {note or 'the sentence model did not load'}", "degraded"
+    return mode, ""  # "" until the agent reports (older agents)
 
 
 def _devices_page(
@@ -34,6 +47,9 @@ def _devices_page(
         d.id for d in devices
         if d.revoked_at is None and (d.last_seen is None or aware(d.last_seen) < silent_before)
     }
+    detection = {d.id: detection_label(d.detection, d.detection_note) for d in devices}
+    degraded = sum(1 for d in devices
+                   if d.revoked_at is None and detection[d.id][1] == "degraded")
     tokens = db.exec(
         select(EnrolToken).order_by(col(EnrolToken.created_at).desc()).limit(100)
     ).all()
@@ -43,6 +59,8 @@ def _devices_page(
         who,
         devices=devices,
         silent=silent,
+        detection=detection,
+        degraded=degraded,
         tokens=tokens,
         now=now,
         aware=aware,

@@ -10,7 +10,7 @@ from sqlmodel import col, select
 
 from collector.store.models import Device, Event, EventNote, Grade, IncidentEvent, utcnow
 from dashboard.auditing import audit
-from dashboard.captures import highlight, open_capture, open_header
+from dashboard.captures import detected, highlight, open_capture, open_header
 from dashboard.deps import (
     BlobsDep,
     DashSettingsDep,
@@ -65,6 +65,7 @@ def _headers_for(
             "before": before,
             "matched": matched,
             "after": after,
+            "detected": detected(header),
         }
     return headers
 

@@ -10,7 +10,7 @@ import base64
 import io
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,8 @@ class SeedEvent:
     minutes_ago: int = 5
     id: str = ""
     body: bytes = b""
+    # More sealed header fields, e.g. issue 13's detector, score and sentences.
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def seed_events(server: Any, events: list[SeedEvent], hostname: str = "IT-SUITE-07",
@@ -111,6 +113,7 @@ def seed_events(server: Any, events: list[SeedEvent], hostname: str = "IT-SUITE-
             "context": ev.context,
             "match": {"start": start, "end": start + len(ev.matched), "text": ev.matched},
             "source": ev.source, "count": 1, "media_type": "image/png",
+            **ev.extra,
         }
         envelope = seal(meta, header, ev.body, recipients)
         batch.append({"id": ev.id, "envelope": base64.b64encode(envelope).decode()})

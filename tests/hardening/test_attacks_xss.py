@@ -1,8 +1,8 @@
 """XSS in every field that comes from a desktop, in every dashboard page that shows it.
 
 A hostile desktop (or a pupil who names a window ``<script>...``) controls the sealed header's
-user, host, title, app, context and matched text, and at enrolment the device's hostname, OS and
-agent version. Each field gets its own payload; each page is loaded in the real headless
+user, host, title, app, context and matched text, detector and sentences, at enrolment the
+device's hostname, OS and agent version, and in its heartbeat the detection note. Each field gets its own payload; each page is loaded in the real headless
 Chromium (a dialog must never open, the payload must be shown as text) and its HTML is checked
 (the payload never appears unescaped). The evidence export's HTML summary is opened too.
 """
@@ -31,13 +31,16 @@ PAYLOADS = {
     "hostname": "<img src=x onerror=alert('hostname')>",
     "os": "<b onmouseover=alert('os')>",
     "agent_version": "<svg onload=alert(9)>",
+    "detector": "<b onmouseover=alert(7)>",  # a detector name is cut to 32 characters
+    "sentence": "<script>alert('sentence')</script> nobody would notice",
+    "detection_note": "<iframe src=javascript:alert('note')>",
 }
 SHOWN_ON = {  # page -> the fields it shows (each must appear as literal text)
     "/triage": ("user", "title", "context"),
-    "/events/{id}": ("user", "title", "app", "context"),
+    "/events/{id}": ("user", "title", "app", "context", "detector", "sentence"),
     "/review": (),
     "/incidents/{incident}": (),
-    "/devices": ("hostname", "os", "agent_version"),
+    "/devices": ("hostname", "os", "agent_version", "detection_note"),
     "/audit": (),
 }
 
@@ -59,11 +62,20 @@ def _seed_hostile_event(server: Any) -> tuple[str, str]:
     header = {"user": PAYLOADS["user"], "host": PAYLOADS["host"], "title": PAYLOADS["title"],
               "app": PAYLOADS["app"], "context": context,
               "match": {"start": start, "end": start + 11, "text": "kill myself"},
-              "source": "typed", "count": 1, "media_type": "image/png"}
+              "source": "typed", "count": 1, "media_type": "image/png",
+              "detector": PAYLOADS["detector"], "score": 0.5,
+              "sentences": {"before": PAYLOADS["sentence"], "trigger": PAYLOADS["sentence"],
+                            "after": PAYLOADS["sentence"]}}
     data = seal(meta, header, png("hostile"), server.public_keys())
     answer = server.client.post(
         "/api/v1/events", json={"events": [{"id": event_id,
                                             "envelope": base64.b64encode(data).decode()}]},
+        headers={"Authorization": f"Bearer {device_id}.{secret}"})
+    assert answer.status_code == 200, answer.text
+    answer = server.client.post(
+        "/api/v1/heartbeat", json={"agent_version": PAYLOADS["agent_version"],
+                                   "detection": "lists (model unavailable)",
+                                   "detection_note": PAYLOADS["detection_note"]},
         headers={"Authorization": f"Bearer {device_id}.{secret}"})
     assert answer.status_code == 200, answer.text
     return device_id, event_id

