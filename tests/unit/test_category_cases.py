@@ -68,11 +68,10 @@ CASES["self_harm"] = (
         Hit("cuttinggg myself", "self_harm.cutting_myself", 4, "cuttinggg myself"),
         Hit("s3lf h4rm", "self_harm.self_harm", 3, "s3lf h4rm"),
         Hit("self-harm", "self_harm.self_harm", 3, "self-harm"),
-        Hit("pr0 @na tips", "self_harm.pro_ana", 4, "pr0 @na"),
-        Hit("need thinspiration", "self_harm.thinsp", 4, "thinsp"),
         Hit("took the sharpener blade out", "self_harm.sharpener_blade", 4, "sharpener blade"),
         Hit("I think I cut too deep", "self_harm.cut_too_deep", 5, "cut too deep"),
-        Hit("ѕtarving myself", "self_harm.starving_myself", 4, "ѕtarving myself"),
+        Hit("i want to hurt myself", "self_harm.want_to_hurt_myself", 4, "want to hurt myself"),
+        Hit("how do i h1de my cuts", "self_harm.hide_my_cuts", 4, "h1de my cuts"),
     ],
     [
         "I cut myself a slice of cake.",
@@ -82,6 +81,48 @@ CASES["self_harm"] = (
         "I'm starving, what's for lunch?",
         "My grandad is in a hospice.",
         "Take a selfie with the class mascot.",
+    ],
+)
+
+# --------------------------------------------------------------------------- eating_disorder
+# Split out of self_harm in issue 13: the pro-ana cases that were there now fire here.
+CASES["eating_disorder"] = (
+    [
+        Hit("pr0 @na tips", "eating_disorder.pro_ana", 4, "pr0 @na"),
+        Hit("need thinspiration", "eating_disorder.thinsp", 4, "thinsp"),
+        Hit("ѕtarving myself", "eating_disorder.starving_myself", 4, "ѕtarving myself"),
+        Hit("looking for an ana buddy", "eating_disorder.ana_buddy", 4, "ana buddy"),
+        Hit("any #edtwt moots", "eating_disorder.edtwt", 4, "edtwt"),
+        Hit("i make myself v0mit after tea", "eating_disorder.make_myself_vomit", 4,
+            "make myself v0mit"),
+        Hit("i purge after every meal", "eating_disorder.i_purge_after", 4, "i purge after"),
+        Hit("I don't deserve to eat", "eating_disorder.dont_deserve_to_eat_apostrophe", 4,
+            "don't deserve to eat"),
+        Hit("i think i have an eating disorder", "eating_disorder.i_have_an_eating_disorder", 4,
+            "i have an eating disorder"),
+        Hit("passed out from not eating in PE", "eating_disorder.passed_out_from_not_eating", 5,
+            "passed out from not eating"),
+        Hit("what is anorexia", "eating_disorder.anorexi", 3, "anorexi"),
+        Hit("chew and spit", "eating_disorder.chew_and_spit", 4, "chew and spit"),
+    ],
+    [
+        "In food tech we made a low calorie salad and counted the calories.",
+        "Skipping meals is bad for your concentration, so have breakfast.",
+        "A balanced diet gives you the energy you need for PE.",
+        "I'm starving, can we have tea early?",
+        "You can skip the queue if you have a fast pass.",
+        "Stalin's purges killed millions; the Great Purge began in 1936.",
+        "The Purge is a horror film franchise.",
+        "Purge the cache and restart the server.",
+        "Cromwell purged Parliament in 1648.",
+        "The recipe says to whisk the eggs and fold in the flour.",
+        "A new diet pill for adults was in the news today.",
+        "Ana tips the waiter at the end of the meal.",
+        "We fast during Ramadan from sunrise to sunset.",
+        "The nurse said throwing up after eating bad prawns is food poisoning.",
+        "I threw up after the cross country because I ran too fast.",
+        "Body checking is against the rules in under-12s ice hockey.",
+        "Ed accounted for every penny of the trip money.",
     ],
 )
 
