@@ -294,6 +294,16 @@ def test_a_policy_carries_packs_under_names_the_agent_accepts() -> None:
     assert load_policy_files(files).digest() == load_defaults().digest()
 
 
+def test_readme_and_admin_guide_document_the_packs() -> None:
+    readme = (default_dir() / "README.md").read_text(encoding="utf-8")
+    for code in LANGUAGES:
+        count = len(load_file(pack_dir() / f"{code}.toml").rules)
+        assert re.search(rf"\| `lang/{re.escape(code)}\.toml` \|[^|]+\| {count} \|", readme), code
+    assert "native speakers" in readme and "language_packs" in readme
+    guide = (ROOT / "docs" / "admin-guide.md").read_text(encoding="utf-8")
+    assert "language_packs = [" in guide and " ".join(sorted(LANGUAGES)) in guide
+
+
 # --------------------------------------------------------------------------- vigil match
 
 ONE_PER_LANGUAGE = {lang: (text, rule) for lang, text, rule in reversed(HITS)}
