@@ -89,6 +89,7 @@ CASES["self_harm"] = (
         "I'm starving, what's for lunch?",
         "My grandad is in a hospice.",
         "Take a selfie with the class mascot.",
+        "Self harm awareness week starts on Monday.",  # the file's own [[exclude]]
         "Scan the barcode at the self-checkout.",
         "Beans on toast is my favourite tea.",
     ],
