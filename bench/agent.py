@@ -60,12 +60,12 @@ def write_config(cfg: Path) -> tuple[object, list]:
     from agent.config import ConfigDir, Enrolment
     from core import keys
     from core.policy import Policy, Trust, sign
-    from core.rules import default_dir
+    from core.rules import default_files
 
     _, key = keys.create("Bench Head", "head", "bench password 123",
                                 kdf=keys.Kdf.insecure_fast_for_tests())
-    wordlists = {f"default/{p.name}": p.read_text(encoding="utf-8")
-                 for p in sorted(Path(default_dir()).glob("*.toml"))}
+    # The default policy's lists: the category lists and every language pack.
+    wordlists = {f"default/{name}": text for name, text in default_files().items()}
     policy = Policy(serial=1, keyholders=(key.public,), wordlists=wordlists, flood_window_s=0,
                     title_cooldown_s=0, notice="Bench run: this display is monitored.")
     signed = sign(policy, key)

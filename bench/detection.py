@@ -48,7 +48,7 @@ from core.detect.combine import CombinedDetector, build
 from core.detect.model import ModelDetector
 from core.errors import ModelUnavailable, VigilError
 from core.matcher import Matcher
-from core.rules import CATEGORIES, RuleSet, default_dir, load_dirs
+from core.rules import CATEGORIES, RuleSet, load_defaults
 
 __all__ = ["DATA_DIR", "Detector", "Hit", "Line", "Tally", "detectors", "evaluate", "load_split",
            "main"]
@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="list misses and false positives (reading them spends a test split)")
     args = parser.parse_args(argv)
     try:
-        ruleset = load_dirs(default_dir())
+        ruleset = load_defaults()  # the lists and language packs vigil match and a policy run
     except VigilError as err:
         print(f"detection: {err}", file=sys.stderr)
         return 2

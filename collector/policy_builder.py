@@ -1,13 +1,15 @@
 """Build the policy agents run under from the database and the settings, and publish it signed.
 
 The policy lists the active keyholders (recovery keys included, so every event is sealed to
-them too), the default wordlists plus the school's own files, and the [policy] settings.
+them too), the default wordlists (the English category lists plus the language packs the
+school's ``[policy] language_packs`` keeps on, all by default) plus the school's own files, and
+the [policy] settings.
 Publishing needs a keyholder's unlocked key: the collector alone cannot widen the circle.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -22,17 +24,13 @@ from collector.store.models import PolicyRecord, WordlistFile
 __all__ = ["current_policy", "default_wordlists", "policy_wordlists", "publish"]
 
 
-def default_wordlists() -> dict[str, str]:
-    """The installed default rule files, by file name."""
-    try:
-        from core.rules import default_dir
+def default_wordlists(packs: Iterable[str] | None = None) -> dict[str, str]:
+    """The installed default rule files by file name: the category lists, then the chosen
+    language packs as ``lang-<code>.toml`` (``packs``: codes, ``["all"]``, or None for all;
+    see core.rules.select_packs)."""
+    from core.rules import default_files
 
-        directory = Path(default_dir())
-    except ImportError:
-        import wordlists
-
-        directory = Path(wordlists.__file__).parent
-    return {p.name: p.read_text(encoding="utf-8") for p in sorted(directory.glob("*.toml"))}
+    return default_files(packs)
 
 
 def _school_wordlists(session: Session) -> dict[str, str]:
@@ -40,11 +38,13 @@ def _school_wordlists(session: Session) -> dict[str, str]:
     return {row.name: row.text for row in rows}
 
 
-def policy_wordlists(session: Session, school: dict[str, str] | None = None) -> dict[str, str]:
+def policy_wordlists(session: Session, school: dict[str, str] | None = None,
+                     packs: Iterable[str] | None = None) -> dict[str, str]:
     """The wordlist files a policy carries, named by layer for core.rules.load_policy_files:
-    the defaults, then the school's own files (``school`` overrides stored ones by name, for
-    the dashboard's tester to try a file before saving it)."""
-    files = {f"default/{name}": text for name, text in default_wordlists().items()}
+    the defaults with the language packs ``packs`` selects (None: all; the settings' [policy]
+    language_packs in practice), then the school's own files (``school`` overrides stored ones
+    by name, for the dashboard's tester to try a file before saving it)."""
+    files = {f"default/{name}": text for name, text in default_wordlists(packs).items()}
     own = _school_wordlists(session)
     own.update(school or {})
     files.update({f"school/{name}": text for name, text in own.items()})
@@ -64,7 +64,10 @@ def current_policy(session: Session, settings: Settings, serial: int | None = No
         last = latest(session)
         serial = (last.serial if last else 0) + 1
     p = settings.policy
-    wordlists = policy_wordlists(session)
+    try:
+        wordlists = policy_wordlists(session, packs=p.language_packs)
+    except (TypeError, ValueError) as exc:
+        raise CollectorError(f"settings [policy] language_packs: {exc}") from None
     try:
         return Policy(
             serial=serial, keyholders=tuple(keys), wordlists=wordlists,

@@ -70,7 +70,19 @@ class PolicySettings:
     onsite_networks: list[str] = field(default_factory=list)  # CIDRs; empty: monitor everywhere
     flood_window_s: int = 600
     title_cooldown_s: int = 60
+    # The language packs (wordlists/lang/<code>.toml) the policy carries besides the English
+    # lists: ["all"] (default, because pupils write in these languages), [] for none, or codes
+    # such as ["cy", "pl", "ur", "ur-Latn"]. See docs/admin-guide.md.
+    language_packs: list[str] = field(default_factory=lambda: ["all"])
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from core.rules import select_packs
+
+        try:
+            select_packs(self.language_packs)
+        except (TypeError, ValueError) as exc:
+            raise SettingsError(f"settings [policy] language_packs: {exc}") from None
 
 
 @dataclass(frozen=True)

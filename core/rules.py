@@ -21,26 +21,35 @@ from core.errors import RuleFileError
 from core.normalize import fold_phrase
 
 __all__ = [
+    "ALL_PACKS",
     "CATEGORIES",
+    "PACK_PREFIX",
     "POLICY_LAYERS",
     "Exclusion",
     "Mode",
     "Rule",
     "RuleSet",
     "default_dir",
+    "default_files",
+    "language_packs",
+    "load_defaults",
     "load_dirs",
     "load_file",
     "load_policy_files",
     "loads",
     "loads_layer",
     "merge",
+    "pack_dir",
+    "select_packs",
 ]
 
-# UKSIC's monitoring categories plus proxy/filter bypass; illegal content sits under grooming,
-# pornography and extremism at severity 5.
+# UKSIC's monitoring categories plus proxy/filter bypass, and eating disorders (issue 13: the
+# Online Safety Act names content promoting them among the harms to children); illegal content
+# sits under grooming, pornography and extremism at severity 5.
 CATEGORIES: tuple[str, ...] = (
     "suicide",
     "self_harm",
+    "eating_disorder",
     "bullying",
     "grooming",
     "extremism",
@@ -129,6 +138,82 @@ def default_dir() -> Path:
     import wordlists
 
     return wordlists.directory()
+
+
+# --------------------------------------------------------------------------- language packs
+#
+# Short lists per language (wordlists/lang/<code>.toml, see wordlists/README.md) for the
+# highest-severity categories. They are part of the default set unless a school switches them
+# off ([policy] language_packs in the collector's settings), because pupils write in these
+# languages; ``vigil match`` loads the same default set as the policy builder.
+
+ALL_PACKS = "all"
+PACK_PREFIX = "lang-"  # a pack's file name among the defaults: "lang-<code>.toml"
+
+
+def pack_dir() -> Path:
+    """The directory of the language packs: ``lang/`` inside the default lists' directory."""
+    return default_dir() / "lang"
+
+
+def language_packs() -> tuple[str, ...]:
+    """The codes of the shipped language packs (the files' stems, e.g. "cy", "ur-Latn"), sorted."""
+    directory = pack_dir()
+    if not directory.is_dir():
+        return ()
+    return tuple(sorted(p.stem for p in directory.glob("*.toml") if p.is_file()))
+
+
+def select_packs(selection: Iterable[str] | None = None) -> tuple[str, ...]:
+    """The pack codes a selection names: None or ``["all"]`` is every shipped pack, ``[]`` none.
+
+    Codes are matched without regard to case ("ur-latn" is "ur-Latn"). An unknown code raises
+    ValueError naming the known ones, so a typo in a school's settings cannot quietly switch a
+    language off; anything but a list of strings raises TypeError.
+    """
+    known = language_packs()
+    if selection is None:
+        return known
+    if isinstance(selection, str):
+        raise TypeError("language packs must be a list of codes such as [\"cy\", \"pl\"], "
+                        "or [\"all\"]")
+    chosen = list(selection)
+    if not all(isinstance(code, str) for code in chosen):
+        raise TypeError("language packs must be a list of codes (text)")
+    if any(code.strip().lower() == ALL_PACKS for code in chosen):
+        return known
+    by_lower = {code.lower(): code for code in known}
+    picked: set[str] = set()
+    for code in chosen:
+        found = by_lower.get(code.strip().lower())
+        if found is None:
+            raise ValueError(f"unknown language pack {code!r}; the packs are "
+                             f"{', '.join(known) or 'none'} (or \"all\")")
+        picked.add(found)
+    return tuple(sorted(picked))
+
+
+def default_files(packs: Iterable[str] | None = None) -> dict[str, str]:
+    """The default rule files by name: every category list, then the chosen language packs as
+    ``lang-<code>.toml`` (``packs`` as for :func:`select_packs`; None: all of them)."""
+    files = {p.name: _read(p) for p in sorted(default_dir().glob("*.toml")) if p.is_file()}
+    for code in select_packs(packs):
+        files[f"{PACK_PREFIX}{code}.toml"] = _read(pack_dir() / f"{code}.toml")
+    return files
+
+
+def load_defaults(packs: Iterable[str] | None = None) -> RuleSet:
+    """The default rules as one layer: the category lists plus the chosen language packs (None:
+    all). What the policy builder puts in a policy by default, and what ``vigil match`` runs."""
+    directory = default_dir()
+    named = []
+    for name, text in default_files(packs).items():
+        if name.startswith(PACK_PREFIX):
+            path = pack_dir() / f"{name[len(PACK_PREFIX):]}"
+        else:
+            path = directory / name
+        named.append((str(path), text))
+    return loads_layer(named)
 
 
 # --------------------------------------------------------------------------- locating lines

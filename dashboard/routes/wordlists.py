@@ -45,12 +45,14 @@ category = "bullying"
 """
 
 
-def _ruleset(db: Session, extra: dict[str, str] | None = None) -> Any:
+def _ruleset(request: Request, db: Session, extra: dict[str, str] | None = None) -> Any:
     """What the agents would run if the policy were published now (with ``extra`` school files
-    tried on top): the same layering the agent applies, from the same function."""
+    tried on top): the same layering and language packs ([policy] language_packs) the agents
+    get, from the same function."""
     from core import rules
 
-    return rules.load_policy_files(policy_wordlists(db, extra))
+    packs = request.app.state.settings.policy.language_packs
+    return rules.load_policy_files(policy_wordlists(db, extra, packs=packs))
 
 
 def _page(request: Request, db: Session, who: SignedIn, **extra: Any) -> Response:
@@ -104,7 +106,7 @@ def save_file(
         return _page(request, db, who, edit_error=f"{name} is a default list's name: choose another, e.g. school-{name}.",
                      edit_name=name, edit_text=text)
     try:
-        _ruleset(db, {name: text})  # refuses a malformed file or a duplicate id
+        _ruleset(request, db, {name: text})  # refuses a malformed file or a duplicate id
     except RuleFileError as exc:
         return _page(request, db, who, edit_error=str(exc), edit_name=name, edit_text=text)
     row = db.get(WordlistFile, name) or WordlistFile(name=name, text=text)
@@ -134,7 +136,7 @@ def test_rules(
     from core.matcher import Matcher
 
     try:
-        matcher = Matcher(_ruleset(db))
+        matcher = Matcher(_ruleset(request, db))
     except RuleFileError as exc:
         return _page(request, db, who, problem=f"The rules do not load: {exc}", sentence=sentence)
     found = [

