@@ -14,6 +14,7 @@ __all__ = [
     "LockedOut",
     "NotFound",
     "NotSignedIn",
+    "Relabelled",
 ]
 
 
@@ -76,3 +77,19 @@ class NotFound(DashboardError):
 class BadRequest(DashboardError):
     status = 400
     code = "bad-request"
+
+
+class Relabelled(BadRequest):
+    """The event's row no longer says what was sealed with its capture: it is not opened.
+
+    A BadRequest, so any caller that handles "cannot be opened" refuses it too; callers that
+    can also record it in the audit log (dashboard.auditing.audit_relabel).
+    """
+
+    status = 409
+    code = "relabelled"
+
+    def __init__(self, event_id: str, mismatch: object) -> None:
+        super().__init__(f"Event {event_id}: {mismatch}.")
+        self.event_id = event_id
+        self.mismatch = mismatch

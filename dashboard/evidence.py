@@ -80,6 +80,12 @@ def build_evidence_zip(
         try:
             capture = open_capture(blobs, event, key)
         except (NotFound, BadRequest) as exc:
+            from dashboard.errors import Relabelled
+
+            if isinstance(exc, Relabelled):  # the row was changed: on the record, then refused
+                from dashboard.auditing import audit_relabel
+
+                audit_relabel(db, exported_by, exc, "export")
             raise BadRequest(f"Export stopped, nothing was exported: {exc}") from exc
         shot = f"screenshots/{event.id}.{capture.extension}"
         files[shot] = capture.body
