@@ -134,14 +134,6 @@ openable should a successor's access turn out incomplete. --revoke-slots removes
 rewriting each envelope atomically like `keyholder grant`."""
 
 
-_EVENT_OPEN_HELP = """\
-Open a stored capture: the screenshot goes to standard output, the sealed header (with
---header-out) to a file. The event's database row is first checked against the metadata sealed
-with the capture; if anyone changed the row after it arrived (its severity, category, rule,
-source, time, device), nothing is opened and the refusal, like every opening, is recorded in the
-audit log."""
-
-
 def _batch(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=None, metavar="N",
                    help="envelopes rewritten per transaction (default 64)")
@@ -443,6 +435,44 @@ def _device_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit_verify(args: argparse.Namespace) -> int:
+    from collector.audit import verify
+
+    with _database(args) as (_, db), db.session() as session:
+        result = verify(session)
+    if result.ok:
+        print(f"audit log intact: {result.checked} entries checked")
+        return 0
+    print(f"vigil: audit log broken at entry {result.first_broken_seq}: {result.reason} "
+          f"({result.checked} {'entry' if result.checked == 1 else 'entries'} before it "
+          f"{'is' if result.checked == 1 else 'are'} intact)", file=sys.stderr)
+    return 1
+
+
+def _retention_run(args: argparse.Namespace) -> int:
+    from collector.errors import Conflict
+    from collector.retention import run_retention
+    from collector.store.blobs import BlobStore
+    from collector.store.db import advisory_lock
+
+    with _database(args) as (settings, db), \
+            advisory_lock(db.engine, "vigil-job:retention") as mine:
+        if not mine:
+            raise Conflict("the collector is running retention right now: try again shortly")
+        result = run_retention(db, BlobStore(settings.blob_dir), settings, actor="cli")
+    print(f"retention: {result.deleted} events deleted, {result.kept_for_incidents} kept for "
+          f"incidents (older than {result.cutoff:%Y-%m-%d})")
+    return 0
+
+
+_EVENT_OPEN_HELP = """\
+Open a stored capture: the screenshot goes to standard output, the sealed header (with
+--header-out) to a file. The event's database row is first checked against the metadata sealed
+with the capture; if anyone changed the row after it arrived (its severity, category, rule,
+source, time, device), nothing is opened and the refusal, like every opening, is recorded in the
+audit log."""
+
+
 def _event_open(args: argparse.Namespace) -> int:
     import json
 
@@ -490,34 +520,4 @@ def _event_open(args: argparse.Namespace) -> int:
             raise BadRequest(f"cannot write {args.header_out}: {exc.strerror}") from None
     sys.stdout.buffer.write(opened.body)
     sys.stdout.buffer.flush()
-    return 0
-
-
-def _audit_verify(args: argparse.Namespace) -> int:
-    from collector.audit import verify
-
-    with _database(args) as (_, db), db.session() as session:
-        result = verify(session)
-    if result.ok:
-        print(f"audit log intact: {result.checked} entries checked")
-        return 0
-    print(f"vigil: audit log broken at entry {result.first_broken_seq}: {result.reason} "
-          f"({result.checked} {'entry' if result.checked == 1 else 'entries'} before it "
-          f"{'is' if result.checked == 1 else 'are'} intact)", file=sys.stderr)
-    return 1
-
-
-def _retention_run(args: argparse.Namespace) -> int:
-    from collector.errors import Conflict
-    from collector.retention import run_retention
-    from collector.store.blobs import BlobStore
-    from collector.store.db import advisory_lock
-
-    with _database(args) as (settings, db), \
-            advisory_lock(db.engine, "vigil-job:retention") as mine:
-        if not mine:
-            raise Conflict("the collector is running retention right now: try again shortly")
-        result = run_retention(db, BlobStore(settings.blob_dir), settings, actor="cli")
-    print(f"retention: {result.deleted} events deleted, {result.kept_for_incidents} kept for "
-          f"incidents (older than {result.cutoff:%Y-%m-%d})")
     return 0
