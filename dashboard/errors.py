@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from core.errors import VigilError
 
 __all__ = [
@@ -83,7 +85,7 @@ class Relabelled(BadRequest):
     """The event's row no longer says what was sealed with its capture: it is not opened.
 
     A BadRequest, so any caller that handles "cannot be opened" refuses it too; callers that
-    can also record it in the audit log (dashboard.auditing.audit_relabel).
+    hold a database session also put it in the audit log (:meth:`record`).
     """
 
     status = 409
@@ -93,3 +95,9 @@ class Relabelled(BadRequest):
         super().__init__(f"Event {event_id}: {mismatch}.")
         self.event_id = event_id
         self.mismatch = mismatch
+
+    def record(self, db: Any, actor: str, via: str) -> None:
+        """Put this refusal in the audit log and commit it (via: which page or path)."""
+        from dashboard.auditing import audit_relabel
+
+        audit_relabel(db, actor, self, via)

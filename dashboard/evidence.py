@@ -83,9 +83,7 @@ def build_evidence_zip(
             from dashboard.errors import Relabelled
 
             if isinstance(exc, Relabelled):  # the row was changed: on the record, then refused
-                from dashboard.auditing import audit_relabel
-
-                audit_relabel(db, exported_by, exc, "export")
+                exc.record(db, exported_by, "export")
             raise BadRequest(f"Export stopped, nothing was exported: {exc}") from exc
         shot = f"screenshots/{event.id}.{capture.extension}"
         files[shot] = capture.body

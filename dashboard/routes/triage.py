@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlmodel import col, select
 
 from collector.store.models import Device, Event, EventNote, Grade, IncidentEvent, utcnow
-from dashboard.auditing import audit, audit_relabel
+from dashboard.auditing import audit
 from dashboard.captures import highlight, open_capture, open_header
 from dashboard.deps import (
     BlobsDep,
@@ -56,7 +56,7 @@ def _headers_for(
             header = open_header(blobs, event, key)
         except (NotFound, BadRequest) as exc:
             if isinstance(exc, Relabelled):
-                audit_relabel(db, actor, exc, via)
+                exc.record(db, actor, via)
             headers[event.id] = {"error": str(exc)}
             continue
         before, matched, after = highlight(header)
@@ -163,7 +163,7 @@ def screenshot(event_id: str, db: SessionDep, blobs: BlobsDep, unlocked: Unlocke
     try:
         capture = open_capture(blobs, event, unlocked.private_key)
     except Relabelled as exc:
-        audit_relabel(db, unlocked.username, exc, "screenshot")
+        exc.record(db, unlocked.username, "screenshot")
         raise
     audit(db, unlocked.username, "capture.view", event.id, bytes=len(capture.body))
     return Response(
