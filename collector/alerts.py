@@ -26,8 +26,17 @@ from collector.settings import Settings
 from collector.store.db import Database
 from collector.store.models import AuditEntry, Event, utcnow
 
-__all__ = ["SECURITY_ACTIONS", "AlertError", "compose", "compose_security", "pending_alerts",
-           "pending_security_alerts", "send_all", "send_alerts", "send_security_alerts"]
+__all__ = [
+    "SECURITY_ACTIONS",
+    "AlertError",
+    "compose",
+    "compose_security",
+    "pending_alerts",
+    "pending_security_alerts",
+    "send_alerts",
+    "send_all",
+    "send_security_alerts",
+]
 
 # Events received longer ago than this are not alerted (e.g. when alerts are first switched on).
 LOOKBACK = timedelta(days=1)

@@ -22,6 +22,7 @@ events whose (sealed) time is before its successor was signed plus ``keyset_grac
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import weakref
@@ -124,7 +125,7 @@ def wrong_recipients(recipients: list[str], event_time: datetime, signed: list[S
     current = signed[-1]
     if got == current.fingerprints:
         return None
-    for older, successor in zip(signed, signed[1:], strict=False):
+    for older, successor in itertools.pairwise(signed):
         if got == older.fingerprints and event_time < successor.signed_at + grace:
             return None
     missing = sorted(current.names[f] + f" {f}" for f in current.fingerprints - got)

@@ -18,7 +18,7 @@ from sqlmodel import Session
 from collector.store.models import AuditEntry, Event
 from core.errors import MetadataMismatch
 
-__all__ = ["REFUSED", "refusal_details", "record_refusal", "row_meta"]
+__all__ = ["REFUSED", "record_refusal", "refusal_details", "row_meta"]
 
 REFUSED = "capture.relabel_refused"  # the audit action
 

@@ -66,8 +66,8 @@ def test_events_must_be_sealed_to_a_signed_keyset() -> None:
 def test_keysets_follow_the_signed_chain_and_skip_what_no_keyholder_signed(
         database: Any, head_key: Any, technician_key: Any, recovery_key: Any,
         stranger_key: Any) -> None:
-    from core import policy
     from collector.store.models import PolicyRecord
+    from core import policy
 
     def store(serial: int, holders: list[Any], signer: Any) -> None:
         signed = policy.sign(policy.Policy(serial=serial, keyholders=tuple(

@@ -507,7 +507,8 @@ def _event_open(args: argparse.Namespace) -> int:
         try:
             opened = envelope.open(sealed, key, expect=row_meta(event))
         except MetadataMismatch as exc:
-            db.write(lambda s: record_refusal(s, key.name, event.id, exc, "cli"))
+            refused = exc
+            db.write(lambda s: record_refusal(s, key.name, event.id, refused, "cli"))
             raise
         db.write(lambda s: record(s, key.name, "capture.view", event.id,
                                   {"via": "cli", "bytes": len(opened.body)}))
