@@ -3,6 +3,11 @@
 The message says only that a critical event needs review and where: no category, rule, device,
 user or content, since e-mail leaves the school's control. Each event is alerted once
 (Event.alerted_at); if the mail server is down, the next run tries again.
+
+Security refusals are alerted the same way: an event refused at ingest because it was not sealed
+to the school's keyholders (``event.quarantined``) and a capture not opened because its database
+row was changed (``capture.relabel_refused``). They are found in the audit log; each mail records
+the last entry it covered (``alert.security_sent``), so each refusal is mailed once.
 """
 
 from __future__ import annotations
@@ -19,9 +24,19 @@ from collector import audit
 from collector.errors import CollectorError
 from collector.settings import Settings
 from collector.store.db import Database
-from collector.store.models import Event, utcnow
+from collector.store.models import AuditEntry, Event, utcnow
 
-__all__ = ["AlertError", "compose", "pending_alerts", "send_alerts"]
+__all__ = [
+    "SECURITY_ACTIONS",
+    "AlertError",
+    "compose",
+    "compose_security",
+    "pending_alerts",
+    "pending_security_alerts",
+    "send_alerts",
+    "send_all",
+    "send_security_alerts",
+]
 
 # Events received longer ago than this are not alerted (e.g. when alerts are first switched on).
 LOOKBACK = timedelta(days=1)
@@ -84,3 +99,67 @@ def send_alerts(db: Database, settings: Settings) -> int:
 
     db.write(mark)
     return len(ids)
+
+
+SECURITY_ACTIONS = ("event.quarantined", "capture.relabel_refused")
+SECURITY_SENT = "alert.security_sent"
+
+
+def pending_security_alerts(session: Session) -> list[AuditEntry]:
+    """Refusals in the audit log after the last one mailed (and within LOOKBACK)."""
+    last = session.exec(select(AuditEntry).where(AuditEntry.action == SECURITY_SENT)
+                        .order_by(col(AuditEntry.seq).desc()).limit(1)).first()
+    through = int((last.details or {}).get("through_seq", 0)) if last is not None else 0
+    return list(session.exec(
+        select(AuditEntry).where(col(AuditEntry.action).in_(SECURITY_ACTIONS),
+                                 col(AuditEntry.seq) > through,
+                                 col(AuditEntry.at) > utcnow() - LOOKBACK)
+        .order_by(col(AuditEntry.seq))
+    ).all())
+
+
+def compose_security(settings: Settings, count: int) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = settings.smtp.sender
+    msg["To"] = ", ".join(settings.alert_recipients)
+    noun = "a security check refused something" if count == 1 else \
+        f"security checks refused {count} things"
+    msg["Subject"] = f"Vigil: {noun}"
+    msg.set_content(
+        f"Vigil: {noun}. See the audit log at {settings.public_url}/audit\n\n"
+        "Either a desktop sent an event that was not sealed to the school's keyholders (it was "
+        "refused and is kept on that desktop), or someone changed a capture's record in the "
+        "database and it was not opened. Both mean someone may be tampering with Vigil.\n"
+        "This message deliberately holds no details.\n"
+    )
+    return msg
+
+
+def send_security_alerts(db: Database, settings: Settings) -> int:
+    """One e-mail for the refusals not yet mailed; returns how many it covered."""
+    if not settings.smtp.host or not settings.alert_recipients:
+        return 0
+    with db.session() as session:
+        entries = [(e.seq, e.action, e.target) for e in pending_security_alerts(session)]
+    if not entries:
+        return 0
+    _send(settings, compose_security(settings, len(entries)))
+    db.write(lambda session: audit.record(
+        session, "system", SECURITY_SENT, target=f"{len(entries)} refusals",
+        details={"through_seq": entries[-1][0], "entries": [e[0] for e in entries],
+                 "recipients": len(settings.alert_recipients)}))
+    return len(entries)
+
+
+def send_all(db: Database, settings: Settings) -> int:
+    """The alert job: critical events, then security refusals (one failing does not stop the
+    other; the first error is raised afterwards so the job is logged as failed)."""
+    sent, error = 0, None
+    for job in (send_alerts, send_security_alerts):
+        try:
+            sent += job(db, settings)
+        except AlertError as exc:
+            error = error or exc
+    if error is not None:
+        raise error
+    return sent

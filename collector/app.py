@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from collector.body_limit import BodyLimitMiddleware
 from collector.errors import CollectorError
+from collector.ratelimit import IngestLimiter
 from collector.settings import Settings
 from collector.store.blobs import BlobStore
 from collector.store.db import Database, make_engine, storage_error
@@ -56,6 +57,8 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> FastAPI:
     app.state.db = db
     app.state.engine = db.engine
     app.state.blobs = blobs
+    app.state.ingest_limiter = IngestLimiter(settings.ingest_rate_per_minute,
+                                             settings.ingest_burst)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     _install_error_handlers(app)
     for module in (enrol, events, heartbeat, policy, health):

@@ -20,6 +20,7 @@ __all__ = [
     "SettingsError",
     "StorageError",
     "StorageFull",
+    "TooManyRequests",
 ]
 
 from core.errors import VigilError
@@ -82,6 +83,17 @@ class BadRequest(CollectorError):
 class PayloadTooLarge(CollectorError):
     status = 413
     code = "too-large"
+
+
+class TooManyRequests(CollectorError):
+    """This device sent more than its share: send again after ``retry_after`` seconds."""
+
+    status = 429
+    code = "slow-down"
+
+    def __init__(self, detail: str, retry_after: float) -> None:
+        super().__init__(detail)
+        self.headers = {"Retry-After": str(max(1, round(retry_after)))}
 
 
 class ReEnrol(CollectorError):

@@ -2,7 +2,9 @@
 
 Order of work, and why it never leaves a row without its blob nor (for long) a blob without a row:
 1. Everything is checked before anything is written (shape, sizes, the envelope's clear
-   metadata, that it names the calling device).
+   metadata, that it names the calling device, that it is sealed to the keyholders of the signed
+   policy: collector.recipients). Then the device's rate limit (collector.ratelimit) may hold
+   back some events of severity 1-3 (``deferred``, or 429 when nothing else was taken).
 2. Each new event's envelope is written to the blob store under a key unique to this attempt
    (atomic and fsynced), in the request's own thread, so fsyncs of concurrent requests overlap.
 3. One transaction inserts the rows (on SQLite through the single writer thread). Ids that
@@ -21,8 +23,8 @@ import hmac
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pybase64
@@ -31,7 +33,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from collector.errors import BadRequest, CollectorError, PayloadTooLarge
+from collector.errors import BadRequest, CollectorError, PayloadTooLarge, TooManyRequests
 from collector.settings import Settings
 from collector.store.blobs import BlobStore
 from collector.store.db import Database
@@ -60,6 +62,7 @@ class IncomingEvent:
 class IngestResult:
     stored: list[str]
     duplicate: list[str]
+    deferred: list[str] = field(default_factory=list)  # over the rate limit: send again later
 
 
 class RejectedBatch(BadRequest):
@@ -198,14 +201,74 @@ def _replayed(items: list[_Checked], existing: dict[str, str]) -> None:
                             "replayed", bad)
 
 
+def _quarantine(db: Database, device_id: str, refused: list[tuple[_Checked, str]],
+                serial: int) -> None:
+    """Put refused events on the record (once each: an agent sends a refused batch again one
+    event at a time), with their clear metadata so staff can tell how urgent they are."""
+    from collector import audit
+    from collector.recipients import QUARANTINED
+    from collector.store.models import AuditEntry
+
+    def job(session: Session) -> None:
+        ids = [c.id for c, _ in refused]
+        known = set(session.exec(select(AuditEntry.target).where(
+            AuditEntry.action == QUARANTINED, col(AuditEntry.target).in_(ids))).all())
+        for c, reason in refused:
+            if c.id in known:
+                continue
+            audit.record(session, f"device:{device_id}", QUARANTINED, c.id, {
+                "code": "wrong-recipients", "reason": reason, "policy_serial": serial,
+                "recipients": sorted(c.recipients), "category": c.meta.category,
+                "severity": c.meta.severity, "rule": c.meta.rule,
+                "time": _as_utc(c.meta.time).isoformat()})
+
+    db.write(job)
+
+
+def _check_recipients(db: Database, settings: Settings, device_id: str,
+                      new: list[_Checked]) -> None:
+    from collector.recipients import keysets, wrong_recipients
+
+    if not new:
+        return
+    with db.engine.connect() as conn:
+        signed = keysets(db.engine, conn)
+    grace = timedelta(days=settings.keyset_grace_days)
+    refused = [(c, reason) for c in new if (reason := wrong_recipients(
+        c.recipients, _as_utc(c.meta.time), signed, grace)) is not None]
+    if not refused:
+        return
+    _quarantine(db, device_id, refused, signed[-1].serial)
+    more = f" ({len(refused)} events refused)" if len(refused) > 1 else ""
+    raise RejectedBatch(f"event {refused[0][0].id}: {refused[0][1]}{more}", "wrong-recipients",
+                        [c.id for c, _ in refused])
+
+
+def _rate_limited(limiter: Any, device_id: str, new: list[_Checked], acknowledged: bool
+                  ) -> tuple[list[_Checked], list[str]]:
+    """(events to store now, ids deferred by the device's rate limit)."""
+    if limiter is None or not new:
+        return new, []
+    allowed, wait = limiter.take(device_id, [c.meta.severity for c in new])
+    deferred = [c.id for c, ok in zip(new, allowed, strict=True) if not ok]
+    if deferred and not acknowledged and len(deferred) == len(new):
+        raise TooManyRequests(f"this device is over its rate of events: send severity 1-3 "
+                              f"events again in {max(1, round(wait))} s", wait)
+    return [c for c, ok in zip(new, allowed, strict=True) if ok], deferred
+
+
 def ingest(db: Database, blobs: BlobStore, settings: Settings, device: Device,
-           events: Sequence[IncomingEvent]) -> IngestResult:
+           events: Sequence[IncomingEvent], limiter: Any = None) -> IngestResult:
+    """Store a batch from ``device``. ``limiter`` (a collector.ratelimit.IngestLimiter) is the
+    device rate limit; the HTTP route passes the app's, direct callers may leave it out."""
     items, repeated = _check_batch(events, device.id, settings)
     with db.engine.connect() as conn:
         existing = _existing_core(conn, [c.id for c in items])
     _replayed(items, existing)
     duplicate = [c.id for c in items if c.id in existing] + repeated
     new = [c for c in items if c.id not in existing]
+    _check_recipients(db, settings, device.id, new)
+    new, deferred = _rate_limited(limiter, device.id, new, acknowledged=bool(duplicate))
 
     now = utcnow()
     written = {c.id: blob_key_for(c.id, now) for c in new}
@@ -218,7 +281,7 @@ def ingest(db: Database, blobs: BlobStore, settings: Settings, device: Device,
         raise
     for event_id in raced:
         blobs.delete(written[event_id])
-    return IngestResult(stored=stored, duplicate=duplicate + raced)
+    return IngestResult(stored=stored, duplicate=duplicate + raced, deferred=deferred)
 
 
 def _event_rows(device_id: str, new: list[_Checked], keys: dict[str, str]

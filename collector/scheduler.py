@@ -32,7 +32,7 @@ class Job:
 
 class Scheduler:
     def __init__(self, settings: Settings, db: Database, blobs: BlobStore) -> None:
-        from collector.alerts import send_alerts
+        from collector.alerts import send_all
         from collector.ingest import sweep_orphans
         from collector.retention import run_retention
 
@@ -41,7 +41,7 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self.jobs = [
             Job("sweep-orphans", 3600.0, lambda: sweep_orphans(db, blobs)),
-            Job("alerts", settings.alert_interval_s, lambda: send_alerts(db, settings)),
+            Job("alerts", settings.alert_interval_s, lambda: send_all(db, settings)),
             Job("retention", settings.retention_interval_s,
                 lambda: run_retention(db, blobs, settings)),
         ]

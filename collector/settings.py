@@ -98,6 +98,13 @@ class Settings:
     max_body_bytes: int = 32 * MiB
     max_envelope_bytes: int = 8 * MiB
     max_batch: int = 100
+    # Per device, in each instance: a burst of events, then this many a minute (0: no limit).
+    # Severity 4 and 5 are never refused; 1-3 wait with 429 and Retry-After (collector.ratelimit).
+    ingest_rate_per_minute: float = 30.0
+    ingest_burst: int = 100
+    # How long after a keyholder change events sealed to the previous keyholders are still
+    # accepted (agents pick the new policy up at their next heartbeat; collector.recipients).
+    keyset_grace_days: float = 7.0
     retention_days: int = 365
     alert_min_severity: int = 5
     alert_recipients: tuple[str, ...] = ()
@@ -124,6 +131,9 @@ class Settings:
         for name in ("max_body_bytes", "max_envelope_bytes", "max_batch", "retention_days"):
             if int(getattr(self, name)) < 1:
                 raise SettingsError(f"settings: {name} must be a positive number")
+        for name in ("ingest_rate_per_minute", "ingest_burst", "keyset_grace_days"):
+            if not float(getattr(self, name)) >= 0:
+                raise SettingsError(f"settings: {name} must be zero or more")
         if not 1 <= self.alert_min_severity <= 5:
             raise SettingsError("settings: alert_min_severity must be between 1 and 5")
 

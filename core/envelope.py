@@ -34,7 +34,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from core._canonical import b64d, b64e, canonical_json, parse_json_object
-from core.errors import EnvelopeError, NotARecipient
+from core.errors import EnvelopeError, MetadataMismatch, NotARecipient
 from core.keys import Kem, PrivateKey, PublicKey
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "VERSION",
     "Metadata",
     "Opened",
+    "check_meta",
     "grant",
     "open",
     "open_from",
@@ -134,6 +135,46 @@ class Metadata:
         if not isinstance(time, str | datetime):
             raise EnvelopeError("metadata time must be an ISO 8601 string")
         return cls(**{**{n: value[n] for n in names}, "time": time})
+
+
+_META_FIELDS = ("event_id", "device_id", "time", "category", "severity", "rule", "source")
+
+
+def _comparable(name: str, value: Any) -> Any:
+    if name != "time":
+        return value
+    if isinstance(value, datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)  # a database without time zones stores UTC
+    if isinstance(value, str) and value.endswith("Z"):
+        value = value[:-1] + "+00:00"
+    try:
+        return _utc(value).isoformat().replace("+00:00", "Z")
+    except EnvelopeError:
+        return value if isinstance(value, str) else repr(value)
+
+
+def check_meta(meta: Metadata, expected: Mapping[str, Any],
+               claimed_by: str = "the database") -> None:
+    """Raise MetadataMismatch naming every field of ``expected`` that differs from ``meta``.
+
+    ``expected`` holds any of the metadata fields (event_id, device_id, time, category,
+    severity, rule, source), e.g. from the database row an event is listed by. Times compare
+    as instants (a naive datetime is taken as UTC); everything else compares exactly, so a
+    severity of ``"5"`` is not ``5``.
+    """
+    unknown = set(expected) - set(_META_FIELDS)
+    if unknown:
+        raise EnvelopeError(f"unknown metadata field(s) to check: {', '.join(sorted(unknown))}")
+    sealed = meta.to_dict()
+    differences = []
+    for name in _META_FIELDS:
+        if name not in expected:
+            continue
+        claimed, bound = _comparable(name, expected[name]), _comparable(name, sealed[name])
+        if type(claimed) is not type(bound) or claimed != bound:
+            differences.append((name, claimed, bound))
+    if differences:
+        raise MetadataMismatch(differences, claimed_by)
 
 
 @dataclass(frozen=True)
@@ -366,22 +407,33 @@ def _open_body(prefix: _Prefix, aead: AESGCM, src: IO[bytes] | _ViewReader,
         current = following
 
 
-def open_from(src: IO[bytes] | _ViewReader, key: PrivateKey,
-              dst: IO[bytes]) -> tuple[Metadata, dict[str, Any]]:
+def _open_checked(prefix: _Prefix, key: PrivateKey, expect: Mapping[str, Any] | None
+                  ) -> tuple[AESGCM, dict[str, Any]]:
+    aead = AESGCM(_derive(_data_key(prefix, key), _ENC_LABEL))
+    header = _open_header(prefix, aead)  # from here on prefix.meta is what was sealed
+    if expect is not None:
+        check_meta(prefix.meta, expect)  # before a byte of the body is decrypted
+    return aead, header
+
+
+def open_from(src: IO[bytes] | _ViewReader, key: PrivateKey, dst: IO[bytes], *,
+              expect: Mapping[str, Any] | None = None) -> tuple[Metadata, dict[str, Any]]:
     """Open a sealed event read from ``src``, writing the body to ``dst``.
 
     The body is verified chunk by chunk as it is written: if this raises, discard whatever was
-    written to ``dst``.
+    written to ``dst``. With ``expect`` (metadata fields, e.g. the database row the event is
+    listed by), the authenticated metadata must match it, or MetadataMismatch is raised before
+    the body is decrypted; the decrypted header is then discarded, never returned.
     """
     prefix = _read_prefix(src)
-    aead = AESGCM(_derive(_data_key(prefix, key), _ENC_LABEL))
-    header = _open_header(prefix, aead)
+    aead, header = _open_checked(prefix, key, expect)
     _open_body(prefix, aead, src, dst)
     return prefix.meta, header
 
 
 def open_header(data_or_file: bytes | bytearray | memoryview | IO[bytes],
-                key: PrivateKey) -> tuple[Metadata, dict[str, Any]]:
+                key: PrivateKey, *, expect: Mapping[str, Any] | None = None,
+                ) -> tuple[Metadata, dict[str, Any]]:
     """The clear metadata and the sealed header, reading and decrypting only the prefix.
 
     What it returns is checked exactly as :func:`open` checks it (the caller's slot, the key
@@ -389,17 +441,19 @@ def open_header(data_or_file: bytes | bytearray | memoryview | IO[bytes],
     a relabelled or tampered prefix raises EnvelopeError. The body is neither read nor verified:
     an envelope whose body was altered or cut short still yields its header here, and only
     :func:`open` or :func:`open_from` tell. A file is left positioned at the start of the body.
+    ``expect`` is checked as :func:`open_from` checks it.
     """
     src = data_or_file if hasattr(data_or_file, "read") else _ViewReader(data_or_file)  # type: ignore[arg-type]
     prefix = _read_prefix(src)  # type: ignore[arg-type]
-    aead = AESGCM(_derive(_data_key(prefix, key), _ENC_LABEL))
-    return prefix.meta, _open_header(prefix, aead)
+    _, header = _open_checked(prefix, key, expect)
+    return prefix.meta, header
 
 
-def open(data: bytes, key: PrivateKey) -> Opened:
-    """Open a sealed event. Raises NotARecipient or EnvelopeError; never returns partial data."""
+def open(data: bytes, key: PrivateKey, *, expect: Mapping[str, Any] | None = None) -> Opened:
+    """Open a sealed event. Raises NotARecipient or EnvelopeError (MetadataMismatch when
+    ``expect`` differs from the sealed metadata); never returns partial data."""
     out = io.BytesIO()
-    meta, header = open_from(_ViewReader(data), key, out)
+    meta, header = open_from(_ViewReader(data), key, out, expect=expect)
     return Opened(meta, header, out.getvalue())  # getvalue() hands over the buffer, no copy
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "EnvelopeError",
     "KeyFileError",
+    "MetadataMismatch",
     "ModelUnavailable",
     "NotARecipient",
     "PolicyError",
@@ -57,6 +58,30 @@ class EnvelopeError(VigilError):
 
 class NotARecipient(EnvelopeError):
     """The key offered is not one of the envelope's recipients."""
+
+
+class MetadataMismatch(EnvelopeError):
+    """The metadata a reader was shown (a database row, say) is not what was sealed.
+
+    ``differences`` holds ``(field, claimed, sealed)`` for each field that differs; the sealed
+    values are the envelope's authenticated clear section, never anything from the sealed header.
+    """
+
+    def __init__(self, differences: list[tuple[str, object, object]],
+                 claimed_by: str = "the database") -> None:
+        self.differences = differences
+        self.claimed_by = claimed_by
+        parts = ", ".join(f"{name} is {_shown(claimed)} in {claimed_by} but {_shown(sealed)} "
+                          "in the sealed capture" for name, claimed, sealed in differences)
+        super().__init__(f"this capture's record was changed after it arrived: {parts}; "
+                         "it was not opened")
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    """A value for a one-line message: control characters replaced, long text cut."""
+    text = value if isinstance(value, str) else str(value)
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class PolicyError(VigilError):

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-__all__ = ["audit"]
+__all__ = ["audit", "audit_relabel"]
 
 
 def audit(db: Session, actor: str, action: str, target: str = "", **details: Any) -> None:
@@ -14,4 +14,12 @@ def audit(db: Session, actor: str, action: str, target: str = "", **details: Any
     from collector.audit import record
 
     record(db, actor, action, target, details)
+    db.commit()
+
+
+def audit_relabel(db: Session, actor: str, refused: Any, via: str) -> None:
+    """Record a refused relabelled capture (a dashboard.errors.Relabelled) and commit it."""
+    from collector.relabel import record_refusal
+
+    record_refusal(db, actor, refused.event_id, refused.mismatch, via)
     db.commit()

@@ -3,6 +3,8 @@
 The envelope is fetched from the blob store and opened on each request; neither the header nor
 the screenshot is cached or written anywhere. Lists that show only headers use
 :func:`open_header`, which decrypts the envelope's prefix and leaves the screenshot sealed.
+Both first check the event's row against the metadata sealed in the envelope and raise
+:class:`~dashboard.errors.Relabelled` (nothing shown) when the row was changed after it arrived.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector.errors import BlobNotFound
+from collector.relabel import row_meta
 from collector.store.models import Event
-from core.errors import EnvelopeError
-from dashboard.errors import BadRequest, NotFound
+from core.errors import EnvelopeError, MetadataMismatch
+from dashboard.errors import BadRequest, NotFound, Relabelled
 
 __all__ = ["Capture", "Detected", "detected", "highlight", "open_capture", "open_header",
            "score_text"]
@@ -61,7 +64,9 @@ def open_capture(blobs: Any, event: Event, key: Any) -> Capture:
     from core import envelope
 
     try:
-        opened = envelope.open(_sealed(blobs, event), key)
+        opened = envelope.open(_sealed(blobs, event), key, expect=row_meta(event))
+    except MetadataMismatch as exc:
+        raise Relabelled(event.id, exc) from exc
     except EnvelopeError as exc:
         raise _unopenable(event, exc) from exc
     return Capture(header=dict(opened.header), body=bytes(opened.body))
@@ -72,7 +77,9 @@ def open_header(blobs: Any, event: Event, key: Any) -> dict[str, Any]:
     from core import envelope
 
     try:
-        _, header = envelope.open_header(_sealed(blobs, event), key)
+        _, header = envelope.open_header(_sealed(blobs, event), key, expect=row_meta(event))
+    except MetadataMismatch as exc:
+        raise Relabelled(event.id, exc) from exc
     except EnvelopeError as exc:
         raise _unopenable(event, exc) from exc
     return dict(header)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from core.errors import VigilError
 
 __all__ = [
@@ -14,6 +16,7 @@ __all__ = [
     "LockedOut",
     "NotFound",
     "NotSignedIn",
+    "Relabelled",
 ]
 
 
@@ -76,3 +79,25 @@ class NotFound(DashboardError):
 class BadRequest(DashboardError):
     status = 400
     code = "bad-request"
+
+
+class Relabelled(BadRequest):
+    """The event's row no longer says what was sealed with its capture: it is not opened.
+
+    A BadRequest, so any caller that handles "cannot be opened" refuses it too; callers that
+    hold a database session also put it in the audit log (:meth:`record`).
+    """
+
+    status = 409
+    code = "relabelled"
+
+    def __init__(self, event_id: str, mismatch: object) -> None:
+        super().__init__(f"Event {event_id}: {mismatch}.")
+        self.event_id = event_id
+        self.mismatch = mismatch
+
+    def record(self, db: Any, actor: str, via: str) -> None:
+        """Put this refusal in the audit log and commit it (via: which page or path)."""
+        from dashboard.auditing import audit_relabel
+
+        audit_relabel(db, actor, self, via)

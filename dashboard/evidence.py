@@ -81,6 +81,10 @@ def build_evidence_zip(
         try:
             capture = open_capture(blobs, event, key)
         except (NotFound, BadRequest) as exc:
+            from dashboard.errors import Relabelled
+
+            if isinstance(exc, Relabelled):  # the row was changed: on the record, then refused
+                exc.record(db, exported_by, "export")
             raise BadRequest(f"Export stopped, nothing was exported: {exc}") from exc
         shot = f"screenshots/{event.id}.{capture.extension}"
         detections[event.id] = detected(capture.header)

@@ -43,6 +43,10 @@ class EventBatch(BaseModel):
 class EventsAnswer(BaseModel):
     stored: list[str]
     duplicate: list[str]
+    deferred: list[str] = Field(
+        default_factory=list,
+        description="severity 1-3 events held back by the device's rate limit: not stored, "
+                    "send them again later (present only when there are any)")
 
 
 class Repeat(BaseModel):
@@ -92,12 +96,16 @@ _BATCH_BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": _inline_schema(EventBatch)}}}}
 
 
-@router.post("/events", response_model=EventsAnswer, openapi_extra=_BATCH_BODY)
-def post_events(batch: Annotated[EventBatch, Depends(_read_batch)], device: DeviceDep,
-                db: DatabaseDep, blobs: BlobsDep, settings: SettingsDep) -> EventsAnswer:
+@router.post("/events", response_model=EventsAnswer, response_model_exclude_unset=True,
+             openapi_extra=_BATCH_BODY)
+def post_events(request: Request, batch: Annotated[EventBatch, Depends(_read_batch)],
+                device: DeviceDep, db: DatabaseDep, blobs: BlobsDep,
+                settings: SettingsDep) -> EventsAnswer:
     result = ingest(db, blobs, settings, device,
-                    [IncomingEvent(e.id, e.envelope) for e in batch.events])
-    return EventsAnswer(stored=result.stored, duplicate=result.duplicate)
+                    [IncomingEvent(e.id, e.envelope) for e in batch.events],
+                    limiter=getattr(request.app.state, "ingest_limiter", None))
+    deferred = {"deferred": result.deferred} if result.deferred else {}  # sent only if any
+    return EventsAnswer(stored=result.stored, duplicate=result.duplicate, **deferred)
 
 
 @router.post("/events/repeats", response_model=RepeatsAnswer)

@@ -19,7 +19,7 @@ from dashboard.deps import (
     SessionDep,
     UnlockedDep,
 )
-from dashboard.errors import BadRequest, NotFound
+from dashboard.errors import BadRequest, NotFound, Relabelled
 from dashboard.queue import Cursor, QueueFilter, fetch_page
 from dashboard.rendering import render
 from dashboard.sessions import SignedIn
@@ -46,15 +46,17 @@ def get_event(db: SessionDep, event_id: str) -> Event:
 
 
 def _headers_for(
-    rows: list[tuple[Event, str]], blobs: Any, key: Any
+    rows: list[tuple[Event, str]], blobs: Any, key: Any, db: SessionDep, actor: str, via: str
 ) -> dict[str, dict[str, Any]]:
     """Open each row's sealed header (not its screenshot); a row that cannot be opened shows
-    why instead."""
+    why instead (a relabelled row also goes into the audit log)."""
     headers: dict[str, dict[str, Any]] = {}
     for event, _ in rows:
         try:
             header = open_header(blobs, event, key)
         except (NotFound, BadRequest) as exc:
+            if isinstance(exc, Relabelled):
+                exc.record(db, actor, via)
             headers[event.id] = {"error": str(exc)}
             continue
         before, matched, after = highlight(header)
@@ -86,7 +88,7 @@ def queue(
     headers: dict[str, dict[str, Any]] = {}
     key = ring.get(who.session_id)
     if key is not None and page.rows:
-        headers = _headers_for(page.rows, blobs, key.key)
+        headers = _headers_for(page.rows, blobs, key.key, db, who.username, "queue")
         audit(
             db,
             who.username,
@@ -125,8 +127,9 @@ def _event_page(
     key = ring.get(who.session_id)
     header: dict[str, Any] | None = None
     if key is not None:
-        header = _headers_for([(event, "")], blobs, key.key)[event.id]
-        audit(db, who.username, "event.view", event.id, decrypted=True)
+        header = _headers_for([(event, "")], blobs, key.key, db, who.username,
+                              "event page")[event.id]
+        audit(db, who.username, "event.view", event.id, decrypted="error" not in header)
     else:
         audit(db, who.username, "event.view", event.id, decrypted=False)
     return render(
@@ -158,7 +161,11 @@ def event_page(
 @router.get("/events/{event_id}/screenshot", include_in_schema=False)
 def screenshot(event_id: str, db: SessionDep, blobs: BlobsDep, unlocked: UnlockedDep) -> Response:
     event = get_event(db, event_id)
-    capture = open_capture(blobs, event, unlocked.private_key)
+    try:
+        capture = open_capture(blobs, event, unlocked.private_key)
+    except Relabelled as exc:
+        exc.record(db, unlocked.username, "screenshot")
+        raise
     audit(db, unlocked.username, "capture.view", event.id, bytes=len(capture.body))
     return Response(
         capture.body,

@@ -87,3 +87,33 @@ def test_alerts_wait_for_a_mail_server_that_is_down(collector_factory: Any) -> N
     finally:
         controller.stop()
     assert "Traceback" not in server.log()
+
+
+def test_security_refusals_are_mailed_once_without_details(
+        database: Any, smtp: tuple[Inbox, int], tmp_path: Any) -> None:
+    """Issue 14: a relabelled capture refused on opening, an event refused at ingest for its
+    recipients: each is mailed once, the mail says where to look and nothing else."""
+    from collector import audit
+    from collector.alerts import send_all, send_security_alerts
+    from collector.relabel import record_refusal
+    from collector.settings import Settings
+    from core.errors import MetadataMismatch
+
+    inbox, port = smtp
+    settings = Settings(data_dir=tmp_path, public_url="https://vigil.school.example",
+                        smtp=SmtpSettings(host="127.0.0.1", port=port),
+                        alert_recipients=("dsl@school.example",))
+    refused = MetadataMismatch([("severity", 1, 5), ("category", "gambling", "suicide")])
+    database.write(lambda s: record_refusal(s, "Ada Head", "ev-1", refused, "screenshot"))
+    assert send_security_alerts(database, settings) == 1
+    assert send_security_alerts(database, settings) == 0  # once
+    database.write(lambda s: audit.record(s, "device:pc-7", "event.quarantined", "ev-2",
+                                          {"severity": 5, "category": "suicide"}))
+    assert send_all(database, settings) == 1
+    assert [str(m["Subject"]) for _, m in inbox.messages] == [
+        "Vigil: a security check refused something"] * 2
+    for _, mail in inbox.messages:
+        text = mail.get_payload(decode=True).decode()
+        assert "https://vigil.school.example/audit" in text
+        for secret in ("Ada Head", "ev-1", "ev-2", "pc-7", "suicide", "gambling", "severity"):
+            assert secret not in text

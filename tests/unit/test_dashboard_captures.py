@@ -20,7 +20,7 @@ def _stored(tmp_path: Path, sealed: bytes) -> tuple[BlobStore, Event]:
     blobs.put(f"ev/{META.event_id}", sealed)
     event = Event(id=META.event_id, device_id=META.device_id, time=META.time,
                   category=META.category, severity=META.severity, rule=META.rule,
-                  blob_key=f"ev/{META.event_id}", size=len(sealed), sha256="0" * 64)
+                  source=META.source, blob_key=f"ev/{META.event_id}", size=len(sealed), sha256="0" * 64)
     return blobs, event
 
 

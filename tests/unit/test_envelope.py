@@ -455,3 +455,36 @@ def test_grant_refuses_a_relabelled_event(head_key: Keyholder, technician_key: K
     data = envelope.seal(META, HEADER, b"x", [head_key.public])
     with pytest.raises(EnvelopeError, match="altered"):
         envelope.grant(_with_clear(data, {"severity": 1}), head_key.key, technician_key.public)
+
+
+def test_expect_refuses_a_relabelled_row_before_the_body_is_decrypted(head_key: Keyholder) -> None:
+    """Issue 14: the metadata a reader was shown (a database row) must be what was sealed."""
+    from core.errors import MetadataMismatch
+
+    data = envelope.seal(META, HEADER, b"SCREENSHOT", [head_key.public])
+    row = {**META.to_dict(), "time": META.time.replace(tzinfo=None)}  # naive from a database
+    assert envelope.open(data, head_key.key, expect=row).body == b"SCREENSHOT"
+    relabelled = {**row, "severity": 1, "category": "gambling"}
+    with pytest.raises(MetadataMismatch) as caught:
+        envelope.open(data, head_key.key, expect=relabelled)
+    assert caught.value.differences == [("category", "gambling", "suicide"),
+                                        ("severity", 1, 5)]
+    assert str(caught.value) == (
+        "this capture's record was changed after it arrived: category is gambling in the "
+        "database but suicide in the sealed capture, severity is 1 in the database but 5 in "
+        "the sealed capture; it was not opened")
+    out = io.BytesIO()
+    with pytest.raises(MetadataMismatch):
+        envelope.open_from(io.BytesIO(data), head_key.key, out, expect={"severity": 1})
+    assert out.getvalue() == b""  # not a byte of the body
+    with pytest.raises(MetadataMismatch, match="time is 2026-11-23T09:15:01Z in the database"):
+        envelope.open_header(data, head_key.key,
+                             expect={"time": META.time + timedelta(seconds=1)})
+    with pytest.raises(MetadataMismatch, match="severity is 5 in the database"):
+        envelope.open_header(data, head_key.key, expect={"severity": "5"})  # text is not 5
+    with pytest.raises(EnvelopeError, match="unknown metadata field"):
+        envelope.open_header(data, head_key.key, expect={"user": "pupil7"})
+    hostile = {"rule": "x\n" + "y" * 200}
+    with pytest.raises(MetadataMismatch) as caught:
+        envelope.open_header(data, head_key.key, expect=hostile)
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 300

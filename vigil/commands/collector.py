@@ -91,6 +91,20 @@ def register(subparsers: Any) -> None:
     p.add_argument("--reason", default="")
     p.set_defaults(func=_device_revoke)
 
+    ev = sub.add_parser("event", help="stored events")
+    evs = ev.add_subparsers(dest="event_command", metavar="ACTION", required=True)
+    p = evs.add_parser("open", help="open a stored capture with a keyholder's key",
+                       description=_EVENT_OPEN_HELP)
+    _data(p)
+    p.add_argument("id", help="the event id")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--keyholder", metavar="NAME", help="a keyholder whose key is on this collector")
+    who.add_argument("--key", type=Path, metavar="PATH", help="a key file instead")
+    p.add_argument("--header-out", type=Path, metavar="PATH",
+                   help="also write the sealed header and metadata as JSON to PATH")
+    _password_stdin(p)
+    p.set_defaults(func=_event_open)
+
     aud = sub.add_parser("audit", help="the audit log")
     auds = aud.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
     p = auds.add_parser("verify", help="check the audit log's hash chain")
@@ -448,4 +462,63 @@ def _retention_run(args: argparse.Namespace) -> int:
         result = run_retention(db, BlobStore(settings.blob_dir), settings, actor="cli")
     print(f"retention: {result.deleted} events deleted, {result.kept_for_incidents} kept for "
           f"incidents (older than {result.cutoff:%Y-%m-%d})")
+    return 0
+
+
+_EVENT_OPEN_HELP = """\
+Open a stored capture: the screenshot goes to standard output, the sealed header (with
+--header-out) to a file. The event's database row is first checked against the metadata sealed
+with the capture; if anyone changed the row after it arrived (its severity, category, rule,
+source, time, device), nothing is opened and the refusal, like every opening, is recorded in the
+audit log."""
+
+
+def _event_open(args: argparse.Namespace) -> int:
+    import json
+
+    from collector.audit import record
+    from collector.errors import BadRequest, BlobNotFound, NotFound
+    from collector.regrant import resolve_keyholder
+    from collector.relabel import record_refusal, row_meta
+    from collector.store.blobs import BlobStore
+    from collector.store.models import Event
+    from core import envelope
+    from core.errors import MetadataMismatch
+    from core.keys import KeyFile, load_key_file
+
+    password = _read_password()
+    with _database(args) as (settings, db):
+        with db.session() as session:
+            event = session.get(Event, args.id)
+            holder = resolve_keyholder(session, args.keyholder) if args.keyholder else None
+        if event is None:
+            raise NotFound(f"there is no event {args.id}")
+        if holder is not None and holder.key_file is None:
+            raise BadRequest(f"{holder.name!r} has no key on this collector: use --key with "
+                             "their key file")
+        key_file = (KeyFile.from_bytes(holder.key_file) if holder is not None and holder.key_file
+                    else load_key_file(args.key))
+        key = key_file.unlock(password)
+        try:
+            sealed = BlobStore(settings.blob_dir).get(event.blob_key)
+        except (FileNotFoundError, KeyError, BlobNotFound):
+            raise NotFound(f"the sealed capture of event {event.id} is missing from the store"
+                           ) from None
+        try:
+            opened = envelope.open(sealed, key, expect=row_meta(event))
+        except MetadataMismatch as exc:
+            refused = exc
+            db.write(lambda s: record_refusal(s, key.name, event.id, refused, "cli"))
+            raise
+        db.write(lambda s: record(s, key.name, "capture.view", event.id,
+                                  {"via": "cli", "bytes": len(opened.body)}))
+    if args.header_out:
+        document = {"meta": opened.meta.to_dict(), "header": opened.header}
+        try:
+            with open(args.header_out, "w", encoding="utf-8") as fh:
+                json.dump(document, fh, indent=1, ensure_ascii=False)
+        except OSError as exc:
+            raise BadRequest(f"cannot write {args.header_out}: {exc.strerror}") from None
+    sys.stdout.buffer.write(opened.body)
+    sys.stdout.buffer.flush()
     return 0

@@ -14,7 +14,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from core.errors import EnvelopeError, VigilError
+from core.errors import EnvelopeError, MetadataMismatch, VigilError
 from vigil.commands.keys import PasswordSource
 
 __all__ = ["default_meta", "register"]
@@ -37,6 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                        help="the first line of stdin is the password; the envelope follows")
     open_.add_argument("--header-out", metavar="PATH",
                        help="also write the sealed header and metadata as JSON to PATH")
+    open_.add_argument("--expect", metavar="JSON",
+                       help="metadata fields the capture must have been sealed with (e.g. "
+                            "the severity and category it is listed under); a difference "
+                            "refuses to open it")
     open_.set_defaults(func=_open)
 
     grant = subparsers.add_parser("grant", help="add a recipient to a sealed event")
@@ -111,8 +115,12 @@ def _read_envelope() -> bytes:
 def _open(args: argparse.Namespace) -> int:
     from core import envelope
 
+    expect = _json_object(args.expect, "--expect") if args.expect else None
     key = _unlock(args.key, args.password_stdin)
-    opened = envelope.open(_read_envelope(), key)
+    try:
+        opened = envelope.open(_read_envelope(), key, expect=expect)
+    except MetadataMismatch as exc:
+        raise MetadataMismatch(exc.differences, "--expect") from None
     if args.header_out:
         document = {"meta": opened.meta.to_dict(), "header": opened.header}
         try:
