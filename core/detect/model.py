@@ -10,7 +10,9 @@ Why a head: e5 cosines sit close together, so raw similarity to a list of catego
 separate risk from benign text. ``head.json`` (next to this file, written by
 ``scripts/train_detection_head.py``; every choice made on the train split, calibration and
 thresholds on dev) holds, in format 2, a **memory** of the train lines' embeddings (int8) with
-their labels: a sentence's margin is how much closer it is to the nearest lines of its best risk
+their labels (each less part of its language's mean, since e5 embeddings cluster by language;
+a sentence has the mean of its softly guessed language taken off): a sentence's margin is how
+much closer it is to the nearest lines of its best risk
 category than to the nearest benign lines (a soft top-k mean of cosines per label), plus a small
 linear risk-vs-benign term. Platt calibration on dev turns that into a probability. Format 1
 (a logistic regression and a category head, no memory) still loads.
@@ -104,6 +106,9 @@ class Head:
     k: int = 8
     tau: float = 0.05
     risk_weight: float = 1.0       # weight of the linear term beside the margin
+    lang_means: Any = None         # (languages, dim): per-language mean embedding over train
+    centre: float = 0.0            # share of the guessed language's mean taken off a sentence
+    lang_tau: float = 0.02         # softness of that guess
 
     @property
     def floor(self) -> float:
@@ -120,7 +125,13 @@ class Head:
         else:
             # einsum, not @: numpy's own single-threaded loop (about 0.1 ms here), where a BLAS
             # thread pool woken after the encoder call cost several ms on a busy core
-            sims = np.einsum("ij,jk->ik", x, self.memory)
+            q = x
+            if self.centre and self.lang_means is not None:  # take off its language's mean
+                z = x @ self.lang_means.T / self.lang_tau
+                z = np.exp(z - z.max(axis=1, keepdims=True))
+                q = x - self.centre * ((z / z.sum(axis=1, keepdims=True)) @ self.lang_means)
+                q = q / np.linalg.norm(q, axis=1, keepdims=True)
+            sims = np.einsum("ij,jk->ik", q, self.memory)
             per = np.stack([soft_top_k(sims[:, cols], self.k, self.tau) for cols in self.labels],
                            axis=1)
             z = per[:, 1:].max(axis=1) - per[:, 0] + self.risk_weight * linear
@@ -163,6 +174,10 @@ def load_head(path: Path = HEAD_PATH) -> Head:
                      "k": int(data["prototype"]["k"]), "tau": float(data["prototype"]["tau"]),
                      "risk_weight": float(data["risk"]["weight"]),
                      "review": float(thresholds["review"])}
+            if "languages" in data:
+                extra |= {"lang_means": np.asarray(data["languages"]["means"], dtype=np.float32),
+                          "centre": float(data["languages"]["centre"]),
+                          "lang_tau": float(data["languages"]["tau"])}
             cat_w = cat_b = None
         else:  # format 1: logistic regression plus a category head
             cat_w = np.asarray(data["category"]["w"], dtype=np.float32)
