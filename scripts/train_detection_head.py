@@ -22,7 +22,8 @@ threshold kept 30% of dev risk. Risk is specific and ordinary text is not, so th
 - **language centring**: e5 embeddings cluster by language, so plain chat in Punjabi sat nearer
   Punjabi risk lines than English benign ones. Memory rows have ``centre`` times their language's
   mean (over train) taken off and are renormalised; a sentence at run time, whose language is not
-  known, has the same taken off with its language guessed softly from the 15 means;
+  known, has the same taken off with its language guessed softly from the nearest of the 15
+  means (92% right on dev lines; a plain dot product with the means guessed 35%);
 - **linear part**: a class-balanced L2 logistic regression risk-vs-benign over the embedding,
   added to the margin with a small weight;
 - ``centre``, ``k``, ``tau``, the L2 strength and the weight are chosen by leave-one-out / 5-fold
@@ -72,7 +73,7 @@ TAUS = (0.02, 0.05, 0.1)         # softness of the top-k mean
 LAMBDAS = (30.0, 300.0)          # L2 strength of the linear part (standardised features)
 WEIGHTS = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05)  # weight of the linear part beside the margin
 CENTRE = (0.0, 0.5, 1.0)         # how much of its language's mean to take off an embedding
-LANG_TAU = 0.02                  # softness of the guess of a sentence's language (run time)
+LANG_TAUS = (0.005, 0.02)        # softness of the guess of a sentence's language (run time)
 FOLDS = 5
 Row = tuple[str, str, str, str]
 
@@ -117,12 +118,12 @@ def margins(sims: Any, labels: Any, k: int, tau: float) -> tuple[Any, Any]:
     return per[:, 1:].max(1) - per[:, 0], per[:, 1:].argmax(1) + 1
 
 
-def centred(x: Any, means: Any, centre: float, lang: Any = None) -> Any:
+def centred(x: Any, means: Any, centre: float, lang: Any = None, lang_tau: float = 0.02) -> Any:
     """``x`` less ``centre`` times its language's mean (known, or guessed as at run time)."""
     if centre == 0.0:
         return x
     if lang is None:
-        z = x @ means.T / LANG_TAU
+        z = (x @ means.T - 0.5 * (means * means).sum(1)) / lang_tau  # nearest mean, softly
         z = np.exp(z - z.max(1, keepdims=True))
         off = (z / z.sum(1, keepdims=True)) @ means
     else:
@@ -206,8 +207,9 @@ def main(argv: list[str] | None = None) -> int:
             out[~fit] = ztr[~fit] @ w + b
         oof[lam] = out
     best: dict[str, Any] = {}
-    for centre in CENTRE:
-        sims_tr = centred(xtr, means, centre) @ memory_for(centre)[1].T  # queries guess language
+    for centre, ltau in ((c, t) for c in CENTRE for t in LANG_TAUS if c or t == LANG_TAUS[0]):
+        # queries guess their language, as at run time; memory rows know theirs
+        sims_tr = centred(xtr, means, centre, lang_tau=ltau) @ memory_for(centre)[1].T
         np.fill_diagonal(sims_tr, -np.inf)  # leave one out: a line is not its own neighbour
         for k, tau in ((k, tau) for k in KS for tau in TAUS):
             m, c = margins(sims_tr, ytr, k, tau)
@@ -217,14 +219,15 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     r1 = recall_at(m + wt * oof[lam], c, ytr, MAX_FP)
                     r2 = recall_at(m + wt * oof[lam], c, ytr, MAX_FP_REVIEW)
-                    print(f"cv centre={centre} k={k} tau={tau} lambda={lam} weight={wt}: "
+                    print(f"cv centre={centre} lang_tau={ltau} k={k} tau={tau} lambda={lam} weight={wt}: "
                           f"recall@1%={r1:.3f} recall@2%={r2:.3f}")
                     if not best or r1 + r2 > best["cv1"] + best["cv2"]:
-                        best = {"centre": centre, "k": k, "tau": tau, "lam": lam, "wt": wt,
+                        best = {"centre": centre, "ltau": ltau, "k": k, "tau": tau, "lam": lam, "wt": wt,
                                 "cv1": r1, "cv2": r2}
-    centre, k, tau, lam, wt = best["centre"], best["k"], best["tau"], best["lam"], best["wt"]
+    centre, ltau, k, tau = best["centre"], best["ltau"], best["k"], best["tau"]
+    lam, wt = best["lam"], best["wt"]
     mem_q, mem, scale = memory_for(centre)
-    print(f"chosen on train: centre={centre} k={k} tau={tau} lambda={lam} weight={wt} "
+    print(f"chosen on train: centre={centre} lang_tau={ltau} k={k} tau={tau} lambda={lam} weight={wt} "
           f"(cv recall@1%={best['cv1']:.3f}, @2%={best['cv2']:.3f})")
     w, b = binary_lr(ztr, yb, lam, wts)
     risk_w, risk_b = w / sd, b - float((w * mu / sd).sum())  # standardisation folded in
@@ -238,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             sents.append(r[0][a:e])
     xdv = np.asarray(encode(sents), dtype=np.float64)
     own = np.array(owner)
-    m, c = margins(centred(xdv, means, centre) @ mem.T, ytr, k, tau)
+    m, c = margins(centred(xdv, means, centre, lang_tau=ltau) @ mem.T, ytr, k, tau)
     raw_s = m + wt * (xdv @ risk_w + risk_b)
     line_s = np.full(len(dev), -np.inf)
     line_c = np.zeros(len(dev), dtype=int)
@@ -262,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         return round(float(mask[sel].mean()), 3) if sel.any() else 0.0
 
     figures = {
-        "chosen_on_train": {"centre": centre, "k": k, "tau": tau, "lambda": lam, "linear_weight": wt,
+        "chosen_on_train": {"centre": centre, "lang_tau": ltau, "k": k, "tau": tau, "lambda": lam, "linear_weight": wt,
                             "cv_recall_at_1pct": round(best["cv1"], 3),
                             "cv_recall_at_2pct": round(best["cv2"], 3)},
         "dev_lines": len(dev), "dev_risk": int(risky.sum()), "dev_benign": int((~risky).sum()),
@@ -295,10 +298,10 @@ def main(argv: list[str] | None = None) -> int:
             "int8_note": "row-major (rows, dim) int8; embedding = int8 * scale",
             "dim": int(xtr.shape[1]),
         },
-        "languages": {"names": langs_tr, "centre": centre, "tau": LANG_TAU,
+        "languages": {"names": langs_tr, "centre": centre, "tau": ltau,
                       "means": [[round(float(v), 6) for v in row] for row in means],
                       "note": "memory rows: x - centre*mean[lang], renormalised; a sentence: "
-                              "x - centre*softmax(x.means/tau).means, renormalised"},
+                              "x - centre*softmax((x.means - |means|^2/2)/tau).means, renormalised"},
         "prototype": {"k": k, "tau": tau,
                       "note": "per label: tau*log(mean(exp((s-1)/tau)))+1 over the k most similar "
                               "rows; margin = best category - benign"},

@@ -110,6 +110,10 @@ class Head:
     centre: float = 0.0            # share of the guessed language's mean taken off a sentence
     lang_tau: float = 0.02         # softness of that guess
 
+    @functools.cached_property
+    def _half_sq(self) -> Any:
+        return 0.5 * (self.lang_means * self.lang_means).sum(axis=1)
+
     @property
     def floor(self) -> float:
         """The lowest score that fires at all (the review band, or the threshold)."""
@@ -127,7 +131,7 @@ class Head:
             # thread pool woken after the encoder call cost several ms on a busy core
             q = x
             if self.centre and self.lang_means is not None:  # take off its language's mean
-                z = x @ self.lang_means.T / self.lang_tau
+                z = (x @ self.lang_means.T - self._half_sq) / self.lang_tau  # nearest, softly
                 z = np.exp(z - z.max(axis=1, keepdims=True))
                 q = x - self.centre * ((z / z.sum(axis=1, keepdims=True)) @ self.lang_means)
                 q = q / np.linalg.norm(q, axis=1, keepdims=True)
