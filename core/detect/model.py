@@ -10,12 +10,12 @@ Why a head: e5 cosines sit close together, so raw similarity to a list of catego
 separate risk from benign text. ``head.json`` (next to this file, written by
 ``scripts/train_detection_head.py``; every choice made on the train split, calibration and
 thresholds on dev) holds, in format 2, a **memory** of the train lines' embeddings (int8) with
-their labels (each less part of its language's mean, since e5 embeddings cluster by language;
-a sentence has the mean of its softly guessed language taken off): a sentence's margin is how
-much closer it is to the nearest lines of its best risk
+their labels. A sentence's margin is how much closer it is to the nearest lines of its best risk
 category than to the nearest benign lines (a soft top-k mean of cosines per label), plus a small
-linear risk-vs-benign term. Platt calibration on dev turns that into a probability. Format 1
-(a logistic regression and a category head, no memory) still loads.
+linear risk-vs-benign term; Platt calibration on dev turns that into a probability. Because e5
+embeddings cluster by language, memory rows have their language's mean taken off, and so does a
+sentence, with its language guessed softly from the nearest mean. Format 1 (a logistic
+regression and a category head, no memory) still loads.
 
 Severity from the calibrated score (never above the category's highest list severity, ``caps``):
 ``score >= review`` gives 2 (logged, reviewed in bulk; at most 2% of dev benign lines),
@@ -127,14 +127,14 @@ class Head:
         if self.memory is None:
             z, cat = linear, np.argmax(x @ self.cat_w.T + self.cat_b, axis=1)
         else:
-            # einsum, not @: numpy's own single-threaded loop (about 0.1 ms here), where a BLAS
-            # thread pool woken after the encoder call cost several ms on a busy core
             q = x
             if self.centre and self.lang_means is not None:  # take off its language's mean
                 z = (x @ self.lang_means.T - self._half_sq) / self.lang_tau  # nearest, softly
                 z = np.exp(z - z.max(axis=1, keepdims=True))
                 q = x - self.centre * ((z / z.sum(axis=1, keepdims=True)) @ self.lang_means)
                 q = q / np.linalg.norm(q, axis=1, keepdims=True)
+            # einsum, not @: numpy's own single-threaded loop (about 0.1 ms here), where a BLAS
+            # thread pool woken after the encoder call cost several ms on a busy core
             sims = np.einsum("ij,jk->ik", q, self.memory)
             per = np.stack([soft_top_k(sims[:, cols], self.k, self.tau) for cols in self.labels],
                            axis=1)
