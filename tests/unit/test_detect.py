@@ -16,7 +16,7 @@ import pytest
 
 from core.detect import Detection, build, combine, split_sentences
 from core.detect.combine import CombinedDetector
-from core.detect.model import Head, load_head
+from core.detect.model import Head, load_head, soft_top_k
 from core.errors import ModelUnavailable
 from core.rules import default_dir, load_dirs
 
@@ -103,6 +103,51 @@ def test_severity_mapping_reviews_most_and_pages_only_near_certain_suicide_or_se
     assert head.severity("gambling", 1.0) == 3            # its list maximum is 3
     assert head.severity("eating_disorder", 1.0) == 4     # no list: reviewed, never paged
     assert head.severity("suicide", 1.0, caps={"suicide": 4}) == 4
+
+
+def test_review_band_logs_at_severity_2_below_the_reviewed_threshold(head: Head) -> None:
+    assert head.review is not None and 0.5 < head.review < head.threshold
+    assert head.floor == head.review
+    assert head.severity("suicide", (head.review + head.threshold) / 2) == 2
+    assert head.severity("suicide", head.threshold) == 3
+
+
+def test_soft_top_k_runs_from_the_nearest_to_the_mean_of_the_k_nearest() -> None:
+    import numpy as np
+
+    sims = np.array([[0.9, 0.5, 0.8, 0.1]])
+    assert soft_top_k(sims, 1, 0.05)[0] == pytest.approx(0.9)
+    assert soft_top_k(sims, 2, 1e-3)[0] == pytest.approx(0.9, abs=1e-3)   # sharp: the top one
+    assert soft_top_k(sims, 2, 1e3)[0] == pytest.approx(0.85, abs=1e-3)   # soft: the top-2 mean
+    assert soft_top_k(sims, 9, 1e3)[0] == pytest.approx(0.575, abs=1e-3)  # k beyond the row
+
+
+def test_a_format_1_head_still_loads_and_fires_only_at_its_threshold(tmp_path: Path) -> None:
+    import numpy as np
+
+    cats = ["bullying", "suicide"]
+    head_json = {"categories": cats, "risk": {"w": [1.0, 0.0], "b": 0.0},
+                 "calibration": {"a": 1.0, "b": 0.0},
+                 "category": {"w": [[0.0, 1.0], [1.0, 0.0]], "b": [0.0, 0.0]},
+                 "thresholds": {"fire": 0.7, "severity_4": 0.9, "severity_5": 0.99,
+                                "severity_5_categories": ["suicide"]},
+                 "caps": {"bullying": 4, "suicide": 5}}
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(head_json))
+    old = load_head(path)
+    assert old.memory is None and old.review is None and old.floor == old.threshold == 0.7
+    p, cat = old.score(np.array([[3.0, 0.0]], dtype=np.float32))
+    assert p[0] == pytest.approx(1 / (1 + np.exp(-3.0))) and old.categories[int(cat[0])] == "suicide"
+    assert old.severity("suicide", 0.75) == 3
+
+
+def test_a_memory_whose_labels_do_not_fit_is_unusable(tmp_path: Path) -> None:
+    data = json.loads((ROOT / "core" / "detect" / "head.json").read_text(encoding="utf-8"))
+    data["memory"]["labels"] = data["memory"]["labels"][:-1]
+    path = tmp_path / "short.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ModelUnavailable):
+        load_head(path)
 
 
 # --- the real model ----------------------------------------------------------------------------
