@@ -1,9 +1,12 @@
 """Lists and model together: a list hit stays a hit; the model adds what the lists miss.
 
 Why this order: a list hit is exact and explainable, so it is never replaced. The model judges
-whole sentences; its detection is dropped when a list detection of the same category already lies
-in that sentence (one event, the explainable one), and kept otherwise. ``vigil match``, the
-benches and the agent all call :func:`build` so that what is measured is what runs.
+whole sentences; its detection is dropped when a list detection in that sentence already says as
+much: the same category, or any category at the same or a higher severity (one event, the
+explainable one; the technician reads the whole sentence with it, and the model's category guess
+is its least reliable part). It is kept when it says more: a category the lists did not see at a
+higher severity ("smoked weed and now i want to end it all"). ``vigil match``, the benches and
+the agent all call :func:`build` so that what is measured is what runs.
 
 The school's ``unless`` phrases and exclusions bind the model too (:class:`ContextVeto`): the
 sentence is the model's unit of meaning, so a sentence holding an exclusion ("romeo and juliet"),
@@ -49,9 +52,11 @@ class ContextVeto:
 
 
 def combine(listed: list[Detection], modelled: list[Detection]) -> list[Detection]:
-    """List detections as given, then each model detection no same-category list hit overlaps."""
+    """List detections as given, then each model detection that says more than the list
+    detections inside its sentence (see the module's docstring)."""
     added = [m for m in modelled
-             if not any(h.category == m.category and h.start < m.end and m.start < h.end
+             if not any(h.start < m.end and m.start < h.end
+                        and (h.category == m.category or h.severity >= m.severity)
                         for h in listed)]
     return [*listed, *added]
 

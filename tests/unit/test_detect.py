@@ -66,10 +66,11 @@ def test_a_list_hit_stays_and_the_model_adds_only_what_the_lists_miss() -> None:
               det("bullying.loser", "bullying", 54, 59, text)]
     modelled = [det("model:suicide", "suicide", 0, 22, text, "model", 4, 0.99),   # same sentence
                 det("model:suicide", "suicide", 23, 43, text, "model", 3, 0.95),  # list missed it
-                det("model:violence", "violence", 0, 22, text, "model", 3, 0.92)]  # other category
+                det("model:violence", "violence", 0, 22, text, "model", 3, 0.92),  # says no more
+                det("model:violence", "violence", 44, 59, text, "model", 4, 0.97)]  # says more
     out = combine(listed, modelled)
     assert out[:2] == listed
-    assert out[2:] == [modelled[1], modelled[2]]
+    assert out[2:] == [modelled[1], modelled[3]]
     assert all(d.matched == text[d.start:d.end] for d in out)
 
 
