@@ -181,7 +181,7 @@ def test_model_fires_the_right_category_where_the_lists_do_not(
     found = detector.detect(line)
     assert [(d.rule, d.category, d.source) for d in found] == [
         (f"model:{category}", category, "model")]
-    assert found[0].score is not None and found[0].score >= detector.model.head.threshold  # type: ignore[union-attr]
+    assert found[0].score is not None and found[0].score >= detector.model.head.floor  # type: ignore[union-attr]
     assert 2 <= found[0].severity <= 5  # 2 is the model's review band: logged, reviewed in bulk
 
 
