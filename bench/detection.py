@@ -54,7 +54,7 @@ __all__ = ["DATA_DIR", "Detector", "Hit", "Line", "Tally", "detectors", "evaluat
            "main"]
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "detection"
-LABELS: tuple[str, ...] = (*CATEGORIES, "eating_disorder")
+LABELS: tuple[str, ...] = tuple(dict.fromkeys((*CATEGORIES, "eating_disorder")))  # once, in order
 SERIOUS = 3  # issue 13: false positives at severity >= 3 must stay <= 1%
 ANY = "*"  # the category of a hit from a detector that has no categories
 
