@@ -70,6 +70,11 @@ class Checkpoint:
     def who(self) -> str:
         return self.name or self.signer
 
+    @property
+    def when(self) -> str:
+        """"2026-11-24 10:00 UTC" from the signed ISO time."""
+        return f"{self.at[:10]} {self.at[11:16]} UTC" if len(self.at) >= 16 else self.at
+
 
 @dataclass
 class AuditReport:
@@ -104,7 +109,7 @@ class AuditReport:
             latest = self.latest_checkpoint
             assert latest is not None
             parts.append(f"{len(good)} signed checkpoint{'s' if len(good) != 1 else ''} verify "
-                         f"(latest: entry {latest.seq}, signed by {latest.who} at {latest.at})")
+                         f"(latest: entry {latest.seq}, signed by {latest.who} at {latest.when})")
         else:
             parts.append("no signed checkpoint yet (one is made at each keyholder unlock)")
         return "; ".join(parts)
@@ -198,17 +203,20 @@ def verify_trail(session: Session, logs: Sequence[Path], *, configured: Path | N
     log_start = (_check_log_start(session, log, own, keys, find, report.notes)
                  if logs else None)
 
-    # Checkpoints, from the database and from the log (the same one found twice counts once).
-    found: dict[tuple[int, str], Checkpoint] = {}
-    for e in session.exec(select(AuditEntry).where(AuditEntry.action == CHECKPOINT_ACTION)):
-        cp = _checkpoint(e.seq or 0, e.details, keys)
-        if cp is not None:
-            found.setdefault((cp.entry, cp.signature), cp)
-    for line in log.lines.values():
-        if line.action == CHECKPOINT_ACTION and line.intact:
-            cp = _checkpoint(line.seq, line.details, keys)
-            if cp is not None:
-                found.setdefault((cp.entry, cp.signature), cp)
+    # Checkpoints, from the database and from the log: one signature is one checkpoint, found
+    # at the highest entry number either holds (a renumbered database must not hide it).
+    found: dict[str, Checkpoint] = {}
+    candidates = [(e.seq or 0, e.details) for e in session.exec(
+        select(AuditEntry).where(AuditEntry.action == CHECKPOINT_ACTION))]
+    candidates += [(line.seq, line.details) for line in log.lines.values()
+                   if line.action == CHECKPOINT_ACTION and line.intact]
+    for entry, details in candidates:
+        cp = _checkpoint(entry, details, keys)
+        if cp is None:
+            continue
+        seen = found.get(cp.signature or f"#{entry}")
+        if seen is None or seen.entry < cp.entry:
+            found[cp.signature or f"#{entry}"] = cp
     report.checkpoints = sorted(found.values(), key=lambda c: (c.entry, c.signature))
     covered = {c.seq for c in report.checkpoints if c.valid}
 
@@ -270,13 +278,9 @@ def verify_trail(session: Session, logs: Sequence[Path], *, configured: Path | N
         find.append(Finding("missing", f"{_entries(gaps)} {'is' if len(gaps) == 1 else 'are'} "
                             f"missing from the database (a gap in the chain){where}"))
     if differs:
-        log_ok = all(log.lines[s].intact for s in differs)
         find.append(Finding("rewritten", f"{_entries(differs)} in the database "
                             f"{'differs' if len(differs) == 1 else 'differ'} from the "
-                            "append-only log" + (
-                                f", whose lines are intact: the database was rewritten from "
-                                f"entry {differs[0]}" if log_ok else
-                                " (the database or the log was rewritten)")))
+                            f"append-only log{_blame(differs[0], report, db_hash, log)}"))
 
     # Truncation: the database must reach every witness of how far the chain went.
     head = session.exec(select(AuditHead).where(AuditHead.id == 1)).first()
@@ -286,7 +290,7 @@ def verify_trail(session: Session, logs: Sequence[Path], *, configured: Path | N
     signed = [c for c in report.checkpoints if c.valid and c.entry > report.last]
     if signed:
         best = max(signed, key=lambda c: c.entry)
-        witnesses.append(f"a checkpoint signed by {best.who} at {best.at} is entry {best.entry}")
+        witnesses.append(f"entry {best.entry} is a checkpoint {best.who} signed at {best.when}")
     if head is not None and head.seq > report.last:
         witnesses.append(f"the stored head says {head.seq}")
     if witnesses:
@@ -310,12 +314,12 @@ def verify_trail(session: Session, logs: Sequence[Path], *, configured: Path | N
         have = db_hash.get(cp.seq)
         if have is not None and not hmac.compare_digest(have, cp.head):
             find.append(Finding("rewritten", f"entry {cp.seq} is not the one {cp.who} signed "
-                                f"at {cp.at} (checkpoint in entry {cp.entry}): the chain up to "
-                                f"entry {cp.seq} was rewritten"))
+                                f"at {cp.when} (checkpoint in entry {cp.entry}): the chain up "
+                                f"to entry {cp.seq} was rewritten"))
         line = log.lines.get(cp.seq)
         if line is not None and not hmac.compare_digest(line.hash, cp.head):
             find.append(Finding("log edited", f"the append-only log's entry {cp.seq} is not the "
-                                f"one {cp.who} signed at {cp.at}: the log was rewritten"))
+                                f"one {cp.who} signed at {cp.when}: the log was rewritten"))
 
     # The log itself.
     if unlogged:
@@ -344,6 +348,21 @@ def verify_trail(session: Session, logs: Sequence[Path], *, configured: Path | N
         report.log_first, report.log_last = log_start or min(log.lines), max(log.lines)
     find.extend(policy_findings)
     return report
+
+
+def _blame(first: int, report: AuditReport, db_hash: dict[int, str], log: LogContents) -> str:
+    """Which side a keyholder's signature backs, for entries that differ from ``first`` on."""
+    later = [c for c in report.checkpoints if c.valid and c.seq >= first]
+    db_ok = any(hmac.compare_digest(db_hash.get(c.seq, ""), c.head) for c in later)
+    log_ok = any(c.seq in log.lines and hmac.compare_digest(log.lines[c.seq].hash, c.head)
+                 for c in later)
+    if log_ok and not db_ok:
+        return (f": a signed checkpoint agrees with the log, so the database was rewritten "
+                f"from entry {first}")
+    if db_ok and not log_ok:
+        return ": a signed checkpoint agrees with the database, so the log was rewritten"
+    return (f": the database or the log was rewritten from entry {first} (no signed checkpoint "
+            "after it decides which)")
 
 
 def _check_log_start(session: Session, log: LogContents, own: bool, keys: dict[str, Any],
