@@ -248,6 +248,8 @@ def _init(args: argparse.Namespace) -> int:
     settings, fingerprint = init_data_dir(args.data, public_url=args.public_url, port=args.port,
                                           database_url=args.database_url)
     print(f"data directory: {settings.data_dir}")
+    print(f"append-only audit log: {settings.audit_log} (keep a copy off this server: "
+          "docs/admin-guide.md, \"The audit log\")")
     print(f"public URL: {settings.public_url}")
     print(f"certificate SHA-256 fingerprint: {fingerprint}")
     return 0
