@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
 import weakref
 from collections.abc import Iterator
@@ -52,6 +53,7 @@ __all__ = [
 ]
 
 START_ACTION = "audit.log.start"
+_HEX = re.compile(r"[0-9a-f]{64}")
 BACKLOG_LIMIT = 100_000  # lines kept in memory while the file cannot be written
 log = logging.getLogger("vigil.audit")
 
@@ -273,14 +275,14 @@ def _parse(raw: bytes, line_no: int) -> LogLine | None:
         value = json.loads(raw[start:])
         record = value["record"]
         seq, digest, prev = value["seq"], value["hash"], value["prev_hash"]
-        if not (isinstance(record, dict) and type(seq) is int and isinstance(digest, str)
-                and isinstance(prev, str)):
+        if not (isinstance(record, dict) and type(seq) is int and _HEX.fullmatch(str(digest))
+                and _HEX.fullmatch(str(prev))):
             return None
         body = audit.canonical_body(record["seq"], record["at"], record["actor"],
                                     record["action"], record["target"], record["details"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
-    want = hashlib.sha256(prev.encode("ascii", "replace") + body).hexdigest()
+    want = hashlib.sha256(prev.encode("ascii") + body).hexdigest()
     action = record["action"] if isinstance(record["action"], str) else ""
     keep = action in (audit.CHECKPOINT_ACTION, START_ACTION) and isinstance(record["details"], dict)
     return LogLine(seq, digest, prev, line_no, want == digest and record["seq"] == seq, action,

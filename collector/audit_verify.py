@@ -34,15 +34,64 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import StatementError
 from sqlmodel import Session, col, select
 
 from collector.audit import CHECKPOINT_ACTION, GENESIS, checkpoint_message, entry_hash
 from collector.audit_log import START_ACTION, LogContents, latest_start, read_log
 from collector.store.models import AuditEntry, AuditHead, PolicyRecord, utcnow
 
-__all__ = ["AuditReport", "Checkpoint", "Finding", "trusted_keys", "verify_trail"]
+__all__ = ["AuditReport", "Checkpoint", "Finding", "same_hash", "trusted_keys", "verify_trail"]
 
 BATCH = 1000
+
+
+def same_hash(a: object, b: object) -> bool:
+    """Constant-time equality of two hashes that may hold anything a forger wrote (a non-ASCII
+    string would make hmac.compare_digest raise rather than answer)."""
+    if not isinstance(a, str) or not isinstance(b, str):
+        return False
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Unreadable:
+    """A row whose values cannot be loaded (e.g. a time SQLite holds as text that is none)."""
+
+    seq: int
+    prev_hash: str
+    hash: str
+
+
+def _load(session: Session, after: int) -> list[Any]:
+    """The next rows after entry ``after``; a row that cannot be loaded comes back as
+    _Unreadable (its number and hashes, read as plain columns) instead of stopping the walk."""
+    query = (select(AuditEntry).where(col(AuditEntry.seq) > after)
+             .order_by(col(AuditEntry.seq)).limit(BATCH))
+    try:
+        return list(session.exec(query).all())
+    except (StatementError, ValueError, TypeError):
+        session.rollback()
+    out: list[Any] = []
+    for seq, prev, digest in session.exec(
+            select(AuditEntry.seq, AuditEntry.prev_hash, AuditEntry.hash)
+            .where(col(AuditEntry.seq) > after).order_by(col(AuditEntry.seq)).limit(BATCH)):
+        try:
+            row = session.exec(select(AuditEntry).where(AuditEntry.seq == seq)).one()
+        except (StatementError, ValueError, TypeError):
+            session.rollback()
+            row = _Unreadable(seq or 0, prev, digest)
+        out.append(row)
+    return out
+
+
+def _hash_of(e: AuditEntry) -> str | None:
+    """The hash ``e`` should carry, or None when its stored fields cannot even be hashed."""
+    try:
+        return entry_hash(e.prev_hash, e.seq or 0, e.at, e.actor, e.action, e.target,
+                          e.details or {})
+    except (TypeError, ValueError, AttributeError):  # UnicodeEncodeError is a ValueError
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +176,10 @@ def _ranges(numbers: Iterable[int], limit: int = 8) -> str:
     if len(spans) > limit:
         text += f" and {len(spans) - limit} more ranges"
     return text
+
+
+def _verb(numbers: Sequence[int], one: str, many: str) -> str:
+    return one if len(numbers) == 1 else many
 
 
 def _entries(numbers: Sequence[int]) -> str:
@@ -226,25 +279,26 @@ def verify_trail(session: Session, logs: Sequence[Path], *, configured: Path | N
     gaps: list[int] = []
     differs: list[int] = []
     unlogged: list[int] = []
+    unreadable: list[int] = []
     db_hash: dict[int, str] = {}
     prev_seq, prev_hash = 0, GENESIS
     while True:
-        rows = session.exec(select(AuditEntry).where(col(AuditEntry.seq) > prev_seq)
-                            .order_by(col(AuditEntry.seq)).limit(BATCH)).all()
+        rows = _load(session, prev_seq)
         if not rows:
             break
         for e in rows:
             seq = e.seq or 0
             if seq != prev_seq + 1:
                 gaps.extend(range(prev_seq + 1, seq))
-            elif not hmac.compare_digest(e.prev_hash, prev_hash):
+            elif not same_hash(e.prev_hash, prev_hash):
                 unlinked.append(seq)
-            if not hmac.compare_digest(entry_hash(e.prev_hash, seq, e.at, e.actor, e.action,
-                                                  e.target, e.details or {}), e.hash):
+            if isinstance(e, _Unreadable) or not same_hash(_hash_of(e), e.hash):
                 content.append(seq)
+            if isinstance(e, _Unreadable):
+                unreadable.append(seq)
             line = log.lines.get(seq)
             if line is not None:
-                if not hmac.compare_digest(line.hash, e.hash):
+                if not same_hash(line.hash, e.hash):
                     differs.append(seq)
             elif log_start is not None and seq >= log_start:
                 unlogged.append(seq)
@@ -265,12 +319,17 @@ def verify_trail(session: Session, logs: Sequence[Path], *, configured: Path | N
                             f"audit log broken at entry {first}: {reason} ({before} "
                             f"{'entry' if before == 1 else 'entries'} before it "
                             f"{'is' if before == 1 else 'are'} intact)"))
+    if unreadable:
+        find.append(Finding("rewritten", f"{_entries(unreadable)} "
+                            f"{_verb(unreadable, 'holds', 'hold')} values the collector never "
+                            "writes (they cannot even be read): written into the database by "
+                            "hand"))
     if len(content) > 1 or (content and first != content[0]):
         find.append(Finding("rewritten", f"{_entries(content)}: the stored hash does not match "
                             "the contents (changed in place)"))
     if len(unlinked) > 1 or (unlinked and first != unlinked[0]):
-        find.append(Finding("rewritten", f"{_entries(unlinked)}: does not link to the entry "
-                            "before it (the chain was re-spliced)"))
+        find.append(Finding("rewritten", f"{_entries(unlinked)}: the link to the entry before "
+                            "is broken (the chain was re-spliced)"))
     if gaps:
         have = [g for g in gaps if g in log.lines]
         where = ("; the append-only log has " + ("it" if len(gaps) == 1 else _entries(have))
@@ -298,7 +357,7 @@ def verify_trail(session: Session, logs: Sequence[Path], *, configured: Path | N
                             + " and ".join(witnesses)
                             + f": the entries after {report.last} were removed"))
     elif head is not None and (head.seq != report.last or (
-            head.seq and not hmac.compare_digest(head.hash, prev_hash))):
+            head.seq and not same_hash(head.hash, prev_hash))):
         find.append(Finding("rewritten", f"the stored head (entry {head.seq}) does not match "
                             f"the last entry ({report.last}): the last entry was replaced"))
 
@@ -312,32 +371,35 @@ def verify_trail(session: Session, logs: Sequence[Path], *, configured: Path | N
                 "keyholder: it was forged")))
             continue
         have = db_hash.get(cp.seq)
-        if have is not None and not hmac.compare_digest(have, cp.head):
+        if have is not None and not same_hash(have, cp.head):
             find.append(Finding("rewritten", f"entry {cp.seq} is not the one {cp.who} signed "
                                 f"at {cp.when} (checkpoint in entry {cp.entry}): the chain up "
                                 f"to entry {cp.seq} was rewritten"))
         line = log.lines.get(cp.seq)
-        if line is not None and not hmac.compare_digest(line.hash, cp.head):
+        if line is not None and not same_hash(line.hash, cp.head):
             find.append(Finding("log edited", f"the append-only log's entry {cp.seq} is not the "
                                 f"one {cp.who} signed at {cp.when}: the log was rewritten"))
 
     # The log itself.
     if unlogged:
         find.append(Finding("not in log", f"{_entries(unlogged)} "
-                            f"{'is' if len(unlogged) == 1 else 'are'} in the database but not in "
+                            f"{_verb(unlogged, 'is', 'are')} in the database but not in "
                             "the append-only log (the log was cut or edited, or the collector "
                             "could not write it: see its log)"))
     edited = sorted(s for s, line in log.lines.items() if not line.intact)
     if edited:
         find.append(Finding("log edited", f"the append-only log's {_entries(edited)} "
-                            "(lines " + _ranges(log.lines[s].line_no for s in edited)
-                            + ") do not match their own hash: the lines were edited"))
+                            f"({_verb(edited, 'line', 'lines')} "
+                            + _ranges(log.lines[s].line_no for s in edited)
+                            + f") {_verb(edited, 'does', 'do')} not match "
+                            f"{_verb(edited, 'its', 'their')} own hash: edited"))
     relinked = sorted(s for s, line in log.lines.items()
                       if s - 1 in log.lines and line.intact
-                      and not hmac.compare_digest(line.prev_hash, log.lines[s - 1].hash))
+                      and not same_hash(line.prev_hash, log.lines[s - 1].hash))
     if relinked:
         find.append(Finding("log edited", f"the append-only log's {_entries(relinked)} "
-                            "do not link to the line before: lines were replaced"))
+                            f"{_verb(relinked, 'does', 'do')} not link to the entry before: "
+                            "lines were replaced"))
     if log.conflicts:
         find.append(Finding("log edited", f"the append-only log holds two different lines "
                             f"for {_entries(log.conflicts)}"))
@@ -353,8 +415,8 @@ def verify_trail(session: Session, logs: Sequence[Path], *, configured: Path | N
 def _blame(first: int, report: AuditReport, db_hash: dict[int, str], log: LogContents) -> str:
     """Which side a keyholder's signature backs, for entries that differ from ``first`` on."""
     later = [c for c in report.checkpoints if c.valid and c.seq >= first]
-    db_ok = any(hmac.compare_digest(db_hash.get(c.seq, ""), c.head) for c in later)
-    log_ok = any(c.seq in log.lines and hmac.compare_digest(log.lines[c.seq].hash, c.head)
+    db_ok = any(same_hash(db_hash.get(c.seq, ""), c.head) for c in later)
+    log_ok = any(c.seq in log.lines and same_hash(log.lines[c.seq].hash, c.head)
                  for c in later)
     if log_ok and not db_ok:
         return (f": a signed checkpoint agrees with the log, so the database was rewritten "
@@ -389,7 +451,7 @@ def _check_log_start(session: Session, log: LogContents, own: bool, keys: dict[s
         notes.append(f"the append-only log begins at entry {start.seq} "
                      f"({'started again by a keyholder' if reason == 'rotated' else reason}); "
                      f"entries before it are not checked against it")
-    if first is None or first.seq != start.seq or not hmac.compare_digest(first.hash, start.hash):
+    if first is None or first.seq != start.seq or not same_hash(first.hash, start.hash):
         where = f"entry {first.seq}" if first is not None else "nothing"
         find.append(Finding("log", f"the append-only log begins with {where}, not with its "
                             f"start entry {start.seq}: its first lines were removed or the file "

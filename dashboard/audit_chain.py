@@ -30,7 +30,7 @@ from sqlmodel import Session, col, select
 
 from collector.audit import GENESIS, entry_hash
 from collector.audit_log import last_line
-from collector.audit_verify import AuditReport, verify_trail
+from collector.audit_verify import AuditReport, same_hash, verify_trail
 from collector.store.models import AuditEntry, AuditHead, utcnow
 
 __all__ = ["ChainCheck", "ChainVerifier"]
@@ -158,12 +158,7 @@ def _anchors_hold(session: Session, log_path: Path, report: AuditReport) -> bool
     line = last_line(log_path)
     if line is None or not line.intact:
         return False
-    have = _hash_of(session, line.seq)
-    if have is None or not hmac.compare_digest(have, line.hash):
+    if not same_hash(_hash_of(session, line.seq), line.hash):
         return False
     latest = report.latest_checkpoint
-    if latest is not None:
-        have = _hash_of(session, latest.seq)
-        if have is None or not hmac.compare_digest(have, latest.head):
-            return False
-    return True
+    return latest is None or same_hash(_hash_of(session, latest.seq), latest.head)

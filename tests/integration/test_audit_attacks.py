@@ -248,9 +248,9 @@ def test_a_line_edited_in_the_log_alone_is_reported(collector_server: Any) -> No
         _log(server).write_bytes(b"".join(lines))
         cli = _verify(server)
         assert cli.returncode == 1
-        assert (f"vigil: log edited: the append-only log's entry {seq} (lines {at + 1}) do not "
-                "match their own hash") in cli.stderr, cli.stderr
-        assert any(f"log's entry {seq} (lines {at + 1})" in f for f in _full(tech)[1])
+        assert (f"vigil: log edited: the append-only log's entry {seq} (line {at + 1}) does "
+                "not match its own hash: edited") in cli.stderr, cli.stderr
+        assert any(f"log's entry {seq} (line {at + 1})" in f for f in _full(tech)[1])
     finally:
         tech.close()
 

@@ -204,3 +204,37 @@ def test_a_log_found_missing_at_start_is_begun_again_and_reported(
     found = _texts(_verify(database, log_path))
     assert any("was missing or empty when the collector started at entry 4" in f
                for f in found), found
+
+
+@pytest.mark.parametrize("column, value", [("hash", "é" * 64), ("prev_hash", "ü" * 64),
+                                           ("actor", "x")])
+def test_values_a_forger_writes_are_reported_not_a_crash(
+        database: Database, log_path: Path, column: str, value: str) -> None:
+    """Non-ASCII where a hash belongs would make a naive comparison raise; the verifier must
+    still answer with findings."""
+    _append(database, 3)
+    with database.engine.begin() as conn:
+        conn.execute(text(f"UPDATE auditentry SET {column} = :v WHERE seq = 2"), {"v": value})
+    found = _texts(_verify(database, log_path))
+    assert any(f.startswith("rewritten: audit log broken at entry 2") for f in found), found
+
+
+def test_an_unreadable_time_written_by_hand_is_reported(tmp_path: Path) -> None:
+    """SQLite stores times as text: a forger can write one the collector cannot parse."""
+    from collector.store.db import make_engine
+    from collector.store.schema import upgrade
+
+    db = Database(make_engine(f"sqlite:///{tmp_path / 'v.db'}"))
+    upgrade(db.engine)
+    path = tmp_path / "audit.log"
+    open_log(db, path)
+    try:
+        _append(db, 3)
+        with db.engine.begin() as conn:
+            conn.execute(text("UPDATE auditentry SET at = 'not a time' WHERE seq = 3"))
+        found = _texts(_verify(db, path))
+    finally:
+        db.close()
+    assert ("rewritten: entry 3 holds values the collector never writes (they cannot even be "
+            "read): written into the database by hand") in found, found
+    assert not any(f.startswith("truncated") for f in found), found
