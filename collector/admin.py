@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from collector import audit
 from collector.api.enrol import token_hash
-from collector.errors import BadRequest, Conflict, NotFound
+from collector.errors import BadRequest, CollectorError, Conflict, NotFound
 from collector.settings import SETTINGS_FILE, Settings, render_settings_file
 from collector.store.db import Database, make_engine
 from collector.store.models import Account, AccountRole, EnrolToken, Keyholder, utcnow
@@ -64,11 +64,26 @@ def init_data_dir(data: Path, public_url: str = "", port: int | None = None,
     return settings, fingerprint
 
 
-def open_database(settings: Settings) -> Database:
-    """The settings' database, schema upgraded to the latest migration."""
+def open_database(settings: Settings, *, audit_log: bool = True) -> Database:
+    """The settings' database, schema upgraded to the latest migration, its audit entries also
+    appended to the append-only log (started if absent; ``audit_log=False`` only for verifying
+    it, which must find a missing log rather than start a new one)."""
+    from collector.audit_log import open_log
+
     engine = make_engine(settings.database_url)
     upgrade(engine)
-    return Database(engine)
+    db = Database(engine)
+    if audit_log:
+        try:
+            open_log(db, settings.audit_log)
+        except OSError as exc:
+            db.close()
+            raise CollectorError(f"cannot open the append-only audit log {settings.audit_log}: "
+                                 f"{exc.strerror or exc}") from None
+        except BaseException:
+            db.close()
+            raise
+    return db
 
 
 def hash_password(password: str) -> str:

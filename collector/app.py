@@ -42,6 +42,7 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> FastAPI:
         from collector.store.schema import upgrade
 
         upgrade(db.engine)
+        _open_audit_log(db, settings)
         scheduler = Scheduler(settings, db, blobs) if settings.run_jobs else None
         if scheduler is not None:
             scheduler.start()
@@ -66,6 +67,18 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> FastAPI:
     for plugin in plugins:
         plugin(app)
     return app
+
+
+def _open_audit_log(db: Database, settings: Settings) -> None:
+    """Start appending audit entries to the log file; a failure is loud but does not stop the
+    collector (agents' events must still be stored): it is logged, and the dashboard's audit
+    page shows it until a write succeeds."""
+    from collector.audit_log import attach, open_log
+
+    try:
+        open_log(db, settings.audit_log)
+    except OSError as exc:
+        attach(db.engine, settings.audit_log).failed(exc)
 
 
 def _error(status: int, detail: str, code: str, headers: dict[str, str] | None = None

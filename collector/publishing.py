@@ -24,6 +24,10 @@ def publish_as(db: Database, settings: Settings, keyholder: str, password: str,
     private = KeyFile.from_bytes(holder.key_file).unlock(password)  # WrongPassword: one line
 
     def job(session: Session) -> PolicyRecord:
-        return publish(session, settings, private, actor)
+        from collector.audit import checkpoint
+
+        record = publish(session, settings, private, actor)
+        checkpoint(session, private, actor, "policy publish")  # the key is unlocked: anchor
+        return record
 
     return db.write(job)

@@ -92,6 +92,8 @@ class Settings:
     blob_dir: Path = Path("blobs")
     tls_cert: Path = Path("tls/cert.pem")
     tls_key: Path = Path("tls/key.pem")
+    # Every audit entry is also appended here, outside the database (collector.audit_log).
+    audit_log: Path = Path("audit.log")
     host: str = "0.0.0.0"
     port: int = 8443
     public_url: str = ""  # how agents and staff reach this collector; empty: https://localhost:PORT
@@ -120,7 +122,7 @@ class Settings:
     def __post_init__(self) -> None:
         data = Path(self.data_dir).resolve()
         object.__setattr__(self, "data_dir", data)
-        for name in ("blob_dir", "tls_cert", "tls_key"):
+        for name in ("blob_dir", "tls_cert", "tls_key", "audit_log"):
             object.__setattr__(self, name, data / Path(getattr(self, name)))
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{data / 'vigil.db'}")

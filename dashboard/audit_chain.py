@@ -9,6 +9,13 @@ entries can rewrite a stored checkpoint too. The first view in each process, and
 "verify the whole chain" button, walk from the start. An old entry altered after the checkpoint
 was set is found by the next full verification (and by ``vigil collector audit verify``), not by
 an incremental one; so the page says which range each verification covered, and when.
+
+The chain alone cannot show a rewrite that recomputed every hash and the head, or the last
+entries deleted with the head; the anchors outside the database can (collector.audit_verify):
+the append-only log and the keyholders' signed checkpoints. Comparing with them in full reads
+the whole log, so it runs with the full walks (first view, the button); every view in between
+checks the log's last line and the latest signed checkpoint against the database, which is
+enough to see a rewrite or a truncation, and runs the full comparison at once if they disagree.
 """
 
 from __future__ import annotations
@@ -17,10 +24,13 @@ import hmac
 import threading
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from sqlmodel import Session, col, select
 
 from collector.audit import GENESIS, entry_hash
+from collector.audit_log import last_line
+from collector.audit_verify import AuditReport, same_hash, verify_trail
 from collector.store.models import AuditEntry, AuditHead, utcnow
 
 __all__ = ["ChainCheck", "ChainVerifier"]
@@ -102,6 +112,7 @@ class ChainVerifier:
         self._lock = threading.Lock()  # one walk at a time; the checkpoint moves only forward
         self._checkpoint: _Checkpoint | None = None
         self._last_full: ChainCheck | None = None
+        self._anchored: AuditReport | None = None
 
     @property
     def last_full(self) -> ChainCheck | None:
@@ -124,3 +135,30 @@ class ChainVerifier:
             # A break forgets the checkpoint, so every view reports it until a full walk passes.
             self._checkpoint = point if result.ok else None
             return result
+
+    def check_anchors(self, session: Session, log_path: Path, *, full: bool = False
+                      ) -> AuditReport:
+        """Compare the chain with the append-only log and the signed checkpoints: in full when
+        asked, the first time, while anything is wrong, or when the quick check disagrees."""
+        with self._lock:
+            report = self._anchored
+            if (full or report is None or not report.ok
+                    or not _anchors_hold(session, log_path, report)):
+                report = self._anchored = verify_trail(session, [log_path], configured=log_path)
+            return report
+
+
+def _hash_of(session: Session, seq: int) -> str | None:
+    entry = session.exec(select(AuditEntry).where(AuditEntry.seq == seq)).first()
+    return entry.hash if entry is not None else None
+
+
+def _anchors_hold(session: Session, log_path: Path, report: AuditReport) -> bool:
+    """The log's last line and the latest signed checkpoint still match the database."""
+    line = last_line(log_path)
+    if line is None or not line.intact:
+        return False
+    if not same_hash(_hash_of(session, line.seq), line.hash):
+        return False
+    latest = report.latest_checkpoint
+    return latest is None or same_hash(_hash_of(session, latest.seq), latest.head)

@@ -10,6 +10,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import col, select
 
+from collector.audit_log import log_for
+from collector.deps import SettingsDep
 from collector.store.models import AuditEntry
 from dashboard.auditing import audit
 from dashboard.deps import ChainVerifierDep, KeyholderDep, SessionDep
@@ -24,7 +26,8 @@ PAGE = 100
 
 @router.get("/audit", include_in_schema=False)
 def audit_log(
-    request: Request, db: SessionDep, who: KeyholderDep, chain: ChainVerifierDep
+    request: Request, db: SessionDep, who: KeyholderDep, chain: ChainVerifierDep,
+    settings: SettingsDep,
 ) -> Response:
     before_param = request.query_params.get("before", "")
     before = int(before_param) if before_param.isdigit() else None
@@ -39,16 +42,22 @@ def audit_log(
         query = query.where(AuditEntry.target == target)
     rows = db.exec(query.order_by(col(AuditEntry.seq).desc()).limit(PAGE)).all()
     result = chain.check(db)
+    anchors = chain.check_anchors(db, settings.audit_log)
+    writer = log_for(db.get_bind())
     older = rows[-1].seq if len(rows) == PAGE else None
     return render(
         request, "audit.html", who, rows=rows, result=result, last_full=chain.last_full,
-        older=older, action=action, target=target,
+        older=older, action=action, target=target, anchors=anchors,
+        log_problem=writer.problem if writer is not None else None,
     )
 
 
 @router.post("/audit/verify", include_in_schema=False)
-def verify_whole_chain(db: SessionDep, who: KeyholderDep, chain: ChainVerifierDep) -> Response:
+def verify_whole_chain(db: SessionDep, who: KeyholderDep, chain: ChainVerifierDep,
+                       settings: SettingsDep) -> Response:
     result = chain.check(db, full=True)
-    audit(db, who.username, "audit.verify", "chain", ok=result.ok, last=result.last,
-          first_broken=result.first_broken_seq)
+    anchors = chain.check_anchors(db, settings.audit_log, full=True)
+    audit(db, who.username, "audit.verify", "chain", ok=result.ok and anchors.ok,
+          last=result.last, first_broken=result.first_broken_seq,
+          findings=len(anchors.findings))
     return RedirectResponse("/audit", status_code=303)

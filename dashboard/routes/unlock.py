@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from collector.audit import checkpoint, record
 from collector.store.models import Keyholder
 from core.errors import KeyFileError, WrongPassword
 from dashboard.auditing import audit
@@ -70,14 +71,12 @@ def unlock(
         raise BadRequest(f"Your key file cannot be used: {exc}") from exc
     key = unlocked[0]
     ring.put(who.session_id, key, keyholder.id or 0, keyholder.fingerprint)
-    audit(
-        db,
-        who.username,
-        "key.unlock",
-        keyholder.fingerprint,
-        address=client_address(request),
-        idle_timeout=settings.key_idle_timeout,
-    )
+    record(db, who.username, "key.unlock", keyholder.fingerprint,
+           {"address": client_address(request), "idle_timeout": settings.key_idle_timeout})
+    # The unlocked key signs the audit chain's head (the unlock entry included): a checkpoint
+    # the database cannot forge, so a later rewrite or truncation of the chain shows.
+    checkpoint(db, key, who.username, "unlock")
+    db.commit()
     return RedirectResponse(safe_next(next, "/triage"), status_code=303)
 
 

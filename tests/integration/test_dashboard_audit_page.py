@@ -59,7 +59,7 @@ def test_audit_page_verifies_incrementally_and_fully(collector_server: Any) -> N
     # One line naming the entry the forger changed and that the one before it is intact.
     assert cli.returncode == 1 and cli.stdout == ""
     (line,) = cli.stderr.strip().splitlines()
-    assert line.startswith("vigil: audit log broken at entry 2: "), line
+    assert line.startswith("vigil: rewritten: audit log broken at entry 2: "), line
     assert line.endswith("(1 entry before it is intact)"), line
 
 

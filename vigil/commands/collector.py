@@ -107,9 +107,27 @@ def register(subparsers: Any) -> None:
 
     aud = sub.add_parser("audit", help="the audit log")
     auds = aud.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
-    p = auds.add_parser("verify", help="check the audit log's hash chain")
+    p = auds.add_parser("verify", help="check the audit trail against the append-only log and "
+                        "the keyholders' signed checkpoints", description=_VERIFY_HELP)
     _data(p)
+    p.add_argument("--log", action="append", type=Path, metavar="FILE",
+                   help="compare with this copy of the append-only log instead (e.g. fetched "
+                        "back from syslog or another host); repeat to merge several")
+    p.add_argument("--trust", metavar="vks1:...",
+                   help="the keyholder-set fingerprint pinned at enrolment: the first stored "
+                        "policy must list exactly that set")
     p.set_defaults(func=_audit_verify)
+    p = auds.add_parser("checkpoint", help="sign the audit chain's head with a keyholder's key")
+    _data(p)
+    _signing_key(p)
+    p.set_defaults(func=_audit_checkpoint)
+    p = auds.add_parser("new-log", help="a keyholder starts a new append-only log (after "
+                        "restoring a backup, or to acknowledge a lost one)",
+                        description=_NEW_LOG_HELP)
+    _data(p)
+    _signing_key(p)
+    p.add_argument("--reason", required=True, help="why, in a few words (recorded)")
+    p.set_defaults(func=_audit_new_log)
 
     ret = sub.add_parser("retention", help="delete events past the retention period")
     rets = ret.add_subparsers(dest="retention_command", metavar="ACTION", required=True)
@@ -132,6 +150,52 @@ their slots on events already stored are kept: removing a slot cannot take back 
 capture or of its data key they may already have made, and the slots keep the stored data
 openable should a successor's access turn out incomplete. --revoke-slots removes them anyway,
 rewriting each envelope atomically like `keyholder grant`."""
+
+
+_VERIFY_HELP = """\
+Walk the audit chain in the database and compare it with the append-only log file (settings:
+audit_log) and with the checkpoints keyholders signed. Prints one line per finding (rows
+rewritten, the chain truncated, rows missing, rows that differ from the log or are not in it,
+a log edited, a checkpoint whose signature does not verify) and exits 1; exits 0 when all
+agree."""
+
+_NEW_LOG_HELP = """\
+The current append-only log is kept beside the new one (renamed with the date) and closed
+with a checkpoint signed by the keyholder; the new log begins at the next entry. Use it after
+restoring a database backup (the old log holds the entries the backup lacks) or when the log
+was lost. Without a keyholder's signature a new log is reported by `audit verify`."""
+
+
+def _signing_key(p: argparse.ArgumentParser) -> None:
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--keyholder", metavar="NAME",
+                        help="the keyholder (on this collector) whose key signs")
+    source.add_argument("--key", type=Path, metavar="PATH",
+                        help="a key file instead, e.g. the recovery key")
+    _password_stdin(p)
+
+
+def _unlock_signing_key(db: Any, args: argparse.Namespace) -> Any:
+    from collector.errors import BadRequest
+    from collector.regrant import resolve_keyholder
+    from core.keys import KeyFile, load_key_file
+
+    password = _read_password()
+    if args.key is not None:
+        return load_key_file(args.key).unlock(password)
+    with db.session() as session:
+        holder = resolve_keyholder(session, args.keyholder)
+    if holder.key_file is None:
+        raise BadRequest(f"{holder.name!r} has no key on this collector: use --key with their "
+                         "key file")
+    return KeyFile.from_bytes(holder.key_file).unlock(password)
+
+
+def _sign_checkpoint(db: Any, private: Any, reason: str) -> Any:
+    """A keyholder's key was used: sign the audit chain's head with it (collector.audit)."""
+    from collector.audit import checkpoint
+
+    return db.write(lambda s: checkpoint(s, private, private.name, reason))
 
 
 def _batch(p: argparse.ArgumentParser) -> None:
@@ -198,6 +262,8 @@ def _init(args: argparse.Namespace) -> int:
     settings, fingerprint = init_data_dir(args.data, public_url=args.public_url, port=args.port,
                                           database_url=args.database_url)
     print(f"data directory: {settings.data_dir}")
+    print(f"append-only audit log: {settings.audit_log} (keep a copy off this server: "
+          "docs/admin-guide.md, \"The audit log\")")
     print(f"public URL: {settings.public_url}")
     print(f"certificate SHA-256 fingerprint: {fingerprint}")
     return 0
@@ -342,6 +408,7 @@ def _keyholder_grant(args: argparse.Namespace) -> int:
                                PublicKey.from_bytes(to.public_key), actor=private.name,
                                progress=_progress("grant", checkpoint),
                                batch=args.batch or DEFAULT_BATCH)
+        _sign_checkpoint(db, private, "keyholder grant")
     return _slot_summary(f"grant to {to.name}", result, "granted")
 
 
@@ -436,17 +503,46 @@ def _device_revoke(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
-    from collector.audit import verify
+    from collector.admin import open_database
+    from collector.audit_verify import verify_trail
 
-    with _database(args) as (_, db), db.session() as session:
-        result = verify(session)
-    if result.ok:
-        print(f"audit log intact: {result.checked} entries checked")
+    settings = _settings(args)
+    db = open_database(settings, audit_log=False)  # a missing log is a finding, not a new log
+    try:
+        with db.session() as session:
+            report = verify_trail(session, args.log or [settings.audit_log],
+                                  configured=settings.audit_log, pin=args.trust)
+    finally:
+        db.close()
+    for note in report.notes:
+        print(f"note: {note}")
+    if report.ok:
+        print(f"audit log intact: {report.summary()}")
         return 0
-    print(f"vigil: audit log broken at entry {result.first_broken_seq}: {result.reason} "
-          f"({result.checked} {'entry' if result.checked == 1 else 'entries'} before it "
-          f"{'is' if result.checked == 1 else 'are'} intact)", file=sys.stderr)
+    for finding in report.findings:
+        print(f"vigil: {finding}", file=sys.stderr)
     return 1
+
+
+def _audit_checkpoint(args: argparse.Namespace) -> int:
+    with _database(args) as (_, db):
+        private = _unlock_signing_key(db, args)
+        entry = _sign_checkpoint(db, private, "cli")
+    details = entry.details
+    print(f"checkpoint signed by {private.name}: entry {details['seq']}, head {details['head']} "
+          f"(recorded as entry {entry.seq})")
+    return 0
+
+
+def _audit_new_log(args: argparse.Namespace) -> int:
+    from collector.audit_log import new_log
+
+    with _database(args) as (settings, db):
+        private = _unlock_signing_key(db, args)
+        archived, seq = new_log(db, settings.audit_log, private, private.name, args.reason)
+    print(f"the previous append-only log is kept as {archived}")
+    print(f"a new log {settings.audit_log} begins at entry {seq}, signed off by {private.name}")
+    return 0
 
 
 def _retention_run(args: argparse.Namespace) -> int:
