@@ -41,8 +41,18 @@ __all__ = [
     "entry_hash",
     "log_line",
     "record",
+    "same_hash",
     "verify",
 ]
+
+
+def same_hash(a: object, b: object) -> bool:
+    """Constant-time equality of two hashes that may hold anything a forger wrote (a non-ASCII
+    string would make hmac.compare_digest raise rather than answer)."""
+    if not isinstance(a, str) or not isinstance(b, str):
+        return False
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+
 
 GENESIS = "0" * 64
 CHECKPOINT_ACTION = "audit.checkpoint"
@@ -190,10 +200,10 @@ def verify(session: Session, batch: int = 1000) -> VerifyResult:
             if e.seq != expected_seq:
                 return VerifyResult(False, checked, expected_seq,
                                     f"entry {expected_seq} is missing")
-            if not hmac.compare_digest(e.prev_hash, prev):
+            if not same_hash(e.prev_hash, prev):
                 return VerifyResult(False, checked, e.seq, "link to the previous entry is broken")
             want = entry_hash(prev, e.seq, e.at, e.actor, e.action, e.target, e.details or {})
-            if not hmac.compare_digest(want, e.hash):
+            if not same_hash(want, e.hash):
                 return VerifyResult(False, checked, e.seq, "entry was altered after it was written")
             prev, expected_seq, last_seq = e.hash, e.seq + 1, e.seq
             checked += 1
@@ -202,6 +212,6 @@ def verify(session: Session, batch: int = 1000) -> VerifyResult:
         return VerifyResult(False, checked, checked + 1,
                             f"the last {head.seq - checked} entries were removed"
                             if head.seq > checked else "chain head is behind the entries")
-    if head is not None and head.seq and not hmac.compare_digest(head.hash, prev):
+    if head is not None and head.seq and not same_hash(head.hash, prev):
         return VerifyResult(False, checked, head.seq, "the last entry was replaced")
     return VerifyResult(True, checked)

@@ -27,7 +27,6 @@ Each finding is one line. The kinds:
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,21 +36,19 @@ from typing import Any
 from sqlalchemy.exc import StatementError
 from sqlmodel import Session, col, select
 
-from collector.audit import CHECKPOINT_ACTION, GENESIS, checkpoint_message, entry_hash
+from collector.audit import (
+    CHECKPOINT_ACTION,
+    GENESIS,
+    checkpoint_message,
+    entry_hash,
+    same_hash,
+)
 from collector.audit_log import START_ACTION, LogContents, latest_start, read_log
 from collector.store.models import AuditEntry, AuditHead, PolicyRecord, utcnow
 
 __all__ = ["AuditReport", "Checkpoint", "Finding", "same_hash", "trusted_keys", "verify_trail"]
 
 BATCH = 1000
-
-
-def same_hash(a: object, b: object) -> bool:
-    """Constant-time equality of two hashes that may hold anything a forger wrote (a non-ASCII
-    string would make hmac.compare_digest raise rather than answer)."""
-    if not isinstance(a, str) or not isinstance(b, str):
-        return False
-    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,6 @@ enough to see a rewrite or a truncation, and runs the full comparison at once if
 
 from __future__ import annotations
 
-import hmac
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,15 +83,15 @@ def _walk(session: Session, start: _Checkpoint, full: bool) -> tuple[ChainCheck,
         for e in rows:
             if e.seq != seq + 1:
                 return _broken(full, first, seq, seq + 1, f"entry {seq + 1} is missing"), start
-            if not hmac.compare_digest(e.prev_hash, prev):
+            if not same_hash(e.prev_hash, prev):
                 return _broken(full, first, seq, e.seq,
                                "link to the previous entry is broken"), start
             want = entry_hash(prev, e.seq, e.at, e.actor, e.action, e.target, e.details or {})
-            if not hmac.compare_digest(want, e.hash):
+            if not same_hash(want, e.hash):
                 return _broken(full, first, seq, e.seq,
                                "entry was altered after it was written"), start
             prev, seq = e.hash, e.seq
-    if head_seq != seq or (head_seq and not hmac.compare_digest(head_hash, prev)):
+    if head_seq != seq or (head_seq and not same_hash(head_hash, prev)):
         return _broken(full, first, seq, max(head_seq, 1),
                        "the chain head does not match the last entry"), start
     return ChainCheck(True, full, first, seq, utcnow()), _Checkpoint(seq, prev)
@@ -102,7 +101,7 @@ def _checkpoint_holds(session: Session, point: _Checkpoint) -> bool:
     if point.seq == 0:
         return True
     entry = session.exec(select(AuditEntry).where(AuditEntry.seq == point.seq)).first()
-    return entry is not None and hmac.compare_digest(entry.hash, point.hash)
+    return entry is not None and same_hash(entry.hash, point.hash)
 
 
 class ChainVerifier:

@@ -238,3 +238,12 @@ def test_an_unreadable_time_written_by_hand_is_reported(tmp_path: Path) -> None:
     assert ("rewritten: entry 3 holds values the collector never writes (they cannot even be "
             "read): written into the database by hand") in found, found
     assert not any(f.startswith("truncated") for f in found), found
+
+
+def test_hash_comparisons_answer_for_anything_a_forger_writes() -> None:
+    from collector.audit import same_hash
+
+    assert same_hash("ab" * 32, "ab" * 32)
+    assert not same_hash("ab" * 32, "ab" * 31 + "ac")
+    assert not same_hash("é" * 64, "e" * 64)  # hmac.compare_digest on str would raise
+    assert not same_hash(None, "ab")
