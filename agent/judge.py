@@ -104,7 +104,8 @@ class SentenceJudge:
         self.note = "" if enabled else "the sentence model is switched off (VIGIL_AGENT_MODEL=0)"
         self.judged = 0  # sentences encoded
         self.skipped = 0  # utterances not judged because the queue was full
-        self.timings_ms: deque[float] = deque(maxlen=512)  # per utterance judged
+        self.timings_ms: deque[float] = deque(maxlen=512)  # wall time per utterance judged
+        self.cpu_ms: deque[float] = deque(maxlen=512)  # this thread's CPU time per utterance
         self._thread = threading.Thread(target=self._run, name="vigil-judge", daemon=True)
 
     # --- the monitor's side -----------------------------------------------------------------
@@ -150,6 +151,11 @@ class SentenceJudge:
     def model_ms_median(self) -> float | None:
         return statistics.median(self.timings_ms) if self.timings_ms else None
 
+    def model_cpu_ms_median(self) -> float | None:
+        """CPU time, not wall time: the judge runs at nice 10, so while the pupil types, other
+        work comes first and the wall time stretches without costing more."""
+        return statistics.median(self.cpu_ms) if self.cpu_ms else None
+
     # --- the judge's thread -----------------------------------------------------------------
     def _load(self, ruleset: RuleSet) -> None:
         self._detector = self._build(ruleset, model=self._enabled, head_path=self._head_path)
@@ -180,7 +186,7 @@ class SentenceJudge:
 
     def _judge(self, utt: Utterance) -> None:
         assert self._detector is not None
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         found: list[Detection] = []
         for start, end in split_sentences(utt.text):
             sentence = utt.text[start:end]
@@ -196,5 +202,6 @@ class SentenceJudge:
         if utt.final and utt.kind != "title":
             self._seen.clear()
         self.timings_ms.append((time.perf_counter() - t0) * 1000)
+        self.cpu_ms.append((time.thread_time() - c0) * 1000)
         if found:
             self._deliver(Verdict(utt, tuple(found)))

@@ -100,7 +100,8 @@ def run_agent(settings: Settings, stop: threading.Event | None = None) -> int:
              monitor.inputs_seen, monitor.events_sealed, spool.depth)
     judge = monitor.judge
     if judge.judged:
-        log.info("sentence model: %d sentence(s) judged, median %.1f ms per utterance, "
-                 "%d utterance(s) left to the lists while it was busy",
-                 judge.judged, judge.model_ms_median() or 0.0, judge.skipped)
+        log.info("sentence model: %d sentence(s) judged, median %.1f ms per utterance "
+                 "(%.1f ms of CPU), %d utterance(s) left to the lists while it was busy",
+                 judge.judged, judge.model_ms_median() or 0.0, judge.model_cpu_ms_median() or 0.0,
+                 judge.skipped)
     return 0
