@@ -69,10 +69,26 @@ class Trigger:
     sentences: tuple[str, str, str]
 
     @classmethod
-    def of_hit(cls, hit: Hit, source: str) -> Trigger:
+    def of_hit(cls, hit: Hit) -> Trigger:
         r = hit.match.rule
         return cls(r.id, r.category, r.severity, hit.match.matched, hit.context, hit.start,
-                   hit.end, source, "list", None, hit.sentences)
+                   hit.end, hit.source, "list", None, hit.sentences)
+
+
+class CoolDown:
+    """When each key (a window title) last started a cool-down; bounded to those still cooling."""
+
+    def __init__(self) -> None:
+        self._since: dict[str, float] = {}
+
+    def cooling(self, key: str, now: float, seconds: float) -> bool:
+        last = self._since.get(key)
+        return last is not None and now - last < seconds
+
+    def start(self, key: str, now: float, seconds: float) -> None:
+        self._since[key] = now
+        if len(self._since) > 1000:  # bounded: forget keys whose cool-down ended
+            self._since = {k: v for k, v in self._since.items() if now - v < seconds}
 
 
 class Monitor:
@@ -96,7 +112,7 @@ class Monitor:
         self.events_sealed = 0
         self.inputs_seen = 0  # a count only: how many inputs the worker handled
         self.last_latency_ms: float | None = None
-        self._title_fired: dict[str, float] = {}
+        self._title_fired = CoolDown()  # titles a list rule fired on
         self._buffer: TypingBuffer | None = None
         self._matcher: Any = None
         self._capturer: Capturer | None = None
@@ -109,7 +125,7 @@ class Monitor:
         self._site_ok = True
         self._was_active = True
         self._typed_at: float | None = None  # last key of text the judge has not seen yet
-        self._title_judged: dict[str, float] = {}
+        self._title_judged = CoolDown()  # titles the sentence model judged
         self._typing_window: WindowInfo | None = None
         self.judge = judge or SentenceJudge(self.queue.put, enabled=settings.model)
         self._thread = threading.Thread(target=self._run, name="vigil-monitor", daemon=True)
@@ -220,13 +236,9 @@ class Monitor:
     def _judge_title(self, window: WindowInfo | None, now: float) -> None:
         if window is None or not window.title.strip() or not self.judge.active:
             return
-        last = self._title_judged.get(window.title)
-        if last is not None and now - last < self._title_cooldown:
+        if self._title_judged.cooling(window.title, now, self._title_cooldown):
             return
-        self._title_judged[window.title] = now
-        if len(self._title_judged) > 1000:  # bounded, like the list titles' cool-down
-            self._title_judged = {t: v for t, v in self._title_judged.items()
-                                  if now - v < self._title_cooldown}
+        self._title_judged.start(window.title, now, self._title_cooldown)
         self._submit(window.title, "title", now, final=True)
 
     def _on_verdict(self, verdict: Verdict) -> None:
@@ -272,20 +284,19 @@ class Monitor:
                 self._was_active = False
             return
         self._was_active = True
-        hits: list[tuple[Hit, str]] = []
+        hits: list[Hit] = []
         if isinstance(ev, KeyInput):
-            hits = [(h, h.source) for h in self._buffer.on_key(ev)]
+            hits = self._buffer.on_key(ev)
             self._after_key(ev, now)
         elif isinstance(ev, Click):
-            hits = [(h, h.source) for h in self._buffer.end_utterance("click")]
+            hits = self._buffer.end_utterance("click")
         elif isinstance(ev, FocusChange):
             title, app = (ev.window.title, ev.window.app) if ev.window else ("", "")
-            hits = [(h, h.source) for h in self._buffer.window_changed(title, app)]
-            hits += [(h, "title") for h in self._title_hits(ev.window, now)]
+            hits = self._buffer.window_changed(title, app) + self._title_hits(ev.window, now)
             self._typing_window = ev.window
             self._judge_title(ev.window, now)
-        for hit, source in hits:
-            self._fire(Trigger.of_hit(hit, source), getattr(ev, "at", now) or now, self.window)
+        for hit in hits:
+            self._fire(Trigger.of_hit(hit), getattr(ev, "at", now) or now, self.window)
 
     def _spool_or_hold(self, event_id: str, severity: int, sealed: bytes) -> None:
         """Spool a sealed event; if the disk refuses, hold it (sealed) in memory and retry."""
@@ -318,15 +329,11 @@ class Monitor:
         if window is None or not window.title.strip():
             return []
         title = window.title
-        last = self._title_fired.get(title)
-        if last is not None and now - last < self._title_cooldown:
+        if self._title_fired.cooling(title, now, self._title_cooldown):
             return []
         matches = self._matcher.match(title)
         if matches:
-            self._title_fired[title] = now
-            if len(self._title_fired) > 1000:  # bounded: forget titles whose cool-down ended
-                self._title_fired = {t: v for t, v in self._title_fired.items()
-                                     if now - v < self._title_cooldown}
+            self._title_fired.start(title, now, self._title_cooldown)
         return hits_in(matches, title, "title", self._settings.context_chars)
 
     # --- firing ----------------------------------------------------------------------------
