@@ -204,6 +204,9 @@ def test_dashboard_devices_wordlists_pages(collector_server: Any, new_context: A
                                                        "os": "linux", "agent_version": "test"})
     assert answer.status_code == 201
     device_auth = {"Authorization": f"Bearer {answer.json()['device_id']}.{answer.json()['secret']}"}
+    beat = server.client.post("/api/v1/heartbeat", headers=device_auth,
+                              json={"agent_version": "test", "detection": "lists+model"})
+    assert beat.status_code == 200, beat.text
     # A device not heard from for longer than the silent limit is highlighted.
     db = server.database()
     try:
@@ -218,6 +221,8 @@ def test_dashboard_devices_wordlists_pages(collector_server: Any, new_context: A
     assert "LIB-PC-2" in page.locator("#devices").inner_text()
     assert page.locator("#devices tr.silent").count() == 1
     assert "IT-SUITE-07" in page.locator("#devices tr.silent").inner_text()
+    assert page.locator("#devices tbody tr", has_text="LIB-PC-2").locator(
+        "td.detection").inner_text() == "lists + model"
     shoot(page, "devices")
 
     page.goto(f"{server.url}/wordlists")
