@@ -97,7 +97,9 @@ class SentenceJudge:
         self._build = builder
         self._queue: queue.Queue[Any] = queue.Queue(QUEUE_MAX)
         self._detector: CombinedDetector | None = None
-        self._rules: RuleSet | None = None
+        self._rules: RuleSet | None = None  # the latest rules offered
+        self._pending_rules: RuleSet | None = None  # offered, not yet taken by the judge
+        self._lock = threading.Lock()
         self._seen: set[bytes] = set()
         self._ready = threading.Event()
         self.state = LISTS_AND_MODEL if enabled else LISTS_ONLY
@@ -128,21 +130,25 @@ class SentenceJudge:
         return self.state == LISTS_AND_MODEL
 
     def set_rules(self, ruleset: RuleSet) -> None:
-        """The policy changed: judge with its lists, unless phrases and exclusions from now on."""
-        if ruleset is self._rules:
-            return
-        self._rules = ruleset
-        self._offer((_RULES, ruleset), block=True)
+        """The policy changed: judge with its lists, unless phrases and exclusions from now on.
+
+        Never blocks the monitor: the rules wait in one slot that the judge reads before its next
+        utterance; the wake-up item is only a nudge, and a full queue nudges it soon enough."""
+        with self._lock:
+            if ruleset is self._rules:
+                return
+            self._rules = self._pending_rules = ruleset
+        try:
+            self._queue.put_nowait(_RULES)
+        except queue.Full:
+            pass
 
     def submit(self, utterance: Utterance) -> bool:
         """Queue an utterance; False (and counted) if the judge is off or far behind."""
         if not self.active or not utterance.text.strip():
             return False
-        return self._offer(utterance, block=False)
-
-    def _offer(self, item: Any, block: bool) -> bool:
         try:
-            self._queue.put(item, block=block, timeout=5 if block else None)
+            self._queue.put_nowait(utterance)
             return True
         except queue.Full:
             self.skipped += 1
@@ -174,12 +180,15 @@ class SentenceJudge:
             if item is _STOP:
                 break
             try:
-                if isinstance(item, tuple) and item[0] is _RULES:
+                with self._lock:
+                    rules, self._pending_rules = self._pending_rules, None
+                if rules is not None:
                     if self._detector is None:
-                        self._load(item[1])
+                        self._load(rules)
                     else:
-                        self._detector = self._detector.with_rules(item[1])
-                elif self._detector is not None and self._detector.model is not None:
+                        self._detector = self._detector.with_rules(rules)
+                if item is not _RULES and self._detector is not None \
+                        and self._detector.model is not None:
                     self._judge(item)
             except Exception:  # a bug must not end judging: log it (no text) and go on
                 log.exception("unexpected error while judging an utterance")

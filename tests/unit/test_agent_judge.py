@@ -16,13 +16,14 @@ from core.detect import CombinedDetector, Detection, ListDetector, split_sentenc
 from core.matcher import Matcher
 from core.rules import RuleSet, loads
 
-RULES = loads('''
+RULES_TOML = '''
 category = "suicide"
 [[rule]]
 id = "suicide.kill_myself"
 phrase = "kill myself"
 severity = 5
-''')
+'''
+RULES = loads(RULES_TOML)
 
 
 class RecordingModel:
@@ -144,3 +145,34 @@ def test_forgetting_an_utterance_hands_nothing_on() -> None:
     typed(buffer, "hello there")
     assert buffer.end_utterance("focus", report=False) == []
     assert got == []
+
+
+def test_new_rules_never_wait_on_a_full_queue_and_the_latest_are_used() -> None:
+    from agent.judge import QUEUE_MAX
+
+    built: list[RuleSet] = []
+
+    def builder(ruleset: RuleSet, model: bool = True, head_path: Path | None = None
+                ) -> CombinedDetector:
+        built.append(ruleset)
+        return CombinedDetector(ListDetector(ruleset), RecordingModel())  # type: ignore[arg-type]
+
+    out: queue.SimpleQueue = queue.SimpleQueue()
+    judge = SentenceJudge(out.put, builder=builder)
+    judge.set_rules(RULES)
+    # The judge is not running yet: the queue fills up (the first rules' nudge holds a slot).
+    accepted = 0
+    while judge.submit(Utterance(f"line {accepted}", "typed", None, 1.0)):
+        accepted += 1
+    assert accepted == QUEUE_MAX - 1
+    newer = loads(RULES_TOML.replace("kill myself", "end it all"))
+    judge.set_rules(newer)  # returns at once although the queue is full
+    judge.start()
+    try:
+        assert judge.wait_ready(10)
+        judge.submit(Utterance("i am sad", "typed", None, 2.0))
+        assert out.get(timeout=10).utterance.text == "i am sad"
+    finally:
+        judge.stop()
+    assert built == [newer]  # the model loaded once, with the rules offered last
+    assert judge.skipped == 1
