@@ -20,7 +20,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, update
 from sqlmodel import Session, select
 
 from collector.store.models import LoginAttempt, utcnow
@@ -242,7 +242,10 @@ def guarded_attempt(
         _release(db, reserved)
         clear_failures(db, kind, subjects[0][1])
         return Attempt(True)
+    # The wait runs from the end of the failed check (a key's KDF can take a second).
     now = clock()
+    db.exec(update(LoginAttempt).where(LoginAttempt.id.in_(reserved)).values(at=now))  # type: ignore[union-attr]
+    db.commit()
     since = now - timedelta(seconds=limits.window)
     started = []
     for scope, subject in subjects:
