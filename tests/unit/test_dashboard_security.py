@@ -350,11 +350,13 @@ def test_dashboard_settings_from_the_collector(tmp_path: Any) -> None:
         data_dir=tmp_path,
         silent_after_minutes=45,
         dashboard=CollectorDashboard(unlock_idle_minutes=5, login_max_failures=3,
-                                     extra={"page_size": "25", "cookie_secure": "false"}),
+                                     extra={"page_size": "25", "cookie_secure": "false",
+                                            "account_max_wait": "30"}),
     )
     ours = DashboardSettings.from_collector(settings)
     assert ours.key_idle_timeout == 300
     assert ours.source_free_failures == 3
+    assert ours.account_max_wait == 30 and ours.attempt_window == 3600
     assert ours.page_size == 25
     assert ours.cookie_secure is False
     assert ours.silent_after == 45 * 60
