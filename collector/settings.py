@@ -44,8 +44,10 @@ class SmtpSettings:
 class DashboardSettings:
     session_idle_minutes: int = 15
     unlock_idle_minutes: int = 15
-    login_max_failures: int = 5
-    login_window_minutes: int = 15
+    #: Failed sign-ins or unlocks from one address before its exponential back-off starts.
+    login_max_failures: int = 3
+    #: How long a failure is remembered for the back-offs.
+    login_window_minutes: int = 60
     extra: dict[str, Any] = field(default_factory=dict)
 
     def get(self, name: str, default: Any = None) -> Any:

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-__all__ = ["audit", "audit_relabel"]
+__all__ = ["audit", "audit_backoffs", "audit_relabel"]
 
 
 def audit(db: Session, actor: str, action: str, target: str = "", **details: Any) -> None:
@@ -15,6 +15,18 @@ def audit(db: Session, actor: str, action: str, target: str = "", **details: Any
 
     record(db, actor, action, target, details)
     db.commit()
+
+
+def audit_backoffs(
+    db: Session, actor: str, action: str, target: str, backoffs: list[tuple[str, int]]
+) -> None:
+    """Record each back-off a failed guess started or lengthened (scope: source or account).
+
+    Only tried guesses get here, so the entries are as few as the back-off lets guesses through;
+    guesses refused during a back-off are not recorded one by one (a stranger could otherwise
+    fill the audit log at no cost)."""
+    for scope, seconds in backoffs:
+        audit(db, actor, action, target, scope=scope, wait_s=seconds)
 
 
 def audit_relabel(db: Session, actor: str, refused: Any, via: str) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 from core.errors import VigilError
 
 __all__ = [
+    "BackedOff",
     "BadCredentials",
     "BadRequest",
     "CsrfRejected",
@@ -61,6 +62,27 @@ class BadCredentials(DashboardError):
 class LockedOut(DashboardError):
     status = 429
     code = "locked-out"
+
+
+class BackedOff(LockedOut):
+    """A guess refused untried: the client address or the account must wait a little longer.
+
+    ``kind`` is login or unlock, ``scope`` source (this address) or account (the account, from
+    elsewhere), ``seconds`` the whole seconds left.
+    """
+
+    def __init__(self, kind: str, scope: str, seconds: int) -> None:
+        what = "sign-ins" if kind == "login" else "unlock attempts"
+        if seconds < 120:
+            wait = f"{seconds} second{'s' if seconds != 1 else ''}"
+        else:
+            wait = f"{-(-seconds // 60)} minutes"
+        if scope == "source":
+            message = f"Too many failed {what} from this address: try again in {wait}."
+        else:
+            message = f"This account has had many failed {what} from elsewhere: try again in {wait}."
+        super().__init__(message)
+        self.kind, self.scope, self.seconds = kind, scope, seconds
 
 
 class KeyLocked(DashboardError):

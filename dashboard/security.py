@@ -1,36 +1,44 @@
-"""Passwords, CSRF tokens, sign-in and unlock rate limits, TOTP, and the security headers.
+"""Passwords, CSRF tokens, sign-in and unlock back-offs, TOTP, and the security headers.
 
 Failed attempts live in the LoginAttempt table rather than in memory, so that several collector
-instances behind one load balancer enforce the same limit.
+instances behind one load balancer enforce the same back-off. Guesses are slowed, never locked
+out: per client address hard (exponential, capped at minutes), per account gently (capped at
+about a minute), so a stranger hammering from one address cannot keep a keyholder out.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, update
 from sqlmodel import Session, select
 
 from collector.store.models import LoginAttempt, utcnow
-from dashboard.errors import LockedOut
+from dashboard.errors import BackedOff
 
 __all__ = [
     "SECURITY_HEADERS",
+    "Attempt",
+    "Backoff",
+    "Limits",
     "aware",
+    "backoff_left",
     "clear_failures",
-    "ensure_not_locked",
+    "ensure_not_backed_off",
     "guarded_attempt",
     "hash_password",
     "new_token",
     "new_totp_secret",
-    "record_failure",
     "same_secret",
     "token_hash",
     "totp_step",
@@ -90,37 +98,106 @@ def same_secret(expected: str | None, provided: str | None) -> bool:
     return hmac.compare_digest(expected.encode(), provided.encode())
 
 
-def _failures(db: Session, kind: str, subject: str, since: datetime) -> tuple[int, datetime | None]:
-    row = db.exec(
-        select(func.count(), func.min(LoginAttempt.at)).where(
-            LoginAttempt.kind == kind, LoginAttempt.subject == subject, LoginAttempt.at >= since
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential back-off for one kind of subject (a client address, or an account).
+
+    After ``free`` failures within the window, each further ``every`` failures double the wait
+    (starting at ``base`` seconds) before the next attempt is even tried, up to ``cap`` seconds.
+    """
+
+    free: int
+    cap: int
+    every: int = 1
+    base: int = 1
+
+    def wait(self, failures: int) -> int:
+        """Seconds to wait after the last of ``failures`` failures before another try."""
+        if failures < self.free:
+            return 0
+        doublings = min((failures - self.free) // max(1, self.every), 40)
+        return int(min(self.cap, self.base * 2**doublings))
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-source and per-account back-offs, and how long a failure is remembered (seconds)."""
+
+    source: Backoff
+    account: Backoff
+    window: int
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Limits:
+        return cls(
+            source=Backoff(free=settings.source_free_failures, cap=settings.source_max_wait),
+            account=Backoff(free=settings.account_free_failures, cap=settings.account_max_wait,
+                            every=settings.account_doubling_every),
+            window=settings.attempt_window,
         )
-    ).one()
-    return int(row[0]), row[1]
 
 
-def ensure_not_locked(
-    db: Session, kind: str, subjects: Iterable[str], max_failures: int, window: int
+@dataclass(slots=True)
+class Attempt:
+    """The outcome of a guess that was tried: truthy when it passed. ``backoffs`` names the
+    back-offs this failure started or lengthened, as (scope, seconds), for the audit log."""
+
+    ok: bool
+    backoffs: list[tuple[str, int]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def _subjects(account: str, source: str | None) -> list[tuple[str, str]]:
+    """(scope, subject) pairs; the account comes first (a success clears its failures)."""
+    pairs = [("account", f"user:{account.lower()}"[:128])]
+    if source is not None:
+        pairs.append(("source", f"addr:{source}"[:128]))
+    return pairs
+
+
+def _failures(
+    db: Session, kind: str, subject: str, since: datetime, exclude: Iterable[int] = ()
+) -> tuple[int, datetime | None]:
+    query = select(func.count(), func.max(LoginAttempt.at)).where(
+        LoginAttempt.kind == kind, LoginAttempt.subject == subject, LoginAttempt.at >= since
+    )
+    ids = list(exclude)
+    if ids:
+        query = query.where(LoginAttempt.id.not_in(ids))  # type: ignore[union-attr]
+    count, last = db.exec(query).one()
+    return int(count), (aware(last) if last is not None else None)
+
+
+def backoff_left(
+    db: Session, kind: str, account: str, source: str | None, limits: Limits,
+    now: datetime | None = None, exclude: Iterable[int] = (),
+) -> tuple[str, int] | None:
+    """The longest back-off in force as (scope, whole seconds left), or None when free to try."""
+    now = now or utcnow()
+    since = now - timedelta(seconds=limits.window)
+    ids = list(exclude)
+    worst: tuple[str, int] | None = None
+    for scope, subject in _subjects(account, source):
+        count, last = _failures(db, kind, subject, since, ids)
+        wait = (limits.source if scope == "source" else limits.account).wait(count)
+        if wait <= 0 or last is None:
+            continue
+        left = (last + timedelta(seconds=wait) - now).total_seconds()
+        if left > 0 and (worst is None or left > worst[1]):
+            worst = (scope, math.ceil(left))
+    return worst
+
+
+def ensure_not_backed_off(
+    db: Session, kind: str, account: str, source: str | None, limits: Limits,
+    now: datetime | None = None, exclude: Iterable[int] = (),
 ) -> None:
-    """Raise LockedOut when any subject (a username, a client address) has too many failures."""
-    now = utcnow()
-    since = now - timedelta(seconds=window)
-    for subject in subjects:
-        count, oldest = _failures(db, kind, subject, since)
-        if count >= max_failures:
-            free_at = aware(oldest or now) + timedelta(seconds=window)
-            minutes = max(1, int((free_at - now).total_seconds() // 60) + 1)
-            what = "sign-ins" if kind == "login" else "unlock attempts"
-            raise LockedOut(
-                f"Too many failed {what}: locked for {minutes} more minute(s). "
-                "Ask another keyholder or the technician if you have forgotten your password."
-            )
-
-
-def record_failure(db: Session, kind: str, subjects: Iterable[str]) -> None:
-    for subject in subjects:
-        db.add(LoginAttempt(kind=kind, subject=subject[:128]))
-    db.commit()
+    """Raise BackedOff when the source or the account must still wait before another try."""
+    left = backoff_left(db, kind, account, source, limits, now, exclude)
+    if left is not None:
+        raise BackedOff(kind, *left)
 
 
 def clear_failures(db: Session, kind: str, subject: str) -> None:
@@ -131,36 +208,56 @@ def clear_failures(db: Session, kind: str, subject: str) -> None:
 def guarded_attempt(
     db: Session,
     kind: str,
-    subjects: list[str],
-    max_failures: int,
-    window: int,
+    account: str,
+    source: str | None,
+    limits: Limits,
     passes: Callable[[], bool],
-) -> bool:
-    """One rate-limited guess (a password, a code, a key password).
+    clock: Callable[[], datetime] = utcnow,
+) -> Attempt:
+    """One rate-limited guess (a password, a code, a key password) for ``account`` from
+    ``source`` (the client address; None when the source does not matter).
 
-    Raises LockedOut without trying when a subject is locked; a failure counts against every
-    subject, a success clears the first (the account's own count).
+    Raises BackedOff without trying when the source or the account is in a back-off, so a right
+    password during a back-off tells the guesser nothing. A failure counts against both the
+    source and the account, a success clears the account's failures (not the source's).
 
-    The guess is recorded as a failure *before* it is checked, and the count is read after that
-    commit: of parallel guesses, the last to count sees every other one that went ahead, so no
-    more than ``max_failures`` are ever checked (checking first and recording after let twenty
-    parallel guesses through a limit of five). A refused or successful guess takes its record back.
+    First a read-only check, so a refused guess writes nothing: a stranger hammering during
+    their back-off leaves no rows, and cannot keep the account's own back-off running. Then the
+    guess is recorded as a failure *before* it is checked, and the back-off is read again after
+    that commit, without our own rows: of parallel guesses, the last to commit sees every other
+    one that went ahead, so once failures reach the free allowance no two parallel guesses are
+    both tried (checking first and recording after let twenty parallel guesses through a limit
+    of five). A refused or successful guess takes its records back.
     """
-    reserved = _reserve(db, kind, subjects)
+    ensure_not_backed_off(db, kind, account, source, limits, clock())
+    subjects = _subjects(account, source)
+    reserved = _reserve(db, kind, [subject for _, subject in subjects], clock())
     try:
-        ensure_not_locked(db, kind, subjects, max_failures + 1, window)  # + 1: our own record
-    except LockedOut:
+        ensure_not_backed_off(db, kind, account, source, limits, clock(), exclude=reserved)
+    except BackedOff:
         _release(db, reserved)
         raise
     ok = passes()
     if ok:
         _release(db, reserved)
-        clear_failures(db, kind, subjects[0])
-    return ok
+        clear_failures(db, kind, subjects[0][1])
+        return Attempt(True)
+    # The wait runs from the end of the failed check (a key's KDF can take a second).
+    now = clock()
+    db.exec(update(LoginAttempt).where(LoginAttempt.id.in_(reserved)).values(at=now))  # type: ignore[union-attr]
+    db.commit()
+    since = now - timedelta(seconds=limits.window)
+    started = []
+    for scope, subject in subjects:
+        count, _ = _failures(db, kind, subject, since)
+        wait = (limits.source if scope == "source" else limits.account).wait(count)
+        if wait > 0:
+            started.append((scope, wait))
+    return Attempt(False, started)
 
 
-def _reserve(db: Session, kind: str, subjects: Iterable[str]) -> list[int]:
-    rows = [LoginAttempt(kind=kind, subject=subject[:128]) for subject in subjects]
+def _reserve(db: Session, kind: str, subjects: Iterable[str], at: datetime) -> list[int]:
+    rows = [LoginAttempt(kind=kind, subject=subject[:128], at=at) for subject in subjects]
     db.add_all(rows)
     db.commit()
     return [row.id for row in rows if row.id is not None]

@@ -21,12 +21,21 @@ class DashboardSettings:
     session_idle_timeout: int = 60 * 60
     #: Hard limit on a session's life, however active (seconds).
     session_max_age: int = 12 * 60 * 60
-    #: Failed sign-ins (per username, and per client address) allowed within ``attempt_window``.
-    login_max_failures: int = 5
-    #: Failed unlocks per account allowed within ``attempt_window``.
-    unlock_max_failures: int = 5
-    #: The window over which failures are counted, which is also how long a lockout lasts (seconds).
-    attempt_window: int = 15 * 60
+    # Guesses are slowed, never locked out. Sign-ins and key unlocks are counted apart, each
+    # per client address (strict) and per account (gentle, capped low, so that a stranger cannot
+    # keep a keyholder out). See dashboard.security.Backoff.
+    #: Failures from one address before its back-off starts; each further one doubles the wait.
+    source_free_failures: int = 3
+    #: The longest wait one address is made to keep between guesses (seconds).
+    source_max_wait: int = 15 * 60
+    #: Failures against one account (from anywhere) before its back-off starts.
+    account_free_failures: int = 10
+    #: The account's wait doubles only every this many further failures.
+    account_doubling_every: int = 3
+    #: The longest wait an account's back-off can impose (seconds): the head waits at most this.
+    account_max_wait: int = 60
+    #: How long a failure is remembered and counted (seconds).
+    attempt_window: int = 60 * 60
     #: Cookies are Secure unless the collector is served over plain HTTP on loopback (tests only).
     cookie_secure: bool = True
     #: A device not heard from for this long is highlighted as silent (seconds).
@@ -69,7 +78,7 @@ class DashboardSettings:
                 if hasattr(table, theirs):
                     values[ours] = int(getattr(table, theirs)) * 60
             if hasattr(table, "login_max_failures"):
-                values["login_max_failures"] = table.login_max_failures
+                values["source_free_failures"] = table.login_max_failures
         silent = getattr(settings, "silent_after_minutes", None)
         if silent is not None and "silent_after" not in values:
             values["silent_after"] = int(silent) * 60

@@ -9,11 +9,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from dashboard.accounts import MIN_PASSWORD_LENGTH, claim_totp_step, set_password
-from dashboard.auditing import audit
+from dashboard.auditing import audit, audit_backoffs
 from dashboard.deps import AnyRoleDep, DashSettingsDep, KeyRingDep, SessionDep
 from dashboard.errors import BadCredentials, BadRequest, LockedOut
 from dashboard.rendering import render
+from dashboard.routes._common import client_address
 from dashboard.security import (
+    Limits,
     guarded_attempt,
     new_totp_secret,
     totp_step,
@@ -49,12 +51,13 @@ def _page(
                   min_length=MIN_PASSWORD_LENGTH, **context)
 
 
-def _check_password(db: SessionDep, settings: DashboardSettings, who: SignedIn, password: str) -> None:
-    """The current password, under the same limit as sign-in (it is a password guess too)."""
-    subjects = [f"user:{who.username.lower()}"]
-    if not guarded_attempt(db, "login", subjects, settings.login_max_failures,
-                           settings.attempt_window,
-                           lambda: verify_password(who.account.password_hash, password)):
+def _check_password(db: SessionDep, settings: DashboardSettings, who: SignedIn, password: str,
+                    address: str) -> None:
+    """The current password, under the same back-off as sign-in (it is a password guess too)."""
+    tried = guarded_attempt(db, "login", who.username, address, Limits.from_settings(settings),
+                            lambda: verify_password(who.account.password_hash, password))
+    if not tried:
+        audit_backoffs(db, who.username, "signin.backoff", who.username, tried.backoffs)
         raise BadCredentials("Your current password is not right.")
 
 
@@ -75,7 +78,7 @@ def change_password(
     confirm: Password,
 ) -> Response:
     try:
-        _check_password(db, settings, who, current)
+        _check_password(db, settings, who, current, client_address(request))
         if new != confirm:
             raise BadRequest("The two new passwords differ.")
         set_password(db, who.username, new)  # also ends every session of this account
@@ -122,7 +125,7 @@ def totp_disable(
     current: Password,
 ) -> Response:
     try:
-        _check_password(db, settings, who, current)
+        _check_password(db, settings, who, current, client_address(request))
     except (LockedOut, BadCredentials) as exc:
         return _page(request, who, status_code=exc.status, error=str(exc))
     who.account.totp_secret = None

@@ -11,12 +11,13 @@ from sqlmodel import select
 from collector.store.models import Account
 from dashboard import sessions
 from dashboard.accounts import claim_totp_step
-from dashboard.auditing import audit
+from dashboard.auditing import audit, audit_backoffs
 from dashboard.deps import DashSettingsDep, KeyRingDep, MaybeSignedInDep, SessionDep
-from dashboard.errors import BadCredentials, LockedOut, NotSignedIn
+from dashboard.errors import BackedOff, BadCredentials, NotSignedIn
 from dashboard.rendering import render
 from dashboard.routes._common import client_address, home_for, safe_next
 from dashboard.security import (
+    Limits,
     guarded_attempt,
     new_token,
     totp_step,
@@ -89,7 +90,6 @@ def login(
 ) -> Response:
     username = username.strip()
     address = client_address(request)
-    subjects = [f"user:{username.lower()}", f"addr:{address}"]
     account = db.exec(select(Account).where(Account.username == username)).first()
 
     def passes() -> bool:
@@ -97,12 +97,13 @@ def login(
         return ok and account is not None and account.disabled_at is None
 
     try:
-        ok = guarded_attempt(db, "login", subjects, settings.login_max_failures,
-                             settings.attempt_window, passes)
-    except LockedOut as exc:
+        ok = guarded_attempt(db, "login", username, address, Limits.from_settings(settings),
+                             passes)
+    except BackedOff as exc:
         return _login_page(request, settings, str(exc), status_code=429)
     if not ok or account is None:
         audit(db, f"anonymous@{address}", "signin.failed", username[:64])
+        audit_backoffs(db, f"anonymous@{address}", "signin.backoff", username[:64], ok.backoffs)
         return _login_page(request, settings, _WRONG, status_code=401)
     token, _ = sessions.start(db, account, address, verified=not account.totp_secret)
     if account.totp_secret:
@@ -136,23 +137,25 @@ def totp_check(
 ) -> Response:
     if who is None or not who.account.totp_secret:
         raise NotSignedIn()
-    subjects = [f"user:{who.username.lower()}"]
     secret, account_id = who.account.totp_secret, who.account.id or 0
+    address = client_address(request)
 
     def fresh_code() -> bool:
         step = totp_step(secret, code)
         return step is not None and claim_totp_step(db, account_id, step)
 
     try:
-        if not guarded_attempt(db, "login", subjects, settings.login_max_failures,
-                               settings.attempt_window, fresh_code):
+        tried = guarded_attempt(db, "login", who.username, address,
+                                Limits.from_settings(settings), fresh_code)
+        if not tried:
+            audit_backoffs(db, who.username, "signin.backoff", who.username, tried.backoffs)
             raise BadCredentials("That code is not right or was already used: wait for the "
                                  "next code, and check your authenticator's clock.")
-    except (LockedOut, BadCredentials) as exc:
+    except (BackedOff, BadCredentials) as exc:
         return render(request, "totp.html", who, status_code=exc.status, error=str(exc), next=next)
     who.session.verified = True
     db.add(who.session)
-    audit(db, who.username, "signin", who.username, address=client_address(request), totp=True)
+    audit(db, who.username, "signin", who.username, address=address, totp=True)
     return RedirectResponse(safe_next(next, home_for(who.role)), status_code=303)
 
 

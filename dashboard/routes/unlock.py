@@ -10,12 +10,12 @@ from fastapi.responses import RedirectResponse, Response
 from collector.audit import checkpoint, record
 from collector.store.models import Keyholder
 from core.errors import KeyFileError, WrongPassword
-from dashboard.auditing import audit
+from dashboard.auditing import audit, audit_backoffs
 from dashboard.deps import DashSettingsDep, KeyholderDep, KeyRingDep, SessionDep
-from dashboard.errors import BadCredentials, BadRequest, LockedOut
+from dashboard.errors import BackedOff, BadCredentials, BadRequest
 from dashboard.rendering import render
 from dashboard.routes._common import client_address, safe_next
-from dashboard.security import guarded_attempt
+from dashboard.security import Limits, guarded_attempt
 from dashboard.sessions import SignedIn
 
 __all__ = ["router"]
@@ -49,7 +49,7 @@ def unlock(
 ) -> Response:
     from core.keys import KeyFile
 
-    subjects = [f"user:{who.username.lower()}"]
+    address = client_address(request)
     keyholder = _keyholder(db, who)
     unlocked: list[Any] = []
 
@@ -61,18 +61,21 @@ def unlock(
         return True
 
     try:
-        if not guarded_attempt(db, "unlock", subjects, settings.unlock_max_failures,
-                               settings.attempt_window, passes):
+        tried = guarded_attempt(db, "unlock", who.username, address,
+                                Limits.from_settings(settings), passes)
+        if not tried:
             audit(db, who.username, "key.unlock_failed", keyholder.fingerprint)
+            audit_backoffs(db, who.username, "key.unlock_backoff", keyholder.fingerprint,
+                           tried.backoffs)
             raise BadCredentials("That password does not unlock your key.")
-    except (LockedOut, BadCredentials) as exc:
+    except (BackedOff, BadCredentials) as exc:
         return render(request, "unlock.html", who, status_code=exc.status, error=str(exc), next=next)
     except KeyFileError as exc:
         raise BadRequest(f"Your key file cannot be used: {exc}") from exc
     key = unlocked[0]
     ring.put(who.session_id, key, keyholder.id or 0, keyholder.fingerprint)
     record(db, who.username, "key.unlock", keyholder.fingerprint,
-           {"address": client_address(request), "idle_timeout": settings.key_idle_timeout})
+           {"address": address, "idle_timeout": settings.key_idle_timeout})
     # The unlocked key signs the audit chain's head (the unlock entry included): a checkpoint
     # the database cannot forge, so a later rewrite or truncation of the chain shows.
     checkpoint(db, key, who.username, "unlock")

@@ -1,4 +1,4 @@
-"""Sign-in, lockout, TOTP, unlock limits and sign-out over real HTTPS to a real collector.
+"""Sign-in, back-offs, TOTP, unlock limits and sign-out over real HTTPS to a real collector.
 
 These talk HTTP with httpx (cookies and forms as a browser sends them); the browser tests cover
 the pages themselves.
@@ -22,9 +22,23 @@ from tests.e2e.dashboard_helpers import make_accounts
 pytestmark = [pytest.mark.slow]
 
 
-def _client(server: Any) -> httpx.Client:
-    return httpx.Client(base_url=server.url, verify=server.ssl_context(), timeout=30,
+def _client(server: Any, source: str = "127.0.0.1") -> httpx.Client:
+    """A client connecting from ``source`` (any 127.0.0.0/8 address: a separate machine, as far
+    as the collector's per-address back-off can tell)."""
+    transport = httpx.HTTPTransport(verify=server.ssl_context(), local_address=source)
+    return httpx.Client(base_url=server.url, transport=transport, timeout=30,
                         headers={"Accept": "text/html"})
+
+
+def _wait_for(condition: Any, deadline_s: float, what: str) -> Any:
+    """Poll ``condition`` until it returns something truthy, or fail after the deadline."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        result = condition()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.25)
 
 
 def _token(page: httpx.Response) -> str:
@@ -76,21 +90,60 @@ def test_dashboard_signin_cookies_lockout_and_audit(collector_server: Any) -> No
     assert [e.target for e in _audit(server, "signin")] == [name]
 
     with _client(server) as client:
-        for _ in range(5):
+        for _ in range(3):  # the address's free failures
             answer = _sign_in(client, name, "wrong password")
             assert answer.status_code == 401
             assert "Wrong username or password." in answer.text
-        # Locked: even the right password is refused, with a clear message.
+        # Backed off: even the right password is refused untried, with a clear message.
         answer = _sign_in(client, name, password)
         assert answer.status_code == 429
-        assert "Too many failed sign-ins: locked for" in answer.text
-        assert "minute" in answer.text
-    # The governor, from the same address, is locked too: the address has failed five times.
+        assert "Too many failed sign-ins from this address: try again in" in answer.text
+    # The governor, from the same address, waits too: the address has failed three times.
     with _client(server) as client:
-        answer = _sign_in(client, *who["governor"])
+        assert _sign_in(client, *who["governor"]).status_code == 429
+    # The head, from another machine, is not slowed by that address at all.
+    with _client(server, "127.0.0.2") as client:
+        assert _sign_in(client, name, password).status_code == 303
+    # And the address is free again after its short wait (one second after three failures).
+    with _client(server) as client:
+        _wait_for(lambda: _sign_in(client, *who["governor"]).status_code == 303, 10,
+                  "the address's back-off to end")
+    assert len(_audit(server, "signin.failed")) == 3
+    backoffs = _audit(server, "signin.backoff")
+    assert [(e.target, e.details["scope"], e.details["wait_s"]) for e in backoffs] == [
+        (name, "source", 1)]
+    assert all(password not in str(e.details) for e in backoffs)
+
+
+def test_dashboard_strangers_cannot_keep_the_head_out(collector_server: Any) -> None:
+    """Guessers from many addresses make the account wait (a little); the head, from their own
+    machine, is told how long and signs in once it has passed, within the account's cap."""
+    server = collector_server
+    name, password = make_accounts(server)["head"]
+    def one_guess(source: str) -> bool:
+        """A stranger's guess from ``source``; False while the account makes them wait."""
+        with _client(server, source) as stranger:
+            answer = _sign_in(stranger, name, "a guess")
+        assert answer.status_code in (401, 429), answer.status_code
+        if answer.status_code == 429:
+            assert "many failed sign-ins from elsewhere" in answer.text
+        return answer.status_code == 401
+
+    # Sixteen guesses, each from its own address, each as soon as the account allows: past the
+    # account's ten free failures, its wait doubles every three (1, 1, 1, 2, 2, 2 s, then 4 s).
+    for i in range(16):
+        _wait_for(lambda: one_guess(f"127.0.1.{i + 1}"), 30, "the account's back-off")  # noqa: B023
+    with _client(server) as client:
+        answer = _sign_in(client, name, password)
         assert answer.status_code == 429
-    assert len(_audit(server, "signin.failed")) == 5
-    # An unknown user is refused exactly like a wrong password (no user enumeration).
+        assert "This account has had many failed sign-ins from elsewhere: try again in" \
+            in answer.text
+        assert "Wrong username or password." not in answer.text
+        started = time.monotonic()
+        _wait_for(lambda: _sign_in(client, name, password).status_code == 303, 60 + 10,
+                  "the head to get in after the account's back-off")
+        assert time.monotonic() - started <= 60 + 10
+    assert {e.details["scope"] for e in _audit(server, "signin.backoff")} == {"account"}
 
 
 def test_dashboard_totp_second_factor(collector_server: Any) -> None:
@@ -138,15 +191,17 @@ def test_dashboard_unlock_limits_audit_and_sign_out_drops_the_key(collector_serv
     with _client(server) as client:
         _sign_in(client, name, password)
         token = _token(client.get("/unlock"))
-        for _ in range(5):
+        for _ in range(3):
             answer = client.post("/unlock", data={"password": "not my key password", "csrf": token})
             assert answer.status_code == 401 and "does not unlock your key" in answer.text
         answer = client.post("/unlock", data={"password": password, "csrf": token})
-        assert answer.status_code == 429 and "Too many failed unlock attempts" in answer.text
-    assert len(_audit(server, "key.unlock_failed")) == 5
+        assert answer.status_code == 429
+        assert "Too many failed unlock attempts from this address: try again in" in answer.text
+    assert len(_audit(server, "key.unlock_failed")) == 3
+    assert [e.details["scope"] for e in _audit(server, "key.unlock_backoff")] == ["source"]
 
     name, password = who["head"]
-    with _client(server) as client:
+    with _client(server, "127.0.0.2") as client:  # the head's own machine: not backed off
         _sign_in(client, name, password)
         token = _token(client.get("/unlock"))
         answer = client.post("/unlock", data={"password": password, "csrf": token})
@@ -204,8 +259,15 @@ def test_dashboard_account_sets_up_totp_and_changes_password(collector_server: A
                                                   "csrf": _token(client.get("/login/totp"))})
         assert answer.status_code == 401 and "already used" in answer.text
         next_code = pyotp.TOTP(key).at(confirmed_at, counter_offset=1)
-        answer = client.post("/login/totp", data={"code": next_code,
-                                                  "csrf": _token(client.get("/login/totp"))})
+
+        def next_code_tried() -> httpx.Response | None:
+            # Three failures from this address so far (the wrong current password, the old
+            # password, the spent code): a one-second back-off, refused untried meanwhile.
+            answer = client.post("/login/totp", data={"code": next_code,
+                                                      "csrf": _token(client.get("/login/totp"))})
+            return None if answer.status_code == 429 else answer
+
+        answer = _wait_for(next_code_tried, 10, "the address's one-second back-off")
         assert answer.headers["location"] == "/reports"
     actions = [e.action for e in _audit(server, "account.totp_enabled")]
     assert actions == ["account.totp_enabled"]

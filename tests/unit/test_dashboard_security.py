@@ -17,14 +17,16 @@ from collector.store.models import Account, LoginAttempt, utcnow
 from dashboard import sessions
 from dashboard.accounts import claim_totp_step, disable_account, enable_totp, set_password
 from dashboard.captures import highlight
-from dashboard.errors import BadRequest, LockedOut
+from dashboard.errors import BackedOff, BadRequest
 from dashboard.keysessions import KeyRing
 from dashboard.routes._common import safe_next
 from dashboard.security import (
+    Backoff,
+    Limits,
+    backoff_left,
     clear_failures,
-    ensure_not_locked,
+    guarded_attempt,
     hash_password,
-    record_failure,
     same_secret,
     totp_step,
     verify_password,
@@ -48,29 +50,175 @@ def test_dashboard_same_secret_never_matches_missing_sides() -> None:
     assert not same_secret(None, "abc")
 
 
-def test_dashboard_lockout_after_failures_and_clears(database: Any) -> None:
-    subjects = ["user:ada", "addr:10.0.0.9"]
+class Clock:
+    """An injected clock for the back-offs: time moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> Any:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+LIMITS = Limits(source=Backoff(free=3, cap=900), account=Backoff(free=10, cap=60, every=3),
+                window=3600)
+
+
+def _guess(s: Any, clock: Clock, account: str, source: str, right: bool,
+           kind: str = "login") -> tuple[bool, str, int]:
+    """One guess: (was the password checked, what happened, seconds to wait if refused)."""
+    checked: list[bool] = []
+
+    def passes() -> bool:
+        checked.append(True)
+        return right
+
+    try:
+        ok = guarded_attempt(s, kind, account, source, LIMITS, passes, clock=clock)
+    except BackedOff as exc:
+        assert not checked  # refused untried: no oracle
+        return False, f"backoff:{exc.scope}", exc.seconds
+    return True, "ok" if ok else "wrong", 0
+
+
+def _fail_until_refused(s: Any, clock: Clock, account: str, source: str,
+                        kind: str = "login") -> tuple[str, int]:
+    while True:
+        tried, what, wait = _guess(s, clock, account, source, right=False, kind=kind)
+        if not tried:
+            return what, wait
+
+
+def test_dashboard_source_backoff_doubles_and_refuses_untried(database: Any) -> None:
+    """The stranger's own address waits longer after each failure, up to the cap; a right
+    password during the wait is refused without being checked."""
+    clock = Clock()
     with database.session() as s:
-        for _ in range(4):
-            record_failure(s, "login", subjects)
-        ensure_not_locked(s, "login", subjects, max_failures=5, window=900)
-        record_failure(s, "login", ["user:ada"])
-        with pytest.raises(LockedOut, match=r"locked for 1[45] more minute"):
-            ensure_not_locked(s, "login", subjects, max_failures=5, window=900)
-        # The address is not locked on its own; other users from it can still try.
-        ensure_not_locked(s, "login", ["addr:10.0.0.9"], max_failures=5, window=900)
-        # Unlock attempts are counted apart from sign-ins.
-        ensure_not_locked(s, "unlock", ["user:ada"], max_failures=5, window=900)
-        clear_failures(s, "login", "user:ada")
-        ensure_not_locked(s, "login", subjects, max_failures=5, window=900)
+        for _ in range(3):  # the free failures
+            assert _guess(s, clock, "ada", "10.6.6.6", right=False)[:2] == (True, "wrong")
+        waits = []
+        for _ in range(12):
+            what, wait = _fail_until_refused(s, clock, "ada", "10.6.6.6")
+            assert what == "backoff:source"
+            waits.append(wait)
+            # During the back-off even the right password is refused, untried.
+            assert _guess(s, clock, "ada", "10.6.6.6", right=True) == (False, "backoff:source",
+                                                                       wait)
+            clock.advance(wait - 0.5)
+            assert _guess(s, clock, "ada", "10.6.6.6", right=True)[:2] == (False, "backoff:source")
+            clock.advance(0.5)
+        assert waits[:6] == [1, 2, 4, 8, 16, 32]
+        assert waits[-1] == 900 and max(waits) == 900  # capped
+        # Refused guesses wrote nothing: only the tried ones are remembered.
+        rows = s.exec(select(LoginAttempt).where(LoginAttempt.subject == "addr:10.6.6.6")).all()
+        assert len(rows) == 3 + 11  # the first wait came straight after the free ones
+
+
+@pytest.mark.parametrize("kind", ["login", "unlock"])
+def test_dashboard_stranger_cannot_keep_the_head_out(database: Any, kind: str) -> None:
+    """A stranger's address hammering the head's account is slowed hard; the head, from their
+    own address, is refused at most for the account's short capped wait, then signs in."""
+    clock = Clock()
+    started, tried_count = clock(), 0
+    with database.session() as s:
+        for _ in range(200):  # the stranger keeps guessing, each time as soon as allowed
+            tried, what, wait = _guess(s, clock, "head", "10.6.6.6", right=False, kind=kind)
+            tried_count += tried
+            if not tried:
+                assert what == "backoff:source"
+                clock.advance(wait)
+            # Meanwhile the head's own address is never slowed by the stranger's failures,
+            # and the account's wait (from elsewhere) is never more than its cap.
+            left = backoff_left(s, kind, "head", "10.0.0.5", LIMITS, clock())
+            assert left is None or (left[0] == "account" and left[1] <= 60)
+        # The account's back-off is running now; the head waits it out and gets in.
+        tried, what, wait = _guess(s, clock, "head", "10.0.0.5", right=True, kind=kind)
+        if not tried:
+            assert what == "backoff:account" and wait <= 60
+            clock.advance(wait)
+            assert _guess(s, clock, "head", "10.0.0.5", right=True, kind=kind) == (True, "ok", 0)
+        # The stranger's address was slowed hard (a handful of guesses an hour, against the
+        # old limit's twenty), and still is after the head's success.
+        hours = (clock() - started).total_seconds() / 3600
+        assert tried_count / hours <= 16, (tried_count, hours)
+        assert _guess(s, clock, "head", "10.6.6.6", right=False, kind=kind)[:2] == (True, "wrong")
+        left = backoff_left(s, kind, "head", "10.6.6.6", LIMITS, clock())
+        assert left is not None and left[0] == "source" and left[1] > LIMITS.account.cap
+
+
+def test_dashboard_account_backoff_grows_slowly_and_is_capped(database: Any) -> None:
+    """Many addresses, one failure each (a distributed guesser): the account waits grow
+    slowly and never pass the cap; sign-ins and unlocks are counted apart."""
+    clock = Clock()
+    with database.session() as s:
+        waits = []
+        for i in range(60):
+            tried, what, wait = _guess(s, clock, "bo", f"10.1.0.{i}", right=False)
+            if not tried:
+                assert what == "backoff:account"
+                waits.append(wait)
+                clock.advance(wait)
+                assert _guess(s, clock, "bo", f"10.1.0.{i}", right=False)[:2] == (True, "wrong")
+        assert waits and waits == sorted(waits)
+        assert waits[:3] == [1, 1, 1]  # doubles only every third failure
+        assert max(waits) == 60
+        assert backoff_left(s, "unlock", "bo", "10.1.0.1", LIMITS, clock()) is None
+
+
+def test_dashboard_parallel_guesses_in_a_backoff_are_not_tried(database: Any) -> None:
+    """Once the free failures are used, parallel guesses from one address: at most one tried."""
+    clock = Clock()
+    with database.session() as s:
+        for _ in range(3):
+            _guess(s, clock, "cy", "10.2.2.2", right=False)
+        clock.advance(1)
+    checked: list[int] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        def passes() -> bool:
+            with lock:
+                checked.append(i)
+            return False
+
+        with database.session() as s:
+            try:
+                guarded_attempt(s, "login", "cy", "10.2.2.2", LIMITS, passes, clock=clock)
+            except BackedOff:
+                pass
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(checked) <= 1, checked
 
 
 def test_dashboard_old_failures_fall_out_of_the_window(database: Any) -> None:
     with database.session() as s:
-        old = utcnow() - timedelta(minutes=20)
-        s.add_all([LoginAttempt(kind="login", subject="user:bo", at=old) for _ in range(9)])
+        old = utcnow() - timedelta(minutes=61)
+        s.add_all([LoginAttempt(kind="login", subject="user:bo", at=old) for _ in range(30)])
+        s.add_all([LoginAttempt(kind="login", subject="addr:10.9.9.9", at=old) for _ in range(30)])
         s.commit()
-        ensure_not_locked(s, "login", ["user:bo"], max_failures=5, window=900)
+        assert backoff_left(s, "login", "bo", "10.9.9.9", LIMITS) is None
+        s.add(LoginAttempt(kind="login", subject="user:bo"))
+        s.commit()
+        assert backoff_left(s, "login", "bo", "10.9.9.9", LIMITS) is None
+        clear_failures(s, "login", "user:bo")
+
+
+def test_dashboard_backoff_messages() -> None:
+    assert str(BackedOff("login", "source", 40)) == (
+        "Too many failed sign-ins from this address: try again in 40 seconds.")
+    assert str(BackedOff("login", "account", 8)) == (
+        "This account has had many failed sign-ins from elsewhere: try again in 8 seconds.")
+    assert str(BackedOff("unlock", "source", 1)) == (
+        "Too many failed unlock attempts from this address: try again in 1 second.")
+    assert "try again in 15 minutes" in str(BackedOff("login", "source", 900))
 
 
 def test_dashboard_sessions_expire_and_end_with_the_account(database: Any) -> None:
@@ -202,11 +350,13 @@ def test_dashboard_settings_from_the_collector(tmp_path: Any) -> None:
         data_dir=tmp_path,
         silent_after_minutes=45,
         dashboard=CollectorDashboard(unlock_idle_minutes=5, login_max_failures=3,
-                                     extra={"page_size": "25", "cookie_secure": "false"}),
+                                     extra={"page_size": "25", "cookie_secure": "false",
+                                            "account_max_wait": "30"}),
     )
     ours = DashboardSettings.from_collector(settings)
     assert ours.key_idle_timeout == 300
-    assert ours.login_max_failures == 3
+    assert ours.source_free_failures == 3
+    assert ours.account_max_wait == 30 and ours.attempt_window == 3600
     assert ours.page_size == 25
     assert ours.cookie_secure is False
     assert ours.silent_after == 45 * 60
