@@ -28,6 +28,7 @@ __all__ = [
     "EnrolTokenInfo",
     "add_account",
     "add_keyholder",
+    "add_keyholder_key",
     "create_enrol_token",
     "hash_password",
     "import_recovery_key",
@@ -131,6 +132,51 @@ def register_keyholder(db: Database, key_file: Any, password: str, actor: str = 
         _unique(session, f"account {name!r}")
         audit.record(session, actor, "keyholder.add", target=name,
                      details={"role": role, "fingerprint": key_file.fingerprint})
+        return holder
+
+    return db.write(job)
+
+
+# An account whose password hash is empty has never signed in: its first sign-in proves the
+# password by unlocking the linked key file, and only then is the password's hash stored. So the
+# keyholder's password is typed by the keyholder alone: on their own machine when they made the
+# key (`vigil keys create`), then in their own browser.
+PASSWORD_FROM_KEY = ""
+
+
+def add_keyholder_key(db: Database, key: Any, actor: str = "cli") -> Keyholder:
+    """Propose a keyholder from what they made on their own machine: ``key`` is either their
+    password-encrypted core.keys.KeyFile (they will unlock it on the dashboard; an account is
+    made whose password is the key's, set at first sign-in) or only their core.keys.PublicKey
+    (a recovery key, or a keyholder who opens captures on their own machine with `vigil open`).
+
+    The row is only a proposal: it reads nothing until a current keyholder signs the change
+    (collector.trust_root, collector.publishing.approve_as).
+    """
+    from core.keys import KeyFile
+
+    key_file = key if isinstance(key, KeyFile) else None
+    public = key_file.public if key_file is not None else key
+    role = public.role
+    if role not in (*KEYHOLDER_ROLES, "recovery"):
+        raise BadRequest(f"role must be one of {', '.join((*KEYHOLDER_ROLES, 'recovery'))}")
+    if role == "recovery" and key_file is not None:
+        raise BadRequest("a recovery key's private half stays offline: give its .pub file only")
+
+    def job(session: Session) -> Keyholder:
+        holder = Keyholder(name=public.name, role=role, fingerprint=public.fingerprint,
+                           public_key=public.to_bytes(),
+                           key_file=key_file.to_bytes() if key_file is not None else None)
+        session.add(holder)
+        _unique(session, f"keyholder {public.name!r} (or a key with fingerprint "
+                         f"{public.fingerprint})")
+        if key_file is not None:
+            session.add(Account(username=public.name, role=role,
+                                password_hash=PASSWORD_FROM_KEY, keyholder_id=holder.id))
+            _unique(session, f"account {public.name!r}")
+        audit.record(session, actor, "keyholder.propose", target=public.name,
+                     details={"role": role, "fingerprint": public.fingerprint,
+                              "key_file": key_file is not None})
         return holder
 
     return db.write(job)
