@@ -17,8 +17,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from collector import audit
-from collector.errors import CollectorError
-from collector.errors import Conflict
+from collector.errors import CollectorError, Conflict
 from collector.policy_store import latest
 from collector.settings import Settings
 from collector.store.models import PolicyRecord, WordlistFile
