@@ -41,6 +41,7 @@ class SoakResult:
     latencies_ms: dict[str, list[float]] = field(default_factory=dict)  # route -> samples
     errors: Counter[str] = field(default_factory=Counter)  # transport errors by type
     rss: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, bytes)
+    threads: list[int] = field(default_factory=list)  # the server's thread count at each sample
     error_idle_s: list[float] = field(default_factory=list)  # idle time before each failure
     keepalive_races: int = 0  # requests retried after the server closed an idle connection
     stored: list[str] = field(default_factory=list)  # event ids the collector acknowledged
@@ -52,12 +53,13 @@ class SoakResult:
     def bad_statuses(self, allowed: frozenset[int] = frozenset({200, 429})) -> dict[str, int]:
         return {k: v for k, v in self.statuses.items() if int(k.rsplit(" ", 1)[1]) not in allowed}
 
-    def rss_quarters(self, warm_up_s: float = 0.0) -> tuple[float, float]:
-        """Median RSS (bytes) of the first and of the last quarter of the samples taken after
+    def rss_thirds(self, warm_up_s: float = 0.0) -> tuple[float, float, float]:
+        """Median RSS (bytes) of the first, middle and last third of the samples taken after
         ``warm_up_s`` (imports, pools and caches fill up in the first seconds: not a leak)."""
         values = [v for t, v in self.rss if t >= warm_up_s]
-        quarter = max(1, len(values) // 4)
-        return statistics.median(values[:quarter]), statistics.median(values[-quarter:])
+        third = max(1, len(values) // 3)
+        return (statistics.median(values[:third]), statistics.median(values[third:-third] or values),
+                statistics.median(values[-third:]))
 
     def percentile(self, route: str, p: float) -> float:
         samples = sorted(self.latencies_ms.get(route, [])) or [float("nan")]
@@ -150,6 +152,7 @@ async def _sample_rss(pid: int, result: SoakResult, start: float, deadline: floa
     process = psutil.Process(pid)
     while time.monotonic() < deadline:
         result.rss.append((time.monotonic() - start, process.memory_info().rss))
+        result.threads.append(process.num_threads())
         await asyncio.sleep(1.0)
 
 

@@ -12,14 +12,19 @@ Passes when:
   and 800 event batches in a minute), so answers short of 95 % of it mean it fell more than a
   heartbeat behind. Measured: 3,001-3,004 heartbeats and 810 batches answered in all 20 runs;
 - every event the collector acknowledged is in its table, exactly once;
-- the server's memory stays flat: the median RSS of the last quarter of the run after a 20 s
-  warm-up is at most 2 % + 1 MiB above the first quarter's (~4 MiB at the ~148 MiB the collector
-  sits at). Why the warm-up: sampled once a second, RSS climbs from ~108 to ~147 MiB in the first
-  15 s (pools, caches, SQLite's page cache) and is flat after. Measured in 20 runs of this test
-  (60 s, 6 Dec 2026; the first 10 with the rest of the machine busy): growth 0.3-1.4 MiB
-  (0.2-0.9 %), median 0.75 MiB. What it catches: the quarters' medians are ~30 s (~1,900 requests) apart, so a
-  leak of ~2 KiB per request fails it; the ten-minute form catches leaks of a few hundred bytes.
-  (Before the 20 s warm-up, a 30 s run measured 12-14 MiB of "growth" that was start-up.)
+- the server's memory does not keep growing. After a 20 s warm-up (sampled once a second, RSS
+  climbs from ~108 to ~150 MiB in the first 15 s: pools, caches, SQLite's page cache), the
+  samples are cut in thirds and their medians compared. It fails when the last third is more
+  than 2 % + 1 MiB above the first **and** the growth is steady: each third at least a quarter
+  of that tolerance above the one before. Why not first against last alone: RSS also steps
+  once or twice by 2-5 MiB when AnyIO's worker pool, which lets threads go after ten idle
+  seconds, grows again under a wave of requests (the thread count printed with the RSS shows
+  it: 17 -> 34 threads, RSS 153 -> 158 MiB, then flat). That is a high-water mark of
+  concurrency, not a leak, and on 6 Dec 2026 one such step failed the first-against-last check
+  in CI. A leak grows with requests, so it shows in both halves. Sensitivity: the thirds are
+  ~13 s (~830 requests) apart, so a leak of ~2.5 KiB per request fails it; the ten-minute form
+  catches leaks of a few hundred bytes. Measured before the change: growth 0.3-1.4 MiB in 20
+  runs; the CI failure was one 5 MiB step at 37 s.
 
 VIGIL_SOAK_AGENTS and VIGIL_SOAK_SECONDS change the load and the length.
 """
@@ -40,7 +45,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.soak]
 AGENTS = int(os.environ.get("VIGIL_SOAK_AGENTS", "200"))
 SECONDS = float(os.environ.get("VIGIL_SOAK_SECONDS", "60"))
 WARM_UP_S = 20.0
-RSS_TOLERANCE = 0.02  # relative growth allowed from the first to the last quarter
+RSS_TOLERANCE = 0.02  # relative growth allowed from the first to the last third
 RSS_SLACK = 1024 * 1024  # absolute, for one allocator step
 
 
@@ -63,15 +68,18 @@ def test_soak_many_agents_no_errors_and_flat_memory(collector_factory: Any) -> N
     assert [i for i, n in Counter(stored).items() if n > 1] == []
     assert set(result.stored) <= set(stored) and len(result.stored) == len(set(result.stored))
 
-    first, last = result.rss_quarters(WARM_UP_S)
+    first, middle, last = result.rss_thirds(WARM_UP_S)
     growth = (last - first) / 2**20
     print(f"\nsoak: growth {growth:.1f} MiB ({(last / first - 1) * 100:.1f} %), "
           f"{result.statuses['POST /api/v1/heartbeat 200']} heartbeats, "
           f"{result.statuses['POST /api/v1/events 200']} event batches; {result.requests} "
-          f"requests, {len(result.stored)} events, RSS first quarter "
-          f"{first / 2**20:.1f} MiB, last quarter {last / 2**20:.1f} MiB, heartbeat p95 "
+          f"requests, {len(result.stored)} events, RSS by third "
+          f"{first / 2**20:.1f}, {middle / 2**20:.1f}, {last / 2**20:.1f} MiB, heartbeat p95 "
           f"{result.percentile('POST /api/v1/heartbeat', 0.95):.0f} ms, events p95 "
           f"{result.percentile('POST /api/v1/events', 0.95):.0f} ms, keep-alive races retried "
           f"{result.keepalive_races}")
     print("RSS MiB by second: " + " ".join(f"{v / 2**20:.0f}" for _, v in result.rss))
-    assert last <= first * (1 + RSS_TOLERANCE) + RSS_SLACK, (first, last)
+    print("threads by second: " + " ".join(str(n) for n in result.threads))
+    allowed = first * RSS_TOLERANCE + RSS_SLACK
+    steady = min(middle - first, last - middle) > allowed / 4
+    assert not (last - first > allowed and steady), (first, middle, last)
