@@ -19,8 +19,16 @@ from collector.store.models import Event
 from core.errors import EnvelopeError, MetadataMismatch
 from dashboard.errors import BadRequest, NotFound, Relabelled
 
-__all__ = ["Capture", "Detected", "detected", "highlight", "open_capture", "open_header",
-           "score_text"]
+__all__ = [
+    "Capture",
+    "Detected",
+    "detected",
+    "highlight",
+    "open_capture",
+    "open_header",
+    "score_text",
+    "sealed_bytes",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +52,7 @@ class Capture:
 RASTER_TYPES = {"image/png": "png", "image/webp": "webp", "image/jpeg": "jpg"}
 
 
-def _sealed(blobs: Any, event: Event) -> bytes:
+def sealed_bytes(blobs: Any, event: Event) -> bytes:
     # The blob store has no ranged read, so the whole envelope is fetched; only the caller
     # decides how much of it is decrypted.
     try:
@@ -64,7 +72,7 @@ def open_capture(blobs: Any, event: Event, key: Any) -> Capture:
     from core import envelope
 
     try:
-        opened = envelope.open(_sealed(blobs, event), key, expect=row_meta(event))
+        opened = envelope.open(sealed_bytes(blobs, event), key, expect=row_meta(event))
     except MetadataMismatch as exc:
         raise Relabelled(event.id, exc) from exc
     except EnvelopeError as exc:
@@ -77,7 +85,7 @@ def open_header(blobs: Any, event: Event, key: Any) -> dict[str, Any]:
     from core import envelope
 
     try:
-        _, header = envelope.open_header(_sealed(blobs, event), key, expect=row_meta(event))
+        _, header = envelope.open_header(sealed_bytes(blobs, event), key, expect=row_meta(event))
     except MetadataMismatch as exc:
         raise Relabelled(event.id, exc) from exc
     except EnvelopeError as exc:

@@ -1,4 +1,5 @@
-"""The triage queue, an event's page, its screenshot, its grade and its notes."""
+"""The triage queue, an event's page, its screenshot, its sealed download, its grade and its
+notes."""
 
 from __future__ import annotations
 
@@ -176,6 +177,22 @@ def screenshot(event_id: str, db: SessionDep, blobs: BlobsDep, unlocked: Unlocke
             "Content-Disposition": "inline",
         },
     )
+
+
+@router.get("/events/{event_id}/sealed", include_in_schema=False)
+def sealed(event_id: str, db: SessionDep, blobs: BlobsDep, who: KeyholderDep) -> Response:
+    """The capture as stored: ciphertext, for a keyholder to open on their own machine with
+    `vigil open --expect`, so that neither their password nor the capture is ever in the
+    server's memory (docs/crypto.md, "Threat model"). No key is needed to hand it out."""
+    from dashboard.captures import sealed_bytes
+
+    event = get_event(db, event_id)
+    data = sealed_bytes(blobs, event)
+    audit(db, who.username, "capture.download_sealed", event.id, bytes=len(data))
+    return Response(data, media_type="application/vnd.vigil.envelope", headers={
+        "Cache-Control": "no-store, private",
+        "Content-Disposition": f'attachment; filename="vigil-{event.id}.vgl"',
+    })
 
 
 def _done(request: Request, payload: dict[str, Any], target: str) -> Response:

@@ -193,6 +193,7 @@ MATRIX: dict[tuple[str, str], tuple[Call, dict[str, int]]] = {
     ("GET", "/events/{event_id}"): (Call(_event), keyholders()),
     ("GET", "/events/{event_id}/screenshot"): (Call(lambda c: _event(c) + "/screenshot"),
                                                keyholders()),
+    ("GET", "/events/{event_id}/sealed"): (Call(lambda c: _event(c) + "/sealed"), keyholders()),
     ("POST", "/events/{event_id}/grade"): (
         Call(lambda c: _event(c) + "/grade", form=lambda c: {"grade": "concern"}),
         keyholders_post()),

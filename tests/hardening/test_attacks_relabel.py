@@ -186,3 +186,45 @@ def test_a_relabelled_capture_is_refused_by_the_command_line(school: Any) -> Non
                     '{"severity": 5, "category": "suicide"}',
                     stdin=f"{holder.password}\n".encode() + sealed)
     assert honest.returncode == 0 and honest.stdout.startswith(b"\x89PNG")
+
+
+def _expect_on_page(page: str) -> str:
+    """The --expect JSON the event page tells the keyholder to use, as they would copy it."""
+    import re
+
+    found = re.search(r"vigil open --key YOUR\.key --expect '([^']*)'", html.unescape(page))
+    assert found, "the event page shows no `vigil open --expect` line"
+    return found.group(1)
+
+
+def test_a_keyholder_who_distrusts_the_server_opens_the_download_on_their_machine(
+        school: Any) -> None:
+    """The page offers the sealed capture (ciphertext: no unlock, no password on the server)
+    and the exact `vigil open --expect` line; with a relabelled row that line refuses."""
+    server, head, event_id, _ = school
+    head.close()
+    holder = server.keys.head
+    fresh = sign_in(server, "head", holder.name, holder.password)  # signed in, never unlocked
+    page = fresh.http.get(f"/events/{event_id}")
+    assert f'href="/events/{event_id}/sealed"' in page.text
+    download = fresh.http.get(f"/events/{event_id}/sealed")
+    assert download.status_code == 200
+    assert download.headers["content-type"] == "application/vnd.vigil.envelope"
+    assert f'filename="vigil-{event_id}.vgl"' in download.headers["content-disposition"]
+    sealed = download.content
+    assert b"kill myself" not in sealed and b"\x89PNG" not in sealed  # ciphertext only
+
+    expect = _expect_on_page(page.text)
+    opened = _vigil("open", "--key", str(holder.path), "--password-stdin", "--expect", expect,
+                    stdin=f"{holder.password}\n".encode() + sealed)
+    assert opened.returncode == 0, opened.stderr
+    assert opened.stdout.startswith(b"\x89PNG")
+
+    _sql(server, "UPDATE event SET severity = 1, category = 'gambling' WHERE id = :id",
+         id=event_id)
+    relabelled = _expect_on_page(fresh.http.get(f"/events/{event_id}").text)
+    refused = _vigil("open", "--key", str(holder.path), "--password-stdin", "--expect",
+                     relabelled, stdin=f"{holder.password}\n".encode() + sealed)
+    assert refused.returncode == 1 and refused.stdout == b""
+    assert "severity is 1 in --expect but 5 in the sealed capture" in refused.stderr.decode()
+    fresh.close()
