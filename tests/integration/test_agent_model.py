@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,23 +53,16 @@ def test_the_lines_hold_no_list_phrase(line: str) -> None:
 
 
 @pytest.fixture
-def make_agent(x11: X11, collector_server: Any, tmp_path: Path
-               ) -> Iterator[Callable[..., AgentRun]]:
-    made: list[AgentRun] = []
-
+def make_agent(agent_factory: Callable[..., AgentRun], collector_server: Any
+               ) -> Callable[..., AgentRun]:
+    """An agent enrolled with ``collector_server`` and started (tests.fixtures.faults)."""
     def make(**env_extra: str) -> AgentRun:
-        base = tmp_path / f"agent-{len(made)}"
-        base.mkdir()
-        agent = AgentRun(x11, base, env_extra=env_extra)
-        made.append(agent)
+        agent = agent_factory(**env_extra)
         agent.enrol(collector_server)
         agent.start()
         return agent
 
-    yield make
-    for agent in made:
-        agent.stop()
-        print(f"--- agent log ---\n{agent.log()[-4000:]}")  # shown by pytest when a test fails
+    return make
 
 
 def all_delivered(server: Any, agent: AgentRun, n: int) -> list[Any]:
