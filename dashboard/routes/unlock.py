@@ -12,7 +12,8 @@ from collector.store.models import Keyholder
 from core.errors import KeyFileError, WrongPassword
 from dashboard.auditing import audit, audit_backoffs
 from dashboard.deps import DashSettingsDep, KeyholderDep, KeyRingDep, SessionDep
-from dashboard.errors import BackedOff, BadCredentials, BadRequest
+from dashboard.errors import BackedOff, BadCredentials, BadRequest, NotAReader
+from dashboard.keyholders import is_reader
 from dashboard.rendering import render
 from dashboard.routes._common import client_address, safe_next
 from dashboard.security import Limits, guarded_attempt
@@ -51,6 +52,13 @@ def unlock(
 
     address = client_address(request)
     keyholder = _keyholder(db, who)
+    if not is_reader(db, keyholder):
+        # Before the password is tried: a key the keyholders never signed opens nothing, and
+        # must not become the dashboard's way of reading or of anchoring the audit chain.
+        audit(db, who.username, "key.unlock_refused", keyholder.fingerprint,
+              reason="not among the signed readers", address=address)
+        return render(request, "unlock.html", who, status_code=NotAReader.status,
+                      error=str(NotAReader()), next=next)
     unlocked: list[Any] = []
 
     def passes() -> bool:
