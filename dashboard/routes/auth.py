@@ -8,9 +8,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import select
 
+from collector.admin import PASSWORD_FROM_KEY
 from collector.store.models import Account
 from dashboard import sessions
-from collector.admin import PASSWORD_FROM_KEY
 from dashboard.accounts import claim_totp_step, first_sign_in_unlocks, store_first_password
 from dashboard.auditing import audit, audit_backoffs
 from dashboard.deps import DashSettingsDep, KeyRingDep, MaybeSignedInDep, SessionDep
