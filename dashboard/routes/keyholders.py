@@ -17,7 +17,6 @@ from sqlmodel import Session
 from collector.errors import CollectorError
 from collector.trust_root import proposed_change
 from core.errors import WrongPassword
-from dashboard.auditing import audit, audit_backoffs
 from dashboard.deps import DashSettingsDep, KeyholderDep, SessionDep
 from dashboard.errors import BackedOff, BadCredentials, BadRequest, DashboardError
 from dashboard.keyholders import (
@@ -28,8 +27,7 @@ from dashboard.keyholders import (
     signer_for,
 )
 from dashboard.rendering import render
-from dashboard.routes._common import client_address
-from dashboard.security import Limits, guarded_attempt
+from dashboard.routes._common import client_address, key_password_guess
 from dashboard.sessions import SignedIn
 
 __all__ = ["router"]
@@ -148,15 +146,9 @@ def approve_change(
         return True
 
     try:
-        # The same back-off as unlocking the key on the dashboard: it is the same password.
-        tried = guarded_attempt(db, "unlock", who.username, address,
-                                Limits.from_settings(settings), passes)
-        if not tried:
-            audit(db, who.username, "keyholder.approve_failed", signer.fingerprint)
-            audit_backoffs(db, who.username, "key.unlock_backoff", signer.fingerprint,
-                           tried.backoffs)
-            raise BadCredentials("That password does not unlock your key: the change was not "
-                                 "signed.")
+        key_password_guess(db, who, signer.fingerprint, address, settings, passes,
+                           "keyholder.approve_failed",
+                           "That password does not unlock your key: the change was not signed.")
     except (BackedOff, BadCredentials) as exc:
         return _page(request, db, who, status_code=exc.status, sign_error=str(exc))
     result = outcome[0]

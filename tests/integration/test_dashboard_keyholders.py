@@ -12,25 +12,16 @@ import pytest
 from sqlmodel import select
 
 from collector.admin import PASSWORD_FROM_KEY, add_keyholder_key
-from collector.store.models import Account, AuditEntry, Keyholder, LoginAttempt
+from collector.store.models import Account, Keyholder, LoginAttempt
 from core.keys import create
 from dashboard.security import hash_password
-from tests.e2e.dashboard_helpers import make_accounts
+from tests.e2e.dashboard_helpers import audit_entries, make_accounts
 from tests.fixtures.keys import FAST_TEST_KDF
 from tests.hardening.clients import DashClient, anonymous, csrf_of, sign_in
 
 pytestmark = [pytest.mark.slow]
 
 HTML = {"Accept": "text/html"}
-
-
-def _audit(server: Any, action: str) -> list[AuditEntry]:
-    db = server.database()
-    try:
-        with db.session() as s:
-            return list(s.exec(select(AuditEntry).where(AuditEntry.action == action)).all())
-    finally:
-        db.close()
 
 
 def _propose(server: Any, name: str, password: str) -> Any:
@@ -65,9 +56,9 @@ def test_a_waiting_key_cannot_be_unlocked(collector_server: Any) -> None:
         assert 'id="unapproved-banner"' in nina.http.get("/triage").text
     finally:
         nina.close()
-    refused = _audit(server, "key.unlock_refused")
+    refused = audit_entries(server, "key.unlock_refused")
     assert [e.target for e in refused] == [key_file.fingerprint]
-    assert all(e.target != key_file.fingerprint for e in _audit(server, "key.unlock"))
+    assert all(e.target != key_file.fingerprint for e in audit_entries(server, "key.unlock"))
 
 
 def test_a_key_inserted_in_the_database_cannot_be_unlocked(collector_server: Any) -> None:
@@ -103,7 +94,7 @@ def test_a_key_inserted_in_the_database_cannot_be_unlocked(collector_server: Any
         assert signed.status_code == 403 and "cannot sign a change" in signed.text
     finally:
         rogue.close()
-    assert [e.target for e in _audit(server, "key.unlock_refused")] == [key_file.fingerprint]
+    assert [e.target for e in audit_entries(server, "key.unlock_refused")] == [key_file.fingerprint]
 
 
 def test_first_sign_in_unlocks_the_key_and_keeps_the_back_off(collector_server: Any) -> None:
@@ -134,12 +125,12 @@ def test_first_sign_in_unlocks_the_key_and_keeps_the_back_off(collector_server: 
     client, answer = _try_sign_in(server, "Omar First", "omar's own key password")
     client.close()
     assert answer.status_code == 303
-    assert [e.target for e in _audit(server, "signin.first")] == ["Omar First"]
+    assert [e.target for e in audit_entries(server, "signin.first")] == ["Omar First"]
     # From now on the stored hash is checked, as for any account.
     client, answer = _try_sign_in(server, "Omar First", "omar's own key password")
     client.close()
     assert answer.status_code == 303
-    assert len(_audit(server, "signin.first")) == 1
+    assert len(audit_entries(server, "signin.first")) == 1
 
 
 def test_uploads_that_are_not_keys_get_one_line(collector_server: Any) -> None:
