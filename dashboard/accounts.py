@@ -9,10 +9,10 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from collector.store.models import Account, utcnow
+from collector.store.models import Account, Keyholder, utcnow
 from dashboard.errors import BadRequest
 from dashboard.models import TotpStep
-from dashboard.security import hash_password, new_totp_secret
+from dashboard.security import hash_password, new_totp_secret, verify_password
 from dashboard.sessions import end_all_for
 
 __all__ = [
@@ -20,7 +20,9 @@ __all__ = [
     "claim_totp_step",
     "disable_account",
     "enable_totp",
+    "first_sign_in_unlocks",
     "set_password",
+    "store_first_password",
 ]
 
 MIN_PASSWORD_LENGTH = 12
@@ -92,3 +94,33 @@ def claim_totp_step(db: Session, account_id: int, step: int) -> bool:
         except IntegrityError:
             db.rollback()
     return False
+
+
+def first_sign_in_unlocks(db: Session, account: Account, password: str) -> bool:
+    """For an account that has never signed in (collector.admin.PASSWORD_FROM_KEY): whether
+    ``password`` unlocks the key file the new keyholder made on their own machine. Their
+    password is theirs alone: no one set it for them on the server.
+
+    The Argon2 check every sign-in does is done here too, against nothing, so a first sign-in
+    never costs less than a normal one. An account with no key file can never sign in so.
+    """
+    from core.errors import KeyFileError, WrongPassword
+    from core.keys import KeyFile
+
+    verify_password(None, password)  # the same work as any sign-in; always False
+    holder = db.get(Keyholder, account.keyholder_id) if account.keyholder_id else None
+    if holder is None or holder.key_file is None or holder.retired_at is not None:
+        return False
+    try:
+        KeyFile.from_bytes(holder.key_file).unlock(password)
+    except (WrongPassword, KeyFileError):
+        return False
+    return True
+
+
+def store_first_password(db: Session, account: Account, password: str) -> None:
+    """After a first sign-in proved the password against the key: keep its Argon2 hash, so
+    later sign-ins check it like any other account's."""
+    account.password_hash = hash_password(password)
+    db.add(account)
+    db.commit()

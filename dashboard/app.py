@@ -37,6 +37,7 @@ ROUTE_MODULES = (
     "wordlists",
     "audit",
     "account",
+    "keyholders",
 )
 
 

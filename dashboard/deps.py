@@ -87,7 +87,15 @@ def _maybe_signed_in(
     if who is None and token:  # an expired session must not leave its key behind
         ring.drop(token_hash(token))
     request.state.dashboard_who = who  # for error pages rendered outside the route
+    # The unapproved-keys banner is asked for only when a keyholder page is rendered.
+    request.state.dashboard_unapproved = lambda: _unapproved(db)
     return who
+
+
+def _unapproved(db: Any) -> int:
+    from dashboard.keyholders import unapproved_count
+
+    return unapproved_count(db)
 
 
 MaybeSignedInDep = Annotated[SignedIn | None, Depends(_maybe_signed_in)]

@@ -15,6 +15,7 @@ __all__ = [
     "Forbidden",
     "KeyLocked",
     "LockedOut",
+    "NotAReader",
     "NotFound",
     "NotSignedIn",
     "Relabelled",
@@ -91,6 +92,18 @@ class KeyLocked(DashboardError):
 
     def __init__(self) -> None:
         super().__init__("Unlock your key first: captures are sealed to keyholders.")
+
+
+class NotAReader(Forbidden):
+    """A keyholder's key that no signed policy lists: it may not be unlocked here."""
+
+    code = "not-a-reader"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Your key is not among the readers the keyholders signed, so it cannot be unlocked "
+            "here. A current keyholder must approve it on the Keyholders page first."
+        )
 
 
 class NotFound(DashboardError):

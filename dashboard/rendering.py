@@ -63,6 +63,17 @@ templates.env.filters["rule_label"] = rule_label
 templates.env.globals["GRADE_LABELS"] = GRADE_LABELS
 
 
+def _unapproved_keys(request: Request, who: SignedIn | None) -> int:
+    """How many active keys no keyholder signed, for the banner on keyholders' pages."""
+    count = getattr(request.state, "dashboard_unapproved", None)
+    if who is None or not who.session.verified or who.role not in _KEYHOLDER_ROLES or count is None:
+        return 0
+    return int(count())
+
+
+_KEYHOLDER_ROLES = frozenset({"technician", "head"})
+
+
 def render(
     request: Request,
     name: str,
@@ -73,6 +84,7 @@ def render(
     ring = getattr(request.app.state, "dashboard_keys", None)
     unlocked = bool(who and ring and ring.peek(who.session_id))
     page = {
+        "unapproved_keys": _unapproved_keys(request, who),
         "who": who,
         "csrf": who.csrf if who else context.pop("pre_csrf", ""),
         "unlocked": unlocked,

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import select
 
+from collector.admin import PASSWORD_FROM_KEY
 from collector.store.models import Account
 from dashboard import sessions
-from dashboard.accounts import claim_totp_step
+from dashboard.accounts import claim_totp_step, first_sign_in_unlocks, store_first_password
 from dashboard.auditing import audit, audit_backoffs
 from dashboard.deps import DashSettingsDep, KeyRingDep, MaybeSignedInDep, SessionDep
 from dashboard.errors import BackedOff, BadCredentials, NotSignedIn
@@ -93,7 +94,10 @@ def login(
     account = db.exec(select(Account).where(Account.username == username)).first()
 
     def passes() -> bool:
-        ok = verify_password(account.password_hash if account else None, password)
+        if account is not None and account.password_hash == PASSWORD_FROM_KEY:
+            ok = first_sign_in_unlocks(db, account, password)
+        else:
+            ok = verify_password(account.password_hash if account else None, password)
         return ok and account is not None and account.disabled_at is None
 
     try:
@@ -105,6 +109,9 @@ def login(
         audit(db, f"anonymous@{address}", "signin.failed", username[:64])
         audit_backoffs(db, f"anonymous@{address}", "signin.backoff", username[:64], ok.backoffs)
         return _login_page(request, settings, _WRONG, status_code=401)
+    if account.password_hash == PASSWORD_FROM_KEY:
+        store_first_password(db, account, password)
+        audit(db, account.username, "signin.first", account.username, address=address)
     token, _ = sessions.start(db, account, address, verified=not account.totp_secret)
     if account.totp_secret:
         response: Response = RedirectResponse(

@@ -10,12 +10,12 @@ from fastapi.responses import RedirectResponse, Response
 from collector.audit import checkpoint, record
 from collector.store.models import Keyholder
 from core.errors import KeyFileError, WrongPassword
-from dashboard.auditing import audit, audit_backoffs
+from dashboard.auditing import audit
 from dashboard.deps import DashSettingsDep, KeyholderDep, KeyRingDep, SessionDep
-from dashboard.errors import BackedOff, BadCredentials, BadRequest
+from dashboard.errors import BackedOff, BadCredentials, BadRequest, NotAReader
+from dashboard.keyholders import is_reader
 from dashboard.rendering import render
-from dashboard.routes._common import client_address, safe_next
-from dashboard.security import Limits, guarded_attempt
+from dashboard.routes._common import client_address, key_password_guess, safe_next
 from dashboard.sessions import SignedIn
 
 __all__ = ["router"]
@@ -51,6 +51,13 @@ def unlock(
 
     address = client_address(request)
     keyholder = _keyholder(db, who)
+    if not is_reader(db, keyholder):
+        # Before the password is tried: a key the keyholders never signed opens nothing, and
+        # must not become the dashboard's way of reading or of anchoring the audit chain.
+        audit(db, who.username, "key.unlock_refused", keyholder.fingerprint,
+              reason="not among the signed readers", address=address)
+        return render(request, "unlock.html", who, status_code=NotAReader.status,
+                      error=str(NotAReader()), next=next)
     unlocked: list[Any] = []
 
     def passes() -> bool:
@@ -61,13 +68,8 @@ def unlock(
         return True
 
     try:
-        tried = guarded_attempt(db, "unlock", who.username, address,
-                                Limits.from_settings(settings), passes)
-        if not tried:
-            audit(db, who.username, "key.unlock_failed", keyholder.fingerprint)
-            audit_backoffs(db, who.username, "key.unlock_backoff", keyholder.fingerprint,
-                           tried.backoffs)
-            raise BadCredentials("That password does not unlock your key.")
+        key_password_guess(db, who, keyholder.fingerprint, address, settings, passes,
+                           "key.unlock_failed", "That password does not unlock your key.")
     except (BackedOff, BadCredentials) as exc:
         return render(request, "unlock.html", who, status_code=exc.status, error=str(exc), next=next)
     except KeyFileError as exc:

@@ -19,6 +19,7 @@ __all__ = [
     "GOVERNOR",
     "SCREENSHOTS",
     "SeedEvent",
+    "audit_entries",
     "event_status",
     "make_accounts",
     "png",
@@ -40,6 +41,21 @@ def event_status(server: Any, event_id: str) -> str:
     try:
         with db.session() as session:
             return session.get(Event, event_id).status
+    finally:
+        db.close()
+
+
+def audit_entries(server: Any, action: str) -> list[Any]:
+    """The collector's audit entries with ``action``, oldest first."""
+    from sqlmodel import col, select
+
+    from collector.store.models import AuditEntry
+
+    db = server.database()
+    try:
+        with db.session() as session:
+            return list(session.exec(select(AuditEntry).where(AuditEntry.action == action)
+                                     .order_by(col(AuditEntry.seq))).all())
     finally:
         db.close()
 

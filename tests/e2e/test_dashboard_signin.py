@@ -13,11 +13,9 @@ from typing import Any
 import httpx
 import pyotp
 import pytest
-from sqlmodel import select
 
-from collector.store.models import AuditEntry
 from dashboard.accounts import enable_totp
-from tests.e2e.dashboard_helpers import make_accounts
+from tests.e2e.dashboard_helpers import audit_entries, make_accounts
 
 pytestmark = [pytest.mark.slow]
 
@@ -61,16 +59,7 @@ def _enable_totp(server: Any, username: str) -> str:
         db.close()
 
 
-def _audit(server: Any, action: str) -> list[AuditEntry]:
-    db = server.database()
-    try:
-        with db.session() as s:
-            return list(s.exec(select(AuditEntry).where(AuditEntry.action == action)).all())
-    finally:
-        db.close()
-
-
-def test_dashboard_signin_cookies_lockout_and_audit(collector_server: Any) -> None:
+def test_dashboard_signin_cookies_lockout_andaudit_entries(collector_server: Any) -> None:
     server = collector_server
     who = make_accounts(server)
     name, password = who["head"]
@@ -87,7 +76,7 @@ def test_dashboard_signin_cookies_lockout_and_audit(collector_server: Any) -> No
         assert page.headers["x-frame-options"] == "DENY"
         assert "script-src 'self'" in page.headers["content-security-policy"]
         assert "<script>" not in page.text  # scripts come only from /static
-    assert [e.target for e in _audit(server, "signin")] == [name]
+    assert [e.target for e in audit_entries(server, "signin")] == [name]
 
     with _client(server) as client:
         for _ in range(3):  # the address's free failures
@@ -108,8 +97,8 @@ def test_dashboard_signin_cookies_lockout_and_audit(collector_server: Any) -> No
     with _client(server) as client:
         _wait_for(lambda: _sign_in(client, *who["governor"]).status_code == 303, 10,
                   "the address's back-off to end")
-    assert len(_audit(server, "signin.failed")) == 3
-    backoffs = _audit(server, "signin.backoff")
+    assert len(audit_entries(server, "signin.failed")) == 3
+    backoffs = audit_entries(server, "signin.backoff")
     assert [(e.target, e.details["scope"], e.details["wait_s"]) for e in backoffs] == [
         (name, "source", 1)]
     assert all(password not in str(e.details) for e in backoffs)
@@ -143,7 +132,7 @@ def test_dashboard_strangers_cannot_keep_the_head_out(collector_server: Any) -> 
         _wait_for(lambda: _sign_in(client, name, password).status_code == 303, 60 + 10,
                   "the head to get in after the account's back-off")
         assert time.monotonic() - started <= 60 + 10
-    assert {e.details["scope"] for e in _audit(server, "signin.backoff")} == {"account"}
+    assert {e.details["scope"] for e in audit_entries(server, "signin.backoff")} == {"account"}
 
 
 def test_dashboard_totp_second_factor(collector_server: Any) -> None:
@@ -197,8 +186,8 @@ def test_dashboard_unlock_limits_audit_and_sign_out_drops_the_key(collector_serv
         answer = client.post("/unlock", data={"password": password, "csrf": token})
         assert answer.status_code == 429
         assert "Too many failed unlock attempts from this address: try again in" in answer.text
-    assert len(_audit(server, "key.unlock_failed")) == 3
-    assert [e.details["scope"] for e in _audit(server, "key.unlock_backoff")] == ["source"]
+    assert len(audit_entries(server, "key.unlock_failed")) == 3
+    assert [e.details["scope"] for e in audit_entries(server, "key.unlock_backoff")] == ["source"]
 
     name, password = who["head"]
     with _client(server, "127.0.0.2") as client:  # the head's own machine: not backed off
@@ -207,7 +196,7 @@ def test_dashboard_unlock_limits_audit_and_sign_out_drops_the_key(collector_serv
         answer = client.post("/unlock", data={"password": password, "csrf": token})
         assert answer.status_code == 303
         assert "Key unlocked" in client.get("/triage").text
-        unlocks = _audit(server, "key.unlock")
+        unlocks = audit_entries(server, "key.unlock")
         assert [e.actor for e in unlocks] == [name]
         assert password not in str(unlocks[0].details)
         old_cookie = dict(client.cookies)
@@ -269,9 +258,9 @@ def test_dashboard_account_sets_up_totp_and_changes_password(collector_server: A
 
         answer = _wait_for(next_code_tried, 10, "the address's one-second back-off")
         assert answer.headers["location"] == "/reports"
-    actions = [e.action for e in _audit(server, "account.totp_enabled")]
+    actions = [e.action for e in audit_entries(server, "account.totp_enabled")]
     assert actions == ["account.totp_enabled"]
-    assert len(_audit(server, "account.password_changed")) == 1
+    assert len(audit_entries(server, "account.password_changed")) == 1
 
 
 def test_dashboard_head_views_but_does_not_edit_devices_and_wordlists(collector_server: Any) -> None:

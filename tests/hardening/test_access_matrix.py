@@ -93,6 +93,18 @@ class Ctx:
         assert answer.status_code == 303, answer.text[:300]
         return name
 
+    def proposal(self) -> int:
+        """A keyholder row waiting for approval (a public key only), made afresh per call."""
+        from collector.admin import add_keyholder_key
+        from core.keys import PrivateKey
+
+        public = PrivateKey.generate(f"Matrix {uuid.uuid4().hex[:8]}", "technician").public
+        db = self.server.database()
+        try:
+            return add_keyholder_key(db, public, actor="test").id or 0
+        finally:
+            db.close()
+
 
 _SCHOOL_FILE = """category = "bullying"
 
@@ -236,6 +248,17 @@ MATRIX: dict[tuple[str, str], tuple[Call, dict[str, int]]] = {
     ("POST", "/wordlists/test"): (Call("/wordlists/test", form=lambda c: {"sentence": "go die"}),
                                   keyholders_post(200)),
     ("POST", "/wordlists/publish"): (Call("/wordlists/publish"), technician_post()),
+    # Keyholders: who can read and changes to it; both keyholder roles, never a governor.
+    ("GET", "/keyholders"): (Call("/keyholders"), keyholders()),
+    ("POST", "/keyholders/add"): (Call("/keyholders/add"), keyholders_post(400)),  # no file
+    ("POST", "/keyholders/{keyholder_id}/remove"): (
+        Call(lambda c: f"/keyholders/{c.proposal()}/remove"), keyholders_post()),
+    ("POST", "/keyholders/{keyholder_id}/reject"): (
+        Call(lambda c: f"/keyholders/{c.proposal()}/reject"), keyholders_post()),
+    ("POST", "/keyholders/approve"): (
+        Call("/keyholders/approve", form=lambda c: {"change": "vkc1:stale",
+                                                    "password": "wrong-password"}),
+        keyholders_post(401)),
     ("GET", "/audit"): (Call("/audit"), keyholders()),
     ("POST", "/audit/verify"): (Call("/audit/verify"), keyholders_post()),
 }
