@@ -21,29 +21,9 @@ import pytest
 
 from tests.fixtures.supervisor import Pupil, SupervisorRun, pupil, supervisor_base  # noqa: F401
 from tests.fixtures.x11 import X11, wait_until
+from tests.integration.test_agent_x11 import open_event, stored_events
 
 pytestmark = [pytest.mark.x11, pytest.mark.slow]
-
-
-def stored_events(server: Any) -> list[Any]:
-    from sqlmodel import select
-
-    from collector.store.models import Event
-
-    db = server.database()
-    try:
-        with db.session() as session:
-            return list(session.exec(select(Event).order_by(Event.received_at)).all())
-    finally:
-        db.close()
-
-
-def open_event(server: Any, row: Any) -> Any:
-    from collector.store.blobs import BlobStore
-    from core import envelope
-
-    data = BlobStore(server.settings().blob_dir).get(row.blob_key)
-    return envelope.open(data, server.keys.head.key)
 
 
 def wait_rule(server: Any, rule: str, timeout: float = 30.0) -> Any:
