@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import stat
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,18 +17,14 @@ from agent.supervisor.server import SocketServer
 from agent.supervisor.sessions import parse_explicit
 from agent.supervisor.store import SystemConfig
 from agent.supervisor.tamper import Tamper, TamperLimiter
+from tests.fixtures.supervisor import supervisor_base  # noqa: F401
 
 NOBODY = 65534
 
 
 @pytest.fixture
-def base() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="vigil-supervisor-parts-", dir="/tmp"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+def base(supervisor_base: Path) -> Path:  # noqa: F811 - a 0755 directory in /tmp, removed after
+    return supervisor_base
 
 
 def _ask_as(uid: int, path: Path) -> dict:
