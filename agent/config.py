@@ -48,16 +48,16 @@ class Enrolment:
         return cls(**data)
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600, atomically and durably."""
+def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` with ``mode`` (0600), atomically and durably."""
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.chmod(tmp, 0o600)
+    os.chmod(tmp, mode)
     os.replace(tmp, path)
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -69,34 +69,43 @@ def write_private(path: Path, data: bytes) -> None:
 class ConfigDir:
     """The files under the agent's config directory."""
 
+    dir_mode = 0o700
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
+    def file(self, name: str) -> Path:
+        """Where the file ``name`` lives (agent.supervisor.store keeps the policy elsewhere)."""
+        return self.path / name
+
+    def mode_of(self, name: str) -> int:
+        return 0o600
+
     def ensure(self) -> None:
         try:
-            self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.chmod(self.path, 0o700)
+            self.path.mkdir(parents=True, exist_ok=True, mode=self.dir_mode)
+            os.chmod(self.path, self.dir_mode)
         except OSError as exc:
             raise ConfigError(f"cannot create config directory {self.path}: {exc.strerror}") from exc
 
     def _read(self, name: str) -> bytes | None:
         try:
-            return (self.path / name).read_bytes()
+            return self.file(name).read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise ConfigError(f"cannot read {self.path / name}: {exc.strerror}") from exc
+            raise ConfigError(f"cannot read {self.file(name)}: {exc.strerror}") from exc
 
     def _write(self, name: str, data: bytes) -> None:
         self.ensure()
         try:
-            write_private(self.path / name, data)
+            write_private(self.file(name), data, self.mode_of(name))
         except OSError as exc:
-            raise ConfigError(f"cannot write {self.path / name}: {exc.strerror}") from exc
+            raise ConfigError(f"cannot write {self.file(name)}: {exc.strerror}") from exc
 
     @property
     def ca_path(self) -> Path:
-        return self.path / CA_FILE
+        return self.file(CA_FILE)
 
     def save_ca(self, pem: bytes) -> Path:
         self._write(CA_FILE, pem)
@@ -106,19 +115,19 @@ class ConfigDir:
         raw = self._read(ENROLMENT_FILE)
         if raw is None:
             raise NotEnrolled(
-                f"this device is not enrolled (no {self.path / ENROLMENT_FILE}); "
+                f"this device is not enrolled (no {self.file(ENROLMENT_FILE)}); "
                 "run `vigil agent enrol --collector URL --token TOKEN --trust FINGERPRINT`"
             )
         try:
             return Enrolment.from_json(raw)
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{self.path / ENROLMENT_FILE} is damaged; enrol again") from exc
+            raise ConfigError(f"{self.file(ENROLMENT_FILE)} is damaged; enrol again") from exc
 
     def save_enrolment(self, enrolment: Enrolment) -> None:
         self._write(ENROLMENT_FILE, enrolment.to_json())
 
     def forget_enrolment(self) -> None:
-        (self.path / ENROLMENT_FILE).unlink(missing_ok=True)
+        self.file(ENROLMENT_FILE).unlink(missing_ok=True)
 
     def load_policy(self) -> tuple[bytes, str] | None:
         """The last verified signed policy and its ETag, if any."""
@@ -129,7 +138,7 @@ class ConfigDir:
             data = json.loads(raw)
             return data["signed"].encode(), data["etag"]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ConfigError(f"{self.path / POLICY_FILE} is damaged; delete it to refetch") from exc
+            raise ConfigError(f"{self.file(POLICY_FILE)} is damaged; delete it to refetch") from exc
 
     def save_policy(self, signed: bytes, etag: str) -> None:
         self._write(POLICY_FILE, json.dumps({"signed": signed.decode(), "etag": etag}).encode())

@@ -27,6 +27,7 @@ class PolicyState:
         self._lock = threading.Lock()
         self.policy: Policy | None = None
         self.etag: str | None = None
+        self.signed: bytes | None = None  # the verified signed policy, as received
         self.matcher: Any = None
         raw_trust = config.load_trust()
         if raw_trust is None:
@@ -59,6 +60,7 @@ class PolicyState:
                 self._config.save_policy(signed, etag)
                 self._config.save_trust(trust.to_json())
             self.policy, self.trust, self.etag, self.matcher = policy, trust, etag, matcher
+            self.signed = signed
         return policy
 
     def offer(self, signed: bytes, etag: str) -> Policy | None:

@@ -31,11 +31,20 @@ def run_agent(settings: Settings, stop: threading.Event | None = None) -> int:
     stop = stop or threading.Event()
     tune_allocator()
     backend = select_backend()  # no display / Wayland: one clear line, before anything else
-    config = ConfigDir(settings.config_dir)
+    link = None
+    if settings.supervised:
+        # Started by the supervisor: trust, policy and uploads come over its socket; the user's
+        # own config directory decides nothing (agent/supervisor/client.py).
+        from agent.supervisor.client import connect
+
+        config, link = connect(settings.socket_path, settings.http_timeout_s,
+                               settings.upload_batch)
+    else:
+        config = ConfigDir(settings.config_dir)  # type: ignore[assignment]
     enrolment = config.load_enrolment()
     spool = Spool(settings.spool_dir, settings.spool_max_events, settings.spool_max_bytes)
     flood = FloodControl(settings.flood_window_s, settings.spool_dir / "repeats.json")
-    policy = PolicyState(config)
+    policy = PolicyState(config)  # type: ignore[arg-type]
     parts: dict[str, Any] = {}  # the hooks and the judge, built after the callback reporting them
 
     def status() -> dict[str, Any]:
@@ -47,7 +56,7 @@ def run_agent(settings: Settings, stop: threading.Event | None = None) -> int:
                 **({"detection": judge.state, "detection_note": judge.note}
                    if (judge := parts.get("judge")) is not None else {})}
 
-    sync = Sync(settings, config, enrolment, policy, spool, flood, status)
+    sync = Sync(settings, config, enrolment, policy, spool, flood, status, uplink=link)  # type: ignore[arg-type]
     if policy.policy is None:
         try:
             sync.refresh_policy()
@@ -81,8 +90,9 @@ def run_agent(settings: Settings, stop: threading.Event | None = None) -> int:
         # "agent running" means input is seen from now on: the hooks are live.
         if not hooks.wait_ready(20):
             log.warning("the input hooks are not live yet; monitoring starts when they are")
-        log.info("agent running: device %s, policy serial %d, %s backend, spool %s",
-                 enrolment.device_id, policy.serial, backend.name, settings.spool_dir)
+        log.info("agent running: device %s, policy serial %d, %s backend, spool %s%s",
+                 enrolment.device_id, policy.serial, backend.name, settings.spool_dir,
+                 f", supervised over {settings.socket_path}" if link is not None else "")
         stop.wait()
     finally:
         hooks.stop()

@@ -27,6 +27,9 @@ def default_spool_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP, appauthor=False)) / "spool"
 
 
+_PATHS = frozenset({"config_dir", "spool_dir", "system_config_dir", "state_dir", "socket_path"})
+
+
 @dataclass(frozen=True)
 class Settings:
     config_dir: Path = field(default_factory=default_config_dir)
@@ -65,6 +68,28 @@ class Settings:
     # Log level: "info" by default; "debug" adds one line per focus change (a window id, never
     # a title or a key), which tests use to know the agent has seen a window before typing.
     log_level: str = "info"
+    # --- the system supervisor (agent/supervisor, `vigil agent supervise`, run as root) ---
+    # Where the supervisor keeps the trust anchor and the enrolment (the device secret in it is
+    # root's only), the signed policy and its spool, and the socket the session agents use.
+    system_config_dir: Path = Path("/etc/vigil/agent")
+    state_dir: Path = Path("/var/lib/vigil-agent")
+    socket_path: Path = Path("/run/vigil-agent/agent.sock")
+    # Set by the supervisor for the session agents it starts: policy, trust and uploads come
+    # from the supervisor over ``socket_path``, nothing from the user's own config directory.
+    supervised: bool = False
+    # Sessions given explicitly, ":N=USER" separated by commas (machines without logind, tests);
+    # empty: logind, else the X displays in use.
+    sessions: str = ""
+    # How often the supervisor looks for sessions and checks its files (a dead agent wakes it
+    # at once); restart backoff of a session agent that keeps dying.
+    supervise_poll_s: float = 2.0
+    restart_initial_s: float = 1.0
+    restart_max_s: float = 30.0
+    # A session with no running agent for this long is reported once (tamper.agent_missing).
+    agent_missing_s: float = 30.0
+    # The same tamper rule for the same user is sent at most once per this many seconds; the
+    # ones in between are counted in the next one.
+    tamper_cooldown_s: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -75,7 +100,7 @@ class Settings:
             raw = env.get(f"VIGIL_AGENT_{f.name.upper()}")
             if raw is None:
                 continue
-            kind = type(getattr(cls(), f.name)) if f.name not in ("config_dir", "spool_dir") else Path
+            kind = Path if f.name in _PATHS else type(getattr(cls(), f.name))
             if kind is bool:
                 values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
             else:

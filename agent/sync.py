@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 class Sync:
     def __init__(self, settings: Settings, config: ConfigDir, enrolment: Enrolment,
                  policy: PolicyState, spool: Spool, flood: FloodControl,
-                 status: Callable[[], dict[str, Any]]) -> None:
+                 status: Callable[[], dict[str, Any]], uplink: Any = None) -> None:
         self._settings = settings
         self._config = config
         self._enrolment = enrolment
@@ -42,7 +42,9 @@ class Sync:
         self._spool = spool
         self._flood = flood
         self._status = status
-        self._uplink = Uplink(enrolment, settings.http_timeout_s, settings.upload_batch)
+        # A supervised session agent hands its events to the supervisor instead
+        # (agent.supervisor.client.SupervisorLink: the same calls, over the local socket).
+        self._uplink = uplink or Uplink(enrolment, settings.http_timeout_s, settings.upload_batch)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vigil-uplink", daemon=True)

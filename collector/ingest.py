@@ -49,7 +49,10 @@ __all__ = [
     "sweep_orphans",
 ]
 
-SOURCES = frozenset({"typed", "title", "paste"})
+# "supervisor": tamper events the agent's root supervisor seals (agent/supervisor/tamper.py).
+SOURCES = frozenset({"typed", "title", "paste", "supervisor"})
+# Categories beside the wordlists' (core.rules.CATEGORIES): the supervisor's tamper events.
+EXTRA_CATEGORIES = frozenset({"tamper"})
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ def _categories() -> frozenset[str] | None:
         from core.rules import CATEGORIES
     except ImportError:  # the trigger engine is optional for the collector's own tests
         return None
-    return frozenset(CATEGORIES)
+    return frozenset(CATEGORIES) | EXTRA_CATEGORIES
 
 
 def _as_utc(value: Any) -> datetime:

@@ -44,8 +44,8 @@ version="$(basename "$wheel" | cut -d- -f2)"
 pkg="$work/pkg"
 share="$pkg/usr/share/vigil"
 mkdir -p "$share/installer" "$share/wheels" "$pkg/usr/sbin" "$pkg/DEBIAN" "$pkg/usr/share/doc/vigil"
-cp -a "$HERE/install.sh" "$HERE/uninstall.sh" "$HERE/common.sh" "$HERE/vigil-agent-session" \
-    "$HERE/systemd" "$HERE/xdg" "$share/installer/"
+cp -a "$HERE/install.sh" "$HERE/uninstall.sh" "$HERE/common.sh" "$HERE/systemd" \
+    "$share/installer/"
 cp "$WHEELHOUSE"/*.whl "$share/wheels/"
 cp "$REPO/requirements.lock" "$share/"
 cp "$REPO/docs/admin-guide.md" "$REPO/LICENSE" "$pkg/usr/share/doc/vigil/"

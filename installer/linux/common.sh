@@ -27,6 +27,7 @@ set_paths() {
     ETC="$ROOT/etc/vigil"
     DATA="$ROOT/var/lib/vigil"
     AGENT_CONF="$ETC/agent"
+    AGENT_STATE="$ROOT/var/lib/vigil-agent"
     SYSTEM_UNITS="$ROOT/etc/systemd/system"
     USER_UNITS="$ROOT/etc/systemd/user"
     AUTOSTART="$ROOT/etc/xdg/autostart"
@@ -80,6 +81,19 @@ remove_empty_parents() {
         rmdir "$dir" 2>/dev/null || return 0
         dir="$(dirname "$dir")"
     done
+}
+
+# What installs before the supervisor put in every user's session (a user unit, an XDG autostart
+# entry and its script); the supervisor starts the agent now, so they go.
+remove_session_autostart() {
+    if [ -f "$USER_UNITS/vigil-agent.service" ]; then
+        offline_systemctl --global disable vigil-agent.service
+    fi
+    rm -f "$USER_UNITS/vigil-agent.service" "$AUTOSTART/vigil-agent.desktop" \
+        "$OPT/bin/vigil-agent-session"
+    remove_empty_parents "$USER_UNITS"
+    remove_empty_parents "$AUTOSTART"
+    remove_empty_parents "$OPT/bin"
 }
 
 user_exists() { grep -q "^$SERVICE_USER:" "$ROOT/etc/passwd" 2>/dev/null; }

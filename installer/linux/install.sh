@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs Vigil's collector (a systemd service) or agent (for every graphical user) into a
-# dedicated virtual environment under /opt/vigil. Running it twice changes nothing.
+# Installs Vigil's collector (a systemd service) or agent (a root supervisor that runs the agent
+# in every graphical session) into a dedicated virtual environment under /opt/vigil. Running it
+# twice changes nothing.
 #
 #   install.sh collector [--host 0.0.0.0] [--port 8443] [--public-url https://NAME:8443]
 #   install.sh agent --collector URL --token T --trust FPR [--ca CERT | --ca-fingerprint SHA256]
@@ -203,45 +204,56 @@ validate_collector() {
     case "$PORT" in ''|*[!0-9]*) die "--port must be a number" ;; esac
 }
 
+# The marker names the layout: "URL system" since the supervisor (issue 15). A machine enrolled
+# under the old per-user layout had its device secret readable by every user: it is enrolled
+# again (with the token given now), so that secret is replaced.
 enrol_machine() {
     local marker="$AGENT_CONF/.enrolled"
-    if [ -f "$marker" ] && [ "$(cat "$marker")" = "$COLLECTOR_URL" ]; then
+    if [ -f "$marker" ] && [ "$(cat "$marker")" = "$COLLECTOR_URL system" ]; then
         say "already enrolled with $COLLECTOR_URL; checking the connection"
         return 0
     fi
+    if [ -f "$marker" ]; then
+        say "enrolled under the old per-user layout (device secret readable by every user): enrolling again to replace it"
+    fi
     say "enrolling this machine with $COLLECTOR_URL"
-    local fresh=0
+    local fresh=0 fresh_state=0
     [ -d "$AGENT_CONF" ] || fresh=1
+    [ -d "$AGENT_STATE" ] || fresh_state=1
     mkdir -p "$AGENT_CONF"
     chmod 755 "$ETC"
     local pin=()
     [ -n "$CA" ] && pin=(--ca "$CA")
     [ -n "$CA_FPR" ] && pin=(--ca-fingerprint "$CA_FPR")
-    if ! vigil_cmd agent enrol --collector "$COLLECTOR_URL" --token "$TOKEN" --trust "$TRUST" \
-            "${pin[@]}" --config-dir "$AGENT_CONF"; then
+    if ! VIGIL_AGENT_SYSTEM_CONFIG_DIR="$AGENT_CONF" VIGIL_AGENT_STATE_DIR="$AGENT_STATE" \
+            vigil_cmd agent enrol --system --collector "$COLLECTOR_URL" --token "$TOKEN" \
+            --trust "$TRUST" "${pin[@]}"; then
         [ "$fresh" = 1 ] && rm -rf "$AGENT_CONF"
+        [ "$fresh_state" = 1 ] && rm -rf "$AGENT_STATE"
         remove_empty_parents "$ETC"
+        remove_empty_parents "$(dirname "$AGENT_STATE")"
         die "enrolment failed (the line above says why); nothing else was installed, run this again"
     fi
-    echo "$COLLECTOR_URL" > "$marker"
+    echo "$COLLECTOR_URL system" > "$marker"
 }
 
 install_agent() {
     enrol_machine
-    # The machine's enrolment, copied into each user's config at sign-in: readable by every user
-    # (so the device secret is too: see "Agent credentials" in docs/admin-guide.md), changed by root.
-    chown -R 0:0 "$AGENT_CONF"
-    find "$AGENT_CONF" -type d -exec chmod 755 {} +
-    find "$AGENT_CONF" -type f -exec chmod 644 {} +
+    # Root's files: the trust anchor, the CA pin and the policy readable by every user (their
+    # session agents verify under them), the enrolment (the device secret) by root alone.
+    chown -R 0:0 "$AGENT_CONF" "$AGENT_STATE"
+    chmod 755 "$AGENT_CONF" "$AGENT_STATE"
+    find "$AGENT_CONF" "$AGENT_STATE" -maxdepth 1 -type f -exec chmod 644 {} +
+    chmod 600 "$AGENT_CONF/enrolment.json"
     check_connection || die "enrolled, but the collector cannot be reached now; fix the network and run this again"
 
-    put_file "$HERE/vigil-agent-session" "$OPT/bin/vigil-agent-session" 755
-    put_file "$HERE/systemd/vigil-agent.service" "$USER_UNITS/vigil-agent.service" 644
-    put_file "$HERE/xdg/vigil-agent.desktop" "$AUTOSTART/vigil-agent.desktop" 644
-    offline_systemctl --global enable vigil-agent.service
+    remove_session_autostart
+    put_file "$HERE/systemd/vigil-supervisor.service" "$SYSTEM_UNITS/vigil-supervisor.service" 644
+    offline_systemctl enable vigil-supervisor.service
     record_component
-    say "agent installed for every graphical user; it starts at the next sign-in and reports to $COLLECTOR_URL"
-    [ "$CHANGED" = 1 ] && say "users already signed in get this version when they next sign in"
+    live_systemctl daemon-reload
+    if [ "$CHANGED" = 1 ]; then live_systemctl restart vigil-supervisor.service; else live_systemctl start vigil-supervisor.service; fi
+    say "agent installed: vigil-supervisor.service runs it in every graphical session and reports to $COLLECTOR_URL"
     return 0
 }
 

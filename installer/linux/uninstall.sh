@@ -51,18 +51,17 @@ remove_collector() {
 }
 
 remove_agent() {
-    if [ -f "$USER_UNITS/vigil-agent.service" ]; then
-        offline_systemctl --global disable vigil-agent.service
-    fi
-    rm -f "$USER_UNITS/vigil-agent.service" "$AUTOSTART/vigil-agent.desktop" \
-        "$OPT/bin/vigil-agent-session"
-    remove_empty_parents "$USER_UNITS"
-    remove_empty_parents "$AUTOSTART"
-    remove_empty_parents "$OPT/bin"
+    live_systemctl stop vigil-supervisor.service || true  # it stops the session agents too
+    [ -f "$SYSTEM_UNITS/vigil-supervisor.service" ] && offline_systemctl disable vigil-supervisor.service
+    rm -f "$SYSTEM_UNITS/vigil-supervisor.service"
+    remove_empty_parents "$SYSTEM_UNITS"
+    remove_session_autostart
+    live_systemctl daemon-reload || true
     if [ "$PURGE" = 1 ]; then
-        rm -rf "$AGENT_CONF"
+        rm -rf "$AGENT_CONF" "$AGENT_STATE"
+        remove_empty_parents "$(dirname "$AGENT_STATE")"
     elif [ -d "$AGENT_CONF" ]; then
-        say "kept this machine's enrolment in $AGENT_CONF (--purge deletes it)"
+        say "kept this machine's enrolment in $AGENT_CONF and its policy and spool in $AGENT_STATE (--purge deletes them)"
     fi
     forget_component agent
 }

@@ -1,5 +1,6 @@
 """installer/linux into a throwaway root: collector, agent enrolled against the installed collector
-(running as its service user over TLS), idempotence, and nothing left behind after --purge.
+(running as its service user over TLS) with its root supervisor unit and root-owned files,
+idempotence, and nothing left behind after --purge.
 
 The root is a prefix, not a chroot: every path the installers write is under it (--root), the
 service user is created in its own etc/passwd (useradd --prefix), units are enabled with
@@ -203,20 +204,22 @@ def test_install_enrol_reinstall_and_uninstall_into_a_throwaway_root(root: Path,
 
         # --- agent ------------------------------------------------------------------------
         out = run(LINUX / "install.sh", "agent", *common, *pins).stdout
-        assert "agent installed for every graphical user" in out
-        user_unit = root / "etc/systemd/user/vigil-agent.service"
-        assert "Restart=always" in user_unit.read_text()
-        assert (root / "etc/systemd/user/graphical-session.target.wants/vigil-agent.service"
-                ).is_symlink()
-        verify_unit(root, user_unit)
-        desktop = root / "etc/xdg/autostart/vigil-agent.desktop"
-        assert "Exec=/opt/vigil/bin/vigil-agent-session" in desktop.read_text()
-        if shutil.which("desktop-file-validate"):
-            run("desktop-file-validate", desktop)
-        machine = root / "etc/vigil/agent"
+        assert "vigil-supervisor.service runs it in every graphical session" in out
+        supervisor_unit = root / "etc/systemd/system/vigil-supervisor.service"
+        assert "ExecStart=/opt/vigil/venv/bin/vigil agent supervise" in supervisor_unit.read_text()
+        assert (wants / "vigil-supervisor.service").is_symlink()
+        verify_unit(root, supervisor_unit)
+        # No per-user unit, no autostart entry: the supervisor starts the session agents.
+        for gone in ("etc/systemd/user", "etc/xdg/autostart", "opt/vigil/bin"):
+            assert not (root / gone).exists(), gone
+        machine, state = root / "etc/vigil/agent", root / "var/lib/vigil-agent"
         enrolment = machine / "enrolment.json"
-        assert enrolment.is_file() and enrolment.stat().st_uid == 0
-        assert mode(enrolment) == 0o644  # read by every user's agent, changed only by root
+        for path in (machine, state, *machine.iterdir(), *state.iterdir()):
+            assert (path.stat().st_uid, path.stat().st_gid) == (0, 0), path
+        assert mode(machine) == mode(state) == 0o755
+        assert mode(enrolment) == 0o600  # the device secret: root's alone
+        for public in (machine / "trust.json", state / "policy.json"):
+            assert mode(public) == 0o644, public  # read by the session agents, written by root
 
         # The collector knows the device: the enrolment succeeded end to end.
         count = run(venv_vigil.parent / "python", "-c",
@@ -238,18 +241,6 @@ def test_install_enrol_reinstall_and_uninstall_into_a_throwaway_root(root: Path,
         assert [(m[0]["category"], m[0]["source"]) for m in found] == [
             ("suicide", "list"), ("suicide", "model")]
 
-        # At sign-in each user gets a private copy of the machine's enrolment.
-        home = Path(tempfile.mkdtemp(prefix="vigil-user-home-"))
-        try:
-            run(root / "opt/vigil/bin/vigil-agent-session", "--seed-only",
-                env={"PATH": os.environ["PATH"], "HOME": str(home),
-                     "VIGIL_MACHINE_ENROLMENT": str(machine)})
-            copy = home / ".config/vigil-agent/enrolment.json"
-            assert copy.read_bytes() == enrolment.read_bytes()
-            assert mode(copy) == 0o600 and mode(copy.parent) == 0o700
-        finally:
-            shutil.rmtree(home)
-
         both = snapshot(root)
         # Same token again: a second enrolment would be refused (single use), so this passing
         # proves the installer did not enrol twice; it only re-checked the connection.
@@ -266,6 +257,7 @@ def test_install_enrol_reinstall_and_uninstall_into_a_throwaway_root(root: Path,
     assert (root / "opt/vigil/venv").is_dir(), "the agent still uses the venv"
     run(LINUX / "uninstall.sh", "agent", "--root", root, "--no-systemctl")
     assert not (root / "opt/vigil/venv").exists() and enrolment.is_file()
+    assert not supervisor_unit.exists() and not (wants / "vigil-supervisor.service").exists()
     run(LINUX / "uninstall.sh", "all", "--purge", "--root", root, "--no-systemctl")
     left = snapshot(root)
     changed = sorted(set(left.items()) ^ set(empty.items()))[:10]
@@ -302,8 +294,8 @@ def test_agent_install_with_the_collector_down_fails_clearly_and_leaves_no_agent
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("vigil-installer: enrolment failed") and "Traceback" not in done.stderr
     assert "cannot reach the collector" in done.stderr  # the agent's own one-line reason
-    for path in ("etc/vigil", "etc/xdg/autostart/vigil-agent.desktop",
-                 "etc/systemd/user/vigil-agent.service", "opt/vigil/components"):
+    for path in ("etc/vigil", "var/lib/vigil-agent", "etc/systemd/system/vigil-supervisor.service",
+                 "opt/vigil/components"):
         assert not (root / path).exists(), path
     # The venv stays for the next attempt; uninstall removes it, and then nothing is left.
     run(LINUX / "uninstall.sh", "all", "--purge", "--root", root, "--no-systemctl")

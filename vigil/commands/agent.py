@@ -1,9 +1,11 @@
-"""``vigil agent enrol|run|status``: the desktop agent.
+"""``vigil agent enrol|run|status|supervise``: the desktop agent.
 
 ``enrol`` takes the line `vigil collector enrol-token` prints: it exchanges the token for a
 device credential, pins the keyholder set (``--trust``) and the collector's certificate (``--ca``
 or ``--ca-fingerprint``), and stores them in the agent's config directory, readable by the agent
-only. ``run`` watches until the session ends. ``status`` prints what the agent knows.
+only (``--system``: the supervisor's system paths, the secret root's alone). ``run`` watches
+until the session ends. ``status`` prints what the agent knows. ``supervise`` is the root
+supervisor (agent/supervisor): it runs ``run`` in every graphical session as its user.
 ``notice-window`` and ``tray`` are the two helper processes ``run`` starts (agent/children.py);
 they are not listed in the help.
 """
@@ -36,7 +38,12 @@ def _enrol(args: argparse.Namespace) -> int:
     from core.policy import Trust
 
     settings = _settings(args)
-    config = ConfigDir(settings.config_dir)
+    if args.system:
+        from agent.supervisor.store import SystemConfig
+
+        config = SystemConfig(settings.system_config_dir, settings.state_dir)
+    else:
+        config = ConfigDir(settings.config_dir)
     config.ensure()
     try:
         Trust.pinned(args.trust)
@@ -71,6 +78,20 @@ def _enrol(args: argparse.Namespace) -> int:
     return 0
 
 
+def _logging(settings, name: str) -> bool:  # type: ignore[no-untyped-def]
+    level = logging.getLevelName(settings.log_level.upper())
+    if not isinstance(level, int):
+        print(f"vigil: unknown log level {settings.log_level!r} (VIGIL_AGENT_LOG_LEVEL): use "
+              "debug, info, warning or error", file=sys.stderr)
+        return False
+    # Debug is for the agent's own lines only: libraries' debug output (HTTP, imaging) stays out.
+    logging.basicConfig(level=max(level, logging.INFO), stream=sys.stderr,
+                        format=f"%(asctime)s {name} %(levelname)s %(message)s")
+    logging.getLogger("agent").setLevel(level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    return True
+
+
 def _run(args: argparse.Namespace) -> int:
     from agent.memory import skip_httpx_cli
 
@@ -78,17 +99,31 @@ def _run(args: argparse.Namespace) -> int:
     from agent.runner import run_agent
 
     settings = _settings(args)
-    level = logging.getLevelName(settings.log_level.upper())
-    if not isinstance(level, int):
-        print(f"vigil: unknown log level {settings.log_level!r} (VIGIL_AGENT_LOG_LEVEL): use "
-              "debug, info, warning or error", file=sys.stderr)
+    if not _logging(settings, "vigil-agent"):
         return 2
-    # Debug is for the agent's own lines only: libraries' debug output (HTTP, imaging) stays out.
-    logging.basicConfig(level=max(level, logging.INFO), stream=sys.stderr,
-                        format="%(asctime)s vigil-agent %(levelname)s %(message)s")
-    logging.getLogger("agent").setLevel(level)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     return run_agent(settings)
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    from agent.settings import Settings
+    from agent.supervisor.service import run_supervisor
+    from agent.supervisor.sessions import parse_explicit
+
+    displays, users = args.display or [], args.user or []
+    if len(displays) != len(users):
+        print("vigil: give --display and --user in pairs (--display :N --user NAME)",
+              file=sys.stderr)
+        return 2
+    explicit = ",".join(f"{d}={u}" for d, u in zip(displays, users, strict=True))
+    settings = Settings.from_env(sessions=explicit or None)
+    try:
+        parse_explicit(settings.sessions)
+    except ValueError as exc:
+        print(f"vigil: {exc}", file=sys.stderr)
+        return 2
+    if not _logging(settings, "vigil-supervisor"):
+        return 2
+    return run_supervisor(settings)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -159,12 +194,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     pin.add_argument("--ca", metavar="CERT", help="pin the collector by this CA certificate (PEM)")
     pin.add_argument("--ca-fingerprint", metavar="SHA256", action="append",
                      help="pin the collector's certificate by SHA-256 (repeat for rotation)")
+    p.add_argument("--system", action="store_true",
+                   help="enrol for the supervisor: /etc/vigil/agent and /var/lib/vigil-agent "
+                        "(VIGIL_AGENT_SYSTEM_CONFIG_DIR, VIGIL_AGENT_STATE_DIR), as root")
     dirs(p, spool=False)
     p.set_defaults(func=_enrol)
 
     p = sub.add_parser("run", help="watch this desktop session until it ends")
     dirs(p, spool=True)
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("supervise", help="as root: keep an agent in every graphical session")
+    p.add_argument("--display", action="append", metavar=":N",
+                   help="a session on this X display (with --user; repeat for more); default: "
+                        "logind's sessions, else the X displays in use")
+    p.add_argument("--user", action="append", metavar="NAME", help="the user of that --display")
+    p.set_defaults(func=_supervise)
 
     p = sub.add_parser("status", help="show the enrolment and the spool")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -1,0 +1,144 @@
+"""The supervisor as root, the session agent as an unprivileged user it starts, on Xvfb, with a
+real collector: what a pupil cannot do, and what is reported when someone tries (issue 15).
+
+The supervisor is `vigil agent supervise --display :N --user NAME` (no logind here), its system
+paths under a temporary root-owned directory; the user is created by the test (useradd) and
+removed after. Every wait is on a condition with a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures.supervisor import Pupil, SupervisorRun, pupil, supervisor_base  # noqa: F401
+from tests.fixtures.x11 import X11, wait_until
+from tests.integration.test_agent_x11 import open_event, stored_events
+
+pytestmark = [pytest.mark.x11, pytest.mark.slow]
+
+
+def wait_rule(server: Any, rule: str, timeout: float = 30.0) -> Any:
+    """The first event of ``rule`` at the collector, waiting for it."""
+    def found() -> Any:
+        rows = [r for r in stored_events(server) if r.rule == rule]
+        return rows[0] if rows else None
+
+    return wait_until(found, timeout, interval=0.2, what=f"a {rule} event at the collector")
+
+
+@pytest.fixture
+def supervised(x11: X11, collector_server: Any, pupil: Pupil,  # noqa: F811
+               supervisor_base: Path) -> Iterator[SupervisorRun]:  # noqa: F811
+    run = SupervisorRun(x11, supervisor_base, pupil)
+    run.enrol(collector_server)
+    run.start()
+    try:
+        run.wait_agent()
+        offset = 0
+        if "notice window opened" in run.agent_log():
+            # The first start of a session shows the notice; it takes the focus once.
+            from agent.notice import NOTICE_TITLE
+
+            wid = wait_until(lambda: x11.find_window(NOTICE_TITLE), 60, interval=0.1,
+                             what="the notice window")
+            run.wait_focus(int(wid), offset)  # type: ignore[call-overload]
+        yield run
+    finally:
+        run.stop()
+        print(f"--- supervisor log ---\n{run.log()[-4000:]}\n"
+              f"--- session agent log ---\n{run.agent_log()[-4000:]}")
+
+
+def test_files_are_roots_and_the_user_cannot_write_them(supervised: SupervisorRun) -> None:
+    user = supervised.user
+    trust = supervised.etc / "trust.json"
+    policy = supervised.state / "policy.json"
+    secret = supervised.etc / "enrolment.json"
+    for path in (trust, policy, secret, supervised.etc, supervised.state):
+        assert path.stat().st_uid == 0, path
+    assert stat.S_IMODE(trust.stat().st_mode) == 0o644
+    assert stat.S_IMODE(policy.stat().st_mode) == 0o644
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert stat.S_IMODE(supervised.socket.parent.stat().st_mode) == 0o755
+    before = {p: p.read_bytes() for p in (trust, policy)}
+    for path in (trust, policy):
+        assert user.sh(f"cat {path} >/dev/null").returncode == 0, f"the user cannot read {path}"
+        done = user.sh(f"echo x >> {path}")
+        assert done.returncode != 0 and "Permission denied" in done.stderr, path
+        assert user.sh(f"rm -f {path}").returncode != 0 and path.exists(), path
+        assert user.sh(f"mv {path} {path}.old").returncode != 0, path
+    assert before == {p: p.read_bytes() for p in (trust, policy)}
+    # The device secret: root's alone.
+    done = user.sh(f"cat {secret}")
+    assert done.returncode != 0 and "Permission denied" in done.stderr
+    # Nor can the user stand in for the supervisor: the socket's directory is root's.
+    assert user.sh(f"rm -f {supervised.socket}").returncode != 0 and supervised.socket.exists()
+    # The agent the supervisor started runs as the user, under the policy from the supervisor.
+    (pid,) = supervised.agent_pids()
+    assert Path(f"/proc/{pid}").stat().st_uid == user.uid
+    assert "supervised over" in supervised.agent_log()
+
+
+def test_killing_the_agent_is_reported_and_it_is_back_within_10_s(
+        supervised: SupervisorRun, collector_server: Any) -> None:
+    user = supervised.user
+    (old,) = supervised.agent_pids()
+    offset = len(supervised.agent_log())
+    before = datetime.now(UTC)
+    done = user.sh(f"kill -9 {old}")
+    assert done.returncode == 0, done.stderr
+    killed_at = time.monotonic()
+    supervised.wait_agent(offset, timeout=10)
+    back_after = time.monotonic() - killed_at
+    (new,) = supervised.agent_pids()
+    assert new != old and back_after < 10, back_after
+
+    row = wait_rule(collector_server, "tamper.agent_killed")
+    assert (row.category, row.severity, row.source) == ("tamper", 4, "supervisor")
+    opened = open_event(collector_server, row)
+    assert opened.header["user"] == user.name
+    when = datetime.fromisoformat(opened.header["time"])
+    assert before - timedelta(seconds=1) <= when <= datetime.now(UTC)
+    assert opened.header["detail"]["signal"] == "SIGKILL"
+    assert opened.header["detail"]["pid"] == old
+    assert opened.body == b""  # no screenshot
+
+
+def test_an_edited_policy_is_put_back_reported_and_the_signed_one_still_fires(
+        supervised: SupervisorRun, collector_server: Any, x11: X11) -> None:
+    policy = supervised.state / "policy.json"
+    signed = policy.read_bytes()
+    # Someone with write access (a local administrator, or a pupil who got it) puts a policy
+    # of their own there: no rules, under a new ETag.
+    doc = json.loads(signed)
+    policy.write_text(json.dumps({"signed": json.dumps({"policy": "no rules"}), "etag": "mine"}))
+    assert doc["etag"] != "mine"
+    row = wait_rule(collector_server, "tamper.policy_edited")
+    assert (row.category, row.severity, row.source) == ("tamper", 4, "supervisor")
+    opened = open_event(collector_server, row)
+    assert opened.header["detail"]["file"] == str(policy)
+    assert opened.header["user"] == supervised.user.name
+    wait_until(lambda: policy.read_bytes() == signed, 10, what="the signed policy put back")
+    assert "tamper.policy_edited" in supervised.log()
+
+    # The agent keeps the signed policy: a rule from it still fires when typed.
+    offset = len(supervised.agent_log())
+    win = x11.open_window("Notes - supervised pupil")
+    supervised.wait_focus(win.wid, offset)
+    x11.type("i want to kill myself")
+    x11.key("Return")
+    typed = wait_until(lambda: [r for r in stored_events(collector_server)
+                                if r.category == "suicide"], 30, interval=0.2,
+                       what="the typed trigger at the collector")[0]  # type: ignore[index]
+    assert typed.source == "typed"
+    assert open_event(collector_server, typed).header["user"] == supervised.user.name
+    assert os.path.exists(policy)
