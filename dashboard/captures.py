@@ -23,9 +23,11 @@ __all__ = [
     "Capture",
     "Detected",
     "detected",
+    "has_screenshot",
     "highlight",
     "open_capture",
     "open_header",
+    "report_details",
     "score_text",
     "sealed_bytes",
 ]
@@ -91,6 +93,36 @@ def open_header(blobs: Any, event: Event, key: Any) -> dict[str, Any]:
     except EnvelopeError as exc:
         raise _unopenable(event, exc) from exc
     return dict(header)
+
+
+def has_screenshot(header: dict[str, Any]) -> bool:
+    """False when the desktop sealed no picture: a supervisor's tamper report says
+    ``media_type: null`` and has an empty body. Headers from before tamper reports have no
+    ``media_type`` at all and always carry a screenshot."""
+    return header.get("media_type", "image/png") is not None
+
+
+DETAIL_LIMIT = 20  # fields shown of a tamper report's detail; the supervisor sends a handful
+
+
+def report_details(header: dict[str, Any]) -> list[tuple[str, str]]:
+    """A tamper report's ``detail`` as (name, value) text pairs, for the template to escape.
+    The header came from a desktop: anything but a flat object of short values is shown as
+    text, cut short, never interpreted."""
+    detail = header.get("detail")
+    if not isinstance(detail, dict):
+        return []
+    pairs = [(str(name)[:64], _shown(value)) for name, value in detail.items()]
+    if isinstance(header.get("count"), int) and header["count"] > 1:
+        pairs.append(("times seen", str(header["count"])))
+    return pairs[:DETAIL_LIMIT]
+
+
+def _shown(value: Any, limit: int = 300) -> str:
+    import json
+
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text[:limit]
 
 
 def highlight(header: dict[str, Any]) -> tuple[str, str, str]:

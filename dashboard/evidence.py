@@ -16,7 +16,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from collector.store.models import AuditEntry, Event, Incident
-from dashboard.captures import Detected, detected, open_capture
+from dashboard.captures import Detected, detected, has_screenshot, open_capture
 from dashboard.errors import BadRequest, NotFound
 from dashboard.incident_record import IncidentRecord
 from dashboard.rendering import templates
@@ -86,9 +86,12 @@ def build_evidence_zip(
             if isinstance(exc, Relabelled):  # the row was changed: on the record, then refused
                 exc.record(db, exported_by, "export")
             raise BadRequest(f"Export stopped, nothing was exported: {exc}") from exc
-        shot = f"screenshots/{event.id}.{capture.extension}"
+        # A tamper report seals no picture: no file, and the summary says so (None).
+        shot = (f"screenshots/{event.id}.{capture.extension}"
+                if has_screenshot(capture.header) else None)
         detections[event.id] = detected(capture.header)
-        files[shot] = capture.body
+        if shot is not None:
+            files[shot] = capture.body
         summary_events.append(
             {
                 "id": event.id,
@@ -107,7 +110,8 @@ def build_evidence_zip(
                 "envelope_sha256": event.sha256,
                 "header": capture.header,
                 "screenshot": shot,
-                "screenshot_sha256": hashlib.sha256(capture.body).hexdigest(),
+                "screenshot_sha256": (hashlib.sha256(capture.body).hexdigest()
+                                      if shot is not None else None),
             }
         )
     summary = {

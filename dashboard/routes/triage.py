@@ -11,7 +11,14 @@ from sqlmodel import col, select
 
 from collector.store.models import Device, Event, EventNote, Grade, IncidentEvent, utcnow
 from dashboard.auditing import audit
-from dashboard.captures import detected, highlight, open_capture, open_header
+from dashboard.captures import (
+    detected,
+    has_screenshot,
+    highlight,
+    open_capture,
+    open_header,
+    report_details,
+)
 from dashboard.deps import (
     BlobsDep,
     DashSettingsDep,
@@ -69,6 +76,8 @@ def _headers_for(
             "matched": matched,
             "after": after,
             "detected": detected(header),
+            "shot": has_screenshot(header),
+            "details": report_details(header),
         }
     return headers
 
@@ -167,6 +176,8 @@ def screenshot(event_id: str, db: SessionDep, blobs: BlobsDep, unlocked: Unlocke
     except Relabelled as exc:
         exc.record(db, unlocked.username, "screenshot")
         raise
+    if not has_screenshot(capture.header):
+        raise NotFound(f"Event {event.id} has no screenshot: the desktop sealed none with it.")
     audit(db, unlocked.username, "capture.view", event.id, bytes=len(capture.body))
     return Response(
         capture.body,
