@@ -76,3 +76,12 @@ class PolicyState:
     @property
     def serial(self) -> int:
         return self.policy.serial if self.policy is not None else 0
+
+    @property
+    def digest(self) -> str:
+        """"sha256:..." of the verified signed policy in force (the collector's ETag for it),
+        computed from the bytes that verified, not from any file; "" before the first."""
+        from core.policy import SignedPolicy
+
+        signed = self.signed
+        return SignedPolicy.from_bytes(signed).digest if signed is not None else ""

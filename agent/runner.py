@@ -52,7 +52,7 @@ def run_agent(settings: Settings, stop: threading.Event | None = None) -> int:
         return {"user_signed_in": True, "spool_depth": spool.depth, "dropped": spool.dropped,
                 "quarantined": spool.quarantined,
                 "listener_restarts": hooks.restarts if hooks else 0,
-                "policy_serial": policy.serial,
+                "policy_serial": policy.serial, "policy_digest": policy.digest,
                 **({"detection": judge.state, "detection_note": judge.note}
                    if (judge := parts.get("judge")) is not None else {})}
 

@@ -1,32 +1,14 @@
-"""Device queries the dashboard and the jobs share: silent devices, revocation."""
+"""Revoking a device. (Which devices are silent: collector.device_health.)"""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session
 
 from collector import audit
 from collector.errors import NotFound
-from collector.settings import Settings
 from collector.store.models import Device, utcnow
 
-__all__ = ["revoke", "silent"]
-
-
-def silent(session: Session, settings: Settings) -> list[Device]:
-    """Devices expected to be on that have not been heard from for silent_after_minutes.
-
-    "Expected to be on": enrolled, not revoked, and the last heartbeat said a user was signed in
-    (a machine shut down at the end of the day says nothing, and is not silent).
-    """
-    cutoff = utcnow() - timedelta(minutes=settings.silent_after_minutes)
-    return list(session.exec(
-        select(Device).where(col(Device.revoked_at).is_(None),
-                             col(Device.user_signed_in).is_(True),
-                             or_(col(Device.last_seen).is_(None), col(Device.last_seen) < cutoff))
-        .order_by(col(Device.last_seen))
-    ).all())
+__all__ = ["revoke"]
 
 
 def revoke(session: Session, device_id: str, actor: str, reason: str = "") -> Device:

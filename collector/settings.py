@@ -112,7 +112,12 @@ class Settings:
     retention_days: int = 365
     alert_min_severity: int = 5
     alert_recipients: tuple[str, ...] = ()
+    # Silent devices (collector.device_health): no heartbeat for this long while the last one
+    # said a user was signed in, or for silent_idle_days when no one was (a device put away
+    # for longer than a holiday). The job checks every silent_check_interval_s and alerts once.
     silent_after_minutes: int = 30
+    silent_idle_days: float = 16.0
+    silent_check_interval_s: float = 60.0
     log_level: str = "info"
     run_jobs: bool = True  # scheduled jobs (alerts, retention, orphan sweep) in this instance
     alert_interval_s: float = 15.0

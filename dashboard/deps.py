@@ -31,6 +31,7 @@ __all__ = [
     "KeyholderDep",
     "MaybeSignedInDep",
     "SessionDep",
+    "SettingsDep",
     "TechnicianDep",
     "Unlocked",
     "UnlockedDep",

@@ -184,7 +184,7 @@ class Supervisor:
             "user_signed_in": signed_in, "spool_depth": self.spool.depth,
             "dropped": self.spool.dropped, "quarantined": self.spool.quarantined,
             "listener_restarts": sum(int(s.get("listener_restarts") or 0) for s in statuses),
-            "policy_serial": self.policy.serial}
+            "policy_serial": self.policy.serial, "policy_digest": self.policy.digest}
         for s in statuses:
             if s.get("detection"):
                 out["detection"], out["detection_note"] = s["detection"], s.get("detection_note", "")

@@ -42,6 +42,10 @@ class Heartbeat(BaseModel):
     quarantined: int = _COUNT
     listener_restarts: int = _COUNT
     policy_serial: int = _COUNT
+    policy_digest: str = Field(
+        default="", max_length=80, pattern=r"^(sha256:[0-9a-f]{64})?$",
+        description="SHA-256 of the signed policy the agent runs under, as the collector's "
+                    "policy ETag; empty from agents before issue 15.")
     # Issue 13. Older agents send neither; the device row then says "" (never reported).
     detection: DetectionMode | None = Field(
         default=None,

@@ -100,6 +100,10 @@ class Device(SQLModel, table=True):
     # Why the model is off, one line, as the desktop said it (shown escaped, never trusted).
     detection_note: str = Field(default="", max_length=DETECTION_NOTE_MAX,
                                 sa_column_kwargs={"server_default": ""})
+    # From the heartbeat: "sha256:..." of the signed policy the agent runs under ("" until one
+    # reports it), compared with the published one's ETag (collector.device_health).
+    policy_digest: str = Field(default="", max_length=80, sa_column_kwargs={"server_default": ""})
+    silent_alerted_at: datetime | None = None  # the silent-device job's last alert for it
 
 
 class EnrolToken(SQLModel, table=True):

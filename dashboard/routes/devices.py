@@ -1,4 +1,5 @@
-"""Enrolled devices (silent ones highlighted) and enrolment tokens."""
+"""Enrolled devices with their health (collector.device_health: silent, policy, tamper
+reports, detection) and enrolment tokens."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlmodel import col, select
 from collector.api.enrol import token_hash
 from collector.store.models import DetectionMode, Device, EnrolToken, utcnow
 from dashboard.auditing import audit
-from dashboard.deps import DashSettingsDep, KeyholderDep, SessionDep, TechnicianDep
+from dashboard.deps import KeyholderDep, SessionDep, SettingsDep, TechnicianDep
 from dashboard.errors import NotFound
 from dashboard.rendering import render
 from dashboard.security import aware
@@ -36,20 +37,26 @@ def detection_label(mode: str, note: str) -> tuple[str, str]:
     return mode, ""  # "" until the agent reports (older agents)
 
 
+POLICY_LABELS = {
+    "current": ("published", ""),
+    "behind": ("behind: has not taken the published policy", "behind"),
+    "other": ("NOT the published policy: check this device", "other"),
+    "unknown": ("not reported", ""),
+}
+
+
 def _devices_page(
-    request: Request, db: SessionDep, settings: DashSettingsDep, who: KeyholderDep,
+    request: Request, db: SessionDep, settings: SettingsDep, who: KeyholderDep,
     new_token: str = "",
 ) -> Response:
+    from collector.device_health import health
+
     now = utcnow()
-    silent_before = now - timedelta(seconds=settings.silent_after)
-    devices = db.exec(select(Device).order_by(col(Device.hostname))).all()
-    silent = {
-        d.id for d in devices
-        if d.revoked_at is None and (d.last_seen is None or aware(d.last_seen) < silent_before)
-    }
+    devices = list(db.exec(select(Device).order_by(col(Device.hostname))).all())
+    states = health(db, settings, devices, now)
     detection = {d.id: detection_label(d.detection, d.detection_note) for d in devices}
-    degraded = sum(1 for d in devices
-                   if d.revoked_at is None and detection[d.id][1] == "degraded")
+    live = [d for d in devices if d.revoked_at is None]
+    degraded = sum(1 for d in live if detection[d.id][1] == "degraded")
     tokens = db.exec(
         select(EnrolToken).order_by(col(EnrolToken.created_at).desc()).limit(100)
     ).all()
@@ -58,21 +65,26 @@ def _devices_page(
         "devices.html",
         who,
         devices=devices,
-        silent=silent,
+        health=states,
+        policy_labels=POLICY_LABELS,
         detection=detection,
         degraded=degraded,
+        silent_count=sum(1 for d in live if states[d.id].state == "silent"),
+        other_policy=sum(1 for d in live if states[d.id].policy == "other"),
+        tampered=sum(1 for d in live if states[d.id].tamper),
         tokens=tokens,
         now=now,
         aware=aware,
         new_token=new_token,
-        collector_url=getattr(request.app.state.settings, "public_url", ""),
-        silent_hours=settings.silent_after / 3600,
+        collector_url=settings.public_url,
+        silent_minutes=settings.silent_after_minutes,
+        silent_days=settings.silent_idle_days,
     )
 
 
 @router.get("/devices", include_in_schema=False)
 def devices(
-    request: Request, db: SessionDep, settings: DashSettingsDep, who: KeyholderDep
+    request: Request, db: SessionDep, settings: SettingsDep, who: KeyholderDep
 ) -> Response:
     return _devices_page(request, db, settings, who)
 
@@ -81,7 +93,7 @@ def devices(
 def create_token(
     request: Request,
     db: SessionDep,
-    settings: DashSettingsDep,
+    settings: SettingsDep,
     who: TechnicianDep,
     group: Annotated[str, Form(max_length=64)] = "",
     max_uses: Annotated[int, Form(ge=1, le=10000)] = 1,

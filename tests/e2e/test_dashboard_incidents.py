@@ -204,15 +204,19 @@ def test_dashboard_devices_wordlists_pages(collector_server: Any, new_context: A
                                                        "os": "linux", "agent_version": "test"})
     assert answer.status_code == 201
     device_auth = {"Authorization": f"Bearer {answer.json()['device_id']}.{answer.json()['secret']}"}
-    beat = server.client.post("/api/v1/heartbeat", headers=device_auth,
-                              json={"agent_version": "test", "detection": "lists+model"})
+    # It runs the published serial under another digest: a policy no keyholder published here
+    # (issue 15: the devices page flags it).
+    beat = server.client.post("/api/v1/heartbeat", headers=device_auth, json={
+        "agent_version": "test", "detection": "lists+model", "user_signed_in": True,
+        "policy_serial": 1, "policy_digest": "sha256:" + "f" * 64})
     assert beat.status_code == 200, beat.text
-    # A device not heard from for longer than the silent limit is highlighted.
+    # A device that stopped sending heartbeats while a user was signed in is silent.
     db = server.database()
     try:
         with db.session() as session:
             quiet = session.exec(select(Device).where(Device.hostname == "IT-SUITE-07")).one()
-            quiet.last_seen = utcnow() - timedelta(days=2)
+            quiet.last_seen = utcnow() - timedelta(hours=2)
+            quiet.user_signed_in = True
             session.add(quiet)
             session.commit()
     finally:
@@ -221,6 +225,12 @@ def test_dashboard_devices_wordlists_pages(collector_server: Any, new_context: A
     assert "LIB-PC-2" in page.locator("#devices").inner_text()
     assert page.locator("#devices tr.silent").count() == 1
     assert "IT-SUITE-07" in page.locator("#devices tr.silent").inner_text()
+    assert "while a user was signed in" in page.locator("#devices tr.silent td.state").inner_text()
+    assert page.locator("#silent-notice").is_visible()
+    flagged = page.locator("#devices tr.other-policy")
+    assert flagged.count() == 1 and "LIB-PC-2" in flagged.inner_text()
+    assert "NOT the published policy" in flagged.locator("td.policy").inner_text()
+    assert page.locator("#policy-notice").is_visible()
     assert page.locator("#devices tbody tr", has_text="LIB-PC-2").locator(
         "td.detection").inner_text() == "lists + model"
     shoot(page, "devices")

@@ -88,6 +88,34 @@ def test_files_are_roots_and_the_user_cannot_write_them(supervised: SupervisorRu
     assert "supervised over" in supervised.agent_log()
 
 
+def test_the_heartbeat_names_the_signed_policy_it_runs(
+        supervised: SupervisorRun, collector_server: Any) -> None:
+    """Health the technician can trust: serial and digest of the policy in force, as the
+    collector's ETag for it, and the signed-in session (issue 15)."""
+    from collector.policy_store import latest
+    from collector.store.models import Device
+
+    db = collector_server.database()
+    try:
+        with db.session() as session:
+            published = latest(session)
+            assert published is not None
+
+        def device() -> Device | None:
+            from sqlmodel import select
+
+            with db.session() as session:  # the supervised desktop is the only device
+                return session.exec(select(Device)).one_or_none()
+
+        # The first heartbeats may go before the session agent is up (nobody signed in yet).
+        row: Any = wait_until(lambda: (d := device()) is not None and d.user_signed_in
+                         and d.policy_digest != "" and d, 30,
+                         what="a heartbeat from the signed-in session with the policy digest")
+        assert (row.policy_serial, row.policy_digest) == (published.serial, published.etag)
+    finally:
+        db.close()
+
+
 def test_killing_the_agent_is_reported_and_it_is_back_within_10_s(
         supervised: SupervisorRun, collector_server: Any) -> None:
     user = supervised.user

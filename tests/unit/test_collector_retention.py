@@ -8,7 +8,6 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
-from collector.devices import silent
 from collector.retention import run_retention
 from collector.settings import Settings
 from collector.store.blobs import BlobStore
@@ -72,19 +71,3 @@ def test_old_events_go_with_their_blobs_and_incident_evidence_stays(
         assert (run.deleted, run.kept_for_incidents) == (3, 1)
     assert sorted(blobs.keys()) == ["ev/ev/evidence.00", "ev/re/recent.00"]
     assert run_retention(database, blobs, settings).deleted == 0  # nothing left to do
-
-
-def test_silent_devices_are_those_expected_on_and_not_heard_from(
-        database: Database, tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, silent_after_minutes=30)
-    long_ago, just_now = utcnow() - timedelta(hours=2), utcnow() - timedelta(minutes=1)
-
-    def setup(s: Session) -> None:
-        _device(s, "gone-quiet", last_seen=long_ago, user_signed_in=True)
-        _device(s, "shut-down", last_seen=long_ago, user_signed_in=False)
-        _device(s, "fine", last_seen=just_now, user_signed_in=True)
-        _device(s, "revoked", last_seen=long_ago, user_signed_in=True, revoked_at=just_now)
-
-    database.write(setup)
-    with database.session() as s:
-        assert [d.id for d in silent(s, settings)] == ["gone-quiet"]

@@ -120,3 +120,41 @@ def test_0005_device_detection_up_down_up_keeps_devices(db_url: str) -> None:
         assert {"detection", "detection_note"} <= columns()
     finally:
         engine.dispose()
+
+
+def test_0006_device_health_up_down_up_keeps_devices(db_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from collector.store.db import make_engine
+    from collector.store.schema import alembic_config
+
+    engine = make_engine(db_url)
+    insert = text(
+        "INSERT INTO device (id, hostname, os, \"group\", agent_version, secret_hash, "
+        "enrolled_at, revoked_reason, user_signed_in, spool_depth, dropped, quarantined, "
+        "listener_restarts, policy_serial) VALUES (:id, 'pc', 'linux', '', '1.0', 'h', "
+        ":now, '', false, 0, 0, 0, 0, 0)")
+    try:
+        upgrade(engine, "0005")
+        with engine.begin() as conn:
+            conn.execute(insert, {"id": "d1", "now": "2026-12-07 10:00:00"})
+
+        def columns() -> set[str]:
+            return {c["name"] for c in inspect(engine).get_columns("device")}
+
+        upgrade(engine, "0006")
+        assert {"policy_digest", "silent_alerted_at"} <= columns()
+        with engine.begin() as conn:
+            assert conn.execute(text(
+                "SELECT policy_digest, silent_alerted_at FROM device")).one() == ("", None)
+            # An instance still on 0005 inserts a device without naming the new columns.
+            conn.execute(insert, {"id": "d2", "now": "2026-12-07 10:00:00"})
+        command.downgrade(alembic_config(engine), "0005")
+        assert not {"policy_digest", "silent_alerted_at"} & columns()
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT count(*) FROM device")).scalar_one() == 2
+        upgrade(engine)
+        assert current_revision(engine) == "0006"
+    finally:
+        engine.dispose()
