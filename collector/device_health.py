@@ -31,7 +31,9 @@ from sqlmodel import Session, col, or_, select
 from collector.settings import Settings
 from collector.store.models import Device, Event, PolicyRecord, utcnow
 
-__all__ = ["POLICY_GRACE", "TAMPER_CATEGORY", "TAMPER_WINDOW", "Health", "health", "silent"]
+__all__ = [
+    "POLICY_GRACE", "TAMPER_CATEGORY", "TAMPER_WINDOW", "Health", "as_utc", "health", "silent",
+]
 
 TAMPER_CATEGORY = "tamper"
 TAMPER_WINDOW = timedelta(days=7)
@@ -50,7 +52,8 @@ class Health:
         return self.state == "ok" and self.policy in ("current", "unknown") and not self.tamper
 
 
-def _aware(value: datetime | None) -> datetime | None:
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands datetimes back naive; they were stored in UTC."""
     from datetime import UTC
 
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
@@ -60,9 +63,9 @@ def _silence(device: Device, settings: Settings, now: datetime) -> str:
     """Why ``device`` counts as silent, or ""."""
     if device.revoked_at is not None:
         return ""
-    seen = _aware(device.last_seen)
+    seen = as_utc(device.last_seen)
     if seen is None:
-        enrolled = _aware(device.enrolled_at) or now
+        enrolled = as_utc(device.enrolled_at) or now
         if now - enrolled > timedelta(minutes=settings.silent_after_minutes):
             return "never heard from since it was enrolled"
         return ""
@@ -99,7 +102,7 @@ def _published(session: Session) -> dict[int, tuple[str, datetime | None]]:
     """serial -> (ETag, when it was stored) of every published policy."""
     rows = session.exec(select(PolicyRecord.serial, PolicyRecord.etag,
                                PolicyRecord.created_at)).all()
-    return {int(serial): (str(etag), _aware(at)) for serial, etag, at in rows}
+    return {int(serial): (str(etag), as_utc(at)) for serial, etag, at in rows}
 
 
 def _policy_state(device: Device, published: dict[int, tuple[str, datetime | None]]
@@ -114,7 +117,7 @@ def _policy_state(device: Device, published: dict[int, tuple[str, datetime | Non
     latest = max(published)
     if device.policy_serial < latest:
         issued = published[latest][1]
-        seen = _aware(device.last_seen)
+        seen = as_utc(device.last_seen)
         if issued is None or (seen is not None and seen > issued + POLICY_GRACE):
             return "behind"
     return "current"
