@@ -165,6 +165,8 @@ class Wine:
     def stop_all(self) -> None:
         for wp in self.processes:
             wp.stop()
+            # shown by pytest when a test fails
+            print(f"--- {' '.join(wp.proc.args[1:3])} ---\n" + "\n".join(wp.lines[-60:]))
         self.processes.clear()
 
 
