@@ -40,9 +40,11 @@ test-wine: wine-env
 	$(BIN)/python -m pytest -m wine --durations=0 tests/wine $(PYTEST_ARGS)
 
 # dist/vigil-agent-VERSION.msi, built on Linux with wixl: the embedded CPython, the wheels, Vigil.
-windows: $(STAMP)
+# Needs only pip (a bare venv), not the project's environment.
+windows:
 	@scripts/wine/system-deps.sh --msi-only
-	$(BIN)/python installer/windows/windows_build.py msi
+	@test -x build/windows/venv/bin/python || $(PYTHON) -m venv build/windows/venv
+	build/windows/venv/bin/python installer/windows/windows_build.py msi
 
 # The long soak: the soak test for 10 minutes (make test runs it for one), then bench/soak.py.
 soak: $(STAMP)
