@@ -23,7 +23,8 @@ $(STAMP): pyproject.toml requirements.lock scripts/system-deps.sh
 	$(BIN)/pip install -q --no-deps -e .
 	@touch $@
 
-test: $(STAMP)
+# wine-env: tests/wine (pytest -m wine, about 2 minutes) runs the Windows agent under Wine.
+test: $(STAMP) wine-env
 	@scripts/ensure-postgres.sh
 	$(BIN)/python -m pytest --durations=25 $(PYTEST_ARGS)
 
