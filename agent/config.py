@@ -51,7 +51,8 @@ class Enrolment:
 def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write ``data`` to ``path`` with ``mode`` (0600), atomically and durably."""
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    # O_BINARY: on Windows os.open is text mode and turns each \n byte into \r\n
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), mode)
     try:
         os.write(fd, data)
         os.fsync(fd)
@@ -59,6 +60,8 @@ def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
         os.close(fd)
     os.chmod(tmp, mode)
     os.replace(tmp, path)
+    if os.name == "nt":
+        return  # Windows cannot os.open a directory (EACCES, found under Wine); NTFS journals it
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

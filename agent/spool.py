@@ -45,6 +45,8 @@ class SpoolItem:
 
 
 def _fsync_dir(path: Path) -> None:
+    if os.name == "nt":
+        return  # Windows cannot os.open a directory (EACCES, found under Wine); NTFS journals it
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -111,7 +113,8 @@ class Spool:
     def _write(self, name: str, data: bytes) -> Path:
         final = self.path / name
         tmp = self.path / f".{name}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # O_BINARY: on Windows os.open is text mode and turns each \n byte into \r\n
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
         try:
             _write_all(fd, data)
             os.fsync(fd)

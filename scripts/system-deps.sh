@@ -4,6 +4,7 @@
 set -euo pipefail
 want=(xvfb xdotool openbox x11-utils xclip trayer chromium python3-venv python3-tk)
 [ "${1:-}" = "--with-postgres" ] && want+=(postgresql)
+[ "${1:-}" = "--packages" ] && { shift; want=("$@"); }  # another list: scripts/wine/system-deps.sh
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

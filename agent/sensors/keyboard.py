@@ -159,7 +159,8 @@ class InputHooks:
 
         key_listener: type = keyboard.Listener
         mouse_listener: type = mouse.Listener
-        if hasattr(key_listener, "_handler"):  # the X11 (XRecord) backend
+        # the X11 (XRecord) backend; win32's listener has a _handler too (found under Wine)
+        if key_listener.__module__.endswith("._xorg"):
             key_listener = recording_listener(key_listener)
             # A click only ends an utterance: the press is all the agent needs (no releases,
             # no pointer motion).
