@@ -494,7 +494,9 @@ def load_public_key(path: str | os.PathLike[str]) -> PublicKey:
 
 
 def _write_new(path: Path, data: bytes, mode: int, overwrite: bool) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+    # O_BINARY: on Windows os.open is text mode, and a key file must be the bytes it was given
+    flags = (os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+             | getattr(os, "O_BINARY", 0))
     try:
         fd = os.open(path, flags, mode)
     except FileExistsError:
