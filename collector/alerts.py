@@ -18,7 +18,7 @@ from datetime import timedelta
 from email.message import EmailMessage
 
 from sqlalchemy import update
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 
 from collector import audit
 from collector.errors import CollectorError
@@ -47,8 +47,13 @@ class AlertError(CollectorError):
 
 
 def pending_alerts(session: Session, settings: Settings) -> list[str]:
+    """Events to mail: at or above the alert severity, and every tamper report (a desktop's
+    supervisor saying the agent was stopped or its files changed) whatever its severity."""
+    from collector.device_health import TAMPER_CATEGORY
+
     return list(session.exec(
-        select(Event.id).where(col(Event.severity) >= settings.alert_min_severity,
+        select(Event.id).where(or_(col(Event.severity) >= settings.alert_min_severity,
+                                   col(Event.category) == TAMPER_CATEGORY),
                                col(Event.alerted_at).is_(None),
                                col(Event.received_at) > utcnow() - LOOKBACK)
         .order_by(col(Event.received_at))
@@ -101,7 +106,9 @@ def send_alerts(db: Database, settings: Settings) -> int:
     return len(ids)
 
 
-SECURITY_ACTIONS = ("event.quarantined", "capture.relabel_refused")
+# device.silent: collector.silent_devices, a device that stopped reporting (its agent or
+# supervisor stopped, or the machine cut off) while it should be on.
+SECURITY_ACTIONS = ("event.quarantined", "capture.relabel_refused", "device.silent")
 SECURITY_SENT = "alert.security_sent"
 
 
@@ -122,14 +129,15 @@ def compose_security(settings: Settings, count: int) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = settings.smtp.sender
     msg["To"] = ", ".join(settings.alert_recipients)
-    noun = "a security check refused something" if count == 1 else \
-        f"security checks refused {count} things"
+    noun = "a security check needs your attention" if count == 1 else \
+        f"{count} security checks need your attention"
     msg["Subject"] = f"Vigil: {noun}"
     msg.set_content(
         f"Vigil: {noun}. See the audit log at {settings.public_url}/audit\n\n"
         "Either a desktop sent an event that was not sealed to the school's keyholders (it was "
         "refused and is kept on that desktop), or someone changed a capture's record in the "
-        "database and it was not opened. Both mean someone may be tampering with Vigil.\n"
+        "database and it was not opened, or a device stopped reporting while a user was signed "
+        "in (or for a long time). Each may mean someone is tampering with Vigil.\n"
         "This message deliberately holds no details.\n"
     )
     return msg

@@ -1,4 +1,4 @@
-"""Scheduled jobs in a background thread: orphan sweep, alerts, retention.
+"""Scheduled jobs in a background thread: orphan sweep, silent devices, alerts, retention.
 
 Each job runs under a PostgreSQL advisory lock named after it, so with several collector
 instances on one database exactly one runs it at a time (SQLite means one instance). A failing
@@ -35,12 +35,16 @@ class Scheduler:
         from collector.alerts import send_all
         from collector.ingest import sweep_orphans
         from collector.retention import run_retention
+        from collector.silent_devices import flag_silent
 
         self.db = db
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.jobs = [
             Job("sweep-orphans", 3600.0, lambda: sweep_orphans(db, blobs)),
+            # Before the alerts, so a device that went silent is mailed on the same turn.
+            Job("silent-devices", settings.silent_check_interval_s,
+                lambda: flag_silent(db, settings)),
             Job("alerts", settings.alert_interval_s, lambda: send_all(db, settings)),
             Job("retention", settings.retention_interval_s,
                 lambda: run_retention(db, blobs, settings)),

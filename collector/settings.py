@@ -115,7 +115,7 @@ class Settings:
     # Silent devices (collector.device_health): no heartbeat for this long while the last one
     # said a user was signed in, or for silent_idle_days when no one was (a device put away
     # for longer than a holiday). The job checks every silent_check_interval_s and alerts once.
-    silent_after_minutes: int = 30
+    silent_after_minutes: float = 30.0
     silent_idle_days: float = 16.0
     silent_check_interval_s: float = 60.0
     log_level: str = "info"
@@ -140,6 +140,9 @@ class Settings:
         for name in ("max_body_bytes", "max_envelope_bytes", "max_batch", "retention_days"):
             if int(getattr(self, name)) < 1:
                 raise SettingsError(f"settings: {name} must be a positive number")
+        for name in ("silent_after_minutes", "silent_idle_days", "silent_check_interval_s"):
+            if not float(getattr(self, name)) > 0:
+                raise SettingsError(f"settings: {name} must be more than zero")
         for name in ("ingest_rate_per_minute", "ingest_burst", "keyset_grace_days"):
             if not float(getattr(self, name)) >= 0:
                 raise SettingsError(f"settings: {name} must be zero or more")

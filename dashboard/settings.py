@@ -38,8 +38,6 @@ class DashboardSettings:
     attempt_window: int = 60 * 60
     #: Cookies are Secure unless the collector is served over plain HTTP on loopback (tests only).
     cookie_secure: bool = True
-    #: A device not heard from for this long is highlighted as silent (seconds).
-    silent_after: int = 24 * 60 * 60
     #: Rows per page of the triage queue.
     page_size: int = 50
     #: The school's name, shown on printable reports.
@@ -65,7 +63,8 @@ class DashboardSettings:
     @classmethod
     def from_collector(cls, settings: Any) -> DashboardSettings:
         """Read the collector's Settings: its ``dashboard`` table (the named fields the collector
-        declares, in minutes, plus anything else kept in ``extra``) and ``silent_after_minutes``."""
+        declares, in minutes, plus anything else kept in ``extra``). Which devices are silent is
+        the collector's to say (collector.device_health), from its own settings."""
         table = getattr(settings, "dashboard", None)
         if isinstance(table, cls):
             return table
@@ -79,9 +78,6 @@ class DashboardSettings:
                     values[ours] = int(getattr(table, theirs)) * 60
             if hasattr(table, "login_max_failures"):
                 values["source_free_failures"] = table.login_max_failures
-        silent = getattr(settings, "silent_after_minutes", None)
-        if silent is not None and "silent_after" not in values:
-            values["silent_after"] = int(silent) * 60
         return cls.from_mapping(values)
 
 

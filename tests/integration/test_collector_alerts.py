@@ -111,7 +111,7 @@ def test_security_refusals_are_mailed_once_without_details(
                                           {"severity": 5, "category": "suicide"}))
     assert send_all(database, settings) == 1
     assert [str(m["Subject"]) for _, m in inbox.messages] == [
-        "Vigil: a security check refused something"] * 2
+        "Vigil: a security check needs your attention"] * 2
     for _, mail in inbox.messages:
         text = mail.get_payload(decode=True).decode()
         assert "https://vigil.school.example/audit" in text

@@ -348,7 +348,6 @@ def test_dashboard_next_is_only_a_local_path(target: str, expected: str) -> None
 def test_dashboard_settings_from_the_collector(tmp_path: Any) -> None:
     settings = Settings(
         data_dir=tmp_path,
-        silent_after_minutes=45,
         dashboard=CollectorDashboard(unlock_idle_minutes=5, login_max_failures=3,
                                      extra={"page_size": "25", "cookie_secure": "false",
                                             "account_max_wait": "30"}),
@@ -359,7 +358,6 @@ def test_dashboard_settings_from_the_collector(tmp_path: Any) -> None:
     assert ours.account_max_wait == 30 and ours.attempt_window == 3600
     assert ours.page_size == 25
     assert ours.cookie_secure is False
-    assert ours.silent_after == 45 * 60
     assert DashboardSettings.from_collector(Settings(data_dir=tmp_path)).key_idle_timeout == 900
 
 

@@ -111,3 +111,33 @@ def test_tamper_reports_of_the_last_week_are_counted_per_device(
         found = health(s, _settings(tmp_path), devices)
     assert (found["pc"].tamper, found["other"].tamper) == (2, 0)
     assert not found["pc"].healthy and found["other"].healthy
+
+
+def test_each_silence_is_recorded_once_and_a_new_one_again(
+        database: Database, tmp_path: Path) -> None:
+    from collector.silent_devices import SILENT, flag_silent
+    from collector.store.models import AuditEntry
+
+    settings = _settings(tmp_path)
+    now = utcnow()
+    database.write(lambda s: _device(s, "pc", last_seen=now - timedelta(hours=1),
+                                     user_signed_in=True))
+    assert flag_silent(database, settings) == 1
+    assert flag_silent(database, settings) == 0  # the same silence
+
+    def heard_again_then_quiet(s: Session) -> None:
+        device = s.get(Device, "pc")
+        assert device is not None and device.silent_alerted_at is not None
+        device.last_seen = utcnow() + timedelta(seconds=1)  # a heartbeat after the alert...
+        s.add(device)
+
+    database.write(heard_again_then_quiet)
+    assert flag_silent(database, settings) == 0  # ...so it is not silent now
+    later = utcnow() + timedelta(hours=2)  # ...and two hours later it is, again
+    from unittest import mock
+
+    with mock.patch("collector.silent_devices.utcnow", return_value=later):
+        assert flag_silent(database, settings) == 1
+    with database.session() as s:
+        entries = s.exec(select(AuditEntry).where(AuditEntry.action == SILENT)).all()
+    assert [e.target for e in entries] == ["pc", "pc"]
