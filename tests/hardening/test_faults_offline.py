@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.faults import AgentRun, stored_event_ids
+from tests.fixtures.faults import AgentRun, device_row, stored_event_ids
 from tests.fixtures.x11 import X11, wait_until
 
 pytestmark = [pytest.mark.x11, pytest.mark.slow]
@@ -54,17 +54,6 @@ def _severities_in_spool(agent: AgentRun) -> list[int]:
     return sorted(int(p.name[0]) for p in agent.spool_dir.glob("*.evt"))
 
 
-def _device_row(server: Any, device_id: str) -> Any:
-    from collector.store.models import Device
-
-    db = server.database()
-    try:
-        with db.session() as session:
-            return session.get(Device, device_id)
-    finally:
-        db.close()
-
-
 def test_collector_down_spool_stays_bounded_keeps_severe_and_reports_drops(
         collector_server: Any, agent_factory: Callable[..., AgentRun], x11: X11) -> None:
     server = collector_server
@@ -99,7 +88,7 @@ def test_collector_down_spool_stays_bounded_keeps_severe_and_reports_drops(
     stored = stored_event_ids(server)
     assert len(stored) == SPOOL_BOUND
     def reported() -> bool:
-        row = _device_row(server, device_id)
+        row = device_row(server, device_id)
         return row.dropped == fired - SPOOL_BOUND and row.spool_depth == 0
 
     wait_until(reported, 30, interval=0.2,

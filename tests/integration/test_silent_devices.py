@@ -18,8 +18,8 @@ import pytest
 from sqlmodel import col, select
 
 from collector.settings import SmtpSettings
-from collector.store.models import AuditEntry, Device
-from tests.fixtures.faults import AgentRun
+from collector.store.models import AuditEntry
+from tests.fixtures.faults import AgentRun, device_row
 from tests.fixtures.x11 import wait_until
 from tests.hardening.clients import sign_in
 from tests.integration.test_collector_alerts import Inbox, smtp  # noqa: F401
@@ -27,15 +27,6 @@ from tests.integration.test_collector_alerts import Inbox, smtp  # noqa: F401
 pytestmark = [pytest.mark.x11, pytest.mark.slow]
 
 SUBJECT = "Vigil: a security check needs your attention"
-
-
-def _device(server: Any, device_id: str) -> Device | None:
-    db = server.database()
-    try:
-        with db.session() as session:
-            return session.get(Device, device_id)
-    finally:
-        db.close()
 
 
 def _silent_entries(server: Any) -> list[AuditEntry]:
@@ -59,7 +50,7 @@ def test_a_killed_agent_is_found_silent_on_schedule_and_alerted_once(
     agent = agent_factory()
     device_id = agent.enrol(server)
     agent.start()
-    wait_until(lambda: (d := _device(server, device_id)) is not None and d.user_signed_in, 60,
+    wait_until(lambda: (d := device_row(server, device_id)) is not None and d.user_signed_in, 60,
                what="a heartbeat saying a user is signed in")
     assert _silent_entries(server) == []
     agent.kill()
@@ -74,7 +65,7 @@ def test_a_killed_agent_is_found_silent_on_schedule_and_alerted_once(
     (entry,) = _silent_entries(server)
     assert entry.target == device_id and entry.actor == "system"
     assert "while a user was signed in" in entry.details["why"]
-    row = _device(server, device_id)
+    row = device_row(server, device_id)
     assert row is not None and row.silent_alerted_at is not None
 
     head = sign_in(server, "head", server.keys.head.name, server.keys.head.password)

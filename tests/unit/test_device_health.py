@@ -48,8 +48,8 @@ def test_silent_means_quiet_while_signed_in_or_away_longer_than_a_holiday(
         devices = list(s.exec(select(Device)).all())
         states = {d: (h.state, h.why) for d, h in health(s, settings, devices).items()}
     assert states["gone-quiet"] == (
-        "silent", "no heartbeat for 2 hours while a user was signed in: the agent may have "
-        "been stopped")
+        "silent", ("no heartbeat for 2 hours while a user was signed in: the agent may have "
+                   "been stopped"))
     assert states["away-a-month"] == ("silent", "not heard from for 30 days")
     assert states["never-seen"] == ("silent", "never heard from since it was enrolled")
     for fine in ("shut-down", "fine", "just-enrolled"):
