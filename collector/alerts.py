@@ -101,7 +101,8 @@ def send_alerts(db: Database, settings: Settings) -> int:
     return len(ids)
 
 
-SECURITY_ACTIONS = ("event.quarantined", "capture.relabel_refused")
+# keyholder.unapproved: collector.keyholders.flag_unapproved, a key no keyholder signed for.
+SECURITY_ACTIONS = ("event.quarantined", "capture.relabel_refused", "keyholder.unapproved")
 SECURITY_SENT = "alert.security_sent"
 
 
@@ -129,7 +130,9 @@ def compose_security(settings: Settings, count: int) -> EmailMessage:
         f"Vigil: {noun}. See the audit log at {settings.public_url}/audit\n\n"
         "Either a desktop sent an event that was not sealed to the school's keyholders (it was "
         "refused and is kept on that desktop), or someone changed a capture's record in the "
-        "database and it was not opened. Both mean someone may be tampering with Vigil.\n"
+        "database and it was not opened, or a key appeared in the keyholder list that no "
+        "keyholder has approved (it can read nothing until one does). Each may mean someone "
+        "is tampering with Vigil.\n"
         "This message deliberately holds no details.\n"
     )
     return msg

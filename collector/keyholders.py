@@ -1,5 +1,9 @@
-"""The keyholder set as the collector knows it: the active keyholders' public keys, and
-retiring a keyholder who leaves."""
+"""Keyholders on this collector: who reads (the signed readers, collector.trust_root), the
+keyholder table's proposals, and retiring a keyholder who leaves (a proposed removal).
+
+The keyholder table is never a source of recipients: a row anyone can insert with SQL must not
+be able to read. ``public_keys`` and ``keyset_fingerprint`` answer from the last signed policy.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,14 @@ from sqlmodel import Session, col, select
 
 from collector import audit
 from collector.errors import Conflict, NotFound
-from collector.store.models import Account, Keyholder, utcnow
+from collector.store.db import Database
+from collector.store.models import Account, AuditEntry, Keyholder, utcnow
+from collector.trust_root import signed_readers, unapproved_keys
 
-__all__ = ["Retired", "active_keyholders", "keyset_fingerprint", "public_keys", "retire"]
+__all__ = ["UNAPPROVED", "Retired", "active_keyholders", "flag_unapproved", "keyset_fingerprint",
+           "public_keys", "retire"]
+
+UNAPPROVED = "keyholder.unapproved"  # the audit action: a key in the table no policy lists
 
 
 def active_keyholders(session: Session) -> list[Keyholder]:
@@ -23,18 +32,44 @@ def active_keyholders(session: Session) -> list[Keyholder]:
 
 
 def public_keys(session: Session) -> list[Any]:
-    """core.keys.PublicKey for every active keyholder, recovery keys included."""
-    from core.keys import PublicKey
-
-    return [PublicKey.from_bytes(k.public_key) for k in active_keyholders(session)]
+    """core.keys.PublicKey of every reader (recovery keys included): the keyholders of the last
+    signed policy, not the table. Empty before the first policy is signed."""
+    current = signed_readers(session)
+    return list(current.keyholders) if current is not None else []
 
 
 def keyset_fingerprint(session: Session) -> str:
-    """The fingerprint agents pin at enrolment; empty while there are no keyholders."""
-    from core.keys import keyset_fingerprint as fingerprint
+    """The fingerprint agents pin at enrolment: the last signed policy's keyholder set; empty
+    before the first policy is signed."""
+    current = signed_readers(session)
+    return current.keyset_fingerprint if current is not None else ""
 
-    keys = public_keys(session)
-    return fingerprint(keys) if keys else ""
+
+def flag_unapproved(db: Database) -> int:
+    """Record ``keyholder.unapproved`` in the audit log, once per fingerprint, for every active
+    keyholder row no signed policy lists (trust_root.unapproved_keys); the security alert mails
+    it. Returns how many were newly recorded. Does nothing before the first signed policy: then
+    every key is waiting for the genesis signature."""
+    def job(session: Session) -> int:
+        if signed_readers(session) is None:
+            return 0
+        rows = unapproved_keys(session)
+        if not rows:
+            return 0
+        known = set(session.exec(select(AuditEntry.target).where(
+            AuditEntry.action == UNAPPROVED,
+            col(AuditEntry.target).in_([r.fingerprint for r in rows]))).all())
+        fresh = [r for r in rows if r.fingerprint not in known]
+        for row in fresh:
+            audit.record(session, "system", UNAPPROVED, target=row.fingerprint,
+                         details={"name": row.name, "role": row.role,
+                                  "fingerprint": row.fingerprint,
+                                  "reason": "this key is in the keyholder table but no signed "
+                                            "policy lists it: it reads nothing until a "
+                                            "keyholder approves it"})
+        return len(fresh)
+
+    return db.write(job)
 
 
 @dataclass(frozen=True)
@@ -46,11 +81,15 @@ class Retired:
 
 
 def retire(session: Session, name: str, actor: str) -> Retired:
-    """Mark ``name`` retired and disable their dashboard account, in the caller's transaction.
+    """Propose ``name``'s removal and disable their dashboard account at once, in the caller's
+    transaction.
 
-    The next published policy leaves them out (``active_keyholders``), so agents stop sealing
-    to them. Their slots on stored envelopes stay; ``collector.regrant.revoke_all`` removes them.
-    Refuses to retire the last keyholder who can unlock captures on this collector.
+    Retiring does not change who can read: the keyholder stays a reader (agents keep sealing to
+    them, incident records too) until a current reader signs the removal
+    (`vigil collector keyholder approve`, collector.publishing.approve_as), since only what
+    keyholders signed decides who reads. Their slots on stored envelopes stay;
+    ``collector.regrant.revoke_all`` removes them. Refuses to retire the last keyholder who can
+    unlock captures on this collector.
     """
     holder = session.exec(select(Keyholder).where(Keyholder.name == name)).first()
     if holder is None:

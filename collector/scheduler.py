@@ -1,4 +1,4 @@
-"""Scheduled jobs in a background thread: orphan sweep, alerts, retention.
+"""Scheduled jobs in a background thread: orphan sweep, unapproved keys, alerts, retention.
 
 Each job runs under a PostgreSQL advisory lock named after it, so with several collector
 instances on one database exactly one runs it at a time (SQLite means one instance). A failing
@@ -34,6 +34,7 @@ class Scheduler:
     def __init__(self, settings: Settings, db: Database, blobs: BlobStore) -> None:
         from collector.alerts import send_all
         from collector.ingest import sweep_orphans
+        from collector.keyholders import flag_unapproved
         from collector.retention import run_retention
 
         self.db = db
@@ -41,6 +42,8 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self.jobs = [
             Job("sweep-orphans", 3600.0, lambda: sweep_orphans(db, blobs)),
+            # Before the alerts, so a key slipped into the table is mailed on the same turn.
+            Job("unapproved-keys", settings.alert_interval_s, lambda: flag_unapproved(db)),
             Job("alerts", settings.alert_interval_s, lambda: send_all(db, settings)),
             Job("retention", settings.retention_interval_s,
                 lambda: run_retention(db, blobs, settings)),
