@@ -45,21 +45,30 @@ def keyset_fingerprint(session: Session) -> str:
     return current.keyset_fingerprint if current is not None else ""
 
 
+def _unflagged(session: Session) -> list[Keyholder]:
+    """Active rows no signed policy lists and not yet recorded as ``keyholder.unapproved``."""
+    if signed_readers(session) is None:
+        return []  # before the genesis every key is waiting for it: nothing is amiss
+    rows = unapproved_keys(session)
+    if not rows:
+        return []
+    known = set(session.exec(select(AuditEntry.target).where(
+        AuditEntry.action == UNAPPROVED,
+        col(AuditEntry.target).in_([r.fingerprint for r in rows]))).all())
+    return [r for r in rows if r.fingerprint not in known]
+
+
 def flag_unapproved(db: Database) -> int:
     """Record ``keyholder.unapproved`` in the audit log, once per fingerprint, for every active
     keyholder row no signed policy lists (trust_root.unapproved_keys); the security alert mails
-    it. Returns how many were newly recorded. Does nothing before the first signed policy: then
-    every key is waiting for the genesis signature."""
+    it. Returns how many were newly recorded. The scheduler runs it often, so it only reads
+    unless there is something to record (no write transaction, no lock, most of the time)."""
+    with db.session() as session:
+        if not _unflagged(session):
+            return 0
+
     def job(session: Session) -> int:
-        if signed_readers(session) is None:
-            return 0
-        rows = unapproved_keys(session)
-        if not rows:
-            return 0
-        known = set(session.exec(select(AuditEntry.target).where(
-            AuditEntry.action == UNAPPROVED,
-            col(AuditEntry.target).in_([r.fingerprint for r in rows]))).all())
-        fresh = [r for r in rows if r.fingerprint not in known]
+        fresh = _unflagged(session)  # again, inside the write: another instance may have
         for row in fresh:
             audit.record(session, "system", UNAPPROVED, target=row.fingerprint,
                          details={"name": row.name, "role": row.role,
@@ -96,8 +105,12 @@ def retire(session: Session, name: str, actor: str) -> Retired:
         raise NotFound(f"no keyholder named {name!r} on this collector")
     if holder.retired_at is not None:
         return Retired(holder.name, holder.fingerprint, already=True, accounts_disabled=0)
+    # Only a reader can sign the removal (or anything else): a key waiting for approval does
+    # not count as someone left to carry on.
+    current = signed_readers(session)
     others = [k for k in active_keyholders(session)
-              if k.id != holder.id and k.key_file is not None]
+              if k.id != holder.id and k.key_file is not None
+              and (current is None or k.fingerprint in current.fingerprints)]
     if holder.key_file is not None and not others:
         raise Conflict(f"{name!r} is the last keyholder with a key on this collector: add their "
                        "successor (`vigil collector keyholder add`) and grant them access first")

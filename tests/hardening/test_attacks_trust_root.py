@@ -143,7 +143,7 @@ def attacked(request: pytest.FixtureRequest, collector_factory: Callable[..., An
 
 def test_a_routine_publish_does_not_sign_the_rogue_key_in(attacked: tuple[Any, Any, str]
                                                            ) -> None:
-    server, rogue, _ = attacked
+    server, _, _ = attacked
     record = _publish(server, server.keys.head)
     assert record.serial == 2
     assert _latest_keyholders(server) == {k.fingerprint for k in server.keys.all}
