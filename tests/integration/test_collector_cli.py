@@ -233,3 +233,25 @@ def test_retention_run_and_device_revoke(data: Path) -> None:
     assert "pc-1 (pc-1) revoked" in ok("device", "revoke", "--data", str(data), "pc-1",
                                        "--reason", "lost")
     assert "intact" in ok("audit", "verify", "--data", str(data))
+
+
+def test_on_a_terminal_the_change_code_is_typed_back_before_the_password(
+        data: Path, keyholders: Keyholders) -> None:
+    from tests.unit.test_crypto_cli import _run_on_terminal
+
+    d = str(data)
+    head, tech = keyholders.head, keyholders.technician
+    ok("keyholder", "add", "--data", d, "--key", str(head.path))
+    ok("policy", "publish", "--data", d, "--keyholder", head.name, "--password-stdin",
+       stdin=head.password + "\n")
+    ok("keyholder", "add", "--data", d, "--pub", str(tech.pub_path))
+    approve = ["collector", "keyholder", "approve", "--data", d, "--keyholder", head.name]
+    code, screen = _run_on_terminal(approve, ["vkc1:not-the-one"])
+    assert code == 1 and "not the change code shown; nothing was signed" in screen
+    shown = re.search(r"change code: (vkc1:\w+)", screen).group(1)  # type: ignore[union-attr]
+    code, screen = _run_on_terminal(approve, [shown, head.password])
+    assert code == 0, screen
+    assert f"{head.name}'s password: " in screen and head.password not in screen
+    assert "policy 2 signed by" in screen
+    assert f"{tech.fingerprint}: reader (signed, since serial 2)" in ok("keyholder", "list",
+                                                                        "--data", d)
