@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,6 +104,13 @@ def test_keyholders_policy_and_enrolment_line(data: Path, keyholders: Keyholders
     assert re.match(r"audit log intact: \d+ entries checked", out)
 
 
+def _genesis(d: str, head: Any) -> None:
+    """The head proposes their own key and signs the first policy: the only reader."""
+    ok("keyholder", "add", "--data", d, "--key", str(head.path))
+    ok("policy", "publish", "--data", d, "--keyholder", head.name, "--password-stdin",
+       stdin=head.password + "\n")
+
+
 def _keyset(pubs: list[Path]) -> str:
     from core.keys import keyset_fingerprint, load_public_key
 
@@ -113,9 +121,7 @@ def test_a_new_keyholder_waits_until_a_reader_approves_the_change_shown(
         data: Path, keyholders: Keyholders, stranger_key: object) -> None:
     d = str(data)
     head, tech = keyholders.head, keyholders.technician
-    ok("keyholder", "add", "--data", d, "--key", str(head.path))
-    ok("policy", "publish", "--data", d, "--keyholder", head.name, "--password-stdin",
-       stdin=head.password + "\n")
+    _genesis(d, head)
     pin = _keyset([head.pub_path])
     ok("keyholder", "add", "--data", d, "--key", str(tech.path))
     listing = ok("keyholder", "list", "--data", d)
@@ -157,9 +163,7 @@ def test_a_proposal_can_be_rejected_and_the_old_add_form_is_refused(
         data: Path, keyholders: Keyholders) -> None:
     d = str(data)
     head, tech = keyholders.head, keyholders.technician
-    ok("keyholder", "add", "--data", d, "--key", str(head.path))
-    ok("policy", "publish", "--data", d, "--keyholder", head.name, "--password-stdin",
-       stdin=head.password + "\n")
+    _genesis(d, head)
     assert "vigil keys create" in fails("keyholder", "add", "--data", d, "--name", "x",
                                         "--role", "head", "--password-stdin", stdin="pw\n")
     assert "--key FILE" in fails("keyholder", "add", "--data", d)
@@ -241,9 +245,7 @@ def test_on_a_terminal_the_change_code_is_typed_back_before_the_password(
 
     d = str(data)
     head, tech = keyholders.head, keyholders.technician
-    ok("keyholder", "add", "--data", d, "--key", str(head.path))
-    ok("policy", "publish", "--data", d, "--keyholder", head.name, "--password-stdin",
-       stdin=head.password + "\n")
+    _genesis(d, head)
     ok("keyholder", "add", "--data", d, "--pub", str(tech.pub_path))
     approve = ["collector", "keyholder", "approve", "--data", d, "--keyholder", head.name]
     code, screen = _run_on_terminal(approve, ["vkc1:not-the-one"])
