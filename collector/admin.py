@@ -27,7 +27,6 @@ __all__ = [
     "KEYHOLDER_ROLES",
     "EnrolTokenInfo",
     "add_account",
-    "add_keyholder",
     "add_keyholder_key",
     "create_enrol_token",
     "hash_password",
@@ -100,22 +99,14 @@ def _unique(session: Session, what: str) -> None:
         raise Conflict(f"{what} already exists") from None
 
 
-def add_keyholder(db: Database, name: str, role: str, password: str, actor: str = "cli",
-                  kdf: Any = None) -> Keyholder:
-    """Create the keyholder's keys (stored only password-encrypted) and their dashboard account
-    with the same password."""
-    from core import keys
-
-    if role not in KEYHOLDER_ROLES:
-        raise BadRequest(f"role must be one of {', '.join(KEYHOLDER_ROLES)}")
-    key_file, _private = keys.create(name, role, password, kdf=kdf)
-    return register_keyholder(db, key_file, password, actor)
-
-
 def register_keyholder(db: Database, key_file: Any, password: str, actor: str = "cli"
                        ) -> Keyholder:
     """Store an existing core.keys.KeyFile (encrypted) and make the keyholder's dashboard
-    account with the same password, which must unlock the key."""
+    account with the same password, which must unlock the key.
+
+    For tests and the demo only, until the dashboard sets a PASSWORD_FROM_KEY account's password
+    at first sign-in: it needs the password on the server. Schools use add_keyholder_key. Like
+    it, the row is only a proposal until a reader signs it (collector.trust_root)."""
     if key_file.role not in KEYHOLDER_ROLES:
         raise BadRequest(f"role must be one of {', '.join(KEYHOLDER_ROLES)}")
     key_file.unlock(password)  # WrongPassword now rather than a dashboard that cannot unlock

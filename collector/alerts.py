@@ -107,8 +107,10 @@ def send_alerts(db: Database, settings: Settings) -> int:
 
 
 # device.silent: collector.silent_devices, a device that stopped reporting (its agent or
-# supervisor stopped, or the machine cut off) while it should be on.
-SECURITY_ACTIONS = ("event.quarantined", "capture.relabel_refused", "device.silent")
+# supervisor stopped, or the machine cut off) while it should be on. keyholder.unapproved:
+# collector.keyholders.flag_unapproved, a key no keyholder signed for.
+SECURITY_ACTIONS = ("event.quarantined", "capture.relabel_refused", "device.silent",
+                    "keyholder.unapproved")
 SECURITY_SENT = "alert.security_sent"
 
 
@@ -137,7 +139,9 @@ def compose_security(settings: Settings, count: int) -> EmailMessage:
         "Either a desktop sent an event that was not sealed to the school's keyholders (it was "
         "refused and is kept on that desktop), or someone changed a capture's record in the "
         "database and it was not opened, or a device stopped reporting while a user was signed "
-        "in (or for a long time). Each may mean someone is tampering with Vigil.\n"
+        "in (or for a long time), or a key appeared in the keyholder list that no keyholder has "
+        "approved (it can read nothing until one does). Each may mean someone is tampering with "
+        "Vigil.\n"
         "This message deliberately holds no details.\n"
     )
     return msg

@@ -44,7 +44,7 @@ from collector.audit import (
     same_hash,
 )
 from collector.audit_log import START_ACTION, LogContents, latest_start, read_log
-from collector.store.models import AuditEntry, AuditHead, PolicyRecord, utcnow
+from collector.store.models import AuditEntry, AuditHead, utcnow
 
 __all__ = ["AuditReport", "Checkpoint", "Finding", "same_hash", "trusted_keys", "verify_trail"]
 
@@ -184,27 +184,16 @@ def _entries(numbers: Sequence[int]) -> str:
 
 
 def trusted_keys(session: Session, pin: str | None = None) -> tuple[dict[str, Any], list[Finding]]:
-    """Keyholder public keys of the signed policies, by fingerprint: every stored policy is
-    checked against the keyholders of the one before (core.policy.verify, as an agent does);
-    the first against ``pin`` (a keyset fingerprint, vks1:...) or else its own keyholders."""
-    from core.errors import VigilError
-    from core.policy import Policy, SignedPolicy, Trust, verify
+    """Keyholder public keys of the signed policies, by fingerprint: the chain as
+    collector.trust_root walks it (each stored policy checked against the keyholders of the
+    one before, as an agent does; the first against ``pin``, a keyset fingerprint vks1:..., or
+    else its own keyholders)."""
+    from collector.trust_root import signed_chain
 
-    keys: dict[str, Any] = {}
-    findings: list[Finding] = []
-    trust = None
-    for record in session.exec(select(PolicyRecord).order_by(col(PolicyRecord.serial))).all():
-        try:
-            signed = SignedPolicy.from_bytes(record.signed)
-            if trust is None:
-                trust = Trust.pinned(pin or Policy.from_body(signed.body).keyset_fingerprint)
-            policy, trust = verify(signed, trust)
-        except VigilError as exc:
-            findings.append(Finding("policy", f"stored policy {record.serial} does not verify "
-                                    f"against the keyholders before it ({exc}); its keys are "
-                                    "not trusted for checkpoints"))
-            continue
-        keys.update({k.fingerprint: k for k in policy.keyholders})
+    chain, problems = signed_chain(session, pin)
+    keys = {k.fingerprint: k for keyset in chain for k in keyset.keyholders}
+    findings = [Finding("policy", f"{problem}; its keys are not trusted for checkpoints")
+                for problem in problems]
     return keys, findings
 
 

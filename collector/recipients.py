@@ -26,13 +26,13 @@ import itertools
 import logging
 import threading
 import weakref
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select as sa_select
 
 from collector.store.models import PolicyRecord
+from collector.trust_root import ChainWalker, SignedKeyset
 
 __all__ = ["QUARANTINED", "SignedKeyset", "keysets", "wrong_recipients"]
 
@@ -41,25 +41,16 @@ log = logging.getLogger("vigil.collector")
 QUARANTINED = "event.quarantined"  # the audit action
 
 
-@dataclass(frozen=True)
-class SignedKeyset:
-    serial: int
-    signed_at: datetime  # the policy's issued_at, inside what the keyholder signed
-    names: dict[str, str]  # fingerprint -> "Name (role)"
-
-    @property
-    def fingerprints(self) -> frozenset[str]:
-        return frozenset(self.names)
-
-
 class _Book:
-    """The verified keysets of one database, in serial order; extended as policies arrive."""
+    """The verified keysets of one database, in serial order; extended as policies arrive.
+
+    The chain itself is walked by collector.trust_root.ChainWalker, the one walk every reader
+    of the trust root shares; this only caches it per database, feeding it new rows."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.seen: tuple[tuple[int, str], ...] = ()
-        self.trust: Any = None
-        self.keysets: list[SignedKeyset] = []
+        self.walker = ChainWalker()
 
     def load(self, conn: Any) -> list[SignedKeyset]:
         table = PolicyRecord.__table__  # type: ignore[attr-defined]
@@ -67,34 +58,17 @@ class _Book:
             sa_select(table.c.serial, table.c.etag).order_by(table.c.serial)))
         with self.lock:
             if index == self.seen:
-                return self.keysets
+                return list(self.walker.accepted)
             if index[: len(self.seen)] != self.seen:  # a stored policy changed: start again
-                self.seen, self.trust, self.keysets = (), None, []
+                self.seen, self.walker = (), ChainWalker()
             for serial, _ in index[len(self.seen):]:
                 signed = conn.execute(sa_select(table.c.signed)
                                       .where(table.c.serial == serial)).scalar_one()
-                self._accept(serial, bytes(signed))
+                problem = self.walker.accept(serial, bytes(signed))
+                if isinstance(problem, str):
+                    log.warning("%s: ingest ignores it, as agents do", problem)
             self.seen = index
-            return self.keysets
-
-    def _accept(self, serial: int, signed: bytes) -> None:
-        from core.errors import VigilError
-        from core.policy import Policy, SignedPolicy, Trust, verify
-
-        try:
-            trust = self.trust
-            if trust is None:
-                policy = Policy.from_body(SignedPolicy.from_bytes(signed).body)
-                trust = Trust.pinned(policy.keyset_fingerprint)
-            policy, self.trust = verify(signed, trust)
-        except VigilError as exc:
-            log.warning("stored policy %s is not signed by a trusted keyholder (%s): ingest "
-                        "ignores it, as agents do", serial, exc)
-            return
-        names = {k.fingerprint: f"{k.name} ({k.role})" for k in policy.keyholders}
-        if self.keysets and self.keysets[-1].serial == policy.serial:
-            return
-        self.keysets.append(SignedKeyset(policy.serial, policy.issued_at, names))
+            return list(self.walker.accepted)
 
 
 _BOOKS: weakref.WeakKeyDictionary[Any, _Book] = weakref.WeakKeyDictionary()

@@ -1,4 +1,5 @@
-"""Scheduled jobs in a background thread: orphan sweep, silent devices, alerts, retention.
+"""Scheduled jobs in a background thread: orphan sweep, silent devices, unapproved keys,
+alerts, retention.
 
 Each job runs under a PostgreSQL advisory lock named after it, so with several collector
 instances on one database exactly one runs it at a time (SQLite means one instance). A failing
@@ -34,6 +35,7 @@ class Scheduler:
     def __init__(self, settings: Settings, db: Database, blobs: BlobStore) -> None:
         from collector.alerts import send_all
         from collector.ingest import sweep_orphans
+        from collector.keyholders import flag_unapproved
         from collector.retention import run_retention
         from collector.silent_devices import flag_silent
 
@@ -42,6 +44,8 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self.jobs = [
             Job("sweep-orphans", 3600.0, lambda: sweep_orphans(db, blobs)),
+            # Before the alerts, so a key slipped into the table is mailed on the same turn.
+            Job("unapproved-keys", settings.alert_interval_s, lambda: flag_unapproved(db)),
             # Before the alerts, so a device that went silent is mailed on the same turn.
             Job("silent-devices", settings.silent_check_interval_s,
                 lambda: flag_silent(db, settings)),

@@ -95,8 +95,8 @@ class ChainWalker:
                 trust = Trust.pinned(self.pin or Policy.from_body(parsed.body).keyset_fingerprint)
             policy, self.trust = verify(parsed, trust)
         except VigilError as exc:
-            return (f"stored policy {serial} is not signed by a keyholder of the policy before "
-                    f"it ({exc})")
+            return (f"stored policy {serial} does not verify against the keyholders before it "
+                    f"({exc})")
         if self.accepted and self.accepted[-1].serial == policy.serial:
             return self.accepted[-1]
         keyset = SignedKeyset(policy.serial, policy.issued_at, parsed.signer, policy.keyholders)

@@ -158,8 +158,12 @@ CONF
     say "collector installed; dashboard: $PUBLIC_URL/"
     cat <<NEXT
 Next steps (docs/admin-guide.md):
-  sudo -u vigil vigil collector keyholder add --data /var/lib/vigil --name head --role head --password-stdin
-  sudo -u vigil vigil collector keyholder add --data /var/lib/vigil --name technician --role technician --password-stdin
+  Each keyholder (head, technician) makes their key on their own computer:
+    vigil keys create --name head --role head --out head.key
+  then copy head.key (password-encrypted) here and propose it:
+  sudo -u vigil vigil collector keyholder add --data /var/lib/vigil --key head.key
+  sudo -u vigil vigil collector keyholder add --data /var/lib/vigil --key technician.key
+  A keyholder signs the first policy (the readers) with their own password:
   sudo -u vigil vigil collector policy publish --data /var/lib/vigil --keyholder technician --password-stdin
   sudo -u vigil vigil collector enrol-token --data /var/lib/vigil --uses 30 --expires 7d
 NEXT

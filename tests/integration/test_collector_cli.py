@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,6 +37,14 @@ def fails(*args: str, stdin: str = "", code: int = 1) -> str:
     return done.stderr
 
 
+def refused(*args: str, stdin: str = "") -> str:
+    """Like ``fails`` for a command that first shows something (approve shows the change)."""
+    done = vigil(*args, stdin=stdin)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert done.stderr.startswith("vigil: ") and done.stderr.count("\n") == 1, done.stderr
+    return done.stderr
+
+
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
     data = tmp_path / "data"
@@ -54,34 +63,40 @@ def test_init_refuses_to_overwrite(data: Path) -> None:
 
 def test_keyholders_policy_and_enrolment_line(data: Path, keyholders: Keyholders) -> None:
     d = str(data)
-    assert "no keyholders" in fails("enrol-token", "--data", d)
-    out = ok("keyholder", "add", "--data", d, "--name", "Mrs Head", "--role", "head",
-             "--password-stdin", stdin="correct horse battery\n")
-    assert "Mrs Head (head) added: vk1:" in out
+    head = keyholders.head
+    assert "publishes the first one" in fails("enrol-token", "--data", d)
+    out = ok("keyholder", "add", "--data", d, "--key", str(head.path))
+    assert f"{head.name} (head) added, waiting for a keyholder's signature: vk1:" in out
+    assert "enrol-token" not in out and "first policy" in out
     ok("keyholder", "import", "--data", d, "--pub", str(keyholders.recovery.pub_path))
     ok("account", "add", "--data", d, "--username", "governor1", "--role", "governor",
        "--password-stdin", stdin="governors-password-1\n")
+    assert "publishes the first one" in fails("enrol-token", "--data", d)  # nothing signed yet
     assert "WrongPassword" not in fails("policy", "publish", "--data", d, "--keyholder",
-                                        "Mrs Head", "--password-stdin", stdin="wrong password!\n")
-    assert "policy 1 published" in ok("policy", "publish", "--data", d, "--keyholder",
-                                      "Mrs Head", "--password-stdin",
-                                      stdin="correct horse battery\n")
+                                        head.name, "--password-stdin", stdin="wrong password!\n")
+    out = ok("policy", "publish", "--data", d, "--keyholder", head.name, "--password-stdin",
+             stdin=head.password + "\n")
+    assert "policy 1 published" in out and "the genesis" in out
+    assert f"  {head.name} (head) {head.fingerprint}" in out
+    assert f"{keyholders.recovery.fingerprint}" in out and "wait for approval" not in out
     out = ok("enrol-token", "--data", d, "--uses", "5", "--expires", "2d", "--group", "ict")
     lines = out.strip().splitlines()
     token = re.search(r"^token: (\S+)$", out, re.MULTILINE).group(1)  # type: ignore[union-attr]
     keyset = re.search(r"^keyholder-set fingerprint: (\S+)$", out, re.MULTILINE).group(1)  # type: ignore[union-attr]
+    assert keyset == _keyset([head.pub_path, keyholders.recovery.pub_path])
     cert = cert_fingerprint(data / "tls/cert.pem")
     assert lines[-1] == (f"vigil agent enrol --collector https://vigil.school.example:8443 "
                          f"--token {token} --trust {keyset} --ca-fingerprint {cert}")
     assert "collector URL: https://vigil.school.example:8443" in out
-    # Only the encrypted key is stored, and the dashboard password is an Argon2id hash.
+    # Only the encrypted key is stored; the dashboard password is set by the keyholder at their
+    # first sign-in (it is never typed on the server), so no hash yet.
     with sqlite3.connect(data / "vigil.db") as conn:
-        key_file, = conn.execute("SELECT key_file FROM keyholder WHERE name='Mrs Head'").fetchone()
-        pw_hash, = conn.execute("SELECT password_hash FROM account WHERE username='Mrs Head'"
-                                ).fetchone()
+        key_file, = conn.execute("SELECT key_file FROM keyholder WHERE role='head'").fetchone()
+        pw_hash, = conn.execute("SELECT password_hash FROM account WHERE username=?",
+                                (head.name,)).fetchone()
         recovery_file, = conn.execute("SELECT key_file FROM keyholder WHERE role='recovery'"
                                       ).fetchone()
-    assert b"correct horse" not in key_file and pw_hash.startswith("$argon2id$")
+    assert head.password.encode() not in key_file and pw_hash == ""
     assert recovery_file is None
     assert "revoked" in ok("enrol-token", "revoke", "--data", d, token)
     assert "revoked" in ok("enrol-token", "revoke", "--data", d, "1")
@@ -89,12 +104,91 @@ def test_keyholders_policy_and_enrolment_line(data: Path, keyholders: Keyholders
     assert re.match(r"audit log intact: \d+ entries checked", out)
 
 
+def _genesis(d: str, head: Any) -> None:
+    """The head proposes their own key and signs the first policy: the only reader."""
+    ok("keyholder", "add", "--data", d, "--key", str(head.path))
+    ok("policy", "publish", "--data", d, "--keyholder", head.name, "--password-stdin",
+       stdin=head.password + "\n")
+
+
+def _keyset(pubs: list[Path]) -> str:
+    from core.keys import keyset_fingerprint, load_public_key
+
+    return keyset_fingerprint(load_public_key(p) for p in pubs)
+
+
+def test_a_new_keyholder_waits_until_a_reader_approves_the_change_shown(
+        data: Path, keyholders: Keyholders, stranger_key: object) -> None:
+    d = str(data)
+    head, tech = keyholders.head, keyholders.technician
+    _genesis(d, head)
+    pin = _keyset([head.pub_path])
+    ok("keyholder", "add", "--data", d, "--key", str(tech.path))
+    listing = ok("keyholder", "list", "--data", d)
+    assert f"{head.name} (head) {head.fingerprint}: reader (signed, since serial 1)" in listing
+    assert f"{tech.name} (technician) {tech.fingerprint}: waiting for approval" in listing
+    assert "NOT ADDED THROUGH VIGIL" not in listing
+    # A routine publish keeps the signed set and says a change waits.
+    out = ok("policy", "publish", "--data", d, "--keyholder", head.name, "--password-stdin",
+             stdin=head.password + "\n")
+    assert "1 keyholder change waits for approval: vigil collector keyholder approve" in out
+    assert pin in ok("enrol-token", "--data", d)
+    # Without --change, and no terminal: refused, nothing signed.
+    assert "--change CODE" in refused("keyholder", "approve", "--data", d, "--keyholder",
+                                    head.name, "--password-stdin", stdin=head.password + "\n")
+    assert "not the ones you were shown" in refused(
+        "keyholder", "approve", "--data", d, "--keyholder", head.name, "--change", "vkc1:0",
+        "--password-stdin", stdin=head.password + "\n")
+    shown = vigil("keyholder", "approve", "--data", d, "--keyholder", head.name,
+                  "--password-stdin", stdin=head.password + "\n").stdout
+    assert f"add    {tech.name} (technician) {tech.fingerprint}" in shown
+    code = re.search(r"^change code: (vkc1:\S+)$", shown, re.MULTILINE).group(1)  # type: ignore[union-attr]
+    # The waiting key cannot sign its own approval.
+    assert "cannot approve itself" in refused("keyholder", "approve", "--data", d, "--keyholder",
+                                            tech.name, "--change", code, "--password-stdin",
+                                            stdin=tech.password + "\n")
+    out = ok("keyholder", "approve", "--data", d, "--keyholder", head.name, "--change", code,
+             "--password-stdin", stdin=head.password + "\n")
+    assert "policy 3 signed by" in out and f"--to {tech.name}" in out
+    assert f"{tech.fingerprint}: reader (signed, since serial 3)" in ok("keyholder", "list",
+                                                                        "--data", d)
+    assert _keyset([head.pub_path, tech.pub_path]) in ok("enrol-token", "--data", d)
+    # Retiring proposes a removal: the keyholder reads until it is signed.
+    out = ok("keyholder", "retire", "--data", d, "--name", tech.name)
+    assert "still reads new captures until a current keyholder signs" in out
+    assert "leaving (retired, removal not yet signed)" in ok("keyholder", "list", "--data", d)
+
+
+def test_a_proposal_can_be_rejected_and_the_old_add_form_is_refused(
+        data: Path, keyholders: Keyholders) -> None:
+    d = str(data)
+    head, tech = keyholders.head, keyholders.technician
+    _genesis(d, head)
+    assert "vigil keys create" in fails("keyholder", "add", "--data", d, "--name", "x",
+                                        "--role", "head", "--password-stdin", stdin="pw\n")
+    assert "--key FILE" in fails("keyholder", "add", "--data", d)
+    ok("keyholder", "add", "--data", d, "--pub", str(tech.pub_path))
+    assert "retire them instead" in fails("keyholder", "reject", "--data", d, head.name)
+    assert "rejected" in ok("keyholder", "reject", "--data", d, tech.name)
+    assert tech.name not in ok("keyholder", "list", "--data", d)
+    assert "nothing to approve" in fails("keyholder", "approve", "--data", d, "--keyholder",
+                                         head.name, "--change", "vkc1:x")
+    # A key someone put in the table with SQL is flagged loudly.
+    with sqlite3.connect(data / "vigil.db") as conn:
+        conn.execute("INSERT INTO keyholder (name, role, fingerprint, public_key, created_at) "
+                     "VALUES ('Rogue', 'head', ?, ?, CURRENT_TIMESTAMP)",
+                     (tech.fingerprint, tech.public.to_bytes()))
+    listing = vigil("keyholder", "list", "--data", d)
+    assert "Rogue (head)" in listing.stdout and "NOT ADDED THROUGH VIGIL" in listing.stdout
+    assert "in no signed policy" in listing.stderr
+
+
 def test_bad_usage_is_one_clear_line(data: Path) -> None:
     d = str(data)
-    assert "12 characters" in fails("keyholder", "add", "--data", d, "--name", "x", "--role",
-                                    "head", "--password-stdin", stdin="short\n")
-    assert "no password" in fails("keyholder", "add", "--data", d, "--name", "x", "--role",
-                                  "head", "--password-stdin", stdin="")
+    assert "vigil keys create" in fails("keyholder", "add", "--data", d, "--name", "x", "--role",
+                                        "head", "--password-stdin", stdin="short\n")
+    assert "cannot read key" in fails("keyholder", "add", "--data", d, "--key",
+                                      str(data / "nope.key"))
     assert "cannot read duration" in fails("enrol-token", "--data", d, "--expires", "soon")
     assert "no device" in fails("device", "revoke", "--data", d, "nope")
     assert "vigil collector init" in fails("audit", "verify", "--data", str(data / "missing"))
@@ -143,3 +237,23 @@ def test_retention_run_and_device_revoke(data: Path) -> None:
     assert "pc-1 (pc-1) revoked" in ok("device", "revoke", "--data", str(data), "pc-1",
                                        "--reason", "lost")
     assert "intact" in ok("audit", "verify", "--data", str(data))
+
+
+def test_on_a_terminal_the_change_code_is_typed_back_before_the_password(
+        data: Path, keyholders: Keyholders) -> None:
+    from tests.unit.test_crypto_cli import _run_on_terminal
+
+    d = str(data)
+    head, tech = keyholders.head, keyholders.technician
+    _genesis(d, head)
+    ok("keyholder", "add", "--data", d, "--pub", str(tech.pub_path))
+    approve = ["collector", "keyholder", "approve", "--data", d, "--keyholder", head.name]
+    code, screen = _run_on_terminal(approve, ["vkc1:not-the-one"])
+    assert code == 1 and "not the change code shown; nothing was signed" in screen
+    shown = re.search(r"change code: (vkc1:\w+)", screen).group(1)  # type: ignore[union-attr]
+    code, screen = _run_on_terminal(approve, [shown, head.password])
+    assert code == 0, screen
+    assert f"{head.name}'s password: " in screen and head.password not in screen
+    assert "policy 2 signed by" in screen
+    assert f"{tech.fingerprint}: reader (signed, since serial 2)" in ok("keyholder", "list",
+                                                                        "--data", d)

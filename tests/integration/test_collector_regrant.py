@@ -120,8 +120,11 @@ def post(server: CollectorServer, device: EnrolledDevice, n: int, body_size: int
 
 @pytest.fixture
 def school(collector_factory: Any, db_url: str, tmp_path: Path) -> Iterator[School]:
-    """A running collector with events and an incident, then a new head added (not yet granted)."""
+    """A running collector with events and an incident, then a new head added and approved by
+    the head (a reader from now on), not yet granted access to what was stored before."""
     from collector.admin import register_keyholder
+    from collector.publishing import approve_as
+    from collector.trust_root import proposed_change
     from dashboard.incident_record import IncidentRecord, seal_record
 
     server = collector_factory(database_url=db_url)
@@ -142,6 +145,10 @@ def school(collector_factory: Any, db_url: str, tmp_path: Path) -> Iterator[Scho
         incident_id = db.write(make_incident)
         new_head = make_keyholder(tmp_path, NEW_HEAD, "head")
         register_keyholder(db, new_head.key_file, new_head.password, actor="test")
+        with db.session() as session:
+            change = proposed_change(session)
+        head = server.keys.head
+        approve_as(db, server.settings(), head.name, head.password, change.digest, head.name)
     finally:
         db.close()
     yield School(server, device, new_head, incident_id)
@@ -256,7 +263,8 @@ def test_events_the_key_cannot_open_are_reported_and_left_alone(school: School) 
 
 def test_retire_keeps_slots_unless_revoked_and_leaves_the_policy(school: School) -> None:
     from collector.policy_builder import current_policy
-    from collector.publishing import publish_as
+    from collector.publishing import approve_as, publish_as
+    from collector.trust_root import proposed_change
     from core.policy import Policy, SignedPolicy
     from tests.hardening.clients import anonymous, csrf_of, sign_in
 
@@ -283,17 +291,25 @@ def test_retire_keeps_slots_unless_revoked_and_leaves_the_policy(school: School)
     account = school.query(lambda s: s.exec(select(Account)
                                             .where(Account.username == NEW_HEAD)).one())
     assert holder.retired_at is not None and account.disabled_at is not None
+    # Retiring only proposes the removal: the routine policy still lists them until a reader
+    # signs it.
     policy = school.query(lambda s: current_policy(s, school.server.settings()))
-    assert new.fingerprint not in {k.fingerprint for k in policy.keyholders}
+    assert new.fingerprint in {k.fingerprint for k in policy.keyholders}
+    head = school.server.keys.head
     db = school.server.database()
     try:
-        record = publish_as(db, school.server.settings(), school.server.keys.head.name,
-                            school.server.keys.head.password, actor="test")
+        record = publish_as(db, school.server.settings(), head.name, head.password, actor="test")
+        published = Policy.from_body(SignedPolicy.from_bytes(record.signed).body)
+        assert new.fingerprint in {k.fingerprint for k in published.keyholders}
+        change = school.query(proposed_change)
+        assert [m.fingerprint for m in change.removed] == [new.fingerprint] and not change.added
+        record = approve_as(db, school.server.settings(), head.name, head.password,
+                            change.digest, actor="test")
     finally:
         db.close()
     published = Policy.from_body(SignedPolicy.from_bytes(record.signed).body)
     assert new.fingerprint not in {k.fingerprint for k in published.keyholders}
-    assert school.server.keys.head.fingerprint in {k.fingerprint for k in published.keyholders}
+    assert head.fingerprint in {k.fingerprint for k in published.keyholders}
     # Default: old slots stay.
     assert all(opens(d, new) for d in school.envelopes().values())
     assert opens(school.record(), new)

@@ -185,9 +185,16 @@ def test_install_enrol_reinstall_and_uninstall_into_a_throwaway_root(root: Path,
     # The installed collector, run as its service user the way the unit runs it.
     admin = [venv_vigil, "collector"]
     password = "correct horse battery staple"
+    # Each keyholder makes their key on their own machine; the server gets the encrypted file.
+    own_machine = root / "keyholders-own-machine"
+    own_machine.mkdir()
+    os.chown(own_machine, uid, gid)
     for name in ("head", "technician"):
-        run(*admin, "keyholder", "add", "--data", data, "--name", name, "--role", name,
+        key = own_machine / f"{name}.key"
+        run(venv_vigil, "keys", "create", "--name", name, "--role", name, "--out", key,
             "--password-stdin", user=(uid, gid), stdin=password + "\n")
+        run(*admin, "keyholder", "add", "--data", data, "--key", key, user=(uid, gid))
+    shutil.rmtree(own_machine)  # the keyholders' machines are not part of the install
     run(*admin, "policy", "publish", "--data", data, "--keyholder", "head", "--password-stdin",
         user=(uid, gid), stdin=password + "\n")
     server = subprocess.Popen(

@@ -4,10 +4,12 @@ to (the keysets of the verified policy chain, with the grace after a keyholder c
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from collector.ratelimit import IngestLimiter
-from collector.recipients import SignedKeyset, keysets, wrong_recipients
+from collector.recipients import keysets, wrong_recipients
+from collector.trust_root import SignedKeyset
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -42,7 +44,8 @@ def test_a_rate_of_zero_switches_the_limit_off() -> None:
 
 
 def _set(serial: int, signed_at: datetime, *names: str) -> SignedKeyset:
-    return SignedKeyset(serial, signed_at, {f"vk1:{n}": f"{n} (head)" for n in names})
+    keys = tuple(SimpleNamespace(name=n, role="head", fingerprint=f"vk1:{n}") for n in names)
+    return SignedKeyset(serial, signed_at, "vk1:signer", keys)
 
 
 def test_events_must_be_sealed_to_a_signed_keyset() -> None:

@@ -72,13 +72,49 @@ def prepare(data_dir: Path, port: int) -> dict[str, str]:
              "--port", str(port), "--public-url", url)
         passwords = _passwords(data_dir)
         for name, role in KEYHOLDERS:
-            _run(f"adding the {role} keyholder", "collector", "keyholder", "add", "--data",
-                 str(data_dir), "--name", name, "--role", role, "--password-stdin",
-                 stdin=passwords[name] + "\n")
+            key = _keyholder_key(data_dir, name, role, passwords[name])
+            _register(data_dir, key, passwords[name])
         _run("publishing the policy", "collector", "policy", "publish", "--data", str(data_dir),
              "--keyholder", "technician", "--password-stdin",
              stdin=passwords["technician"] + "\n")
     return _passwords(data_dir)
+
+
+def keyholder_machine(data_dir: Path) -> Path:
+    """Where the demo's keyholders make their keys, standing in for their own machines (inside
+    the demo's directory only so that removing the demo removes them too)."""
+    return data_dir / "keyholders-own-machines"
+
+
+def _keyholder_key(data_dir: Path, name: str, role: str, password: str) -> Path:
+    """The keyholder makes their key on their own machine, as docs/admin-guide.md says."""
+    home = keyholder_machine(data_dir)
+    home.mkdir(mode=0o700, exist_ok=True)
+    path = home / f"{name}.key"
+    if not path.exists():
+        _run(f"making the {role}'s key", "keys", "create", "--name", name, "--role", role,
+             "--out", str(path), "--password-stdin", stdin=password + "\n")
+    return path
+
+
+def _register(data_dir: Path, key: Path, password: str) -> None:
+    """Put the keyholder's key file on the collector with a dashboard account.
+
+    `vigil collector keyholder add --key` is what a school runs; it leaves the account's
+    password to be set at the keyholder's first sign-in (by unlocking the key), which the
+    dashboard does not do yet. Until it does, the demo stores the key as
+    collector.admin.register_keyholder does, with the password hashed now, so the demo's
+    sign-in works with the printed passwords. The key was still made on the keyholder's side.
+    """
+    from collector.admin import open_database, register_keyholder
+    from collector.settings import Settings
+    from core.keys import load_key_file
+
+    db = open_database(Settings.load(data_dir))
+    try:
+        register_keyholder(db, load_key_file(key), password, actor="demo")
+    finally:
+        db.close()
 
 
 def _healthy(url: str) -> bool:

@@ -40,18 +40,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--fd", type=int, default=None, help=argparse.SUPPRESS)  # tests: a bound socket
     p.set_defaults(func=_serve)
 
-    kh = sub.add_parser("keyholder", help="add, import, grant access to or retire keyholders")
+    kh = sub.add_parser("keyholder", help="propose, approve, grant access to or retire "
+                        "keyholders")
     khs = kh.add_subparsers(dest="keyholder_command", metavar="ACTION", required=True)
-    p = khs.add_parser("add", help="create a keyholder's key and dashboard account")
-    _data(p)
-    p.add_argument("--name", required=True)
-    p.add_argument("--role", required=True, choices=("head", "technician"))
-    _password_stdin(p)
-    p.set_defaults(func=_keyholder_add)
-    p = khs.add_parser("import", help="import a recovery key's public half")
-    _data(p)
-    p.add_argument("--pub", required=True, type=Path)
-    p.set_defaults(func=_keyholder_import)
+    from vigil.commands.collector_keyholder import register_keyholder_parsers
+
+    register_keyholder_parsers(khs, _data)
     _keyholder_slot_parsers(khs)
 
     acc = sub.add_parser("account", help="dashboard accounts without a key")
@@ -144,8 +138,9 @@ blob goes), so an interrupted run loses nothing; run it again to finish (done ev
 Envelopes the --from key cannot open are reported as failed and left as they were."""
 
 _RETIRE_HELP = """\
-A keyholder leaves: mark them retired and disable their dashboard account. The next published
-policy leaves them out, so agents stop sealing new captures to them (publish it now). By default
+A keyholder leaves: mark them retired and disable their dashboard account at once. Who reads is
+what keyholders signed, so retiring only proposes their removal: agents keep sealing new
+captures to them until a current keyholder signs it (`vigil collector keyholder approve`). By default
 their slots on events already stored are kept: removing a slot cannot take back a copy of a
 capture or of its data key they may already have made, and the slots keep the stored data
 openable should a successor's access turn out incomplete. --revoke-slots removes them anyway,
@@ -290,26 +285,6 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _keyholder_add(args: argparse.Namespace) -> int:
-    from collector.admin import add_keyholder
-
-    password = _read_password()
-    with _database(args) as (_, db):
-        holder = add_keyholder(db, args.name, args.role, password)
-    print(f"keyholder {holder.name} ({holder.role}) added: {holder.fingerprint}")
-    print("Publish the policy so agents seal to this key: vigil collector policy publish")
-    return 0
-
-
-def _keyholder_import(args: argparse.Namespace) -> int:
-    from collector.admin import import_recovery_key
-
-    with _database(args) as (_, db):
-        holder = import_recovery_key(db, args.pub)
-    print(f"recovery key {holder.name} imported: {holder.fingerprint}")
-    return 0
-
-
 def _progress(verb: str, checkpoint: Callable[[], None]) -> Any:
     """A progress reporter for collector.regrant: one stderr line now and then (rewritten in
     place on a terminal). regrant calls it between batches, where stopping is safe, so it is
@@ -424,8 +399,9 @@ def _keyholder_retire(args: argparse.Namespace) -> int:
         else:
             print(f"keyholder {retired.name} retired; {retired.accounts_disabled} dashboard "
                   "account(s) disabled")
-            print("Publish the policy now so agents stop sealing to this key: "
-                  "vigil collector policy publish")
+            print(f"{retired.name} still reads new captures until a current keyholder signs "
+                  f"the removal: vigil collector keyholder approve --data {args.data} "
+                  "--keyholder NAME")
         if not args.revoke_slots:
             return 0
         with _interruptible() as checkpoint:
@@ -448,11 +424,27 @@ def _account_add(args: argparse.Namespace) -> int:
 
 def _policy_publish(args: argparse.Namespace) -> int:
     from collector.publishing import publish_as
+    from collector.trust_root import proposed_change, signed_readers
 
     password = _read_password()
     with _database(args) as (settings, db):
+        with db.session() as session:
+            genesis = signed_readers(session) is None
         record = publish_as(db, settings, args.keyholder, password, actor=args.keyholder)
+        with db.session() as session:
+            readers = signed_readers(session)
+            waiting = proposed_change(session)
     print(f"policy {record.serial} published, signed by {record.signer} (ETag {record.etag})")
+    if genesis and readers is not None:
+        # The first signature decides who reads from now on: show exactly whom it signed.
+        print("This first policy signs who can read (the genesis); the readers are:")
+        for key in readers.keyholders:
+            print(f"  {key.name} ({key.role}) {key.fingerprint}")
+        print(f"keyholder-set fingerprint (agents pin it): {readers.keyset_fingerprint}")
+    changes = len(waiting.added) + len(waiting.removed)
+    if changes:
+        print(f"{changes} keyholder change{'s wait' if changes > 1 else ' waits'} for approval: "
+              f"vigil collector keyholder approve --data {args.data} --keyholder NAME")
     return 0
 
 
@@ -469,8 +461,10 @@ def _enrol_token(args: argparse.Namespace) -> int:
         with db.session() as session:
             keyset = keyset_fingerprint(session)
         if not keyset:
-            raise BadRequest("there are no keyholders yet: add one with "
-                             "`vigil collector keyholder add` before enrolling agents")
+            # Agents pin what keyholders signed, never the table: nothing to pin yet.
+            raise BadRequest("no keyholder has signed a policy yet: a keyholder publishes the "
+                             "first one (`vigil collector policy publish --keyholder NAME`) "
+                             "before agents enrol")
         info = create_enrol_token(db, uses=args.uses, expires=expires, group=args.group)
     cert = cert_fingerprint(settings.tls_cert)
     print(f"token: {info.token}")
