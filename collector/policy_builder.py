@@ -125,7 +125,8 @@ def approve_keyset(session: Session, settings: Settings, private_key: Any, actor
         raise Conflict("the keyholder changes are not the ones you were shown (someone changed "
                        "them since): look at them again before signing")
     policy = current_policy(session, settings, keyholders=change.proposed)
-    # A keyholder being removed may still sign their own removal: they read until it is signed.
+    # A retired keyholder cannot sign (collector.publishing refuses their key): another reader
+    # signs their removal, and they go on reading until then.
     _check_signer(session, private_key, policy)
     return _store(session, policy, private_key, actor, "keyholder.approve", details={
         "added": [str(m) for m in change.added], "removed": [str(m) for m in change.removed],

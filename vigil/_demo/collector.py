@@ -73,7 +73,7 @@ def prepare(data_dir: Path, port: int) -> dict[str, str]:
         passwords = _passwords(data_dir)
         for name, role in KEYHOLDERS:
             key = _keyholder_key(data_dir, name, role, passwords[name])
-            _register(data_dir, key, passwords[name])
+            _register(data_dir, key)
         _run("publishing the policy", "collector", "policy", "publish", "--data", str(data_dir),
              "--keyholder", "technician", "--password-stdin",
              stdin=passwords["technician"] + "\n")
@@ -97,24 +97,11 @@ def _keyholder_key(data_dir: Path, name: str, role: str, password: str) -> Path:
     return path
 
 
-def _register(data_dir: Path, key: Path, password: str) -> None:
-    """Put the keyholder's key file on the collector with a dashboard account.
-
-    `vigil collector keyholder add --key` is what a school runs; it leaves the account's
-    password to be set at the keyholder's first sign-in (by unlocking the key), which the
-    dashboard does not do yet. Until it does, the demo stores the key as
-    collector.admin.register_keyholder does, with the password hashed now, so the demo's
-    sign-in works with the printed passwords. The key was still made on the keyholder's side.
-    """
-    from collector.admin import open_database, register_keyholder
-    from collector.settings import Settings
-    from core.keys import load_key_file
-
-    db = open_database(Settings.load(data_dir))
-    try:
-        register_keyholder(db, load_key_file(key), password, actor="demo")
-    finally:
-        db.close()
+def _register(data_dir: Path, key: Path) -> None:
+    """Give the collector the key file the keyholder made, as a school does: the account's
+    password is the key's, proved at the keyholder's first sign-in, never typed here."""
+    _run(f"adding the keyholder key {key.name}", "collector", "keyholder", "add",
+         "--data", str(data_dir), "--key", str(key))
 
 
 def _healthy(url: str) -> bool:
