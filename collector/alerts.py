@@ -35,6 +35,7 @@ __all__ = [
     "pending_security_alerts",
     "send_alerts",
     "send_all",
+    "send_mail",
     "send_security_alerts",
 ]
 
@@ -73,7 +74,8 @@ def compose(settings: Settings, count: int) -> EmailMessage:
     return msg
 
 
-def _send(settings: Settings, msg: EmailMessage) -> None:
+def send_mail(settings: Settings, msg: EmailMessage) -> None:
+    """Send ``msg`` through the configured SMTP server; AlertError in one line if it cannot."""
     smtp = settings.smtp
     try:
         with smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_s) as client:
@@ -95,7 +97,7 @@ def send_alerts(db: Database, settings: Settings) -> int:
         ids = pending_alerts(session, settings)
     if not ids:
         return 0
-    _send(settings, compose(settings, len(ids)))
+    send_mail(settings, compose(settings, len(ids)))
 
     def mark(session: Session) -> None:
         session.execute(update(Event).where(col(Event.id).in_(ids)).values(alerted_at=utcnow()))
@@ -155,7 +157,7 @@ def send_security_alerts(db: Database, settings: Settings) -> int:
         entries = [(e.seq, e.action, e.target) for e in pending_security_alerts(session)]
     if not entries:
         return 0
-    _send(settings, compose_security(settings, len(entries)))
+    send_mail(settings, compose_security(settings, len(entries)))
     db.write(lambda session: audit.record(
         session, "system", SECURITY_SENT, target=f"{len(entries)} refusals",
         details={"through_seq": entries[-1][0], "entries": [e[0] for e in entries],

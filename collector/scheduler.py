@@ -1,5 +1,5 @@
 """Scheduled jobs in a background thread: orphan sweep, silent devices, unapproved keys,
-alerts, retention.
+alerts, the daily device digest, retention.
 
 Each job runs under a PostgreSQL advisory lock named after it, so with several collector
 instances on one database exactly one runs it at a time (SQLite means one instance). A failing
@@ -34,6 +34,7 @@ class Job:
 class Scheduler:
     def __init__(self, settings: Settings, db: Database, blobs: BlobStore) -> None:
         from collector.alerts import send_all
+        from collector.health_digest import send_health_digest
         from collector.ingest import sweep_orphans
         from collector.keyholders import flag_unapproved
         from collector.retention import run_retention
@@ -50,6 +51,8 @@ class Scheduler:
             Job("silent-devices", settings.silent_check_interval_s,
                 lambda: flag_silent(db, settings)),
             Job("alerts", settings.alert_interval_s, lambda: send_all(db, settings)),
+            # Hourly look; at most one digest a day (collector.health_digest.DIGEST_EVERY).
+            Job("health-digest", 3600.0, lambda: send_health_digest(db, settings)),
             Job("retention", settings.retention_interval_s,
                 lambda: run_retention(db, blobs, settings)),
         ]

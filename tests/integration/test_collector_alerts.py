@@ -117,3 +117,49 @@ def test_security_refusals_are_mailed_once_without_details(
         assert "https://vigil.school.example/audit" in text
         for secret in ("Ada Head", "ev-1", "ev-2", "pc-7", "suicide", "gambling", "severity"):
             assert secret not in text
+
+
+def test_the_daily_digest_counts_unhealthy_devices_once_a_day_without_names(
+        database: Any, smtp: tuple[Inbox, int], tmp_path: Any) -> None:
+    """Issue 15: the technician's daily reminder of devices still unhealthy; counts and the link
+    only; nothing when all is well; at most one a day."""
+    from datetime import timedelta
+
+    from collector.health_digest import send_health_digest
+    from collector.settings import Settings
+    from collector.store.models import Device, utcnow
+
+    inbox, port = smtp
+    settings = Settings(data_dir=tmp_path, public_url="https://vigil.school.example",
+                        smtp=SmtpSettings(host="127.0.0.1", port=port),
+                        alert_recipients=("ict@school.example",))
+    now = utcnow()
+
+    def device(s: Any, name: str, **fields: Any) -> None:
+        s.add(Device(id=name, hostname=f"HOST-{name}", group="year-8", secret_hash="0" * 64,
+                     last_seen=now, **fields))
+
+    database.write(lambda s: device(s, "fine", user_signed_in=True))
+    assert send_health_digest(database, settings, now) == 0  # all well: no mail
+    database.write(lambda s: (
+        device(s, "quiet", user_signed_in=True, enrolled_at=now - timedelta(days=1)),
+        device(s, "degraded", detection="lists (model unavailable)")))
+
+    def went_quiet(s: Any) -> None:
+        row = s.get(Device, "quiet")
+        row.last_seen = now - timedelta(hours=3)
+        s.add(row)
+
+    database.write(went_quiet)
+    assert send_health_digest(database, settings, now) == 2
+    assert send_health_digest(database, settings, now + timedelta(hours=5)) == 0  # once a day
+    # A day later: due again, and the device that was fine has been quiet for a day since.
+    assert send_health_digest(database, settings, now + timedelta(hours=24)) == 3
+    assert [str(m["Subject"]) for _, m in inbox.messages] == [
+        "Vigil: devices that need attention today"] * 2
+    text = inbox.messages[0][1].get_payload(decode=True).decode()
+    assert "- 1 device silent (no heartbeat while they should be on)" in text
+    assert "- 1 device detecting with the word lists alone" in text
+    assert "https://vigil.school.example/devices" in text
+    for secret in ("HOST-", "quiet", "degraded", "year-8"):
+        assert secret not in text
