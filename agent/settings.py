@@ -90,6 +90,14 @@ class Settings:
     # The same tamper rule for the same user is sent at most once per this many seconds; the
     # ones in between are counted in the next one.
     tamper_cooldown_s: float = 60.0
+    # The wall clock moved against the boot clock by more than this: reported (tamper.clock_moved;
+    # a pupil setting the clock back to fall outside the monitoring schedule, or forward).
+    clock_jump_s: float = 300.0
+    # The agent's own code, checked every code_check_s (size and modification time):
+    # directories and files separated by os.pathsep; empty: the installed agent, core and vigil
+    # packages and the Python interpreter. A change is reported (tamper.agent_changed).
+    code_paths: str = ""
+    code_check_s: float = 30.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -39,6 +39,7 @@ from agent.supervisor.tamper import (
     TamperLimiter,
     seal_tamper,
 )
+from agent.supervisor.watch import ClockWatch, CodeWatch, default_code_paths
 from agent.sync import Sync
 from agent.uplink import Uplink
 from core.errors import VigilError
@@ -105,6 +106,10 @@ class Supervisor:
         self._wake = threading.Event()
         self.server = SocketServer(settings.socket_path, self.handle, self._is_session_user)
         self.sessions_dir = settings.state_dir / "sessions"
+        self._clock = ClockWatch(settings.clock_jump_s)
+        self._code = CodeWatch([Path(p) for p in settings.code_paths.split(os.pathsep) if p]
+                               or default_code_paths())
+        self._code_due = time.monotonic() + settings.code_check_s
 
     # --- the socket ---------------------------------------------------------------------------
     def _is_session_user(self, uid: int) -> bool:
@@ -375,7 +380,24 @@ class Supervisor:
                                    {"display": agent.session.display,
                                     "down_s": round(now - down, 1)}))
         self.check_files()
+        self.check_clock_and_code(now)
         self._flush_tamper()
+
+    def check_clock_and_code(self, now: float) -> None:
+        """Report a moved clock at once, and changed code at most every code_check_s."""
+        moved = self._clock.moved()
+        if moved:
+            self.report(Tamper("tamper.clock_moved", self._signed_in(),
+                               {"moved_s": round(moved), "direction": "forward" if moved > 0
+                                else "back"}))
+        if now < self._code_due:
+            return
+        self._code_due = now + self.settings.code_check_s
+        diff = self._code.changed()
+        if diff:
+            detail: dict[str, Any] = {kind: paths[:10] for kind, paths in diff.items()}
+            detail["files"] = sum(len(paths) for paths in diff.values())
+            self.report(Tamper("tamper.agent_changed", self._signed_in(), detail))
 
     def _next_wait(self) -> float:
         """Until the next poll, or sooner when an agent is due to start again or be judged."""

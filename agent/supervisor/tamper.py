@@ -34,6 +34,8 @@ RULES: dict[str, tuple[int, str]] = {
     "tamper.policy_edited": (4, "the policy file was changed on disk; the signed copy was put back"),
     "tamper.trust_edited": (4, "the trust anchor was changed on disk; the verified copy was put back"),
     "tamper.config_edited": (4, "a file of the enrolment was changed on disk"),
+    "tamper.agent_changed": (4, "files of the agent's code changed on disk while it ran"),
+    "tamper.clock_moved": (4, "the system clock was moved"),
 }
 
 

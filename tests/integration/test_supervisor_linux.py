@@ -19,7 +19,13 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.supervisor import Pupil, SupervisorRun, pupil, supervisor_base  # noqa: F401
+from tests.fixtures.supervisor import (  # noqa: F401
+    REPO,
+    Pupil,
+    SupervisorRun,
+    pupil,
+    supervisor_base,
+)
 from tests.fixtures.x11 import X11, wait_until
 from tests.integration.test_agent_x11 import open_event, stored_events
 
@@ -38,7 +44,14 @@ def wait_rule(server: Any, rule: str, timeout: float = 30.0) -> Any:
 @pytest.fixture
 def supervised(x11: X11, collector_server: Any, pupil: Pupil,  # noqa: F811
                supervisor_base: Path) -> Iterator[SupervisorRun]:  # noqa: F811
-    run = SupervisorRun(x11, supervisor_base, pupil)
+    # The code the supervisor watches: a copy of part of the agent, so that a test may change
+    # it (the real default is the installed agent, core and vigil packages).
+    code = supervisor_base / "code"
+    code.mkdir()
+    (code / "sensors").mkdir()
+    (code / "sensors" / "keyboard.py").write_bytes((REPO / "agent/sensors/keyboard.py").read_bytes())
+    run = SupervisorRun(x11, supervisor_base, pupil, env_extra={
+        "VIGIL_AGENT_CODE_PATHS": str(code), "VIGIL_AGENT_CODE_CHECK_S": "0.5"})
     run.enrol(collector_server)
     run.start()
     try:
@@ -170,3 +183,16 @@ def test_an_edited_policy_is_put_back_reported_and_the_signed_one_still_fires(
     assert typed.source == "typed"
     assert open_event(collector_server, typed).header["user"] == supervised.user.name
     assert os.path.exists(policy)
+
+
+def test_changed_agent_code_is_reported(supervised: SupervisorRun, collector_server: Any) -> None:
+    """Issue 15: the agent's code changed on disk while it runs (a keyboard hook that drops
+    keys) is a tamper report naming the file."""
+    hook = supervised.base / "code" / "sensors" / "keyboard.py"
+    hook.write_text(hook.read_text() + "\nDROP_EVERY_KEY = True\n")
+    row = wait_rule(collector_server, "tamper.agent_changed")
+    assert (row.category, row.severity, row.source) == ("tamper", 4, "supervisor")
+    opened = open_event(collector_server, row)
+    assert opened.header["detail"]["changed"] == [str(hook)]
+    assert opened.header["detail"]["files"] == 1
+    assert opened.header["user"] == supervised.user.name
