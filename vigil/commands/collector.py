@@ -129,6 +129,10 @@ def register(subparsers: Any) -> None:
     _data(p)
     p.set_defaults(func=_retention_run)
 
+    from vigil.commands.collector_scale import register_scale_parsers
+
+    register_scale_parsers(sub, _data)
+
 
 _GRANT_HELP = """\
 Give a keyholder access to the captures and incident records stored before they joined: every
