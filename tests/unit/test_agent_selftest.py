@@ -39,7 +39,7 @@ def test_unreachable_collector_is_one_failed_line_and_no_secret(tmp_path: Path) 
 
 
 def test_exit_code_counts_failures(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import agent.selftest as selftest
+    from agent import selftest
 
     for name in ("hook_check", "title_check", "screenshot_check", "supervised_check"):
         monkeypatch.setattr(selftest._Selftest, name, lambda self, n=name: Check(n, OK, "fine"))
