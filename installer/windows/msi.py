@@ -14,6 +14,14 @@ into ``%ProgramData%\\Vigil\\enrolment``; a failed enrolment fails the install (
 rolls it back, so a wrong token never leaves a silent, unenrolled agent. Without them the files
 are installed alone (enrol later with install.ps1 or ``vigil agent enrol``).
 
+At every user's log-on the agent starts from the per-machine Run entry ``HKLM\\Software\\Microsoft\\
+Windows\\CurrentVersion\\Run`` "Vigil agent" (RUN_COMMAND), a row of the MSI's Registry table, so
+``msiexec /x`` removes it with the product. Explorer runs it in the user's session, as the user, as
+the scheduled task of install.ps1 does, without PowerShell; ``pythonw.exe`` opens no console. It
+copies the machine's enrolment into the user's profile first (``--machine-enrolment``). Unlike the
+task, nothing restarts an agent that dies before the next log-on (a Windows supervisor service is
+future work).
+
 Upgrades: the UpgradeCode below never changes and MajorUpgrade removes the older version when a
 newer one is installed (a downgrade is refused). Component GUIDs are derived from each file's path,
 so a file keeps its component across versions. Removal (``msiexec /x``) deletes every installed
@@ -36,6 +44,13 @@ UPGRADE_CODE = "6F1D3B52-8C1E-4F0A-9B7D-3A5E2C9F4D10"
 GUID_NAMESPACE = uuid.UUID(UPGRADE_CODE)
 PACKAGES = ("core", "agent", "vigil", "wordlists")  # what the agent imports; no collector
 SECURE = "COLLECTOR;TOKEN;TRUST;CAFINGERPRINT"  # the properties a silent install is given
+# Started at every user's log-on, in their session, as them (see the module's docstring).
+RUN_KEY = r"Software\Microsoft\Windows\CurrentVersion\Run"
+RUN_VALUE = "Vigil agent"
+MACHINE_ENROLMENT = r"[CommonAppDataFolder]Vigil\enrolment"
+RUN_COMMAND = (r'"[INSTALLDIR]python\pythonw.exe" -m vigil agent run '
+               f'--machine-enrolment "{MACHINE_ENROLMENT}"')
+RUN_COMPONENT_GUID = str(uuid.uuid5(GUID_NAMESPACE, "registry/Run/Vigil agent")).upper()
 SKIP = re.compile(r"(^|/)(__pycache__|\.vigil-stamp|.*\.pyc)$")
 
 
@@ -94,7 +109,12 @@ def make_wxs(bundle: Path, version: str) -> str:
     refs = "\n".join(f'      <ComponentRef Id="{c}"/>' for c in components)
     enrol = ('-m vigil agent enrol --collector [COLLECTOR] '
              '--token=[TOKEN] --trust [TRUST] --ca-fingerprint [CAFINGERPRINT] '
-             '--config-dir "[CommonAppDataFolder]Vigil\\enrolment"')
+             f'--config-dir "{MACHINE_ENROLMENT}"')
+    run_key = (f'<Component Id="RunAtLogOn" Guid="{RUN_COMPONENT_GUID}" Win64="yes">\n'
+               f'          <RegistryValue Root="HKLM" Key={quoteattr(RUN_KEY)} '
+               f'Name={quoteattr(RUN_VALUE)} Type="string" Value={quoteattr(RUN_COMMAND)} '
+               'KeyPath="yes"/>\n'
+               '        </Component>')
     return f"""<?xml version="1.0" encoding="utf-8"?>
 <Wix xmlns="http://schemas.microsoft.com/wix/2006/wi">
   <Product Id="*" Name="Vigil agent" Language="1033" Version="{version}" Manufacturer="Vigil"
@@ -111,11 +131,13 @@ def make_wxs(bundle: Path, version: str) -> str:
       <Directory Id="ProgramFiles64Folder">
         <Directory Id="INSTALLDIR" Name="Vigil">
 {tree}
+        {run_key}
         </Directory>
       </Directory>
     </Directory>
     <Feature Id="Agent" Title="Vigil agent" Level="1">
 {refs}
+      <ComponentRef Id="RunAtLogOn"/>
     </Feature>
     <CustomAction Id="EnrolMachine" FileKey="{_id("f", "python/python.exe")}" Execute="deferred"
                   Impersonate="no"

@@ -1,10 +1,11 @@
-"""``vigil agent enrol|run|status|supervise``: the desktop agent.
+"""``vigil agent enrol|run|status|selftest|supervise``: the desktop agent.
 
 ``enrol`` takes the line `vigil collector enrol-token` prints: it exchanges the token for a
 device credential, pins the keyholder set (``--trust``) and the collector's certificate (``--ca``
 or ``--ca-fingerprint``), and stores them in the agent's config directory, readable by the agent
 only (``--system``: the supervisor's system paths, the secret root's alone). ``run`` watches
-until the session ends. ``status`` prints what the agent knows. ``supervise`` is the root
+until the session ends. ``status`` prints what the agent knows; ``selftest`` checks this desktop
+(agent/selftest.py). ``supervise`` is the root
 supervisor (agent/supervisor): it runs ``run`` in every graphical session as its user.
 ``notice-window`` and ``tray`` are the two helper processes ``run`` starts (agent/children.py);
 they are not listed in the help.
@@ -92,6 +93,28 @@ def _logging(settings, name: str) -> bool:  # type: ignore[no-untyped-def]
     return True
 
 
+def _adopt_machine_enrolment(machine: Path, user: Path) -> None:
+    """Copy the machine's enrolment (the MSI writes it as SYSTEM; users may read, not write it)
+    into this user's config directory when it is new or changed, dropping the cached policy, as
+    vigil-agent-session.ps1 does: the agent writes policy and trust updates where it runs."""
+    from agent.config import ConfigDir, write_private
+
+    try:
+        new = (machine / "enrolment.json").read_bytes()
+    except FileNotFoundError:
+        return  # not enrolled by the installer: the user's own enrolment decides
+    config = ConfigDir(user)
+    if config.file("enrolment.json").exists() \
+            and config.file("enrolment.json").read_bytes() == new:
+        return
+    config.ensure()
+    for name in ("trust.json", "collector-ca.pem"):
+        if (machine / name).exists():
+            write_private(config.file(name), (machine / name).read_bytes())
+    config.file("policy.json").unlink(missing_ok=True)
+    write_private(config.file("enrolment.json"), new)
+
+
 def _run(args: argparse.Namespace) -> int:
     from agent.memory import skip_httpx_cli
 
@@ -101,7 +124,16 @@ def _run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if not _logging(settings, "vigil-agent"):
         return 2
+    if args.machine_enrolment:
+        _adopt_machine_enrolment(args.machine_enrolment, settings.config_dir)
     return run_agent(settings)
+
+
+def _selftest(args: argparse.Namespace) -> int:
+    from agent.selftest import run_selftest
+
+    logging.basicConfig(level=logging.ERROR, stream=sys.stderr)  # the checklist is the output
+    return run_selftest(_settings(args))
 
 
 def _supervise(args: argparse.Namespace) -> int:
@@ -202,7 +234,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     p = sub.add_parser("run", help="watch this desktop session until it ends")
     dirs(p, spool=True)
+    p.add_argument("--machine-enrolment", type=Path, metavar="DIR",
+                   help="first copy the machine's enrolment from DIR when new or changed "
+                        "(the MSI's Run entry: %%ProgramData%%\\Vigil\\enrolment)")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("selftest", help="check enrolment, collector, policy and sensors "
+                                        "(one line each; exit 1 if any failed)")
+    dirs(p, spool=False)
+    p.set_defaults(func=_selftest)
 
     p = sub.add_parser("supervise", help="as root: keep an agent in every graphical session")
     p.add_argument("--display", action="append", metavar=":N",
