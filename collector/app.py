@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from collector.body_limit import BodyLimitMiddleware
 from collector.errors import CollectorError
+from collector.metrics import Metrics
 from collector.ratelimit import IngestLimiter
 from collector.settings import Settings
 from collector.store.blobs import BlobStore
@@ -31,7 +32,7 @@ log = logging.getLogger("vigil.collector")
 
 
 def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> FastAPI:
-    from collector.api import enrol, events, health, heartbeat, policy
+    from collector.api import enrol, events, health, heartbeat, metrics, policy
 
     db = Database(make_engine(settings.database_url))
     blobs = BlobStore(settings.blob_dir)
@@ -61,8 +62,10 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> FastAPI:
     app.state.ingest_limiter = IngestLimiter(settings.ingest_rate_per_minute,
                                              settings.ingest_burst)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.state.metrics = Metrics(app)
+    app.add_middleware(app.state.metrics.middleware)
     _install_error_handlers(app)
-    for module in (enrol, events, heartbeat, policy, health):
+    for module in (enrol, events, heartbeat, policy, health, metrics):
         app.include_router(module.router)
     for plugin in plugins:
         plugin(app)

@@ -13,6 +13,7 @@ __all__ = [
     "BlobNotFound",
     "CollectorError",
     "Conflict",
+    "Forbidden",
     "NotFound",
     "NotInitialised",
     "PayloadTooLarge",
@@ -116,3 +117,10 @@ class NotFound(CollectorError):
 class Conflict(CollectorError):
     status = 409
     code = "conflict"
+
+
+class Forbidden(CollectorError):
+    """The caller may not have this (e.g. /metrics from outside the admin network)."""
+
+    status = 403
+    code = "forbidden"

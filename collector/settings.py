@@ -8,6 +8,7 @@ there are kept in ``extra`` so those parts can grow without a change here.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -118,6 +119,9 @@ class Settings:
     silent_after_minutes: float = 30.0
     silent_idle_days: float = 16.0
     silent_check_interval_s: float = 60.0
+    # GET /metrics (Prometheus): from these networks, or anywhere with the bearer token.
+    metrics_networks: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    metrics_token: str = ""
     log_level: str = "info"
     run_jobs: bool = True  # scheduled jobs (alerts, retention, orphan sweep) in this instance
     alert_interval_s: float = 15.0
@@ -137,6 +141,13 @@ class Settings:
             object.__setattr__(self, "public_url", f"https://localhost:{self.port}")
         object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
         object.__setattr__(self, "alert_recipients", tuple(self.alert_recipients))
+        object.__setattr__(self, "metrics_networks", tuple(self.metrics_networks))
+        for cidr in self.metrics_networks:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise SettingsError(f"settings: metrics_networks: {cidr!r} is not a network "
+                                    "like 10.0.5.0/24") from None
         for name in ("max_body_bytes", "max_envelope_bytes", "max_batch", "retention_days"):
             if int(getattr(self, name)) < 1:
                 raise SettingsError(f"settings: {name} must be a positive number")
@@ -202,7 +213,8 @@ def _top_level(raw: dict[str, Any], path: Path) -> dict[str, Any]:
         if key in sections:
             values[key] = _section(sections[key], value, path, key)
         elif key in known:
-            values[key] = tuple(value) if key == "alert_recipients" else value
+            values[key] = (tuple(value) if key in ("alert_recipients", "metrics_networks")
+                           else value)
         else:
             raise SettingsError(f"{path}: unknown setting {key!r}")
     return values

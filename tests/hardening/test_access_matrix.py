@@ -168,6 +168,9 @@ MATRIX: dict[tuple[str, str], tuple[Call, dict[str, int]]] = {
                                     agent_only()),
     ("GET", "/api/v1/policy"): (Call("/api/v1/policy"), agent_only()),
     ("GET", "/healthz"): (Call("/healthz"), every(200)),
+    # Decided by network or bearer token, not by role: every call here comes from loopback, the
+    # default admin network (tests/integration/test_collector_metrics.py: refused elsewhere).
+    ("GET", "/metrics"): (Call("/metrics"), every(200)),
     ("*", "/static"): (Call("/static/vigil.css"), every(200)),
     ("GET", "/privacy"): (Call("/privacy"), every(200)),
     # Sign-in and session.
