@@ -34,6 +34,7 @@ ROUTE_MODULES = (
     "exports",
     "reports",
     "devices",
+    "roster",
     "wordlists",
     "audit",
     "account",

@@ -10,6 +10,7 @@ __all__ = [
     "BackedOff",
     "BadCredentials",
     "BadRequest",
+    "Conflict",
     "CsrfRejected",
     "DashboardError",
     "Forbidden",
@@ -114,6 +115,13 @@ class NotFound(DashboardError):
 class BadRequest(DashboardError):
     status = 400
     code = "bad-request"
+
+
+class Conflict(DashboardError):
+    """What the request was based on has changed since (e.g. a roster preview): do it again."""
+
+    status = 409
+    code = "conflict"
 
 
 class Relabelled(BadRequest):

@@ -34,6 +34,8 @@ __all__ = [
     "LoginAttempt",
     "PolicyRecord",
     "RetentionRun",
+    "RosterImport",
+    "RosterPupil",
     "WordlistFile",
     "utcnow",
 ]
@@ -275,3 +277,49 @@ class WordlistFile(SQLModel, table=True):
     text: str = Field(sa_column=Column(Text, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow)
     updated_by: str = Field(default="", max_length=64)
+
+
+class RosterPupil(SQLModel, table=True):
+    """A pupil from the school's MIS (issue 18), so a keyholder who has opened an event's sealed
+    header sees a name, year and form beside the login name.
+
+    Names are personal data kept in the clear, like device hostnames: a thief with the database
+    learns the school's roll (and these flags), never which pupil an event concerns, because the
+    login name stays inside the sealed header and is matched against this table only in the
+    dashboard request that opened it. Nothing here records a match.
+    """
+
+    __tablename__ = "roster_pupil"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # The login name as agents report it, folded (dashboard.roster.login_key): lower case, no
+    # DOMAIN\ prefix, no @domain; unique, so matching is case-insensitive.
+    username: str = Field(max_length=64, unique=True)
+    upn: str = Field(default="", max_length=13)
+    admission_no: str = Field(default="", max_length=20)
+    given_name: str = Field(default="", max_length=100)
+    family_name: str = Field(default="", max_length=100)
+    year: str = Field(default="", max_length=16)  # "7", or as the MIS says it ("Reception")
+    form: str = Field(default="", max_length=32)
+    flags: list[str] = Field(default_factory=list, sa_column=Column(JSON))  # SEN, LAC, CP
+    source: str = Field(default="", max_length=120)  # the import that last wrote the row
+    # Set when an import no longer lists the pupil (kept, not deleted); cleared when one does.
+    missing_since: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class RosterImport(SQLModel, table=True):
+    """One uploaded roster file: held (``data``) between its preview and its confirmation so
+    that any collector instance can apply it, then kept with its counts only."""
+
+    __tablename__ = "roster_import"
+
+    id: int | None = Field(default=None, primary_key=True)
+    shape: str = Field(max_length=16)  # sims | arbor | bromcom | wonde
+    filename: str = Field(default="", max_length=120)
+    data: bytes | None = Field(default=None, sa_column=Column(LargeBinary))  # None once applied
+    base_digest: str = Field(max_length=64)  # the roster the preview was computed against
+    counts: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    created_by: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    applied_at: datetime | None = None
