@@ -93,6 +93,22 @@ class Ctx:
         assert answer.status_code == 303, answer.text[:300]
         return name
 
+    def roster_import(self) -> int:
+        """A roster upload waiting for its confirmation, made afresh per call."""
+        from collector.store.models import RosterImport
+        from dashboard import roster
+
+        db = self.server.database()
+        try:
+            with db.session() as session:
+                row = RosterImport(shape="sims", filename="matrix.csv", data=_ROSTER,
+                                   base_digest=roster.digest(session), created_by="test")
+                session.add(row)
+                session.commit()
+                return row.id or 0
+        finally:
+            db.close()
+
     def proposal(self) -> int:
         """A keyholder row waiting for approval (a public key only), made afresh per call."""
         from collector.admin import add_keyholder_key
@@ -105,6 +121,8 @@ class Ctx:
         finally:
             db.close()
 
+
+_ROSTER = b"Adno,Legal Surname,Forename,Year,Reg Group,Username\n1,Example,Ann,7,7B,aexample\n"
 
 _SCHOOL_FILE = """category = "bullying"
 
@@ -241,6 +259,11 @@ MATRIX: dict[tuple[str, str], tuple[Call, dict[str, int]]] = {
                                   technician_post(200)),
     ("POST", "/devices/tokens/{token_id}/revoke"): (
         Call(lambda c: f"/devices/tokens/{c.token_id()}/revoke"), technician_post()),
+    # The roster (pupils' names from the MIS): the technician imports, the head looks.
+    ("GET", "/roster"): (Call("/roster"), keyholders()),
+    ("POST", "/roster/preview"): (Call("/roster/preview"), technician_post(400)),  # no file
+    ("POST", "/roster/imports/{import_id}/apply"): (
+        Call(lambda c: f"/roster/imports/{c.roster_import()}/apply"), technician_post()),
     ("GET", "/wordlists"): (Call("/wordlists"), keyholders()),
     ("POST", "/wordlists/files"): (
         Call("/wordlists/files", form=lambda c: {
