@@ -155,6 +155,27 @@ def test_0006_device_health_up_down_up_keeps_devices(db_url: str) -> None:
         with engine.begin() as conn:
             assert conn.execute(text("SELECT count(*) FROM device")).scalar_one() == 2
         upgrade(engine)
-        assert current_revision(engine) == "0006"
+        assert {"policy_digest", "silent_alerted_at"} <= columns()
+    finally:
+        engine.dispose()
+
+
+def test_0007_roster_up_down_up(db_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from collector.store.db import make_engine
+    from collector.store.schema import alembic_config
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0006")
+        assert not {"roster_pupil", "roster_import"} & set(inspect(engine).get_table_names())
+        upgrade(engine, "0007")
+        assert {"roster_pupil", "roster_import"} <= set(inspect(engine).get_table_names())
+        command.downgrade(alembic_config(engine), "0006")
+        assert not {"roster_pupil", "roster_import"} & set(inspect(engine).get_table_names())
+        upgrade(engine)
+        assert current_revision(engine) == "0007"
     finally:
         engine.dispose()
