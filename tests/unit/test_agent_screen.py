@@ -1,0 +1,176 @@
+"""The screen reader's parts without a display: the change detector, the line memory (dedup),
+the pause when busy or on battery, and the reader's poll with a fake grab and a fake engine."""
+
+from __future__ import annotations
+
+import shutil
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from agent.screen.change import THRESHOLD_BITS, ChangeDetector, LineMemory, dhash, hamming
+from agent.screen.reader import Power, ScreenReader, ScreenText
+from agent.sensors.events import WindowInfo
+from tests.fixtures.screen_text import FRAMES, GROOMING, Frame, cer, render
+
+WIN = WindowInfo(wid=0x400001, title="Chat", app="chat", rect=(100, 100, 900, 420))
+
+
+def chat(lines: tuple[str, ...], dark: bool = False) -> Any:
+    return render(Frame("t", lines, "sans", 15, dark))
+
+
+# --- the perceptual hash and the change detector -----------------------------------------------
+
+def test_the_same_frame_hashes_the_same_and_a_new_message_flips_many_bits() -> None:
+    a = dhash(chat(GROOMING[:3]))
+    assert dhash(chat(GROOMING[:3])) == a
+    assert hamming(dhash(chat(GROOMING[:4])), a) > 3 * THRESHOLD_BITS
+
+
+def test_a_caret_blink_is_the_same_frame() -> None:
+    from PIL import ImageDraw
+
+    base = chat(GROOMING[:3])
+    blink = base.copy()
+    ImageDraw.Draw(blink).line((400, 300, 400, 315), fill=(0, 0, 0), width=1)
+    assert hamming(dhash(blink), dhash(base)) <= THRESHOLD_BITS
+
+
+def test_a_new_window_is_read_at_once_an_unchanged_one_never() -> None:
+    d = ChangeDetector(interval_s=5)
+    key = (1, "Chat")
+    assert d.should_read(key, 0b1010, 0.0)
+    d.read(key, 0b1010, 0.0)
+    assert not d.should_read(key, 0b1010, 100.0)  # unchanged, however long
+    assert not d.should_read(key, 0b1011, 100.0)  # one bit: a caret
+    assert d.should_read((2, "Chat"), 0b1010, 0.1)  # another window
+    assert d.should_read((1, "Chat - new message"), 0b1010, 0.1)  # a new title
+
+
+def test_a_changing_window_is_read_at_most_every_interval() -> None:
+    d = ChangeDetector(interval_s=5)
+    key = (1, "Chat")
+    d.read(key, 0, 0.0)
+    changed = 0b1111_1111
+    assert not d.should_read(key, changed, 4.9)
+    assert d.skipped_rate == 1
+    assert d.should_read(key, changed, 5.0)
+
+
+# --- dedup: lines already handed on ---------------------------------------------------------
+
+def test_only_new_lines_go_on_and_text_left_on_screen_stays_known() -> None:
+    m = LineMemory(repeat_s=600)
+    assert m.new_lines("hey\ndont tell your parents\n\n  --- \n", 0.0) == \
+        ["hey", "dont tell your parents"]
+    assert m.new_lines("hey\ndont  tell your Parents\nsee you at 4", 10.0) == ["see you at 4"]
+    # still on screen at 590 s: its digest was refreshed, so it is still known at 1000 s
+    assert m.new_lines("dont tell your parents", 590.0) == []
+    assert m.new_lines("dont tell your parents", 1000.0) == []
+    assert m.new_lines("dont tell your parents", 1600.0) == ["dont tell your parents"]
+
+
+def test_the_line_memory_keeps_digests_never_text_and_is_bounded() -> None:
+    m = LineMemory(repeat_s=600, capacity=3)
+    m.new_lines("one\ntwo\nthree\nfour\nour little secret", 0.0)
+    assert len(m) == 3
+    assert all(isinstance(k, bytes) and len(k) == 16 for k in m._seen)
+    assert b"secret" not in b"".join(m._seen)
+
+
+# --- busy and battery ---------------------------------------------------------------------------
+
+def _power(cpu: float, battery: Any, **kw: Any) -> Power:
+    p = Power(kw.get("busy_pct", 80.0), kw.get("on_battery_ok", False))
+    p._psutil = SimpleNamespace(cpu_percent=lambda interval=None: cpu,  # type: ignore[assignment]
+                                sensors_battery=lambda: battery)
+    return p
+
+
+def test_reading_pauses_when_busy_or_on_battery() -> None:
+    plugged = SimpleNamespace(power_plugged=True)
+    unplugged = SimpleNamespace(power_plugged=False)
+    assert _power(10, None).pause_reason(0) is None  # a desktop: no battery
+    assert _power(10, plugged).pause_reason(0) is None
+    assert _power(95, None).pause_reason(0) == "busy"
+    assert _power(10, unplugged).pause_reason(0) == "on battery"
+    assert _power(10, unplugged, on_battery_ok=True).pause_reason(0) is None
+    assert _power(100, None, busy_pct=100).pause_reason(0) is None  # 100: never pause
+
+
+# --- the reader's poll, with a fake grab and engine -----------------------------------------------
+
+class FakeEngine:
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.text = ""
+
+    def unavailable(self) -> None:
+        return None
+
+    def read(self, image: Any) -> str:
+        self.reads += 1
+        return self.text
+
+
+def reader(frames: list[Any], engine: FakeEngine, cpu: float = 0.0) -> tuple[ScreenReader, list]:
+    got: list[ScreenText] = []
+    r = ScreenReader(got.append, interval_s=5, engine=engine,
+                     grab=lambda w: frames[-1], power=_power(cpu, None))
+    return r, got
+
+
+def test_the_same_message_left_open_is_read_and_delivered_once() -> None:
+    engine, frames = FakeEngine(), [chat(GROOMING[:4])]
+    r, got = reader(frames, engine)
+    engine.text = "\n".join(GROOMING[:4])
+    r.window_changed(WIN, at=1.0)
+    assert r.poll(1.5)
+    for t in range(2, 60, 2):  # polled every 2 s for a minute: unchanged, never read again
+        assert not r.poll(float(t))
+    assert engine.reads == 1 and len(got) == 1
+    assert got[0].text == "\n".join(GROOMING[:4]) and got[0].at == 1.0 and got[0].window == WIN
+    # a new message: read at the next poll after the interval, and only the new line goes on
+    frames.append(chat(GROOMING))
+    engine.text = "\n".join(GROOMING)
+    assert r.poll(61.0)
+    assert got[-1].text == GROOMING[4]
+    # focus elsewhere and back: read again, nothing new to deliver
+    r.window_changed(WindowInfo(2, "Notes", "x", (0, 0, 500, 500)), 70.0)
+    r.poll(70.5)
+    r.window_changed(WIN, 80.0)
+    assert r.poll(80.5)
+    assert len(got) == 2
+
+
+def test_nothing_is_grabbed_while_monitoring_is_off_or_the_machine_is_busy() -> None:
+    engine = FakeEngine()
+    grabs: list[int] = []
+    r = ScreenReader(lambda s: None, engine=engine, power=_power(99, None),
+                     grab=lambda w: grabs.append(1) or chat(GROOMING[:1]))
+    r.window_changed(WIN, 0.0)
+    assert not r.poll(1.0)
+    assert r.paused == "busy" and r._backoff >= r.poll_s
+    r.active = False
+    r._power = _power(0, None)
+    assert not r.poll(2.0)
+    assert grabs == [] and engine.reads == 0
+    r.active = True
+    assert r.poll(3.0)  # the pending focus change is read once the pause ends
+    assert r.paused is None and r._backoff == 0.0
+
+
+# --- the engine on the rendered fixtures (tesseract, if installed) ------------------------------
+
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract-ocr is not installed")
+@pytest.mark.parametrize("frame", FRAMES, ids=lambda f: f.name)
+def test_tesseract_reads_the_rendered_fixtures(frame: Frame) -> None:
+    from agent.screen.ocr import TesseractOCR
+
+    engine = TesseractOCR()
+    assert engine.unavailable() is None
+    assert cer(engine.read(render(frame)), frame.truth) < 0.03
