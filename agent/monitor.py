@@ -147,7 +147,8 @@ class Monitor:
             self._matcher = matcher
             self._flood.window_s = s.flood_window_s
             self._title_cooldown = s.title_cooldown_s
-            self.screen.memory.repeat_s = s.flood_window_s  # text left on screen: one event
+            # Text left on screen fires once per flood window (or title cool-down, if longer).
+            self.screen.memory.repeat_s = max(s.flood_window_s, s.title_cooldown_s)
             guard = self._buffer.guard if self._buffer is not None else None
             self._buffer = TypingBuffer(matcher, self._clipboard, capacity=s.buffer_capacity,
                                         context_chars=s.context_chars,
