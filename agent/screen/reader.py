@@ -12,7 +12,7 @@ judge, exactly as typed text, with source ``screen``.
 Cost bounded: nothing is grabbed while monitoring is off (schedule, off-site); no read while the
 machine is busy (system CPU above ``screen_busy_pct`` since the last poll) or on battery (unless
 ``screen_on_battery``); each skipped poll doubles the wait, up to a minute. The tesseract child
-inherits this thread's nice value and is limited to one thread.
+and libtesseract run at this thread's nice value, on one thread.
 
 Nothing read is stored or logged: the text lives in the :class:`ScreenText` until the monitor has
 matched it, and only a matched context goes into a sealed event.
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.screen.change import ChangeDetector, LineMemory, dhash
-from agent.screen.ocr import OCRError, TesseractOCR
+from agent.screen.ocr import OCRError, default_engine
 from agent.sensors.events import WindowInfo
 
 __all__ = ["SCREEN_OFF", "SCREEN_ON", "Power", "ScreenReader", "ScreenText"]
@@ -109,7 +109,7 @@ class ScreenReader:
         self.enabled = enabled
         self.poll_s = poll_s
         self.settle_s = settle_s
-        self.engine = engine or TesseractOCR(languages)
+        self.engine = engine or default_engine(languages)
         self._grab_fn = grab
         self._power = power or Power(busy_pct, on_battery)
         self.detector = ChangeDetector(interval_s)
@@ -122,7 +122,7 @@ class ScreenReader:
         self.polls = 0
         self.delivered = 0
         self.timings_ms: deque[float] = deque(maxlen=512)  # wall time per read (grab to text)
-        self.cpu_ms: deque[float] = deque(maxlen=512)  # the tesseract child's CPU per read
+        self.cpu_ms: deque[float] = deque(maxlen=512)  # OCR CPU per read (thread + child)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
@@ -195,6 +195,7 @@ class ScreenReader:
         finally:
             if self._sct is not None:
                 self._sct.close()
+            self.engine.close()
 
     def poll(self, now: float) -> bool:
         """One poll: grab, hash, maybe read and deliver. True if the frame was read."""
@@ -226,10 +227,10 @@ class ScreenReader:
         key = (window.wid, window.title)
         if not self.detector.should_read(key, frame, now):
             return False
-        c0 = _children_cpu_s()
+        c0 = _children_cpu_s() + time.thread_time()
         text = self.engine.read(image)
         del image
-        self.cpu_ms.append((_children_cpu_s() - c0) * 1000)
+        self.cpu_ms.append((_children_cpu_s() + time.thread_time() - c0) * 1000)
         self.detector.read(key, frame, now)
         self.reads += 1
         self.timings_ms.append((time.monotonic() - t0) * 1000)

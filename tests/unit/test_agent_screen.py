@@ -3,7 +3,6 @@ the pause when busy or on battery, and the reader's poll with a fake grab and a 
 
 from __future__ import annotations
 
-import shutil
 from types import SimpleNamespace
 from typing import Any
 
@@ -116,6 +115,9 @@ class FakeEngine:
         self.reads += 1
         return self.text
 
+    def close(self) -> None:
+        pass
+
 
 def reader(frames: list[Any], engine: FakeEngine, cpu: float = 0.0) -> tuple[ScreenReader, list]:
     got: list[ScreenText] = []
@@ -166,11 +168,31 @@ def test_nothing_is_grabbed_while_monitoring_is_off_or_the_machine_is_busy() -> 
 
 # --- the engine on the rendered fixtures (tesseract, if installed) ------------------------------
 
-@pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract-ocr is not installed")
-@pytest.mark.parametrize("frame", FRAMES, ids=lambda f: f.name)
-def test_tesseract_reads_the_rendered_fixtures(frame: Frame) -> None:
-    from agent.screen.ocr import TesseractOCR
+@pytest.fixture(scope="module", params=["libtesseract", "tesseract"])
+def engine(request: pytest.FixtureRequest) -> Any:
+    from agent.screen.ocr import LibTesseractOCR, TesseractOCR
 
-    engine = TesseractOCR()
-    assert engine.unavailable() is None
+    made = LibTesseractOCR() if request.param == "libtesseract" else TesseractOCR()
+    why = made.unavailable()
+    if why is not None:
+        pytest.skip(why)
+    yield made
+    made.close()
+
+
+@pytest.mark.parametrize("frame", FRAMES, ids=lambda f: f.name)
+def test_tesseract_reads_the_rendered_fixtures(engine: Any, frame: Frame) -> None:
     assert cer(engine.read(render(frame)), frame.truth) < 0.03
+
+
+def test_the_default_engine_is_libtesseract_where_it_loads() -> None:
+    from agent.screen.ocr import LibTesseractOCR, TesseractOCR, default_engine
+
+    probe = LibTesseractOCR()
+    if probe.unavailable() is None:
+        probe.close()
+        assert isinstance(default_engine(), LibTesseractOCR)
+    why = TesseractOCR(binary="/nonexistent/tesseract").unavailable()
+    assert why is not None and why.startswith("tesseract does not run")
+    why = LibTesseractOCR(library="libnot-there.so.0").unavailable()
+    assert why is not None and why.startswith("libnot-there.so.0 does not load")
