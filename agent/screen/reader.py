@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 import statistics
 import threading
 import time
@@ -92,6 +91,11 @@ def _lower_priority() -> None:
 
 
 def _children_cpu_s() -> float:
+    """CPU of waited-for children (the tesseract command); 0 on Windows, which has no rusage."""
+    try:
+        import resource
+    except ImportError:
+        return 0.0
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
 
@@ -111,7 +115,7 @@ class ScreenReader:
         self.settle_s = settle_s
         self.engine = engine or default_engine(languages)
         self._grab_fn = grab
-        self._power = power or Power(busy_pct, on_battery)
+        self._power = power or (Power(busy_pct, on_battery) if enabled else None)
         self.detector = ChangeDetector(interval_s)
         self.memory = LineMemory(repeat_s)
         self.active = True  # monitoring allowed now (the monitor sets it: schedule, off-site)
@@ -205,7 +209,7 @@ class ScreenReader:
         if not self.active or window is None or not window.rect \
                 or window.rect[2] <= 0 or window.rect[3] <= 0:
             return False
-        reason = self._power.pause_reason(now)
+        reason = self._power.pause_reason(now) if self._power is not None else None
         if reason is not None:
             if self.paused != reason:
                 log.info("screen reading paused: %s", reason)
