@@ -33,7 +33,8 @@ from agent.judge import SentenceJudge, Utterance, Verdict
 from agent.memory import release_free_memory
 from agent.policy_state import PolicyState
 from agent.schedule import MonitoringWindow
-from agent.screen import ScreenReader, ScreenText
+from agent.screen import ScreenImage, ScreenReader, ScreenText
+from agent.screen import images as screen_images
 from agent.sensors.events import Click, FocusChange, KeyInput, ListenerRestarted, WindowInfo
 from agent.sensors.keyboard import translate
 from agent.settings import Settings
@@ -65,7 +66,7 @@ class Trigger:
     start: int  # the match's offsets inside ``context``
     end: int
     source: str  # "typed" | "paste" | "title" | "screen": where the text came from
-    detector: str  # "list" | "model": what fired
+    detector: str  # "list" | "model" | "image": what fired
     score: float | None
     sentences: tuple[str, str, str]
 
@@ -133,7 +134,8 @@ class Monitor:
             self.queue.put, enabled=settings.screen, poll_s=settings.screen_poll_s,
             interval_s=settings.screen_interval_s, settle_s=settings.screen_settle_s,
             busy_pct=settings.screen_busy_pct, on_battery=settings.screen_on_battery,
-            repeat_s=settings.flood_window_s, languages=settings.screen_languages)
+            repeat_s=settings.flood_window_s, languages=settings.screen_languages,
+            images=settings.screen_images, image_threshold=settings.screen_image_threshold)
         self._thread = threading.Thread(target=self._run, name="vigil-monitor", daemon=True)
 
     # --- policy-derived parts -------------------------------------------------------------
@@ -261,9 +263,15 @@ class Monitor:
                               sentences_around(utt.text, d.start, d.end))
             self._fire(trigger, utt.at, utt.window)
 
-    def _on_screen(self, seen: ScreenText) -> None:
+    def _on_screen(self, seen: ScreenText | ScreenImage) -> None:
         """New lines read from the screen: the lists now, the sentence model on its thread; both
-        fire with source ``screen`` under the same flood control as typed text."""
+        fire with source ``screen`` under the same flood control as typed text. The image check
+        fires ``image:nudity`` (agent/screen/images.py) under it too."""
+        if isinstance(seen, ScreenImage):
+            self._fire(Trigger(screen_images.RULE, screen_images.CATEGORY, screen_images.SEVERITY,
+                               seen.label, "", 0, 0, "screen", "image", seen.score, ("", "", "")),
+                       seen.at, seen.window)
+            return
         hits = hits_in(self._matcher.match(seen.text), seen.text, "screen",
                        self._settings.context_chars)
         for hit in hits:
@@ -277,7 +285,7 @@ class Monitor:
             if self._sync_policy() and self._active(time.monotonic()):
                 self._on_verdict(ev)
             return
-        if isinstance(ev, ScreenText):
+        if isinstance(ev, ScreenText | ScreenImage):
             if self._sync_policy() and self._active(time.monotonic()):
                 self._on_screen(ev)
             return

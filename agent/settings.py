@@ -86,6 +86,10 @@ class Settings:
     screen_on_battery: bool = False
     # tesseract language data, "+"-joined (each costs time: eng+cym+pol doubles a read).
     screen_languages: str = "eng"
+    # The nudity check (agent/screen/images.py) on the same frames, and its threshold on the
+    # strongest explicit class (fires image:nudity, pornography, severity 5: blurred).
+    screen_images: bool = True
+    screen_image_threshold: float = 0.5
     # --- the system supervisor (agent/supervisor, `vigil agent supervise`, run as root) ---
     # Where the supervisor keeps the trust anchor and the enrolment (the device secret in it is
     # root's only), the signed policy and its spool, and the socket the session agents use.

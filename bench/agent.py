@@ -405,7 +405,7 @@ def measure_screen(x: object, tmp: Path, args: argparse.Namespace, screen: bool
         stop_agent(agent)
     log_text = log_path.read_text()
     reads = re.search(r"screen reader: (\d+) window read\(s\) of (\d+) poll\(s\), median (\d+) ms "
-                      r"per read \((\d+) ms of OCR CPU\)", log_text)
+                      r"per read \((\d+) ms of OCR CPU, (\d+) ms of image check CPU\)", log_text)
     return {"latencies": latencies, "static": static, "changing": changing, "rss": rss,
             "reads": reads.groups() if reads else None,
             "internal": [float(v) for v in re.findall(r"spooled (\d+) ms after the key", log_text)]}
@@ -435,6 +435,8 @@ def screen_main(args: argparse.Namespace) -> int:
         ("reads / polls over the run", f"{reads[0]} / {reads[1]}" if reads else "n/a", "n/a"),
         ("read (grab+hash+OCR), median wall / OCR CPU",
          f"{reads[2]} / {reads[3]} ms" if reads else "n/a", "n/a"),
+        ("image check (nudenet 320n, 1 thread), median CPU per read",
+         f"{reads[4]} ms" if reads else "n/a", "n/a"),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'screen reading on':>22}  {'screen reading off':>22}")

@@ -4,13 +4,15 @@
   grey frame, a rate limit) and which lines of it are new (digests only, never text).
 - :mod:`agent.screen.ocr`: the OCR engine (Debian's tesseract, measured against RapidOCR; see
   BENCHMARKS.md, "Screen reading").
+- :mod:`agent.screen.images`: the nudity check (NudeNet's 320n ONNX model) on the same frames.
 - :mod:`agent.screen.reader`: the :class:`ScreenReader` thread (nice 10, backs off when the
-  machine is busy or on battery) that hands new text to the monitor as :class:`ScreenText`.
+  machine is busy or on battery) that hands new text to the monitor as :class:`ScreenText`, and
+  what the image check found as :class:`ScreenImage`.
 """
 
 from agent.screen.change import ChangeDetector, LineMemory, dhash, hamming
 from agent.screen.ocr import TesseractOCR
-from agent.screen.reader import ScreenReader, ScreenText
+from agent.screen.reader import ScreenImage, ScreenReader, ScreenText
 
-__all__ = ["ChangeDetector", "LineMemory", "ScreenReader", "ScreenText", "TesseractOCR", "dhash",
-           "hamming"]
+__all__ = ["ChangeDetector", "LineMemory", "ScreenImage", "ScreenReader", "ScreenText",
+           "TesseractOCR", "dhash", "hamming"]

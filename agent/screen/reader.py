@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.screen.change import ChangeDetector, LineMemory, dhash
+from agent.screen.images import NudityCheck
 from agent.screen.ocr import OCRError, default_engine
 from agent.sensors.events import WindowInfo
 
-__all__ = ["SCREEN_OFF", "SCREEN_ON", "Power", "ScreenReader", "ScreenText"]
+__all__ = ["SCREEN_OFF", "SCREEN_ON", "Power", "ScreenImage", "ScreenReader", "ScreenText"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,16 @@ class ScreenText:
     near as the reader knows: the focus change, or the poll that saw the frame change)."""
 
     text: str
+    window: WindowInfo
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenImage:
+    """The image check fired on the window in front: the explicit class that scored highest."""
+
+    label: str
+    score: float
     window: WindowInfo
     at: float
 
@@ -108,12 +119,14 @@ class ScreenReader:
                  busy_pct: float = 80.0, on_battery: bool = False, repeat_s: float = 600.0,
                  languages: str = "eng", engine: Any = None,
                  grab: Callable[[WindowInfo], Any] | None = None,
-                 power: Power | None = None) -> None:
+                 power: Power | None = None, images: bool = True,
+                 image_threshold: float = 0.5, image_check: Any = None) -> None:
         self._deliver = deliver
         self.enabled = enabled
         self.poll_s = poll_s
         self.settle_s = settle_s
         self.engine = engine or default_engine(languages)
+        self.images = image_check or (NudityCheck(image_threshold) if images else None)
         self._grab_fn = grab
         self._power = power or (Power(busy_pct, on_battery) if enabled else None)
         self.detector = ChangeDetector(interval_s)
@@ -127,6 +140,7 @@ class ScreenReader:
         self.delivered = 0
         self.timings_ms: deque[float] = deque(maxlen=512)  # wall time per read (grab to text)
         self.cpu_ms: deque[float] = deque(maxlen=512)  # OCR CPU per read (thread + child)
+        self.image_cpu_ms: deque[float] = deque(maxlen=512)  # image check CPU per read
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
@@ -168,12 +182,22 @@ class ScreenReader:
         _lower_priority()
         why = self.engine.unavailable()
         if why is not None:
-            self.state = f"{SCREEN_OFF} (engine unavailable)"
-            self.note = f"screen reading unavailable ({why}); typed text and titles go on"
+            self.engine.close()
+            self.engine = None
+            self.note = f"screen text unavailable ({why})"
             log.warning("%s", self.note)
+        if self.images is not None and (why_img := self.images.unavailable()) is not None:
+            self.images = None
+            self.note = "; ".join(filter(None, [self.note, f"image check unavailable ({why_img})"]))
+            log.warning("image check unavailable (%s)", why_img)
+        if self.engine is None and self.images is None:
+            self.state = f"{SCREEN_OFF} (engine unavailable)"
+            log.warning("screen reading off; typed text and titles go on")
             return
-        log.info("screen reader on: %s (%s), polling every %.1f s",
-                 self.engine.name, getattr(self.engine, "languages", ""), self.poll_s)
+        log.info("screen reader on: %s (%s)%s, polling every %.1f s",
+                 self.engine.name if self.engine else "no OCR",
+                 getattr(self.engine, "languages", ""),
+                 f", image check {self.images.name}" if self.images else "", self.poll_s)
         try:
             while not self._stopping:
                 with self._lock:
@@ -199,7 +223,9 @@ class ScreenReader:
         finally:
             if self._sct is not None:
                 self._sct.close()
-            self.engine.close()
+            for part in (self.engine, self.images):
+                if part is not None:
+                    part.close()
 
     def poll(self, now: float) -> bool:
         """One poll: grab, hash, maybe read and deliver. True if the frame was read."""
@@ -231,21 +257,31 @@ class ScreenReader:
         key = (window.wid, window.title)
         if not self.detector.should_read(key, frame, now):
             return False
-        c0 = _children_cpu_s() + time.thread_time()
-        text = self.engine.read(image)
-        del image
-        self.cpu_ms.append((_children_cpu_s() + time.thread_time() - c0) * 1000)
         self.detector.read(key, frame, now)
         self.reads += 1
+        at = focus_at if pending else t0
+        lines: list[str] = []
+        if self.engine is not None:
+            c0 = _children_cpu_s() + time.thread_time()
+            text = self.engine.read(image)
+            self.cpu_ms.append((_children_cpu_s() + time.thread_time() - c0) * 1000)
+            lines = self.memory.new_lines(text, now)
+            del text
+            if lines:
+                self.delivered += 1
+                self._deliver(ScreenText("\n".join(lines), window, at))
         self.timings_ms.append((time.monotonic() - t0) * 1000)
-        lines = self.memory.new_lines(text, now)
-        del text
+        finding = None
+        if self.images is not None:
+            c0 = time.thread_time()
+            finding = self.images.check(image)
+            self.image_cpu_ms.append((time.thread_time() - c0) * 1000)
+            if finding is not None:
+                self._deliver(ScreenImage(finding.label, finding.score, window, at))
+        del image
         # Counts only, never text: tests wait on this line to know a window was read.
-        log.debug("screen: read window %#x in %.0f ms, %d new line(s)", window.wid,
-                  self.timings_ms[-1], len(lines))
-        if lines:
-            self.delivered += 1
-            self._deliver(ScreenText("\n".join(lines), window, focus_at if pending else t0))
+        log.debug("screen: read window %#x in %.0f ms, %d new line(s)%s", window.wid,
+                  self.timings_ms[-1], len(lines), ", image check fired" if finding else "")
         return True
 
     def _grab(self, window: WindowInfo) -> Any:

@@ -74,7 +74,7 @@ HISTORY = ("Year 9 History: the Battle of the Somme",
 
 def show(x11: X11, agent: AgentRun, title: str, style: str, lines: tuple[str, ...],
          tick: bool = False) -> tuple[XWindow, float]:
-    """Open a window showing ``lines``; its handle and when it was first seen mapped."""
+    """Open a window showing ``lines`` (xmessage, or Tk in "Family Size light|dark")."""
     if style.startswith("xmessage"):
         argv = ["xmessage", "-fn", "10x20", "-title", title, "-geometry", "760x200+120+120",
                 "\n".join(lines)]
@@ -83,6 +83,13 @@ def show(x11: X11, agent: AgentRun, title: str, style: str, lines: tuple[str, ..
         fg, bg = DARK if mode == "dark" else LIGHT
         argv = [sys.executable, "-c", _TK, title, " ".join(family), size, fg, bg,
                 "1" if tick else "0", *lines]
+    return open_in_front(x11, agent, argv, title)
+
+
+def open_in_front(x11: X11, agent: AgentRun, argv: list[str], title: str
+                  ) -> tuple[XWindow, float]:
+    """Start ``argv`` (a window titled ``title``), bring it to the front, wait until the agent
+    has seen it there; the window and when it was first seen mapped (the clock's start)."""
     offset = len(agent.log())
     proc = subprocess.Popen(argv, env=x11.env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -93,6 +100,13 @@ def show(x11: X11, agent: AgentRun, title: str, style: str, lines: tuple[str, ..
     x11.activate(win)
     agent.wait_focus(win.wid, offset)
     return win, shown
+
+
+def wait_read(agent: AgentRun, win: XWindow) -> None:
+    """Wait for the reader's debug line (counts only) saying it read window ``win``: a window
+    that loses the focus before it settled is never read, and a negative must have been."""
+    wait_until(lambda: f"screen: read window {win.wid:#x} " in agent.log(), 30, interval=0.05,
+               what=f"the reader to read window {win.title!r}")
 
 
 def screen_events(server: Any) -> list[Any]:
@@ -142,7 +156,8 @@ def test_a_shown_grooming_message_is_a_sealed_screen_event_within_5_s(
 
 def test_a_history_lesson_on_screen_does_not_fire(screen_agent: AgentRun, x11: X11,
                                                   collector_server: Any) -> None:
-    show(x11, screen_agent, "History - Year 9", "DejaVu Serif 14 light", HISTORY)
+    lesson, _ = show(x11, screen_agent, "History - Year 9", "DejaVu Serif 14 light", HISTORY)
+    wait_read(screen_agent, lesson)
     # The positive that follows holds a line the sentence model fires on; the judge takes
     # utterances in order, so once its model event is in, the lesson was judged before it.
     show(x11, screen_agent, "Chat", "DejaVu Sans 12 light",
@@ -176,3 +191,42 @@ def test_the_same_message_left_open_is_one_event(screen_agent: AgentRun, x11: X1
     assert [r.rule for r in rows] == ["grooming.dont_tell_your_parents"]
     assert screen_events(collector_server) == rows
     assert not screen_agent.spooled()
+
+
+# --- the image check: never explicit, never a person (tests/fixtures/screen_images.py) ----------
+
+_TK_IMAGE = """
+import sys, tkinter as tk
+root = tk.Tk()
+root.title(sys.argv[1])
+root.geometry("700x700+120+60")
+photo = tk.PhotoImage(file=sys.argv[2])
+tk.Label(root, image=photo, bg="white").pack(fill="both", expand=True)
+root.mainloop()
+"""
+
+
+def show_image(x11: X11, agent: AgentRun, title: str, image: Any, tmp: Any) -> tuple[XWindow, float]:
+    path = tmp / f"{title}.png"
+    image.save(path)
+    return open_in_front(x11, agent, [sys.executable, "-c", _TK_IMAGE, title, str(path)], title)
+
+
+def test_the_image_check_fires_on_the_synthetic_shape_and_not_on_neutral_images(
+        screen_agent: AgentRun, x11: X11, collector_server: Any, tmp_path: Any) -> None:
+    from tests.fixtures.screen_images import positive_shape
+
+    # Neutral: the same ellipse without its dot (the model scores it about 0.2).
+    neutral, _ = show_image(x11, screen_agent, "Art - shapes", positive_shape(dot=False),
+                            tmp_path)
+    wait_read(screen_agent, neutral)
+    _, shown = show_image(x11, screen_agent, "Art - more shapes", positive_shape(), tmp_path)
+    row = wait_rule(collector_server, "image:nudity", shown + DEADLINE_S)
+    print(f"image shown -> event at the collector: {time.monotonic() - shown:.2f} s")
+    assert (row.source, row.category, row.severity) == ("screen", "pornography", 5)
+    header = open_event(collector_server, row).header
+    assert header["detector"] == "image" and header["score"] >= 0.5
+    assert header["match"]["text"] == "FEMALE_BREAST_EXPOSED"
+    assert header["title"] == "Art - more shapes" and header["context"] == ""
+    # The reader checks frames in order, so the neutral window was checked before: one event.
+    assert [r.rule for r in stored_events(collector_server)] == ["image:nudity"]

@@ -121,7 +121,7 @@ class FakeEngine:
 
 def reader(frames: list[Any], engine: FakeEngine, cpu: float = 0.0) -> tuple[ScreenReader, list]:
     got: list[ScreenText] = []
-    r = ScreenReader(got.append, interval_s=5, engine=engine,
+    r = ScreenReader(got.append, interval_s=5, engine=engine, images=False,
                      grab=lambda w: frames[-1], power=_power(cpu, None))
     return r, got
 
@@ -152,7 +152,7 @@ def test_the_same_message_left_open_is_read_and_delivered_once() -> None:
 def test_nothing_is_grabbed_while_monitoring_is_off_or_the_machine_is_busy() -> None:
     engine = FakeEngine()
     grabs: list[int] = []
-    r = ScreenReader(lambda s: None, engine=engine, power=_power(99, None),
+    r = ScreenReader(lambda s: None, engine=engine, power=_power(99, None), images=False,
                      grab=lambda w: grabs.append(1) or chat(GROOMING[:1]))
     r.window_changed(WIN, 0.0)
     assert not r.poll(1.0)
@@ -196,3 +196,71 @@ def test_the_default_engine_is_libtesseract_where_it_loads() -> None:
     assert why is not None and why.startswith("tesseract does not run")
     why = LibTesseractOCR(library="libnot-there.so.0").unavailable()
     assert why is not None and why.startswith("libnot-there.so.0 does not load")
+
+
+# --- the image check (nudenet's 320n model, if installed) ---------------------------------------
+
+@pytest.fixture(scope="module")
+def nudity() -> Any:
+    from agent.screen.images import NudityCheck
+
+    check = NudityCheck(threshold=0.5)
+    why = check.unavailable()
+    if why is not None:
+        pytest.skip(why)
+    yield check
+    check.close()
+
+
+def test_neutral_images_do_not_fire(nudity: Any) -> None:
+    from tests.fixtures.screen_images import negatives
+
+    for name, img in negatives():
+        assert nudity.check(img) is None, name
+
+
+def test_the_synthetic_shape_fires_above_the_threshold(nudity: Any) -> None:
+    from tests.fixtures.screen_images import positive_shape
+
+    found = nudity.check(positive_shape())
+    assert found is not None and found.label == "FEMALE_BREAST_EXPOSED" and found.score >= 0.6
+    # the same shape inside a larger window-sized frame (padding, other content) still fires
+    from PIL import Image
+
+    frame = Image.new("RGB", (900, 700), "white")
+    frame.paste(positive_shape(), (20, 40))
+    assert nudity.check(frame) is not None
+
+
+def test_the_preprocessing_pads_to_a_square_of_320() -> None:
+    from PIL import Image
+
+    from agent.screen.images import preprocess
+
+    x = preprocess(Image.new("RGB", (640, 320), (255, 0, 0)))
+    assert x.shape == (1, 3, 320, 320) and x.dtype.name == "float32"
+    assert x[0, 0, 0, 0] == 1.0 and x[0, 0, 319, 0] == 0.0  # the lower half is padding
+
+
+def test_a_reader_without_ocr_still_checks_images() -> None:
+    from agent.screen.reader import ScreenImage
+
+    class Fires:
+        name = "fake"
+
+        def unavailable(self) -> None:
+            return None
+
+        def check(self, image: Any) -> Any:
+            return SimpleNamespace(label="FEMALE_BREAST_EXPOSED", score=0.9)
+
+        def close(self) -> None:
+            pass
+
+    got: list[Any] = []
+    r = ScreenReader(got.append, engine=FakeEngine(), image_check=Fires(),
+                     grab=lambda w: chat(("x",)), power=_power(0, None))
+    r.engine = None  # as when tesseract is missing (Windows): the image check goes on
+    r.window_changed(WIN, 1.0)
+    assert r.poll(1.5)
+    assert got == [ScreenImage("FEMALE_BREAST_EXPOSED", 0.9, WIN, 1.0)]
