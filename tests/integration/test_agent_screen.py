@@ -125,8 +125,11 @@ def screen_agent(agent_factory: Callable[..., AgentRun], collector_server: Any) 
     agent = agent_factory(VIGIL_AGENT_SCREEN="1", VIGIL_AGENT_SCREEN_BUSY_PCT="100")
     agent.enrol(collector_server)
     agent.start()
-    wait_until(lambda: "screen reader on" in agent.log(), 30, what="the screen reader to start")
-    wait_until(lambda: "sentence model loaded" in agent.log(), 60, what="the model to load")
+    try:
+        wait_until(lambda: "screen reader on" in agent.log(), 30, what="the screen reader to start")
+        wait_until(lambda: "sentence model loaded" in agent.log(), 60, what="the model to load")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the agent's log:\n{agent.log()[-4000:]}") from None
     return agent
 
 
@@ -230,3 +233,28 @@ def test_the_image_check_fires_on_the_synthetic_shape_and_not_on_neutral_images(
     assert header["title"] == "Art - more shapes" and header["context"] == ""
     # The reader checks frames in order, so the neutral window was checked before: one event.
     assert [r.rule for r in stored_events(collector_server)] == ["image:nudity"]
+
+
+def test_what_the_pupil_types_is_not_fired_again_when_it_shows_on_screen(
+        screen_agent: AgentRun, x11: X11, collector_server: Any) -> None:
+    import re
+
+    # A chat's input box: a Tk entry with the keyboard focus shows what is typed and keeps it.
+    entry = ("import sys, tkinter as tk\nroot = tk.Tk(); root.title(sys.argv[1])\n"
+             "root.geometry('700x160+120+120')\ne = tk.Entry(root, width=50, font=('DejaVu Sans', 14))\n"
+             "e.pack(padx=10, pady=20); e.focus_force(); root.mainloop()\n")
+    win, _ = open_in_front(x11, screen_agent, [sys.executable, "-c", entry, "Chat - typing"],
+                           "Chat - typing")
+    offset = len(screen_agent.log())
+    x11.type("dont tell your parents about me")
+    (row,) = wait_until(lambda: stored_events(collector_server), 30, interval=0.1,
+                        what="the typed event at the collector")  # type: ignore[misc]
+    assert (row.rule, row.source) == ("grooming.dont_tell_your_parents", "typed")
+    # The reader reads the entry once the typing has settled and finds the line new ...
+    line = re.compile(rf"screen: read window {win.wid:#x} in \d+ ms, [1-9]\d* new line")
+    wait_until(lambda: line.search(screen_agent.log()[offset:]), 30, interval=0.2,
+               what="a read of the entry with the typed line in it")
+    # ... and its match is the pupil's own typing shown back: no screen event, no count.
+    wait_until(lambda: not screen_agent.spooled(), 30, what="the spool to empty")
+    assert [(r.rule, r.source, r.repeat_count) for r in stored_events(collector_server)] == \
+        [("grooming.dont_tell_your_parents", "typed", 1)]
