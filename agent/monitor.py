@@ -33,6 +33,8 @@ from agent.judge import SentenceJudge, Utterance, Verdict
 from agent.memory import release_free_memory
 from agent.policy_state import PolicyState
 from agent.schedule import MonitoringWindow
+from agent.screen import ScreenImage, ScreenReader, ScreenText
+from agent.screen import images as screen_images
 from agent.sensors.events import Click, FocusChange, KeyInput, ListenerRestarted, WindowInfo
 from agent.sensors.keyboard import translate
 from agent.settings import Settings
@@ -63,8 +65,8 @@ class Trigger:
     context: str
     start: int  # the match's offsets inside ``context``
     end: int
-    source: str  # "typed" | "paste" | "title": where the text came from
-    detector: str  # "list" | "model": what fired
+    source: str  # "typed" | "paste" | "title" | "screen": where the text came from
+    detector: str  # "list" | "model" | "image": what fired
     score: float | None
     sentences: tuple[str, str, str]
 
@@ -96,7 +98,7 @@ class Monitor:
                  flood: FloodControl, clipboard: Callable[[], str | None],
                  on_spooled: Callable[[], None] = lambda: None, window: MonitoringWindow | None = None,
                  user: str | None = None, host: str | None = None,
-                 judge: SentenceJudge | None = None) -> None:
+                 judge: SentenceJudge | None = None, screen: ScreenReader | None = None) -> None:
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self._settings = settings
         self._device_id = device_id
@@ -126,8 +128,16 @@ class Monitor:
         self._was_active = True
         self._typed_at: float | None = None  # last key of text the judge has not seen yet
         self._title_judged = CoolDown()  # titles the sentence model judged
+        self._typed_fired = CoolDown()  # rule + window of typed events: their echo on screen
+        self._screen_repeat_s = settings.flood_window_s
         self._typing_window: WindowInfo | None = None
         self.judge = judge or SentenceJudge(self.queue.put, enabled=settings.model)
+        self.screen = screen or ScreenReader(
+            self.queue.put, enabled=settings.screen, poll_s=settings.screen_poll_s,
+            interval_s=settings.screen_interval_s, settle_s=settings.screen_settle_s,
+            busy_pct=settings.screen_busy_pct, on_battery=settings.screen_on_battery,
+            repeat_s=settings.flood_window_s, languages=settings.screen_languages,
+            images=settings.screen_images, image_threshold=settings.screen_image_threshold)
         self._thread = threading.Thread(target=self._run, name="vigil-monitor", daemon=True)
 
     # --- policy-derived parts -------------------------------------------------------------
@@ -141,6 +151,9 @@ class Monitor:
             self._matcher = matcher
             self._flood.window_s = s.flood_window_s
             self._title_cooldown = s.title_cooldown_s
+            # Text left on screen fires once per flood window (or title cool-down, if longer).
+            self._screen_repeat_s = max(s.flood_window_s, s.title_cooldown_s)
+            self.screen.memory.repeat_s = self._screen_repeat_s
             guard = self._buffer.guard if self._buffer is not None else None
             self._buffer = TypingBuffer(matcher, self._clipboard, capacity=s.buffer_capacity,
                                         context_chars=s.context_chars,
@@ -173,7 +186,9 @@ class Monitor:
 
     # --- the worker -----------------------------------------------------------------------
     def start(self) -> None:
+        self.screen.preload()  # before the judge's thread: see ScreenReader.preload
         self.judge.start()
+        self.screen.start()
         if self._policy.matcher is not None:  # load the model now, not on the first key
             self.judge.set_rules(self._policy.matcher.ruleset)
         self._thread.start()
@@ -182,6 +197,7 @@ class Monitor:
         self.queue.put(STOP)
         self._thread.join(10)
         self.judge.stop()
+        self.screen.stop()
         if self._capturer is not None:
             self._capturer.close()
 
@@ -251,11 +267,31 @@ class Monitor:
                               sentences_around(utt.text, d.start, d.end))
             self._fire(trigger, utt.at, utt.window)
 
+    def _on_screen(self, seen: ScreenText | ScreenImage) -> None:
+        """New lines read from the screen: the lists now, the sentence model on its thread; both
+        fire with source ``screen`` under the same flood control as typed text. The image check
+        fires ``image:nudity`` (agent/screen/images.py) under it too."""
+        if isinstance(seen, ScreenImage):
+            self._fire(Trigger(screen_images.RULE, screen_images.CATEGORY, screen_images.SEVERITY,
+                               seen.label, "", 0, 0, "screen", "image", seen.score, ("", "", "")),
+                       seen.at, seen.window)
+            return
+        hits = hits_in(self._matcher.match(seen.text), seen.text, "screen",
+                       self._settings.context_chars)
+        for hit in hits:
+            self._fire(Trigger.of_hit(hit), seen.at, seen.window)
+        self.judge.submit(Utterance(seen.text, "screen", seen.window, seen.at,  # type: ignore[arg-type]
+                                    final=True))
+
     def handle(self, item: Any) -> None:
         ev = translate(item) if isinstance(item, tuple) else item
         if isinstance(ev, Verdict):
             if self._sync_policy() and self._active(time.monotonic()):
                 self._on_verdict(ev)
+            return
+        if isinstance(ev, ScreenText | ScreenImage):
+            if self._sync_policy() and self._active(time.monotonic()):
+                self._on_screen(ev)
             return
         self.inputs_seen += 1
         if isinstance(ev, ListenerRestarted):
@@ -270,6 +306,7 @@ class Monitor:
             return
         if isinstance(ev, FocusChange):
             self.window = ev.window
+            self.screen.window_changed(ev.window, ev.at or time.monotonic())
             # The id only: a title is what the user is doing and stays out of the log.
             log.debug("focus: window %#x", ev.window.wid if ev.window else 0)
         if not self._sync_policy():
@@ -277,7 +314,8 @@ class Monitor:
         assert self._buffer is not None
         now = time.monotonic()
         self._retry_held(now)
-        if not self._active(now):
+        self.screen.active = active = self._active(now)
+        if not active:
             if self._was_active:
                 self._buffer.end_utterance("focus", report=False)  # forget it all
                 self._typed_at = None
@@ -337,7 +375,20 @@ class Monitor:
         return hits_in(matches, title, "title", self._settings.context_chars)
 
     # --- firing ----------------------------------------------------------------------------
+    def _echo(self, t: Trigger, window: WindowInfo | None) -> bool:
+        """True for a screen trigger of a rule the pupil's typing fired in that window within
+        the repeat window: what they typed, now shown back to them, is not another event."""
+        if window is None or t.source not in ("typed", "paste", "screen"):
+            return False
+        key, now = f"{t.rule}\0{window.wid}", time.monotonic()
+        if t.source == "screen":
+            return self._typed_fired.cooling(key, now, self._screen_repeat_s)
+        self._typed_fired.start(key, now, self._screen_repeat_s)
+        return False
+
     def _fire(self, t: Trigger, key_at: float, window: WindowInfo | None) -> None:
+        if self._echo(t, window):
+            return
         wall = datetime.now(timezone.utc)
         decision = self._flood.decide(t.rule, self.user, time.monotonic(), wall)
         if not decision.is_new:

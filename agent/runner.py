@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import statistics
 import subprocess
 import threading
 from typing import Any
@@ -54,7 +55,10 @@ def run_agent(settings: Settings, stop: threading.Event | None = None) -> int:
                 "listener_restarts": hooks.restarts if hooks else 0,
                 "policy_serial": policy.serial, "policy_digest": policy.digest,
                 **({"detection": judge.state, "detection_note": judge.note}
-                   if (judge := parts.get("judge")) is not None else {})}
+                   if (judge := parts.get("judge")) is not None else {}),
+                # status.json only for now: the collector's heartbeat ignores keys it lacks
+                **({"screen": screen.state, "screen_note": screen.note, "screen_paused":
+                    screen.paused or ""} if (screen := parts.get("screen")) is not None else {})}
 
     sync = Sync(settings, config, enrolment, policy, spool, flood, status, uplink=link)  # type: ignore[arg-type]
     if policy.policy is None:
@@ -71,6 +75,7 @@ def run_agent(settings: Settings, stop: threading.Event | None = None) -> int:
     monitor = Monitor(settings, enrolment.device_id, policy, spool, flood, backend.clipboard,
                       on_spooled=sync.wake)
     parts["judge"] = monitor.judge
+    parts["screen"] = monitor.screen
     hooks = InputHooks(monitor.queue)
     parts["hooks"] = hooks
     windows = backend.windows(monitor.queue.put, stop.set)
@@ -114,4 +119,12 @@ def run_agent(settings: Settings, stop: threading.Event | None = None) -> int:
                  "(%.1f ms of CPU), %d utterance(s) left to the lists while it was busy",
                  judge.judged, judge.model_ms_median() or 0.0, judge.model_cpu_ms_median() or 0.0,
                  judge.skipped)
+    screen = monitor.screen
+    if screen.reads:
+        log.info("screen reader: %d window read(s) of %d poll(s), median %.0f ms per read "
+                 "(%.0f ms of OCR CPU, %.0f ms of image check CPU), %d unchanged and %d "
+                 "rate-limited poll(s) skipped", screen.reads, screen.polls,
+                 screen.ocr_ms_median() or 0.0, screen.ocr_cpu_ms_median() or 0.0,
+                 statistics.median(screen.image_cpu_ms) if screen.image_cpu_ms else 0.0,
+                 screen.detector.skipped_same, screen.detector.skipped_rate)
     return 0

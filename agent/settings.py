@@ -68,6 +68,28 @@ class Settings:
     # Log level: "info" by default; "debug" adds one line per focus change (a window id, never
     # a title or a key), which tests use to know the agent has seen a window before typing.
     log_level: str = "info"
+    # --- screen reading (agent/screen, issue 16): OCR of the window in front ---
+    # Agent settings for now, not the signed policy: the safe defaults below bound the cost on
+    # every machine; a school-wide switch, schedule and rate can move into the policy later.
+    # Off by default until then (VIGIL_AGENT_SCREEN=1 turns it on): a school decides, and the
+    # whole agent suite has not yet run with it on (docs/agent.md, "What is on the screen").
+    screen: bool = False
+    # How often the window in front is grabbed and hashed (a few ms) to see whether it changed.
+    screen_poll_s: float = 2.0
+    # A window whose content keeps changing is read (OCR, about 0.25 s of CPU) at most this often;
+    # a new window or title is read at once, ``screen_settle_s`` after it came to the front.
+    screen_interval_s: float = 5.0
+    screen_settle_s: float = 0.4
+    # No reading while the whole machine's CPU is above this percentage (100: never pause).
+    screen_busy_pct: float = 80.0
+    # Read on battery too (off by default: a laptop on battery pauses screen reading).
+    screen_on_battery: bool = False
+    # tesseract language data, "+"-joined (each costs time: eng+cym+pol doubles a read).
+    screen_languages: str = "eng"
+    # The nudity check (agent/screen/images.py) on the same frames, and its threshold on the
+    # strongest explicit class (fires image:nudity, pornography, severity 5: blurred).
+    screen_images: bool = True
+    screen_image_threshold: float = 0.5
     # --- the system supervisor (agent/supervisor, `vigil agent supervise`, run as root) ---
     # Where the supervisor keeps the trust anchor and the enrolment (the device secret in it is
     # root's only), the signed policy and its spool, and the socket the session agents use.

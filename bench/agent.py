@@ -151,6 +151,16 @@ def timed_triggers(x: object, spool: Path, text: str, n: int) -> list[float]:
     return out
 
 
+def stop_agent(agent: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM, so the agent logs its closing figures; SIGKILL if it does not end in time."""
+    if agent.poll() is None:
+        agent.send_signal(signal.SIGTERM)
+        try:
+            agent.wait(timeout)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+
+
 def measure(x: object, tmp: Path, args: argparse.Namespace, model: bool) -> dict[str, object]:
     """Start an agent (with or without the model) and take every measure of the table."""
     import psutil
@@ -231,12 +241,7 @@ def measure(x: object, tmp: Path, args: argparse.Namespace, model: bool) -> dict
                          100 * used(tray_t1, tray_t2) / args.typing_s, peak_rss_mb(tray.pid))
         leaked = any("museum" in p.read_bytes().decode("latin-1") for p in spool.glob("*.evt"))
     finally:
-        if agent.poll() is None:
-            agent.send_signal(signal.SIGTERM)
-            try:
-                agent.wait(20)
-            except subprocess.TimeoutExpired:
-                agent.kill()
+        stop_agent(agent)
     log_text = log_path.read_text()
     judged = re.search(r"sentence model: (\d+) sentence\(s\) judged, median ([\d.]+) ms "
                        r"per utterance \(([\d.]+) ms of CPU\)", log_text)
@@ -251,6 +256,203 @@ def measure(x: object, tmp: Path, args: argparse.Namespace, model: bool) -> dict
         "model_ms": float(judged.group(2)) if judged else None,
         "model_cpu_ms": float(judged.group(3)) if judged else None,
     }
+
+
+# --- screen reading (issue 16): --screen ----------------------------------------------------------
+
+SCREEN_LINE = "dont tell your parents about me ok"  # a grooming list phrase, shown, never typed
+
+# A chat whose last line changes every second: the reader re-reads it every screen_interval_s.
+_TICKING = """
+import sys, time, tkinter as tk
+root = tk.Tk(); root.title(sys.argv[1]); root.geometry("900x500+100+100")
+lines = ["hey are you coming to practice", "yes after maths", "ok see you at the gate"]
+label = tk.Label(root, font=("DejaVu Sans", 13), justify="left", anchor="nw")
+label.pack(fill="both", expand=True, padx=12, pady=12)
+def tick(n=[0]):
+    n[0] += 1
+    label.configure(text="\\n\\n".join(lines + [f"message {n[0]} at {time.strftime('%H:%M:%S')}"]))
+    root.after(1000, tick)
+tick(); root.mainloop()
+"""
+
+
+def ocr_engines() -> list[tuple[str, float, float, float, float]]:
+    """Each engine that is installed on the rendered fixtures: (name, mean CER, worst CER,
+    median CPU ms per frame, MB added: the child's peak for the tesseract command, this
+    process's RSS growth for libtesseract and RapidOCR). Run before any other child process, so
+    the children's peak RSS is tesseract's. RapidOCR is measured only where it is installed
+    (it is not a dependency: pip install rapidocr==3.10.0 onnxruntime==1.31.1 in a scratch venv)."""
+    import resource
+
+    import psutil
+
+    from agent.screen.ocr import LibTesseractOCR, TesseractOCR
+    from tests.fixtures.screen_text import cer, render_frames
+
+    frames = render_frames()
+    out = []
+
+    def run(name: str, read: object, child: bool) -> None:
+        me = psutil.Process()
+        rss0 = me.memory_info().rss
+        read(frames[0][1])  # type: ignore[operator]  # warm-up: loads the models
+        errors, cpu = [], []
+        for frame, img in frames:
+            c0 = time.process_time() + sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])
+            text = read(img)  # type: ignore[operator]
+            cpu.append((time.process_time()
+                        + sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2]) - c0) * 1000)
+            errors.append(cer(text, frame.truth))
+        added = (resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if child
+                 else (me.memory_info().rss - rss0) / 2**20)
+        out.append((name, statistics.mean(errors), max(errors), statistics.median(cpu), added))
+
+    lib = LibTesseractOCR()
+    if lib.unavailable() is None:
+        run("libtesseract 5.3 in-process (eng)", lib.read, child=False)
+        lib.close()
+    tess = TesseractOCR()
+    if tess.unavailable() is None:
+        run("tesseract 5.3 command (eng)", tess.read, child=True)
+    try:
+        import numpy as np
+        from rapidocr import RapidOCR
+    except ImportError:
+        return out
+    engine = RapidOCR(params={"EngineConfig.onnxruntime.intra_op_num_threads": 1,
+                              "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+                              "Global.use_cls": False})
+    run("rapidocr 3.10 (onnxruntime, 1 thread)",
+        lambda img: "\n".join(engine(np.asarray(img)).txts or ()), child=False)
+    return out
+
+
+def measure_screen(x: object, tmp: Path, args: argparse.Namespace, screen: bool
+                   ) -> dict[str, object]:
+    """An agent with the model, screen reading on or off: latency (on only), CPU, peak RSS."""
+    import psutil
+
+    run = tmp / ("screen" if screen else "noscreen")
+    cfg, spool, runtime = run / "cfg", run / "spool", run / "run"
+    runtime.mkdir(mode=0o700, parents=True)
+    write_config(cfg)
+    env = x.env  # type: ignore[attr-defined]
+    # The busy pause is off: this measures what reading costs, on a machine others share.
+    env.update(XDG_RUNTIME_DIR=str(runtime), PYTHONUNBUFFERED="1", VIGIL_AGENT_MODEL="1",
+               VIGIL_AGENT_SCREEN="1" if screen else "0", VIGIL_AGENT_SCREEN_BUSY_PCT="100")
+    log_path = run / "agent.log"
+    with open(log_path, "wb") as log:
+        agent = subprocess.Popen([sys.executable, "-m", "vigil", "agent", "run",
+                                  "--config-dir", str(cfg), "--spool-dir", str(spool)],
+                                 env=env, cwd=REPO, stdout=log, stderr=log)
+    windows: list[subprocess.Popen] = []
+
+    def show(argv: list[str], title: str) -> float:
+        windows.append(subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL))
+        wid = wait_until(lambda: x.find_window(title), 15, interval=0.002,  # type: ignore[attr-defined]
+                         what=f"window {title!r}")
+        t0 = time.time_ns()
+        subprocess.run(["xdotool", "windowactivate", str(wid)], env=env, capture_output=True,
+                       check=False, timeout=10)
+        return t0
+
+    def close_windows() -> None:
+        while windows:
+            w = windows.pop()
+            w.terminate()
+            w.wait(5)
+
+    try:
+        wait_until(lambda: "agent running" in log_path.read_text(), 60, what="agent start")
+        wait_until(lambda: "sentence model loaded" in log_path.read_text(), 60,
+                   what="the sentence model to load")
+        if screen:
+            wait_until(lambda: "screen reader on" in log_path.read_text(), 30,
+                       what="the screen reader")
+        proc = psutil.Process(agent.pid)
+        latencies: list[float] = []
+        for i in range(args.screen_trials if screen else 0):
+            before = set(spool.glob("*.evt"))
+            title = f"Chat {i}"
+            t0 = show(["xmessage", "-fn", "10x20", "-title", title, "-geometry",
+                       "700x200+100+100", f"message {i}\n{SCREEN_LINE}"], title)
+            new = wait_until(lambda before=before: set(spool.glob("*.evt")) - before, 30,
+                             interval=0.002, what="the sealed screen event on disk")
+            latencies.append((next(iter(new)).stat().st_ctime_ns - t0) / 1e6)  # type: ignore[call-overload]
+            close_windows()
+
+        def cpu_with_children(seconds: float) -> float:
+            t0, w0 = proc.cpu_times(), time.monotonic()
+            time.sleep(seconds)  # measuring an interval, not waiting for a condition
+            t1 = proc.cpu_times()
+            used = sum(getattr(t1, f) - getattr(t0, f)
+                       for f in ("user", "system", "children_user", "children_system"))
+            return 100 * used / (time.monotonic() - w0)
+
+        show(["xmessage", "-fn", "10x20", "-title", "Static page", "-geometry", "900x500+100+100",
+              "Year 9 History: the Battle of the Somme\nWrite a paragraph on the generals"],
+             "Static page")
+        static = cpu_with_children(args.screen_cpu_s)
+        close_windows()
+        show([sys.executable, "-c", _TICKING, "Busy chat"], "Busy chat")
+        changing = cpu_with_children(args.screen_cpu_s)
+        close_windows()
+        rss = peak_rss_mb(agent.pid)
+    finally:
+        close_windows()
+        stop_agent(agent)
+    log_text = log_path.read_text()
+    reads = re.search(r"screen reader: (\d+) window read\(s\) of (\d+) poll\(s\), median (\d+) ms "
+                      r"per read \((\d+) ms of OCR CPU, (\d+) ms of image check CPU\)", log_text)
+    return {"latencies": latencies, "static": static, "changing": changing, "rss": rss,
+            "reads": reads.groups() if reads else None,
+            "internal": [float(v) for v in re.findall(r"spooled (\d+) ms after the key", log_text)]}
+
+
+def screen_main(args: argparse.Namespace) -> int:
+    engines = ocr_engines()
+    x = start_x11()
+    os.environ["DISPLAY"] = x.display
+    tmp = Path(tempfile.mkdtemp(prefix="vigil-bench-screen-"))
+    try:
+        on = measure_screen(x, tmp, args, screen=True)
+        off = measure_screen(x, tmp, args, screen=False)
+    finally:
+        x.stop()
+    lat = on["latencies"]
+    reads = on["reads"]
+    rows = [
+        ("window shown -> sealed on disk, median", f"{statistics.median(lat):.0f} ms", "n/a"),
+        ("window shown -> sealed on disk, p95", f"{pct(lat, 0.95):.0f} ms", "n/a"),
+        ("window shown -> sealed on disk, max", f"{max(lat):.0f} ms", "n/a"),
+        (f"CPU, static page in front ({args.screen_cpu_s:.0f} s, incl. OCR children)",
+         f"{on['static']:.2f} % of one core", f"{off['static']:.2f} % of one core"),
+        (f"CPU, chat changing every 1 s ({args.screen_cpu_s:.0f} s, incl. OCR children)",
+         f"{on['changing']:.2f} % of one core", f"{off['changing']:.2f} % of one core"),
+        ("peak RSS of the agent (VmHWM)", f"{on['rss']:.1f} MB", f"{off['rss']:.1f} MB"),
+        ("reads / polls over the run", f"{reads[0]} / {reads[1]}" if reads else "n/a", "n/a"),
+        ("read (grab+hash+OCR), median wall / OCR CPU",
+         f"{reads[2]} / {reads[3]} ms" if reads else "n/a", "n/a"),
+        ("image check (nudenet 320n, 1 thread), median CPU per read",
+         f"{reads[4]} ms" if reads else "n/a", "n/a"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'screen reading on':>22}  {'screen reading off':>22}")
+    for name, a, b in rows:
+        print(f"{name:<{width}}  {a:>22}  {b:>22}")
+    print()
+    print(f"{'OCR engine on the 7 rendered fixtures':<40} {'mean CER':>8} {'worst':>6} "
+          f"{'CPU/frame':>10} {'MB added':>9}")
+    for name, mean, worst, cpu, added in engines:
+        print(f"{name:<40} {100 * mean:>8.1f}% {100 * worst:>6.1f}% {cpu:>7.0f} ms {added:>9.1f}")
+    print(json.dumps({"screen_latencies_ms": [round(v) for v in lat]}))
+    print(f"screen_p95_ms={pct(lat, 0.95):.0f} screen_cpu_static_pct={on['static']:.2f} "
+          f"screen_cpu_changing_pct={on['changing']:.2f} rss_mb={on['rss']:.0f} "
+          f"rss_added_mb={on['rss'] - off['rss']:.0f} "
+          f"ocr_cer_pct={100 * engines[0][1]:.2f}" if engines else "")
+    return 0
 
 
 def table(with_model: dict, lists: dict, model_floor: float | None, args: argparse.Namespace
@@ -307,7 +509,13 @@ def main() -> int:
     ap.add_argument("--model-trials", type=int, default=10)
     ap.add_argument("--idle-s", type=float, default=60)
     ap.add_argument("--typing-s", type=float, default=60)
+    ap.add_argument("--screen", action="store_true",
+                    help="measure screen reading only (issue 16): latency, CPU, RSS, OCR CER")
+    ap.add_argument("--screen-trials", type=int, default=10)
+    ap.add_argument("--screen-cpu-s", type=float, default=60)
     args = ap.parse_args()
+    if args.screen:
+        return screen_main(args)
 
     x = start_x11()
     os.environ["DISPLAY"] = x.display

@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 # "supervisor": tamper events the agent's root supervisor seals (agent/supervisor/tamper.py).
-SOURCES = frozenset({"typed", "title", "paste", "supervisor"})
+SOURCES = frozenset({"typed", "title", "paste", "screen", "supervisor"})
 # Categories beside the wordlists' (core.rules.CATEGORIES): the supervisor's tamper events.
 EXTRA_CATEGORIES = frozenset({"tamper"})
 

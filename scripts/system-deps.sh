@@ -2,7 +2,8 @@
 # Installs the Debian packages Vigil's tests and demo need, only those that are missing.
 # Runs as root or through sudo; idempotent.
 set -euo pipefail
-want=(xvfb xdotool openbox x11-utils xclip trayer chromium python3-venv python3-tk)
+want=(xvfb xdotool openbox x11-utils xclip trayer chromium python3-venv python3-tk
+      libtesseract5 tesseract-ocr tesseract-ocr-eng tesseract-ocr-cym tesseract-ocr-pol)  # OCR: agent/screen
 [ "${1:-}" = "--with-postgres" ] && want+=(postgresql)
 [ "${1:-}" = "--packages" ] && { shift; want=("$@"); }  # another list: scripts/wine/system-deps.sh
 missing=()
