@@ -290,8 +290,12 @@ class Monitor:
                 self._on_verdict(ev)
             return
         if isinstance(ev, ScreenText | ScreenImage):
-            if self._sync_policy() and self._active(time.monotonic()):
-                self._on_screen(ev)
+            if self._sync_policy():
+                # Also when no key or focus change came since the schedule ended: the reader
+                # stops grabbing after the first read the monitor throws away.
+                self.screen.active = active = self._active(time.monotonic())
+                if active:
+                    self._on_screen(ev)
             return
         self.inputs_seen += 1
         if isinstance(ev, ListenerRestarted):
