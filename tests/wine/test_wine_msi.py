@@ -55,16 +55,23 @@ def run_values(wine: Wine) -> list[str]:
             re.finditer(r"^\s*Vigil agent\s+REG_SZ\s+(.*)$", done.stdout, re.MULTILINE)]
 
 
-def installed_versions(wine: Wine) -> list[str]:
-    """DisplayVersion of every installed product named 'Vigil agent'."""
+def installed_products(wine: Wine) -> list[tuple[str, str]]:
+    """(product code, DisplayVersion) of every installed product named 'Vigil agent'. Wine
+    8.0's reg has no /f, so the whole Uninstall key is read and filtered here."""
     done = wine.run("reg", "query", UNINSTALL_KEY, "/s", timeout=60)
     assert done.returncode == 0, done.stderr
-    versions = []
+    found = []
     for block in re.split(r"\r?\n(?=HKEY_)", done.stdout):
         if re.search(r"DisplayName\s+REG_SZ\s+Vigil agent\s*$", block, re.MULTILINE):
+            code = re.search(r"\{[0-9A-Fa-f-]{36}\}", block.splitlines()[0])
             m = re.search(r"DisplayVersion\s+REG_SZ\s+(\S+)", block)
-            versions.append(m.group(1) if m else "?")
-    return versions
+            found.append((code.group(0) if code else "", m.group(1) if m else "?"))
+    return found
+
+
+def installed_versions(wine: Wine) -> list[str]:
+    """DisplayVersion of every installed product named 'Vigil agent'."""
+    return [version for _, version in installed_products(wine)]
 
 
 def files_under(path: Path) -> list[Path]:
@@ -84,9 +91,11 @@ def msis(tmp_path: Path) -> dict[str, Path]:
 def clean_prefix(wine: Wine) -> Any:
     """No Vigil installed before or after (a failed test must not leave it for the next)."""
     def remove_all() -> None:
-        for code in re.findall(r"\{[0-9A-F-]{36}\}", wine.run(
-                "reg", "query", UNINSTALL_KEY, "/s", "/f", "Vigil agent", timeout=60).stdout):
-            wine.run("msiexec", "/x", code, "/qn", timeout=300)
+        wine.run("taskkill", "/f", "/im", "pythonw.exe", timeout=60)  # a started agent holds files
+        for code, _ in installed_products(wine):
+            if code:
+                wine.run("msiexec", "/x", code, "/qn", timeout=300)
+        assert installed_versions(wine) == [], "a Vigil agent left in the Wine prefix"
     remove_all()
     yield
     remove_all()
@@ -162,6 +171,10 @@ def test_msi_run_entry_starts_the_agent_at_log_on(
         if agent.lines:
             agent.wait_line("agent running", 30, "the agent's start line")
     finally:
+        # The agent must be gone before clean_prefix uninstalls (it tears down before the
+        # wine fixture would stop it): a running pythonw.exe keeps the product installed.
+        wine.stop_all()
+        wine.run("taskkill", "/f", "/im", "pythonw.exe", timeout=60)
         shutil.rmtree(USER_AGENT_DIR, ignore_errors=True)
 
 
