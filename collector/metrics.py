@@ -40,6 +40,11 @@ class _FromDatabase:
     def __init__(self, app: Any) -> None:
         self.app = app
 
+    def describe(self) -> list[GaugeMetricFamily]:
+        """Nothing up front: without this the registry would call collect() when the app is
+        built, before the schema exists (and a scrape-time query belongs to scrapes)."""
+        return []
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from collector.device_health import silent
         from collector.store.models import AuditEntry, Device, Event, LoginAttempt, utcnow
