@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.dashboard_helpers import audit_entries
 from tests.fixtures.collector import seal_event
 from tests.fixtures.faults import AgentRun, stored_event_ids
 from tests.fixtures.x11 import wait_until
@@ -36,20 +37,6 @@ LOW = {"severity": 2, "category": "drugs", "rule": "drugs.weed"}
 
 def _batch(*sealed: tuple[str, bytes]) -> dict[str, Any]:
     return {"events": [{"id": i, "envelope": base64.b64encode(d).decode()} for i, d in sealed]}
-
-
-def _audit(server: Any, action: str) -> list[Any]:
-    from sqlmodel import col, select
-
-    from collector.store.models import AuditEntry
-
-    db = server.database()
-    try:
-        with db.session() as session:
-            return list(session.exec(select(AuditEntry).where(AuditEntry.action == action)
-                                     .order_by(col(AuditEntry.seq))).all())
-    finally:
-        db.close()
 
 
 @pytest.mark.x11
@@ -83,7 +70,7 @@ def test_an_event_sealed_to_a_stranger_is_quarantined_and_alerted(
                f"{stranger_key.fingerprint}" in r for r in reasons)
     assert any(f"it leaves out {keys.recovery.name} (recovery) " in r for r in reasons)
 
-    entries = _audit(server, "event.quarantined")
+    entries = audit_entries(server, "event.quarantined")
     assert sorted(e.target for e in entries) == sorted(bad)  # once each, though sent twice
     assert {e.actor for e in entries} == {f"device:{device_id}"}
     by_id = {e.target: e.details for e in entries}
@@ -98,7 +85,7 @@ def test_an_event_sealed_to_a_stranger_is_quarantined_and_alerted(
     assert f"{server.url}/audit" in text
     for secret in ("suicide", device_id, stranger_key.fingerprint, "test-pc", *bad):
         assert secret not in text and secret not in str(mail["Subject"])
-    (sent,) = _audit(server, "alert.security_sent")
+    (sent,) = audit_entries(server, "alert.security_sent")
     assert sorted(sent.details["entries"]) == sorted(e.seq for e in entries)
 
     def reported() -> bool:
