@@ -194,12 +194,18 @@ class InputHooks:
         pynput's X11 listener only notices a stop at the next X input event (its thread sits in
         XRecord's enable_context), so on an idle display a join would wait for the user's next
         key. Its threads are daemons and hold nothing that needs flushing, so the agent does not
-        wait for them: signing out must not take ten seconds.
+        wait for them: signing out must not take ten seconds. pynput's own ``stop()`` waits,
+        with no deadline, for a hook that never became live (a busy or broken X server), so it
+        is asked on a daemon thread too.
         """
         self._stopping.set()
-        for part in self._parts:
-            if part.listener is not None:
-                part.listener.stop()
         deadline = time.monotonic() + timeout
+        stoppers = [threading.Thread(target=part.listener.stop, name=f"vigil-{part.which}-stop",
+                                     daemon=True)
+                    for part in self._parts if part.listener is not None]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join(max(0.0, deadline - time.monotonic()))
         for part in self._parts:
             part.join(max(0.0, deadline - time.monotonic()))
