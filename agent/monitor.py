@@ -133,7 +133,8 @@ class Monitor:
         self._typing_window: WindowInfo | None = None
         self.judge = judge or SentenceJudge(self.queue.put, enabled=settings.model)
         self.screen = screen or ScreenReader(
-            self.queue.put, enabled=settings.screen, poll_s=settings.screen_poll_s,
+            # off until a signed policy switches it on (_sync_policy)
+            self.queue.put, enabled=False, poll_s=settings.screen_poll_s,
             interval_s=settings.screen_interval_s, settle_s=settings.screen_settle_s,
             busy_pct=settings.screen_busy_pct, on_battery=settings.screen_on_battery,
             repeat_s=settings.flood_window_s, languages=settings.screen_languages,
@@ -154,6 +155,11 @@ class Monitor:
             # Text left on screen fires once per flood window (or title cool-down, if longer).
             self._screen_repeat_s = max(s.flood_window_s, s.title_cooldown_s)
             self.screen.memory.repeat_s = self._screen_repeat_s
+            self.screen.configure(
+                enabled=s.screen, interval_s=s.screen_interval_s, images=s.screen_images,
+                on_battery=s.screen_on_battery,
+                why_off="screen reading is switched off on this desktop (VIGIL_AGENT_SCREEN=0)"
+                if not self._settings.screen else "screen reading is switched off in the policy")
             guard = self._buffer.guard if self._buffer is not None else None
             self._buffer = TypingBuffer(matcher, self._clipboard, capacity=s.buffer_capacity,
                                         context_chars=s.context_chars,
@@ -381,13 +387,19 @@ class Monitor:
     # --- firing ----------------------------------------------------------------------------
     def _echo(self, t: Trigger, window: WindowInfo | None) -> bool:
         """True for a screen trigger of a rule the pupil's typing fired in that window within
-        the repeat window: what they typed, now shown back to them, is not another event."""
+        the repeat window: what they typed, now shown back to them, is not another event. The
+        sentence model's judgement of the shown line is an echo of any typed event of its
+        category there: the typed sentence's own model hit was dropped for the list hit
+        (core.detect.combine), so its rule never went into the memory."""
         if window is None or t.source not in ("typed", "paste", "screen"):
             return False
-        key, now = f"{t.rule}\0{window.wid}", time.monotonic()
+        now = time.monotonic()
+        rule_key, category_key = f"{t.rule}\0{window.wid}", f"\0{t.category}\0{window.wid}"
         if t.source == "screen":
+            key = category_key if t.detector == "model" else rule_key
             return self._typed_fired.cooling(key, now, self._screen_repeat_s)
-        self._typed_fired.start(key, now, self._screen_repeat_s)
+        self._typed_fired.start(rule_key, now, self._screen_repeat_s)
+        self._typed_fired.start(category_key, now, self._screen_repeat_s)
         return False
 
     def _fire(self, t: Trigger, key_at: float, window: WindowInfo | None) -> None:

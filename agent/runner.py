@@ -56,7 +56,6 @@ def run_agent(settings: Settings, stop: threading.Event | None = None) -> int:
                 "policy_serial": policy.serial, "policy_digest": policy.digest,
                 **({"detection": judge.state, "detection_note": judge.note}
                    if (judge := parts.get("judge")) is not None else {}),
-                # status.json only for now: the collector's heartbeat ignores keys it lacks
                 **({"screen": screen.state, "screen_note": screen.note, "screen_paused":
                     screen.paused or ""} if (screen := parts.get("screen")) is not None else {})}
 

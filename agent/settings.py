@@ -69,11 +69,10 @@ class Settings:
     # a title or a key), which tests use to know the agent has seen a window before typing.
     log_level: str = "info"
     # --- screen reading (agent/screen, issue 16): OCR of the window in front ---
-    # Agent settings for now, not the signed policy: the safe defaults below bound the cost on
-    # every machine; a school-wide switch, schedule and rate can move into the policy later.
-    # Off by default until then (VIGIL_AGENT_SCREEN=1 turns it on): a school decides, and the
-    # whole agent suite has not yet run with it on (docs/agent.md, "What is on the screen").
-    screen: bool = False
+    # The signed policy switches it on and sets its rate (core.policy.ScreenSettings): a school
+    # decides what is monitored, not the desktop. This switch only lets a technician keep it off
+    # on one machine (VIGIL_AGENT_SCREEN=0), e.g. one too slow for OCR; it cannot switch it on.
+    screen: bool = True
     # How often the window in front is grabbed and hashed (a few ms) to see whether it changed.
     screen_poll_s: float = 2.0
     # A window whose content keeps changing is read (OCR, about 0.25 s of CPU) at most this often;
@@ -139,7 +138,8 @@ class Settings:
         return cls(**values)
 
     def with_policy(self, policy: Any) -> Settings:
-        """These settings with the policy's capture options, flood window and cool-down."""
+        """These settings with the policy's capture options, flood window, cool-down and screen
+        reading (on only if the policy and this desktop both allow it)."""
         if policy is None:
             return self
         return replace(
@@ -150,4 +150,8 @@ class Settings:
             all_monitors=policy.capture.all_monitors,
             flood_window_s=float(policy.flood_window_s),
             title_cooldown_s=float(policy.title_cooldown_s),
+            screen=self.screen and policy.screen.enabled,
+            screen_interval_s=float(policy.screen.interval_s),
+            screen_images=self.screen_images and policy.screen.images,
+            screen_on_battery=policy.screen.on_battery,
         )

@@ -58,10 +58,10 @@ TRIGGER = "i want to kill myself"
 PARAPHRASE = "honestly whats the point of me being here anymore i just want it all to stop"
 
 
-def write_config(cfg: Path) -> tuple[object, list]:
+def write_config(cfg: Path, screen: bool = False) -> tuple[object, list]:
     from agent.config import ConfigDir, Enrolment
     from core import keys
-    from core.policy import Policy, Trust, sign
+    from core.policy import Policy, ScreenSettings, Trust, sign
     from core.rules import default_files
 
     _, key = keys.create("Bench Head", "head", "bench password 123",
@@ -69,7 +69,8 @@ def write_config(cfg: Path) -> tuple[object, list]:
     # The default policy's lists: the category lists and every language pack.
     wordlists = {f"default/{name}": text for name, text in default_files().items()}
     policy = Policy(serial=1, keyholders=(key.public,), wordlists=wordlists, flood_window_s=0,
-                    title_cooldown_s=0, notice="Bench run: this display is monitored.")
+                    title_cooldown_s=0, notice="Bench run: this display is monitored.",
+                    screen=ScreenSettings(enabled=screen))
     signed = sign(policy, key)
     config = ConfigDir(cfg)
     config.save_enrolment(Enrolment(collector="https://127.0.0.1:9", device_id="bench-device",
@@ -336,11 +337,11 @@ def measure_screen(x: object, tmp: Path, args: argparse.Namespace, screen: bool
     run = tmp / ("screen" if screen else "noscreen")
     cfg, spool, runtime = run / "cfg", run / "spool", run / "run"
     runtime.mkdir(mode=0o700, parents=True)
-    write_config(cfg)
+    write_config(cfg, screen=screen)  # the signed policy switches screen reading on or off
     env = x.env  # type: ignore[attr-defined]
     # The busy pause is off: this measures what reading costs, on a machine others share.
     env.update(XDG_RUNTIME_DIR=str(runtime), PYTHONUNBUFFERED="1", VIGIL_AGENT_MODEL="1",
-               VIGIL_AGENT_SCREEN="1" if screen else "0", VIGIL_AGENT_SCREEN_BUSY_PCT="100")
+               VIGIL_AGENT_SCREEN_BUSY_PCT="100")
     log_path = run / "agent.log"
     with open(log_path, "wb") as log:
         agent = subprocess.Popen([sys.executable, "-m", "vigil", "agent", "run",

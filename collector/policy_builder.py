@@ -59,7 +59,7 @@ def current_policy(session: Session, settings: Settings, serial: int | None = No
     signed readers (before the first policy: the keyholder table, the genesis set) unless
     ``keyholders`` says otherwise."""
     from core.errors import PolicyError
-    from core.policy import CaptureSettings, Policy, Schedule
+    from core.policy import CaptureSettings, Policy, Schedule, ScreenSettings
 
     if keyholders is None:
         current = signed_readers(session)
@@ -84,6 +84,7 @@ def current_policy(session: Session, settings: Settings, serial: int | None = No
             schedule=Schedule(**p.schedule), onsite_networks=tuple(p.onsite_networks),
             flood_window_s=p.flood_window_s, title_cooldown_s=p.title_cooldown_s,
             retention_days=min(settings.retention_days, 3650),
+            screen=ScreenSettings(**p.screen),
         )
     except (TypeError, PolicyError) as exc:
         raise CollectorError(f"settings [policy]: {exc}") from None

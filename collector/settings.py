@@ -73,6 +73,11 @@ class PolicySettings:
     onsite_networks: list[str] = field(default_factory=list)  # CIDRs; empty: monitor everywhere
     flood_window_s: int = 600
     title_cooldown_s: int = 60
+    # Screen reading (on-screen text by OCR and the image check): see core.policy.ScreenSettings
+    # and docs/agent.md, "What is on the screen". Off until the school switches it on, because
+    # it widens what is monitored and the privacy notice must say so first.
+    screen: dict[str, Any] = field(default_factory=lambda: {
+        "enabled": False, "interval_s": 5, "images": True, "on_battery": False})
     # The language packs (wordlists/lang/<code>.toml) the policy carries besides the English
     # lists: ["all"] (default, because pupils write in these languages), [] for none, or codes
     # such as ["cy", "pl", "ur", "ur-Latn"]. See docs/admin-guide.md.

@@ -30,6 +30,7 @@ __all__ = [
     "CaptureSettings",
     "Policy",
     "Schedule",
+    "ScreenSettings",
     "SignedPolicy",
     "Trust",
     "sign",
@@ -56,7 +57,10 @@ _BODY_FIELDS = frozenset({
     "wordlists_digest", "capture", "notice", "schedule", "onsite_networks", "flood_window_s",
     "title_cooldown_s", "retention_days",
 })
+# Fields a policy signed before they existed may lack; a missing one takes its default.
+_OPTIONAL_FIELDS = frozenset({"screen"})
 _CAPTURE_FIELDS = frozenset({"format", "quality", "scale", "all_monitors"})
+_SCREEN_FIELDS = frozenset({"enabled", "interval_s", "images", "on_battery"})
 _SCHEDULE_FIELDS = frozenset({"days", "start", "end", "timezone"})
 
 
@@ -95,6 +99,26 @@ class CaptureSettings:
         object.__setattr__(self, "scale", float(self.scale))
         if type(self.all_monitors) is not bool:
             raise PolicyError("capture all_monitors must be true or false")
+
+
+@dataclass(frozen=True)
+class ScreenSettings:
+    """Whether agents read the screen (on-screen text by OCR, and the image check), and how often.
+
+    In the signed policy, not the desktop's settings, because it decides what the school
+    monitors: a pupil must not be able to switch it on or off, and the privacy notice states it.
+    """
+
+    enabled: bool = False
+    interval_s: int = 5  # while the window in front keeps changing, read it at most this often
+    images: bool = True  # the nudity check on the same frames
+    on_battery: bool = False  # read on battery too (a laptop on battery pauses by default)
+
+    def __post_init__(self) -> None:
+        for name in ("enabled", "images", "on_battery"):
+            if type(getattr(self, name)) is not bool:
+                raise PolicyError(f"screen {name} must be true or false")
+        _int(self.interval_s, "screen interval_s", 1, 3600)
 
 
 @dataclass(frozen=True)
@@ -146,6 +170,7 @@ class Policy:
     flood_window_s: int = 600
     title_cooldown_s: int = 60
     retention_days: int = 395
+    screen: ScreenSettings = field(default_factory=ScreenSettings)
 
     def __post_init__(self) -> None:
         _int(self.serial, "serial", 1, 2**53)
@@ -167,8 +192,10 @@ class Policy:
                                   f"LAYER one of {', '.join(POLICY_LAYERS)}")
             _text(text, f"wordlist {name}", 4 * 1024 * 1024)
         object.__setattr__(self, "wordlists", dict(sorted(self.wordlists.items())))
-        if not isinstance(self.capture, CaptureSettings) or not isinstance(self.schedule, Schedule):
-            raise PolicyError("policy capture and schedule must be CaptureSettings and Schedule")
+        if not isinstance(self.capture, CaptureSettings) or not isinstance(self.schedule, Schedule) \
+                or not isinstance(self.screen, ScreenSettings):
+            raise PolicyError("policy capture, schedule and screen must be CaptureSettings, "
+                              "Schedule and ScreenSettings")
         _text(self.notice, "notice", 20_000)
         networks = tuple(self.onsite_networks)
         for cidr in networks:
@@ -208,6 +235,8 @@ class Policy:
             "flood_window_s": self.flood_window_s,
             "title_cooldown_s": self.title_cooldown_s,
             "retention_days": self.retention_days,
+            "screen": {"enabled": self.screen.enabled, "interval_s": self.screen.interval_s,
+                       "images": self.screen.images, "on_battery": self.screen.on_battery},
         }
 
     def to_body(self) -> bytes:
@@ -218,13 +247,15 @@ class Policy:
     def from_dict(cls, value: Mapping[str, Any]) -> Policy:
         if value.get("format") != POLICY_FORMAT or value.get("version") != FORMAT_VERSION:
             raise PolicyError("not a Vigil policy of a supported version")
-        if set(value) != _BODY_FIELDS:
+        if not _BODY_FIELDS <= set(value) <= _BODY_FIELDS | _OPTIONAL_FIELDS:
             raise PolicyError("policy has missing or unexpected fields")
         try:
             issued = datetime.fromisoformat(_text(value["issued_at"], "issued_at", 40))
             keyholders = tuple(PublicKey.from_dict(k) for k in _list(value["keyholders"]))
             capture = CaptureSettings(**_mapping(value["capture"], "capture", _CAPTURE_FIELDS))
             schedule = Schedule(**_mapping(value["schedule"], "schedule", _SCHEDULE_FIELDS))
+            screen = (ScreenSettings(**_mapping(value["screen"], "screen", _SCREEN_FIELDS))
+                      if "screen" in value else ScreenSettings())
         except (TypeError, ValueError, KeyFileError) as exc:
             raise PolicyError(f"policy is malformed: {_one_line(exc)}") from None
         policy = cls(
@@ -233,7 +264,7 @@ class Policy:
             notice=value["notice"], schedule=schedule,
             onsite_networks=tuple(_list(value["onsite_networks"])),
             flood_window_s=value["flood_window_s"], title_cooldown_s=value["title_cooldown_s"],
-            retention_days=value["retention_days"],
+            retention_days=value["retention_days"], screen=screen,
         )
         if value["wordlists_digest"] != policy.wordlists_digest:
             raise PolicyError("policy wordlists do not match their digest")

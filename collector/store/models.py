@@ -77,6 +77,7 @@ class DetectionMode(StrEnum):
 
 
 DETECTION_NOTE_MAX = 300
+SCREEN_STATE_MAX = 64
 
 
 class Device(SQLModel, table=True):
@@ -106,6 +107,12 @@ class Device(SQLModel, table=True):
     # reports it), compared with the published one's ETag (collector.device_health).
     policy_digest: str = Field(default="", max_length=80, sa_column_kwargs={"server_default": ""})
     silent_alerted_at: datetime | None = None  # the silent-device job's last alert for it
+    # From the heartbeat: the agent's screen reader, "on", "off", "off (engine unavailable)",
+    # with " (paused: ...)" while it holds off; "" until an agent reports it (issue 16).
+    screen: str = Field(default="", max_length=SCREEN_STATE_MAX,
+                        sa_column_kwargs={"server_default": ""})
+    screen_note: str = Field(default="", max_length=DETECTION_NOTE_MAX,
+                             sa_column_kwargs={"server_default": ""})
 
 
 class EnrolToken(SQLModel, table=True):

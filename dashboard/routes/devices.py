@@ -19,7 +19,7 @@ from dashboard.errors import NotFound
 from dashboard.rendering import render
 from dashboard.security import aware
 
-__all__ = ["detection_label", "router"]
+__all__ = ["detection_label", "router", "screen_label"]
 
 router = APIRouter(tags=["dashboard"])
 
@@ -35,6 +35,19 @@ def detection_label(mode: str, note: str) -> tuple[str, str]:
     if mode == DetectionMode.MODEL_UNAVAILABLE:
         return f"lists only: {note or 'the sentence model did not load'}", "degraded"
     return mode, ""  # "" until the agent reports (older agents)
+
+
+def screen_label(state: str, note: str) -> tuple[str, str]:
+    """(text, kind) for the screen-reading line of the Detection column; kind "degraded" when
+    the policy asks for screen reading and the engine did not load there. Desktop text stays
+    plain for the template to escape."""
+    if not state:
+        return "", ""
+    if "unavailable" in state:
+        return f"screen reading: {note or state}", "degraded"
+    if state.startswith("off"):
+        return "screen reading off", "off"
+    return f"screen reading {state}", ""
 
 
 POLICY_LABELS = {
@@ -55,6 +68,7 @@ def _devices_page(
     devices = list(db.exec(select(Device).order_by(col(Device.hostname))).all())
     states = health(db, settings, devices, now)
     detection = {d.id: detection_label(d.detection, d.detection_note) for d in devices}
+    screen = {d.id: screen_label(d.screen, d.screen_note) for d in devices}
     live = [d for d in devices if d.revoked_at is None]
     degraded = sum(1 for d in live if detection[d.id][1] == "degraded")
     tokens = db.exec(
@@ -68,6 +82,7 @@ def _devices_page(
         health=states,
         policy_labels=POLICY_LABELS,
         detection=detection,
+        screen=screen,
         degraded=degraded,
         silent_count=sum(1 for d in live if states[d.id].state == "silent"),
         other_policy=sum(1 for d in live if states[d.id].policy == "other"),

@@ -63,6 +63,8 @@ class PrivacyFacts:
     timezone: str
     onsite_only: bool
     screenshot_format: str
+    screen_reading: bool  # on-screen text (OCR) read too
+    screen_images: bool  # and the image check on the same frames
     repeat_window_minutes: int
     retention_days: int
     keyholders: list[tuple[str, str]]  # (name, or "" when it only repeats the role; role in words)
@@ -105,7 +107,8 @@ def facts_from_policy(policy: Any | None, settings: Settings) -> PrivacyFacts:
     if policy is None:
         return PrivacyFacts(
             published=False, serial=0, categories=[], days="", hours="", timezone="",
-            onsite_only=False, screenshot_format="", repeat_window_minutes=0,
+            onsite_only=False, screenshot_format="", screen_reading=False, screen_images=False,
+            repeat_window_minutes=0,
             retention_days=settings.retention_days, keyholders=[], notice="",
         )
     schedule = policy.schedule
@@ -118,6 +121,8 @@ def facts_from_policy(policy: Any | None, settings: Settings) -> PrivacyFacts:
         timezone=schedule.timezone,
         onsite_only=bool(policy.onsite_networks),
         screenshot_format=policy.capture.format.upper(),
+        screen_reading=policy.screen.enabled,
+        screen_images=policy.screen.enabled and policy.screen.images,
         repeat_window_minutes=max(1, round(policy.flood_window_s / 60)),
         # The collector deletes by its own setting; the page states what actually happens.
         retention_days=settings.retention_days,

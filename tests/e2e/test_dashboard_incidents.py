@@ -278,7 +278,9 @@ def test_dashboard_devices_show_what_each_agent_detects_with(collector_server: A
     server = collector_server
     who = make_accounts(server)
     reports = {
-        "PC-MODEL": {"detection": "lists+model"},
+        "PC-MODEL": {"detection": "lists+model", "screen": "on", "screen_paused": "busy"},
+        "PC-NOOCR": {"detection": "lists+model", "screen": "off (engine unavailable)",
+                     "screen_note": "screen text unavailable " + NOTE_XSS},
         "PC-OFF": {"detection": "lists", "detection_note":
                    "the sentence model is switched off (VIGIL_AGENT_MODEL=0)"},
         "PC-BROKEN": {"detection": "lists (model unavailable)",
@@ -301,7 +303,10 @@ def test_dashboard_devices_show_what_each_agent_detects_with(collector_server: A
     def cell(hostname: str) -> Any:
         return page.locator("#devices tbody tr", has_text=hostname).locator("td.detection")
 
-    assert cell("PC-MODEL").inner_text() == "lists + model"
+    assert cell("PC-MODEL").inner_text() == "lists + model\nscreen reading on (paused: busy)"
+    noocr = cell("PC-NOOCR")
+    assert noocr.inner_text() == f"lists + model\nscreen reading: screen text unavailable {NOTE_XSS}"
+    assert noocr.locator("span.screen strong.degraded").is_visible()
     assert cell("PC-OFF").inner_text() == (
         "lists only: the sentence model is switched off (VIGIL_AGENT_MODEL=0)")
     assert cell("PC-OFF").locator("strong.degraded").count() == 0  # meant, so no warning

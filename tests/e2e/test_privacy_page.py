@@ -23,7 +23,8 @@ def test_privacy_page_states_the_live_policy_to_anyone(
 ) -> None:
     server = collector_factory(retention_days=200,
                                policy=PolicySettings(schedule=SCHOOL_DAY,
-                                                     onsite_networks=["10.0.0.0/8"]))
+                                                     onsite_networks=["10.0.0.0/8"],
+                                                     screen={"enabled": True}))
     page = browser_context.new_page()
     answer = page.goto(f"{server.url}/privacy")
     assert answer.status == 200  # no sign-in
@@ -39,6 +40,8 @@ def test_privacy_page_states_the_live_policy_to_anyone(
     assert "self-harm" in text and "eating disorders" in text and "bullying" in text
     assert "kill myself" not in text.lower()
     assert PolicySettings().notice in text
+    # Screen reading is on in this policy: the page says so, and that the image check runs.
+    assert "the text shown in the window in front" in text and "sexual images" in text
     # Staff navigation is not offered to the public.
     assert page.locator("a[href='/triage']").count() == 0
 
@@ -79,3 +82,5 @@ def test_pupils_and_parents_doc_says_what_the_default_page_says(
         paragraph = re.sub(r" \([^)]*\)$", "", paragraph)  # a keyholder's own name
         assert " ".join(paragraph.split()) in flat_doc, paragraph
     assert "after 365 days" in page.inner_text("main") and "*365 days*" in doc
+    # Screen reading is off under the default policy, and the page does not claim it.
+    assert "window in front (for example a message" not in page.inner_text("main")

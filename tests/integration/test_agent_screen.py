@@ -7,8 +7,9 @@ the same message left open, re-read as the window changes and as the focus comes
 stays one event.
 
 The windows are xmessage with the X core font 10x20 (FIELD-NOTES.md) and Tk labels in the fonts
-Debian ships (DejaVu, URW base-35 through fontconfig). Screen reading is switched on for these
-agents (``VIGIL_AGENT_SCREEN=1``); its busy pause is switched off (``..._BUSY_PCT=100``) because
+Debian ships (DejaVu, URW base-35 through fontconfig). Screen reading is switched on by the
+signed policy of this module's collector (``[policy] screen``), and off under the default
+policy; the agents' busy pause is switched off (``VIGIL_AGENT_SCREEN_BUSY_PCT=100``) because
 other suites share this machine's two cores, and is tested in tests/unit/test_agent_screen.py.
 """
 
@@ -121,8 +122,16 @@ def wait_rule(server: Any, rule: str, deadline: float) -> Any:
 
 
 @pytest.fixture
+def collector_server(collector_factory: Callable[..., Any]) -> Any:
+    """This module's collector: its signed policy switches screen reading on."""
+    from collector.settings import PolicySettings
+
+    return collector_factory(policy=PolicySettings(screen={"enabled": True, "interval_s": 5}))
+
+
+@pytest.fixture
 def screen_agent(agent_factory: Callable[..., AgentRun], collector_server: Any) -> AgentRun:
-    agent = agent_factory(VIGIL_AGENT_SCREEN="1", VIGIL_AGENT_SCREEN_BUSY_PCT="100")
+    agent = agent_factory(VIGIL_AGENT_SCREEN_BUSY_PCT="100")
     agent.enrol(collector_server)
     agent.start()
     try:
@@ -258,3 +267,25 @@ def test_what_the_pupil_types_is_not_fired_again_when_it_shows_on_screen(
     wait_until(lambda: not screen_agent.spooled(), 30, what="the spool to empty")
     assert [(r.rule, r.source, r.repeat_count) for r in stored_events(collector_server)] == \
         [("grooming.dont_tell_your_parents", "typed", 1)]
+
+
+def test_under_the_default_policy_the_screen_is_not_read(
+        agent_factory: Callable[..., AgentRun], collector_factory: Callable[..., Any],
+        x11: X11) -> None:
+    # The school switches screen reading on in its signed policy; until it does, a groomer's
+    # message on screen is not read. Typing still is: the agent runs, its status says why.
+    server = collector_factory()
+    agent = agent_factory(VIGIL_AGENT_SCREEN_BUSY_PCT="100")
+    agent.enrol(server)
+    agent.start()
+    wait_until(lambda: "sentence model loaded" in agent.log(), 60, what="the model to load")
+    show(x11, agent, "Chat", "xmessage 10x20", ("dont tell your parents about me ok",))
+    x11.type("i want to kill myself")
+    x11.key("Return")
+    wait_until(lambda: any(r.source == "typed" for r in stored_events(server)), 30,
+               interval=0.1, what="the typed event (the agent is monitoring)")
+    assert screen_events(server) == []
+    assert "screen reader on" not in agent.log()
+    status = wait_until(lambda: (st := agent.status()).get("screen") and st, 30,
+                        what="the agent's status")
+    assert status["screen"] == "off" and "policy" in status["screen_note"], status

@@ -254,15 +254,20 @@ def test_heartbeat_updates_the_device_and_names_the_policy(server: CollectorServ
                                      json={"spool_depth": -1}), 422, "invalid")
 
 
-def _detection(server: CollectorServer, device: EnrolledDevice) -> tuple[str, str]:
+def _device_fields(server: CollectorServer, device: EnrolledDevice, *names: str) -> tuple:
+    """These columns of the device's row, as stored."""
     db = server.database()
     try:
         with db.session() as s:
             row = s.get(Device, device.id)
             assert row is not None
-            return row.detection, row.detection_note
+            return tuple(getattr(row, name) for name in names)
     finally:
         db.close()
+
+
+def _detection(server: CollectorServer, device: EnrolledDevice) -> tuple[str, str]:
+    return _device_fields(server, device, "detection", "detection_note")
 
 
 def test_heartbeat_reports_what_the_agent_detects_with(server: CollectorServer) -> None:
@@ -302,6 +307,30 @@ def test_heartbeat_reports_what_the_agent_detects_with(server: CollectorServer) 
                                 json={"agent_version": "0.9", "spool_depth": 0})
     assert answer.status_code == 200, answer.text
     assert _detection(server, device) == ("", "")
+
+
+def test_heartbeat_reports_screen_reading_in_one_clean_line(server: CollectorServer) -> None:
+    """Issue 16: the screen reader's state and why it is off reach the device row, cleaned like
+    the detection note (a desktop wrote them), with a pause folded into the state; an older
+    agent's heartbeat (none of the fields) reads as never reported."""
+    def screen() -> tuple[str, str]:
+        return _device_fields(server, device, "screen", "screen_note")
+
+    device = server.enrol()
+    assert screen() == ("", "")
+    beat = {"screen": "on", "screen_note": "", "screen_paused": "busy"}
+    assert server.client.post("/api/v1/heartbeat", headers=device.auth, json=beat).status_code == 200
+    assert screen() == ("on (paused: busy)", "")
+    beat = {"screen": "off (engine unavailable)\x1b[2J" + "y" * 500,
+            "screen_note": "screen text unavailable (libtesseract.so.5:\n not found)\u202e",
+            "screen_paused": ""}
+    assert server.client.post("/api/v1/heartbeat", headers=device.auth, json=beat).status_code == 200
+    state, note = screen()
+    assert state.startswith("off (engine unavailable)[2J") and len(state) == 64, state
+    assert note == "screen text unavailable (libtesseract.so.5: not found)", note
+    assert server.client.post("/api/v1/heartbeat", headers=device.auth,
+                              json={"spool_depth": 0}).status_code == 200
+    assert screen() == ("", "")
 
 
 def test_policy_is_signed_and_cached_by_etag(server: CollectorServer) -> None:

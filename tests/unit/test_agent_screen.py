@@ -264,3 +264,41 @@ def test_a_reader_without_ocr_still_checks_images() -> None:
     r.window_changed(WIN, 1.0)
     assert r.poll(1.5)
     assert got == [ScreenImage("FEMALE_BREAST_EXPOSED", 0.9, WIN, 1.0)]
+
+
+def test_the_signed_policy_switches_reading_on_and_off() -> None:
+    engine, grabs = FakeEngine(), []
+    r = ScreenReader(lambda s: None, enabled=False, engine=engine, images=False,
+                     grab=lambda w: grabs.append(1) or chat(GROOMING[:1]))
+    r.window_changed(WIN, 0.0)
+    assert not r.poll(1.0) and grabs == [] and r.state == "off"  # no policy yet: nothing grabbed
+    r.configure(enabled=True, interval_s=30, images=False, on_battery=True)
+    r._power = _power(0, None)
+    r.window_changed(WIN, 2.0)
+    assert r.poll(2.5) and engine.reads == 1 and r.state == "on" and r.note == ""
+    assert r.detector.interval_s == 30
+    r.configure(enabled=False, interval_s=30, images=False, on_battery=True,
+                why_off="screen reading is switched off in the policy")
+    r.window_changed(WindowInfo(2, "Notes", "x", (0, 0, 500, 500)), 3.0)
+    assert not r.poll(3.5) and engine.reads == 1
+    assert r.state == "off" and "policy" in r.note
+
+
+def test_the_desktop_can_keep_screen_reading_off_but_not_switch_it_on() -> None:
+    from dataclasses import replace as _replace
+
+    from agent.settings import Settings
+    from core.policy import ScreenSettings
+
+    class _Policy:  # the fields with_policy reads
+        capture = type("C", (), {"format": "png", "quality": 70, "scale": 1.0,
+                                 "all_monitors": False})()
+        flood_window_s, title_cooldown_s = 600, 60
+        screen = ScreenSettings(enabled=True, interval_s=12, images=False, on_battery=True)
+
+    on = Settings().with_policy(_Policy())
+    assert (on.screen, on.screen_interval_s, on.screen_images, on.screen_on_battery) == \
+        (True, 12.0, False, True)
+    assert not Settings(screen=False).with_policy(_Policy()).screen
+    _Policy.screen = _replace(_Policy.screen, enabled=False)
+    assert not Settings(screen=True).with_policy(_Policy()).screen

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -66,6 +67,17 @@ def test_instances_starting_together_migrate_once(db_url: str) -> None:
         e.dispose()
 
 
+def _insert_device(conn: Any) -> None:
+    """Device d1 with only the columns every revision has (0001's)."""
+    from sqlalchemy import text
+
+    conn.execute(text(
+        "INSERT INTO device (id, hostname, os, \"group\", agent_version, secret_hash, "
+        "enrolled_at, revoked_reason, user_signed_in, spool_depth, dropped, quarantined, "
+        "listener_restarts, policy_serial) VALUES ('d1', 'pc1', 'linux', '', '1.0', 'h', "
+        ":now, '', false, 0, 0, 0, 0, 0)"), {"now": "2026-11-24 10:00:00"})
+
+
 def test_0005_device_detection_up_down_up_keeps_devices(db_url: str) -> None:
     """0005 adds device.detection and detection_note ("" for devices already enrolled, even with
     events pointing at them) and its downgrade drops exactly them, on SQLite and PostgreSQL."""
@@ -79,11 +91,7 @@ def test_0005_device_detection_up_down_up_keeps_devices(db_url: str) -> None:
     try:
         upgrade(engine, "0004")
         with engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO device (id, hostname, os, \"group\", agent_version, secret_hash, "
-                "enrolled_at, revoked_reason, user_signed_in, spool_depth, dropped, quarantined, "
-                "listener_restarts, policy_serial) VALUES ('d1', 'pc1', 'linux', '', '1.0', 'h', "
-                ":now, '', false, 0, 0, 0, 0, 0)"), {"now": "2026-11-24 10:00:00"})
+            _insert_device(conn)
             conn.execute(text(
                 "INSERT INTO event (id, device_id, time, received_at, category, severity, rule, "
                 "source, repeat_count, blob_key, size, sha256, recipients, status) VALUES "
@@ -175,7 +183,37 @@ def test_0007_roster_up_down_up(db_url: str) -> None:
         assert {"roster_pupil", "roster_import"} <= set(inspect(engine).get_table_names())
         command.downgrade(alembic_config(engine), "0006")
         assert not {"roster_pupil", "roster_import"} & set(inspect(engine).get_table_names())
-        upgrade(engine)
+        upgrade(engine, "0007")
         assert current_revision(engine) == "0007"
+    finally:
+        engine.dispose()
+
+
+def test_0008_device_screen_up_down_up_keeps_devices(db_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from collector.store.db import make_engine
+    from collector.store.schema import alembic_config
+
+    engine = make_engine(db_url)
+
+    def columns() -> set[str]:
+        return {c["name"] for c in inspect(engine).get_columns("device")}
+
+    try:
+        upgrade(engine, "0007")
+        assert not {"screen", "screen_note"} & columns()
+        with engine.begin() as conn:
+            _insert_device(conn)
+        upgrade(engine, "0008")
+        assert {"screen", "screen_note"} <= columns()
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT screen, screen_note FROM device")).one() == ("", "")
+        command.downgrade(alembic_config(engine), "0007")
+        assert not {"screen", "screen_note"} & columns()
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT id FROM device")).scalars().all() == ["d1"]
     finally:
         engine.dispose()

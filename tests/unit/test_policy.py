@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from core import keys, policy
 from core.errors import PolicyError, UntrustedPolicy
-from core.policy import CaptureSettings, Policy, Schedule, SignedPolicy, Trust
+from core.policy import CaptureSettings, Policy, Schedule, ScreenSettings, SignedPolicy, Trust
 from tests.fixtures.keys import FAST_TEST_KDF, Keyholder, Keyholders
 
 WORDLISTS = {"default/suicide.toml": 'category = "suicide"\n',
@@ -238,6 +238,8 @@ def test_garbage_signed_policies(keyholders: Keyholders, garbage: bytes) -> None
     {"keyset_fingerprint": "vks1:abc"}, {"issued_at": "not a time"},
     {"capture": {"format": "bmp", "quality": 70, "scale": 1.0, "all_monitors": False}},
     {"capture": {"format": "png"}}, {"schedule": {"days": ["someday"]}},
+    {"screen": {"enabled": True}}, {"screen": "on"},
+    {"screen": {"enabled": 1, "interval_s": 5, "images": True, "on_battery": False}},
 ])
 def test_malformed_bodies_signed_by_a_trusted_key_are_policy_errors(
         keyholders: Keyholders, edit: dict[str, Any]) -> None:
@@ -344,3 +346,34 @@ def test_random_corruption_of_a_signed_policy_is_never_accepted_as_something_els
         pytest.fail(f"{type(exc).__name__}: {exc}")
     # Only a change that means nothing (unused low bits of a base64 character) may pass.
     assert accepted.to_body() == original.body
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"enabled": "yes"}, {"interval_s": 0}, {"interval_s": 3601}, {"interval_s": 2.5},
+    {"images": None}, {"on_battery": 1},
+])
+def test_screen_settings_validation(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(PolicyError):
+        ScreenSettings(**kwargs)
+
+
+def test_screen_reading_is_signed_and_a_policy_from_before_it_still_verifies(
+        keyholders: Keyholders) -> None:
+    on = _policy(keyholders.publics, screen=ScreenSettings(enabled=True, interval_s=10))
+    assert Policy.from_body(on.to_body()).screen == ScreenSettings(enabled=True, interval_s=10)
+    # a pupil's edit of the switch breaks the signature like any other field
+    signed = policy.sign(replace(on, serial=2), keyholders.head.key)
+    flipped = json.loads(signed.body)
+    flipped["screen"]["enabled"] = False
+    forged = SignedPolicy(json.dumps(flipped, sort_keys=True, separators=(",", ":")).encode(),
+                          signed.signer, signed.signature)
+    with pytest.raises(PolicyError):
+        policy.verify(forged, _accepted(keyholders)[1])
+    # a policy signed before the field existed (no "screen"): screen reading off
+    old = json.loads(_policy(keyholders.publics, serial=2).to_body())
+    del old["screen"]
+    body = json.dumps(old, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    legacy = SignedPolicy(body, keyholders.head.fingerprint,
+                          keyholders.head.key.sign(b"vigil signed policy v1\0" + body))
+    accepted, _ = policy.verify(legacy, _accepted(keyholders)[1])
+    assert accepted.screen == ScreenSettings() and not accepted.screen.enabled
