@@ -41,11 +41,14 @@ test-wine: wine-env
 	$(BIN)/python -m pytest -m wine --durations=0 tests/wine $(PYTEST_ARGS)
 
 # dist/vigil-agent-VERSION.msi, built on Linux with wixl: the embedded CPython, the wheels, Vigil.
-# Needs only pip (a bare venv), not the project's environment.
+# Needs only pip (a bare venv), not the project's environment. Authenticode-signed (osslsigncode)
+# with SIGN_CERT=cert.pem SIGN_KEY=key.pem [SIGN_PASS_FILE=file]: installer/windows/codesign.py.
 windows:
 	@scripts/wine/system-deps.sh --msi-only
 	@test -x build/windows/venv/bin/python || $(PYTHON) -m venv build/windows/venv
-	build/windows/venv/bin/python installer/windows/windows_build.py msi
+	build/windows/venv/bin/python installer/windows/windows_build.py msi \
+	  $(if $(SIGN_CERT),--sign-cert $(SIGN_CERT) --sign-key $(SIGN_KEY)) \
+	  $(if $(SIGN_PASS_FILE),--sign-pass-file $(SIGN_PASS_FILE))
 
 # The long soak: the soak test for 10 minutes (make test runs it for one), then bench/soak.py.
 soak: $(STAMP)

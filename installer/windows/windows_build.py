@@ -134,12 +134,31 @@ def main(argv: list[str] | None = None) -> int:
     msi = sub.add_parser("msi", help="dist/vigil-agent-VERSION.msi")
     msi.add_argument("--version", help="the MSI's version (default: pyproject's)")
     msi.add_argument("--out", type=Path, default=REPO / "dist")
+    msi.add_argument("--sign-cert", type=Path, help="Authenticode: the code-signing certificate "
+                                                    "(PEM, with its chain) to sign the MSI with")
+    msi.add_argument("--sign-key", type=Path, help="its private key (PEM)")
+    msi.add_argument("--sign-pass-file", type=Path, help="a file holding the key's passphrase")
+    msi.add_argument("--timestamp-url", help="an RFC 3161 time-stamping server (optional)")
     args = parser.parse_args(argv)
+    if args.what == "msi" and bool(args.sign_cert) != bool(args.sign_key):
+        parser.error("--sign-cert and --sign-key go together")
     build_runtime()
     if args.what == "msi":
+        from codesign import Signer, SigningError  # installer/windows/codesign.py
         from msi import build_msi  # installer/windows/msi.py
 
-        print(build_msi(RUNTIME, BUNDLE, args.out, args.version))
+        out = build_msi(RUNTIME, BUNDLE, args.out, args.version)
+        if args.sign_cert:
+            try:
+                Signer(args.sign_cert, args.sign_key, args.sign_pass_file,
+                       args.timestamp_url).sign(out)
+            except SigningError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            print(f"signed with {args.sign_cert}")
+        else:
+            print("not signed: pass --sign-cert and --sign-key (installer/windows/codesign.py)")
+        print(out)
     return 0
 
 
