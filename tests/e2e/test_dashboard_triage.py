@@ -191,7 +191,10 @@ def test_event_view_shows_the_detector_its_score_and_the_sentences(
                "sentences": {"before": "", "trigger": "just go die", "after": ""}})
     older = SeedEvent("drugs", 2, "drugs.weed", "Notes.txt - Notepad",
                       "where can i buy weed near school", "weed", minutes_ago=6)
-    seed_events(server, [model, listed, older])
+    image = SeedEvent("pornography", 5, "image:nudity", "Photos", "", "", minutes_ago=8,
+                      extra={"detector": "image", "score": 0.81,
+                             "sentences": {"before": "", "trigger": "", "after": ""}})
+    seed_events(server, [model, listed, older, image])
 
     page = new_context().new_page()
     dialogs: list[str] = []
@@ -225,6 +228,11 @@ def test_event_view_shows_the_detector_its_score_and_the_sentences(
     assert page.locator("#detected-by").inner_text() == "word list rule bullying.go_die"
     assert page.locator("#sentence-trigger").inner_text() == "just go die"
     assert page.locator("#sentence-before, #sentence-after").count() == 0
+
+    page.goto(f"{server.url}/events/{image.id}")  # issue 16: the image check on the screen
+    page.wait_for_selector("#detected-by")
+    assert page.locator("#detected-by").inner_text().startswith(
+        "image check on the screen (score 0.81): an explicit image was in the window in front")
 
     page.goto(f"{server.url}/events/{older.id}")
     page.wait_for_selector("#context mark")
