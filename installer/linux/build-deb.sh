@@ -70,7 +70,8 @@ Architecture: amd64
 Maintainer: Vigil project <vigil@localhost>
 Installed-Size: $size
 Depends: python3 (>= 3.11), python3-venv
-Recommends: xdotool, python3-tk
+Recommends: xdotool, python3-tk, libtesseract5, tesseract-ocr-eng
+Suggests: tesseract-ocr-cym, tesseract-ocr-pol
 Section: admin
 Priority: optional
 Homepage: https://github.com/vigil-safeguarding/vigil
