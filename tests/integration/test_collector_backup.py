@@ -8,6 +8,7 @@ keyholder opens a capture and the audit chain verifies against the restored log.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -67,9 +68,12 @@ def test_backup_online_then_restore_opens_a_capture_and_verifies(
     later = _post(server, device, b"after the backup")  # not in the backup
     server.stop()
     head = server.keys.head
+    header = tmp_path / "header.json"
     viewed = vigil("event", "open", "--data", str(server.data_dir), later, "--keyholder",
-                   head.name, "--password-stdin", stdin=head.password.encode() + b"\n")
+                   head.name, "--password-stdin", "--header-out", str(header),
+                   stdin=head.password.encode() + b"\n")
     assert viewed.returncode == 0, viewed.stderr  # an audit entry the backup lacks
+    assert json.loads(header.read_text())["meta"]["event_id"] == later  # what the keyholder keeps
 
     target = tmp_path / "restored"
     extra: list[str] = []

@@ -568,7 +568,6 @@ audit log."""
 
 
 def _event_open(args: argparse.Namespace) -> int:
-    import json
 
     from collector.audit import record
     from collector.errors import BadRequest, BlobNotFound, NotFound
@@ -606,13 +605,9 @@ def _event_open(args: argparse.Namespace) -> int:
             raise
         db.write(lambda s: record(s, key.name, "capture.view", event.id,
                                   {"via": "cli", "bytes": len(opened.body)}))
+    from vigil.commands.crypto import emit, write_header
+
     if args.header_out:
-        document = {"meta": opened.meta.to_dict(), "header": opened.header}
-        try:
-            with open(args.header_out, "w", encoding="utf-8") as fh:
-                json.dump(document, fh, indent=1, ensure_ascii=False)
-        except OSError as exc:
-            raise BadRequest(f"cannot write {args.header_out}: {exc.strerror}") from None
-    sys.stdout.buffer.write(opened.body)
-    sys.stdout.buffer.flush()
+        write_header(opened, args.header_out, BadRequest)
+    emit(opened.body)
     return 0

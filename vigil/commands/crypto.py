@@ -83,7 +83,7 @@ def _json_object(text: str, option: str) -> dict[str, Any]:
     return value
 
 
-def _emit(data: bytes) -> None:
+def emit(data: bytes) -> None:
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
 
@@ -94,7 +94,7 @@ def _seal(args: argparse.Namespace) -> int:
     meta = envelope.Metadata.from_dict(default_meta(_json_object(args.meta, "--meta")))
     header = _json_object(args.header, "--header")
     recipients = [keys.load_public_key(path) for path in args.to]
-    _emit(envelope.seal(meta, header, sys.stdin.buffer.read(), recipients))
+    emit(envelope.seal(meta, header, sys.stdin.buffer.read(), recipients))
     return 0
 
 
@@ -122,14 +122,20 @@ def _open(args: argparse.Namespace) -> int:
     except MetadataMismatch as exc:
         raise MetadataMismatch(exc.differences, "--expect") from None
     if args.header_out:
-        document = {"meta": opened.meta.to_dict(), "header": opened.header}
-        try:
-            with open(args.header_out, "w", encoding="utf-8") as fh:
-                json.dump(document, fh, indent=1, ensure_ascii=False)
-        except OSError as exc:
-            raise UsageError(f"cannot write {args.header_out}: {exc.strerror}") from None
-    _emit(opened.body)
+        write_header(opened, args.header_out, UsageError)
+    emit(opened.body)
     return 0
+
+
+def write_header(opened: Any, path: Any, error: type[VigilError]) -> None:
+    """``--header-out``: an opened envelope's metadata and sealed header as JSON at ``path``
+    (what a keyholder keeps beside the capture); ``error`` if it cannot be written."""
+    document = {"meta": opened.meta.to_dict(), "header": opened.header}
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(document, fh, indent=1, ensure_ascii=False)
+    except OSError as exc:
+        raise error(f"cannot write {path}: {exc.strerror}") from None
 
 
 def _grant(args: argparse.Namespace) -> int:
@@ -137,12 +143,12 @@ def _grant(args: argparse.Namespace) -> int:
 
     to = keys.load_public_key(args.to)
     key = _unlock(args.key, args.password_stdin)
-    _emit(envelope.grant(_read_envelope(), key, to))
+    emit(envelope.grant(_read_envelope(), key, to))
     return 0
 
 
 def _revoke(args: argparse.Namespace) -> int:
     from core import envelope
 
-    _emit(envelope.revoke(_read_envelope(), args.fingerprint))
+    emit(envelope.revoke(_read_envelope(), args.fingerprint))
     return 0
