@@ -250,6 +250,9 @@ MATRIX: dict[tuple[str, str], tuple[Call, dict[str, int]]] = {
         keyholders_post()),
     ("POST", "/incidents/{incident_id}/export"): (Call(lambda c: _incident(c) + "/export"),
                                                   keyholders_post(200)),
+    ("POST", "/incidents/{incident_id}/handoff"): (
+        Call(lambda c: _incident(c) + "/handoff", form=lambda c: {"format": "myconcern"}),
+        keyholders_post(200)),
     # Reports: governors see anonymised figures.
     ("GET", "/reports"): (Call("/reports"), any_role()),
     ("GET", "/reports/termly"): (Call("/reports/termly"), any_role()),
