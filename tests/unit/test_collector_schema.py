@@ -175,7 +175,33 @@ def test_0007_roster_up_down_up(db_url: str) -> None:
         assert {"roster_pupil", "roster_import"} <= set(inspect(engine).get_table_names())
         command.downgrade(alembic_config(engine), "0006")
         assert not {"roster_pupil", "roster_import"} & set(inspect(engine).get_table_names())
-        upgrade(engine)
+        upgrade(engine, "0007")
         assert current_revision(engine) == "0007"
+    finally:
+        engine.dispose()
+
+
+def test_0008_routing_up_down_up_keeps_events(db_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from collector.store.db import make_engine
+    from collector.store.schema import alembic_config
+
+    tables = {"route_target", "route_rule", "route_delivery"}
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0007")
+        assert not tables & set(inspect(engine).get_table_names())
+        upgrade(engine, "0008")
+        assert tables <= set(inspect(engine).get_table_names())
+        assert "routed_at" in {c["name"] for c in inspect(engine).get_columns("event")}
+        command.downgrade(alembic_config(engine), "0007")
+        inspector = inspect(engine)
+        assert not tables & set(inspector.get_table_names())
+        assert "routed_at" not in {c["name"] for c in inspector.get_columns("event")}
+        upgrade(engine, "0008")
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT count(*) FROM route_rule")).scalar_one() == 0
     finally:
         engine.dispose()
