@@ -59,6 +59,7 @@ __all__ = [
     "plan",
     "route_all",
     "send_digests",
+    "send_test",
 ]
 
 KINDS = ("email", "webhook")
@@ -197,6 +198,16 @@ def _send(settings: Settings, target: RouteTarget, count: int) -> None:
         _mail(settings, target.address, subject, text)
     else:
         _post_webhook(settings, target.address, text.split("\n", 1)[0])
+
+
+def send_test(settings: Settings, target: RouteTarget) -> None:
+    """A test message to ``target`` (from the routing page); RouteError if it cannot be sent."""
+    text = (f"Vigil: this is a test. Alerts sent here say only that events need review at "
+            f"{settings.public_url}/triage")
+    if target.kind == "email":
+        _mail(settings, target.address, "Vigil: test alert", text + "\n")
+    else:
+        _post_webhook(settings, target.address, text)
 
 
 def _backoff(settings: Settings, attempts: int) -> timedelta:
