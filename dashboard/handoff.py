@@ -60,7 +60,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "vigil_reference", "student_surname", "student_forename", "upn", "admission_number",
     "year_group", "form", "login_name", "incident_date", "incident_time", "date_reported",
     "reported_by", "location", "categories", "vigil_categories", "highest_severity",
-    "description", "people_involved", "action_taken", "informed", "outcome", "status",
+    "description", "online_services", "people_involved", "action_taken", "informed", "outcome", "status",
     "evidence", "evidence_zip_sha256", "capture_sha256", "exported_by", "exported_at", "link",
 )
 
@@ -81,6 +81,17 @@ def defuse(value: Any) -> str:
     character gets a leading apostrophe (OWASP's advice for CSV injection)."""
     text = "" if value is None else str(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r", "\n") else text
+
+
+def _clip(value: Any, limit: int = 200) -> str:
+    return " ".join(str(value or "").split())[:limit]
+
+
+def _services(captures: list[dict[str, Any]]) -> list[str]:
+    """What was on screen, for the form's "name all social media involved": each distinct
+    application and window title the desktops sealed, as the desktop wrote it."""
+    seen = (" - ".join(x for x in (c["app"], c["window_title"]) if x) for c in captures)
+    return list(dict.fromkeys(s for s in seen if s))
 
 
 def _iso(moment: datetime | None) -> str:
@@ -131,6 +142,8 @@ def _captures(db: Session, blobs: Any, key: Any, events: list[tuple[Event, str]]
             "event_id": event.id, "time": _iso(event.time), "device": hostname,
             "category": event.category, "severity": event.severity, "rule": event.rule,
             "source": event.source, "login_name": user,
+            "app": _clip(capture.header.get("app")),
+            "window_title": _clip(capture.header.get("title")),
             "envelope_sha256": event.sha256 or "",
             "screenshot": f"screenshots/{event.id}.{capture.extension}" if shot else None,
             "screenshot_sha256": hashlib.sha256(capture.body).hexdigest() if shot else None,
@@ -172,6 +185,7 @@ def build_handoff(db: Session, blobs: Any, key: Any, incident: Incident, record:
         "vigil_categories": sorted({c["category"] for c in captures}),
         "highest_severity": max((c["severity"] for c in captures), default=None),
         "description": record.description,
+        "online_services": _services(captures),
         "people_involved": record.involved,
         "action_taken": record.action,
         "informed": list(record.informed),
@@ -215,6 +229,7 @@ def _csv(concern: dict[str, Any], pupils: list[dict[str, Any]], captures: list[d
         "vigil_categories": "; ".join(concern["vigil_categories"]),
         "highest_severity": concern["highest_severity"] or "",
         "description": concern["description"],
+        "online_services": "; ".join(concern["online_services"]),
         "people_involved": concern["people_involved"],
         "action_taken": concern["action_taken"],
         "informed": "; ".join(concern["informed"]),

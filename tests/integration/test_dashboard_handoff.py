@@ -86,6 +86,7 @@ def test_an_incident_hands_off_as_cpoms_csv_and_myconcern_json(collector_server:
         "Mr Tech", "Spoke to Ann; DSL told", "Referred to early help")
     assert ann["evidence_zip_sha256"] == zip_sha
     assert ann["location"] == "Inside school: a school-managed device (IT-SUITE-03)"
+    assert ann["online_services"] == "notepad - Notepad"
     for event_id in ids:
         assert event_id in ann["capture_sha256"]
     unknown = next(r for r in rows if r is not ann)
@@ -101,6 +102,7 @@ def test_an_incident_hands_off_as_cpoms_csv_and_myconcern_json(collector_server:
     assert [s["on_roster"] for s in doc["subjects"]] == [True, False]
     assert doc["evidence"]["zips"][0]["sha256"] == zip_sha
     assert all(c["screenshot_sha256"] for c in doc["evidence"]["captures"])
+    assert doc["concern"]["online_services"] == ["notepad - Notepad"]
     json_sha = hashlib.sha256(answer.content).hexdigest()
 
     bad = head.post_form(incident + "/handoff", {"format": "xlsx"},
