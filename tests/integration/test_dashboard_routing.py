@@ -44,8 +44,12 @@ def test_the_head_routes_a_year_7_severity_5_event_to_the_dsl_and_a_channel(
                          headers={"Accept": "application/json"})
     assert bad.status_code == 400 and "https://" in bad.json()["detail"]
 
+    hostile = '<img src=x onerror="alert(1)">'
+    assert head.post_form("/routing/targets", {"kind": "email", "label": hostile,
+                                               "address": "x@school.example"}).status_code == 303
     page = head.http.get("/routing")
     assert page.status_code == 200
+    assert hostile not in page.text and "&lt;img src=x" in page.text  # text, never markup
     assert HOOK_PATH not in page.text and "…oken" in page.text  # masked: host and last four
     assert 'value="year7"' in page.text  # device groups are offered
     answer = head.post_form("/routing/rules", {"name": "Severity 5, Year 7", "category": "",
