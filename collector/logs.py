@@ -36,7 +36,7 @@ class JsonFormatter(logging.Formatter):
 
 def uvicorn_log_config(level: str = "info") -> dict[str, Any]:
     """uvicorn's logging in the same JSON format. The access log line is the request line only
-    (no headers, so never the Authorization header)."""
+    (no headers, so never the Authorization header); httpx's request lines are off."""
     handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
     return {
         "version": 1,
@@ -48,6 +48,10 @@ def uvicorn_log_config(level: str = "info") -> dict[str, Any]:
             "uvicorn.access": {"handlers": ["default"], "level": level.upper(),
                                "propagate": False},
             "vigil": {"handlers": ["default"], "level": level.upper(), "propagate": False},
+            # httpx logs each request's URL at INFO: a routing webhook's URL is a secret
+            # (collector.routing), so its request lines are never logged, whatever the level.
+            "httpx": {"level": "WARNING"},
+            "httpcore": {"level": "WARNING"},
         },
     }
 

@@ -1,5 +1,5 @@
 """Scheduled jobs in a background thread: orphan sweep, silent devices, unapproved keys,
-alerts, the daily device digest, retention.
+alerts, routing (the head's rules, and the weekly digest per DSL), the daily device digest, retention.
 
 Each job runs under a PostgreSQL advisory lock named after it, so with several collector
 instances on one database exactly one runs it at a time (SQLite means one instance). A failing
@@ -38,6 +38,7 @@ class Scheduler:
         from collector.ingest import sweep_orphans
         from collector.keyholders import flag_unapproved
         from collector.retention import run_retention
+        from collector.routing import route_all, send_digests
         from collector.silent_devices import flag_silent
 
         self.db = db
@@ -51,6 +52,9 @@ class Scheduler:
             Job("silent-devices", settings.silent_check_interval_s,
                 lambda: flag_silent(db, settings)),
             Job("alerts", settings.alert_interval_s, lambda: send_all(db, settings)),
+            # The head's routing rules (collector.routing): each event once, retried per target.
+            Job("routing", settings.alert_interval_s, lambda: route_all(db, settings)),
+            Job("routing-digest", 3600.0, lambda: send_digests(db, settings)),
             # Hourly look; at most one digest a day (collector.health_digest.DIGEST_EVERY).
             Job("health-digest", 3600.0, lambda: send_health_digest(db, settings)),
             Job("retention", settings.retention_interval_s,

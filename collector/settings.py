@@ -130,6 +130,9 @@ class Settings:
     log_level: str = "info"
     run_jobs: bool = True  # scheduled jobs (alerts, retention, orphan sweep) in this instance
     alert_interval_s: float = 15.0
+    # Routing (collector.routing): a target that is down is tried again after this, doubling
+    # each time up to an hour, for a day.
+    route_retry_s: float = 60.0
     retention_interval_s: float = 3600.0
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
@@ -156,7 +159,8 @@ class Settings:
         for name in ("max_body_bytes", "max_envelope_bytes", "max_batch", "retention_days"):
             if int(getattr(self, name)) < 1:
                 raise SettingsError(f"settings: {name} must be a positive number")
-        for name in ("silent_after_minutes", "silent_idle_days", "silent_check_interval_s"):
+        for name in ("silent_after_minutes", "silent_idle_days", "silent_check_interval_s",
+                     "route_retry_s"):
             if not float(getattr(self, name)) > 0:
                 raise SettingsError(f"settings: {name} must be more than zero")
         for name in ("ingest_rate_per_minute", "ingest_burst", "keyset_grace_days"):

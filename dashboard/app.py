@@ -35,6 +35,7 @@ ROUTE_MODULES = (
     "reports",
     "devices",
     "roster",
+    "routing",
     "wordlists",
     "audit",
     "account",

@@ -27,6 +27,7 @@ __all__ = [
     "BlobsDep",
     "ChainVerifierDep",
     "DashSettingsDep",
+    "HeadDep",
     "KeyRingDep",
     "KeyholderDep",
     "MaybeSignedInDep",
@@ -116,6 +117,7 @@ def _require(roles: frozenset[str]) -> Callable[..., Awaitable[SignedIn]]:
 AnyRoleDep = Annotated[SignedIn, Depends(_require(ALL_ROLES))]
 KeyholderDep = Annotated[SignedIn, Depends(_require(KEYHOLDER_ROLES))]
 TechnicianDep = Annotated[SignedIn, Depends(_require(frozenset({AccountRole.TECHNICIAN.value})))]
+HeadDep = Annotated[SignedIn, Depends(_require(frozenset({AccountRole.HEAD.value})))]
 
 
 class Unlocked:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, Index, LargeBinary, Text
+from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import JSON, Field, SQLModel
 
 __all__ = [
@@ -36,6 +36,9 @@ __all__ = [
     "RetentionRun",
     "RosterImport",
     "RosterPupil",
+    "RouteDelivery",
+    "RouteRule",
+    "RouteTarget",
     "WordlistFile",
     "utcnow",
 ]
@@ -160,6 +163,7 @@ class Event(SQLModel, table=True):
     graded_by: str | None = Field(default=None, max_length=64)
     graded_at: datetime | None = None
     alerted_at: datetime | None = None  # when the alert e-mail went out (severity >= threshold)
+    routed_at: datetime | None = None  # when the routing rules were applied (collector.routing)
 
 
 class EventNote(SQLModel, table=True):
@@ -330,3 +334,59 @@ class RosterImport(SQLModel, table=True):
     created_by: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     applied_at: datetime | None = None
+
+
+class RouteTarget(SQLModel, table=True):
+    """Where a routing rule sends its alert (collector.routing): an e-mail address, or a
+    Microsoft Teams or Slack incoming webhook. A webhook URL is a secret (anyone holding it can
+    post to the channel): it is never logged, audited or shown in full, but it is stored here in
+    the clear, since the collector must post to it on its own; a stolen database or backup
+    reveals it (docs/admin-guide.md, Routing: rotate it in Teams or Slack)."""
+
+    __tablename__ = "route_target"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # email | webhook
+    label: str = Field(max_length=64)  # e.g. "DSL (Mrs Patel)", "Safeguarding channel"
+    address: str = Field(sa_column=Column(Text, nullable=False))
+    digest: bool = False  # e-mail only: the weekly digest (counts) goes to this address too
+    created_by: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    removed_at: datetime | None = None
+
+
+class RouteRule(SQLModel, table=True):
+    """Events of ``category`` (empty: any) at ``min_severity`` or above, from devices in
+    ``group`` (empty: any), are sent to ``targets`` (RouteTarget ids)."""
+
+    __tablename__ = "route_rule"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64)
+    category: str = Field(default="", max_length=32)
+    min_severity: int = 1
+    group: str = Field(default="", max_length=64)
+    targets: list[int] = Field(default_factory=list, sa_column=Column(JSON))
+    created_by: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    removed_at: datetime | None = None
+
+
+class RouteDelivery(SQLModel, table=True):
+    """One event for one target: made once when the event is routed, sent (with the target's
+    other due events in one message), retried with back-off while the target is down."""
+
+    __tablename__ = "route_delivery"
+    __table_args__ = (UniqueConstraint("event_id", "target_id"),
+                      Index("ix_route_delivery_due", "status", "next_attempt_at"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(max_length=36)  # no foreign key: retention deletes events freely
+    target_id: int = Field(foreign_key="route_target.id")
+    rule_id: int = Field(foreign_key="route_rule.id")
+    status: str = Field(default="pending", max_length=16)  # pending | sent | failed
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    last_error: str = Field(default="", max_length=255)
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None

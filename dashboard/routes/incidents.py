@@ -30,7 +30,7 @@ from dashboard.incident_record import (
 )
 from dashboard.rendering import render
 
-__all__ = ["get_incident", "incident_events", "router"]
+__all__ = ["get_incident", "incident_events", "record_history", "router"]
 
 router = APIRouter(tags=["dashboard"])
 
@@ -56,8 +56,11 @@ def incident_events(db: Session, incident_id: int) -> list[tuple[Event, str]]:
     return [(event, hostname or event.device_id) for event, hostname in rows]
 
 
-def _history(db: Session, incident: Incident, actor: str, change: str) -> None:
+def record_history(db: Session, incident: Incident, actor: str, change: str) -> None:
     db.add(IncidentHistory(incident_id=incident.id or 0, actor=actor, change=change[:500]))
+
+
+_history = record_history
 
 
 def _record(

@@ -55,6 +55,10 @@ def technician_post(ok: int = 303) -> dict[str, int]:
     return signed_in(403, 403, 403, ok)
 
 
+def head_post(ok: int = 303) -> dict[str, int]:
+    return signed_in(403, 403, ok, 403)
+
+
 def any_role(ok: int = 200) -> dict[str, int]:
     return signed_in(401, ok, ok, ok)
 
@@ -103,6 +107,30 @@ class Ctx:
             with db.session() as session:
                 row = RosterImport(shape="sims", filename="matrix.csv", data=_ROSTER,
                                    base_digest=roster.digest(session), created_by="test")
+                session.add(row)
+                session.commit()
+                return row.id or 0
+        finally:
+            db.close()
+
+    def route_target(self) -> int:
+        """A routing target (an e-mail address), made afresh per call."""
+        from collector.store.models import RouteTarget
+
+        return self._add(RouteTarget(kind="email", label="Matrix", address="m@school.example",
+                                     created_by="test"))
+
+    def route_rule(self) -> int:
+        """A routing rule to a fresh target, made afresh per call."""
+        from collector.store.models import RouteRule
+
+        return self._add(RouteRule(name="Matrix", min_severity=5, targets=[self.route_target()],
+                                   created_by="test"))
+
+    def _add(self, row: Any) -> int:
+        db = self.server.database()
+        try:
+            with db.session() as session:
                 session.add(row)
                 session.commit()
                 return row.id or 0
@@ -250,6 +278,9 @@ MATRIX: dict[tuple[str, str], tuple[Call, dict[str, int]]] = {
         keyholders_post()),
     ("POST", "/incidents/{incident_id}/export"): (Call(lambda c: _incident(c) + "/export"),
                                                   keyholders_post(200)),
+    ("POST", "/incidents/{incident_id}/handoff"): (
+        Call(lambda c: _incident(c) + "/handoff", form=lambda c: {"format": "myconcern"}),
+        keyholders_post(200)),
     # Reports: governors see anonymised figures.
     ("GET", "/reports"): (Call("/reports"), any_role()),
     ("GET", "/reports/termly"): (Call("/reports/termly"), any_role()),
@@ -264,6 +295,23 @@ MATRIX: dict[tuple[str, str], tuple[Call, dict[str, int]]] = {
     ("POST", "/roster/preview"): (Call("/roster/preview"), technician_post(400)),  # no file
     ("POST", "/roster/imports/{import_id}/apply"): (
         Call(lambda c: f"/roster/imports/{c.roster_import()}/apply"), technician_post()),
+    # Routing (who is told about which events): the head sets it; the technician may look.
+    ("GET", "/routing"): (Call("/routing"), keyholders()),
+    ("POST", "/routing/targets"): (
+        Call("/routing/targets", form=lambda c: {"kind": "email", "label": "Matrix",
+                                                 "address": "dsl@school.example"}),
+        head_post()),
+    ("POST", "/routing/targets/{target_id}/remove"): (
+        Call(lambda c: f"/routing/targets/{c.route_target()}/remove"), head_post()),
+    # The matrix's collector has no SMTP server: the head's test is refused in one line.
+    ("POST", "/routing/targets/{target_id}/test"): (
+        Call(lambda c: f"/routing/targets/{c.route_target()}/test"), head_post(400)),
+    ("POST", "/routing/rules"): (
+        Call("/routing/rules", form=lambda c: {"name": "Matrix", "min_severity": "5",
+                                               "targets": [str(c.route_target())]}),
+        head_post()),
+    ("POST", "/routing/rules/{rule_id}/remove"): (
+        Call(lambda c: f"/routing/rules/{c.route_rule()}/remove"), head_post()),
     ("GET", "/wordlists"): (Call("/wordlists"), keyholders()),
     ("POST", "/wordlists/files"): (
         Call("/wordlists/files", form=lambda c: {

@@ -27,8 +27,8 @@ import pytest
 from tests.e2e.dashboard_helpers import audit_entries
 from tests.fixtures.collector import seal_event
 from tests.fixtures.faults import AgentRun, stored_event_ids
+from tests.fixtures.mail import Inbox  # the smtp fixture: tests/fixtures/mail.py
 from tests.fixtures.x11 import wait_until
-from tests.integration.test_collector_alerts import Inbox, smtp  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.slow]
 
@@ -41,7 +41,7 @@ def _batch(*sealed: tuple[str, bytes]) -> dict[str, Any]:
 
 @pytest.mark.x11
 def test_an_event_sealed_to_a_stranger_is_quarantined_and_alerted(
-        collector_factory: Callable[..., Any], db_url: str, smtp: tuple[Inbox, int],  # noqa: F811
+        collector_factory: Callable[..., Any], db_url: str, smtp: tuple[Inbox, int],
         agent_factory: Callable[..., AgentRun], stranger_key: Any) -> None:
     from collector.settings import SmtpSettings
     from collector.store.models import Device

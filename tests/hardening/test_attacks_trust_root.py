@@ -37,8 +37,8 @@ import pytest
 
 from tests.fixtures.collector import seal_event
 from tests.fixtures.keys import make_keyholder
+from tests.fixtures.mail import Inbox  # the smtp fixture: tests/fixtures/mail.py
 from tests.fixtures.x11 import wait_until
-from tests.integration.test_collector_alerts import Inbox, smtp  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.slow]
 
@@ -126,7 +126,7 @@ def _audit(server: Any, action: str) -> list[Any]:
 
 @pytest.fixture(params=["sql", "cli"])
 def attacked(request: pytest.FixtureRequest, collector_factory: Callable[..., Any], db_url: str,
-             smtp: tuple[Inbox, int], tmp_path: Path) -> tuple[Any, Any, str]:  # noqa: F811
+             smtp: tuple[Inbox, int], tmp_path: Path) -> tuple[Any, Any, str]:
     """A running collector (alerts to a real SMTP server) whose keyholder table the attacker
     has just added a key to: (server, rogue keyholder, the pin agents had before)."""
     from collector.settings import SmtpSettings
@@ -187,7 +187,7 @@ def test_an_event_sealed_to_the_rogue_key_too_is_quarantined(attacked: tuple[Any
 
 
 def test_the_rogue_key_is_recorded_once_and_alerted(attacked: tuple[Any, Any, str],
-                                                     smtp: tuple[Inbox, int]) -> None:  # noqa: F811
+                                                     smtp: tuple[Inbox, int]) -> None:
     server, rogue, _ = attacked
     inbox, _ = smtp
     wait_until(lambda: bool(_audit(server, "keyholder.unapproved")), 60, interval=0.5,

@@ -2,44 +2,15 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
-from email import message_from_bytes
 from typing import Any
 
-import pytest
 from aiosmtpd.controller import Controller
 from sqlmodel import col, select
 
 from collector.settings import SmtpSettings
 from collector.store.models import AuditEntry, Event
+from tests.fixtures.mail import Inbox, free_port
 from tests.fixtures.x11 import wait_until
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content)))
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox, port = Inbox(), _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
 
 
 def test_a_critical_event_is_mailed_within_a_minute_without_content(
@@ -73,7 +44,7 @@ def test_a_critical_event_is_mailed_within_a_minute_without_content(
 
 
 def test_alerts_wait_for_a_mail_server_that_is_down(collector_factory: Any) -> None:
-    port = _free_port()  # nothing listens here yet
+    port = free_port()  # nothing listens here yet
     server = collector_factory(smtp=SmtpSettings(host="127.0.0.1", port=port, timeout_s=2),
                                alert_recipients=("dsl@school.example",))
     device = server.enrol()

@@ -257,3 +257,49 @@ def test_on_a_terminal_the_change_code_is_typed_back_before_the_password(
     assert "policy 2 signed by" in screen
     assert f"{tech.fingerprint}: reader (signed, since serial 2)" in ok("keyholder", "list",
                                                                         "--data", d)
+
+
+def test_roster_import_previews_then_applies_once(data: Path, tmp_path: Path) -> None:
+    """Issue 18: `vigil collector roster import` uses the Roster page's parser: a preview writes
+    nothing, --apply writes and audits (counts only), the same file again writes nothing."""
+    sims = REPO / "tests/data/roster/sims.csv"
+    preview = ok("roster", "import", "--data", str(data), str(sims))
+    assert preview.splitlines()[0] == ("SIMS roster, preview, nothing written: 3 new, "
+                                       "0 changed, 0 unchanged, 0 removed from file, "
+                                       "1 unreadable")
+    assert "  aexample: Ann Example (year 7, 7B)" in preview
+    assert "  line 4: no username: Vigil matches pupils by their login name" in preview
+    assert preview.rstrip().endswith("run again with --apply to import")
+    db = sqlite3.connect(data / "vigil.db")
+    try:
+        assert db.execute("SELECT count(*) FROM roster_pupil").fetchone() == (0,)
+    finally:
+        db.close()
+
+    applied = ok("roster", "import", "--data", str(data), str(sims), "--apply")
+    assert applied.splitlines()[0].startswith("SIMS roster, imported as #1: 3 new")
+    again = ok("roster", "import", "--data", str(data), str(sims), "--apply")
+    assert again.splitlines()[0].startswith("SIMS roster, imported as #2: 0 new, 0 changed, "
+                                            "3 unchanged")
+    db = sqlite3.connect(data / "vigil.db")
+    try:
+        rows = db.execute("SELECT username, given_name, year, form FROM roster_pupil "
+                          "ORDER BY username").fetchall()
+        audits = db.execute("SELECT actor, details FROM auditentry WHERE action = "
+                            "'roster.import' ORDER BY seq").fetchall()
+        imports = db.execute("SELECT created_by, applied_at IS NOT NULL, data IS NULL FROM "
+                             "roster_import").fetchall()
+    finally:
+        db.close()
+    assert rows == [("aexample", "Ann", "7", "7B"), ("bsample", "Ben", "8", "8R"),
+                    ("ddummy", "Dev", "10", "10W")]
+    assert [a[0] for a in audits] == ["cli", "cli"] and "Ann" not in str(audits)
+    assert imports == [("cli", 1, 1), ("cli", 1, 1)]
+
+    bad = tmp_path / "pupils.xlsx"
+    bad.write_bytes(b"PK\x03\x04 not a csv")
+    assert fails("roster", "import", "--data", str(data), str(bad)) == (
+        f"vigil: {bad}: This is a spreadsheet (.xlsx), not a CSV file: save it as CSV first.\n")
+    missing = tmp_path / "nope.csv"
+    assert fails("roster", "import", "--data", str(data), str(missing)) == (
+        f"vigil: cannot read {missing}: No such file or directory\n")

@@ -20,9 +20,9 @@ from sqlmodel import col, select
 from collector.settings import SmtpSettings
 from collector.store.models import AuditEntry
 from tests.fixtures.faults import AgentRun, device_row
+from tests.fixtures.mail import Inbox  # the smtp fixture: tests/fixtures/mail.py
 from tests.fixtures.x11 import wait_until
 from tests.hardening.clients import sign_in
-from tests.integration.test_collector_alerts import Inbox, smtp  # noqa: F401
 
 pytestmark = [pytest.mark.x11, pytest.mark.slow]
 
@@ -41,7 +41,7 @@ def _silent_entries(server: Any) -> list[AuditEntry]:
 
 def test_a_killed_agent_is_found_silent_on_schedule_and_alerted_once(
         collector_factory: Any, agent_factory: Callable[..., AgentRun],
-        smtp: tuple[Inbox, int]) -> None:  # noqa: F811
+        smtp: tuple[Inbox, int]) -> None:
     inbox, port = smtp
     server = collector_factory(
         smtp=SmtpSettings(host="127.0.0.1", port=port, sender="vigil@school.example"),

@@ -212,8 +212,34 @@ def test_0008_device_screen_up_down_up_keeps_devices(db_url: str) -> None:
             assert conn.execute(text("SELECT screen, screen_note FROM device")).one() == ("", "")
         command.downgrade(alembic_config(engine), "0007")
         assert not {"screen", "screen_note"} & columns()
-        upgrade(engine)
+        upgrade(engine, "0008")
         with engine.connect() as conn:
             assert conn.execute(text("SELECT id FROM device")).scalars().all() == ["d1"]
+    finally:
+        engine.dispose()
+
+
+def test_0009_routing_up_down_up_keeps_events(db_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from collector.store.db import make_engine
+    from collector.store.schema import alembic_config
+
+    tables = {"route_target", "route_rule", "route_delivery"}
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0008")
+        assert not tables & set(inspect(engine).get_table_names())
+        upgrade(engine, "0009")
+        assert tables <= set(inspect(engine).get_table_names())
+        assert "routed_at" in {c["name"] for c in inspect(engine).get_columns("event")}
+        command.downgrade(alembic_config(engine), "0008")
+        inspector = inspect(engine)
+        assert not tables & set(inspector.get_table_names())
+        assert "routed_at" not in {c["name"] for c in inspector.get_columns("event")}
+        upgrade(engine, "0009")
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT count(*) FROM route_rule")).scalar_one() == 0
     finally:
         engine.dispose()

@@ -129,9 +129,11 @@ def register(subparsers: Any) -> None:
     _data(p)
     p.set_defaults(func=_retention_run)
 
+    from vigil.commands.collector_roster import register_roster_parsers
     from vigil.commands.collector_scale import register_scale_parsers
 
     register_scale_parsers(sub, _data)
+    register_roster_parsers(sub, _data)
 
 
 _GRANT_HELP = """\

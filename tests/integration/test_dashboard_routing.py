@@ -1,0 +1,103 @@
+"""Issue 18: the head sets routing in the dashboard of a real collector; a severity-5 event from
+a Year 7 device reaches the DSL's inbox on a real SMTP server (aiosmtpd) and a Teams/Slack-style
+webhook receiver, both on loopback, with no content; the technician may look but not change it;
+the webhook URL is never shown in full or written to the audit log."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from sqlmodel import col, select
+
+from collector.settings import SmtpSettings
+from tests.fixtures.mail import HOOK_PATH, Hook, Inbox
+from tests.fixtures.x11 import wait_until
+from tests.hardening.clients import sign_in
+
+pytestmark = [pytest.mark.slow]
+
+
+def test_the_head_routes_a_year_7_severity_5_event_to_the_dsl_and_a_channel(
+        collector_factory: Any, smtp: tuple[Inbox, int], hook: Hook) -> None:
+    inbox, port = smtp
+    server = collector_factory(smtp=SmtpSettings(host="127.0.0.1", port=port,
+                                                 sender="vigil@school.example"))
+    year7 = server.enrol(hostname="Y7-TROLLEY-04", group="year7")
+    year9 = server.enrol(hostname="Y9-SUITE-01", group="year9")
+    head = sign_in(server, "head", server.keys.head.name, server.keys.head.password)
+    tech = sign_in(server, "technician", server.keys.technician.name,
+                   server.keys.technician.password)
+
+    for form in ({"kind": "email", "label": "DSL", "address": "dsl@school.example",
+                  "digest": "true"},
+                 {"kind": "webhook", "label": "Safeguarding channel", "address": hook.url}):
+        answer = head.post_form("/routing/targets", form)
+        assert answer.status_code == 303, answer.text[:300]
+    refused = tech.post_form("/routing/targets", {"kind": "email", "label": "Me",
+                                                  "address": "tech@school.example"},
+                             headers={"Accept": "application/json"})
+    assert refused.status_code == 403
+    bad = head.post_form("/routing/targets", {"kind": "webhook", "label": "x",
+                                              "address": "http://hooks.example/x"},
+                         headers={"Accept": "application/json"})
+    assert bad.status_code == 400 and "https://" in bad.json()["detail"]
+
+    hostile = '<img src=x onerror="alert(1)">'
+    assert head.post_form("/routing/targets", {"kind": "email", "label": hostile,
+                                               "address": "x@school.example"}).status_code == 303
+    page = head.http.get("/routing")
+    assert page.status_code == 200
+    assert hostile not in page.text and "&lt;img src=x" in page.text  # text, never markup
+    assert HOOK_PATH not in page.text and "…oken" in page.text  # masked: host and last four
+    assert 'value="year7"' in page.text  # device groups are offered
+    answer = head.post_form("/routing/rules", {"name": "Severity 5, Year 7", "category": "",
+                                               "min_severity": "5", "group": "year7",
+                                               "targets": ["1", "2"]})
+    assert answer.status_code == 303, answer.text[:300]
+    seen = tech.http.get("/routing")
+    assert "Severity 5, Year 7" in seen.text and 'id="rule-form"' not in seen.text
+    assert HOOK_PATH not in seen.text
+
+    assert server.post_events(year9, 1, severity=5).status_code == 200  # not Year 7's device
+    assert server.post_events(year7, 1, severity=4).status_code == 200  # below 5
+    critical = server.post_events(year7, 1, severity=5)
+    assert critical.status_code == 200
+    wait_until(lambda: inbox.messages and hook.posts, timeout=60, interval=0.5,
+               what="the routed e-mail and webhook")
+    recipients, mail = inbox.messages[0]
+    assert recipients == ["dsl@school.example"]
+    assert str(mail["Subject"]) == "Vigil: an event needs review"
+    assert hook.posts[0] == (HOOK_PATH, {
+        "text": f"Vigil: an event needs review at {server.url}/triage"})
+    text = mail.get_payload(decode=True).decode()
+    for leak in ("suicide", "kill myself", "Y7-TROLLEY", "year7", year7.id, "pupil"):
+        assert leak not in text and leak not in json.dumps(hook.posts)
+
+    tested = head.post_form("/routing/targets/2/test")
+    assert tested.status_code == 303
+    wait_until(lambda: len(hook.posts) == 2, timeout=10, interval=0.2, what="the test post")
+    gone = head.post_form("/routing/rules/1/remove")
+    assert gone.status_code == 303
+    head.close()
+    tech.close()
+
+    from collector.store.models import AuditEntry, RouteDelivery
+
+    db = server.database()
+    try:
+        with db.session() as s:
+            (delivery_events,) = {tuple(sorted({d.event_id for d in s.exec(
+                select(RouteDelivery)).all()}))}
+            entries = s.exec(select(AuditEntry).where(col(AuditEntry.action).like("rout%"))
+                             .order_by(col(AuditEntry.seq))).all()
+    finally:
+        db.close()
+    assert delivery_events == tuple(critical.json()["stored"])  # one event, routed once
+    actions = [e.action for e in entries]
+    for action in ("routing.target_add", "routing.rule_add", "route.planned", "route.sent",
+                   "routing.target_test", "routing.rule_remove"):
+        assert action in actions, actions
+    assert HOOK_PATH not in json.dumps([e.details for e in entries])
+    assert "Traceback" not in server.log() and HOOK_PATH not in server.log()
