@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.x11",
     "tests.fixtures.browser",
     "tests.fixtures.faults",
+    "tests.fixtures.haproxy",
 ]
