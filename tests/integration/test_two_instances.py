@@ -30,6 +30,7 @@ SENDERS = 8
 EVENTS_EACH = 24
 BODY_BYTES = 16_000  # a small WebP capture
 RUN_DEADLINE_S = 45.0
+OPENED = 'id="window-title">Notepad<'  # the event page shows the sealed header: opened
 
 
 @dataclass
@@ -201,3 +202,62 @@ def test_agents_carry_on_through_the_other_instance_when_one_is_killed(
           f"{sum(s.heartbeats for s in senders)} heartbeats, {retries} retries, "
           f"{total - acknowledged_at_kill} events after the kill; "
           f"all through the survivor {recovered_s:.1f}s after the kill; {elapsed:.1f}s in all")
+
+
+def test_a_keyholder_on_the_other_instance_is_asked_to_unlock_again(trust: Trust) -> None:
+    """An unlocked key lives only in the instance that unlocked it: on the other one, a page
+    that opens captures sends the keyholder to the unlock page, with one line saying why."""
+    import html
+
+    import httpx
+
+    from dashboard.keyplace import ELSEWHERE
+    from tests.hardening.clients import csrf_of
+
+    a, b = trust.a, trust.b
+    device = a.enrol("pc-1")
+    stored = a.post_events(device, 1)
+    assert stored.status_code == 200, stored.text
+    event_id = stored.json()["stored"][0]
+    head = a.keys.head
+    with httpx.Client(verify=a.ssl_context(), timeout=30, follow_redirects=False,
+                      headers={"Accept": "text/html"}) as browser:
+        form = browser.get(f"{a.url}/login")
+        signed_in = browser.post(f"{a.url}/login", data={
+            "username": head.name, "password": a.passwords[head.name], "csrf": csrf_of(form.text)})
+        assert signed_in.status_code == 303, signed_in.text[:300]
+        csrf = csrf_of(browser.get(f"{a.url}/account").text)
+        unlocked = browser.post(f"{a.url}/unlock", data={
+            "password": head.password, "csrf": csrf, "next": f"/events/{event_id}"})
+        assert unlocked.status_code == 303, unlocked.text[:300]
+        page = browser.get(f"{a.url}/events/{event_id}")
+        assert page.status_code == 200 and OPENED in page.text
+
+        # The same session on the other instance (the sign-in is in the database; the key not).
+        for path in (f"/events/{event_id}", f"/events/{event_id}/screenshot", "/triage"):
+            moved = browser.get(f"{b.url}{path}")
+            assert moved.status_code == 303, (path, moved.status_code, moved.text[:300])
+            assert moved.headers["location"] == f"/unlock?next={path}", path
+        ask = browser.get(f"{b.url}/unlock?next=/events/{event_id}")
+        assert ask.status_code == 200 and 'id="elsewhere"' in ask.text, ask.text[:500]
+        assert ELSEWHERE in html.unescape(ask.text) and "Unlock your key" in ask.text
+        # A form posted there is sent to unlock too, back to the page it came from.
+        record = browser.post(f"{b.url}/incidents/1/record", headers={
+            "Referer": f"{b.url}/incidents/1"}, data={"csrf": csrf, "outcome": "seen"})
+        assert record.status_code == 303, (record.status_code, record.text[:300])
+        assert record.headers["location"] == "/unlock?next=/incidents/1"
+
+        again = browser.post(f"{b.url}/unlock", data={
+            "password": head.password, "csrf": csrf, "next": f"/events/{event_id}"})
+        assert again.status_code == 303 and again.headers["location"] == f"/events/{event_id}"
+        page = browser.get(f"{b.url}/events/{event_id}")
+        assert page.status_code == 200 and OPENED in page.text
+        shot = browser.get(f"{b.url}/events/{event_id}/screenshot")
+        assert shot.status_code == 200 and shot.content
+        # The first instance still holds its copy until it idles out or the keyholder signs out.
+        assert OPENED in browser.get(f"{a.url}/events/{event_id}").text
+
+        # Locked on purpose: the page shows the capture locked, as on a single instance.
+        assert browser.post(f"{b.url}/lock", data={"csrf": csrf}).status_code == 303
+        locked = browser.get(f"{b.url}/events/{event_id}")
+        assert locked.status_code == 200 and OPENED not in locked.text
