@@ -203,9 +203,10 @@ def _reset_sequences(target: Engine, tables: list[Table]) -> None:
 
 
 def _verify_blobs(target: Engine, settings: Settings, report: MigrationReport) -> None:
+    from collector.errors import BlobNotFound
     from collector.store.blobs import BlobStore
 
-    store = BlobStore(settings.blob_dir)
+    store = BlobStore(settings.blob_dir)  # the source's: a SQLite collector keeps blobs in files
     meta = MetaData()
     event = Table("event", meta, autoload_with=target)
     with target.connect() as conn:
@@ -214,10 +215,9 @@ def _verify_blobs(target: Engine, settings: Settings, report: MigrationReport) -
         for event_id, key, sha in rows:
             digest = hashlib.sha256()
             try:
-                with open(store._path(key), "rb") as fh:  # streamed: a capture can be large
-                    for block in iter(lambda: fh.read(1 << 20), b""):
-                        digest.update(block)
-            except OSError:
+                for block in store.chunks(key):  # streamed: a capture can be large
+                    digest.update(block)
+            except (OSError, BlobNotFound):
                 report.blob_problems.append(f"event {event_id}: blob {key} is missing")
                 continue
             if digest.hexdigest() != sha:

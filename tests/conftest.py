@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.fixtures.keys",
     "tests.fixtures.db",
+    "tests.fixtures.blobs",
     "tests.fixtures.collector",
     "tests.fixtures.x11",
     "tests.fixtures.browser",

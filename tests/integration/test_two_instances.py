@@ -38,21 +38,23 @@ class Trust:
     a: CollectorServer
     b: CollectorServer
     proxy: Haproxy
+    blob_store: str
 
 
-@pytest.fixture
-def trust(collector_factory: Callable[..., CollectorServer],
+@pytest.fixture(params=["files", "postgresql"])
+def trust(request: pytest.FixtureRequest, collector_factory: Callable[..., CollectorServer],
           haproxy_factory: Callable[..., Haproxy], tmp_path: Path) -> Iterator[Trust]:
+    """Two instances and haproxy; the blobs in a directory both share, or in PostgreSQL."""
     url, schema = pg_schema_url()
     b: CollectorServer | None = None
     try:
-        a = collector_factory(database_url=url)
+        a = collector_factory(database_url=url, blob_store=request.param)
         b = a.sibling(tmp_path / "collector-b.log")
         b.start()
         proxy = haproxy_factory([("127.0.0.1", a.port), ("127.0.0.1", b.port)])
         wait_until(lambda: all(s["status"] == "UP" for s in proxy.servers().values()),
                    timeout=15, interval=0.1, what="haproxy seeing both instances UP")
-        yield Trust(a, b, proxy)
+        yield Trust(a, b, proxy, request.param)
     finally:
         if b is not None:
             b.close()
@@ -134,7 +136,7 @@ def test_agents_carry_on_through_the_other_instance_when_one_is_killed(
         trust: Trust, tmp_path: Path) -> None:
     from sqlalchemy import text
 
-    from collector.store.blobs import BlobStore
+    from collector.store.blobs import open_blobs
 
     started = time.monotonic()
     senders = _senders(trust, tmp_path)
@@ -185,14 +187,16 @@ def test_agents_carry_on_through_the_other_instance_when_one_is_killed(
             rows = conn.execute(text("SELECT id, sha256, blob_key FROM event")).all()
             count = conn.execute(text("SELECT count(*) FROM event")).scalar_one()
             devices = conn.execute(text("SELECT id, spool_depth FROM device")).all()
+        assert count == total and len({r.id for r in rows}) == total
+        assert {r.id for r in rows} == set(sent)
+        blobs = open_blobs(trust.b.settings(), db.engine)
+        for row in rows:
+            assert row.sha256 == hashlib.sha256(sent[row.id]).hexdigest()
+            assert blobs.get(row.blob_key) == sent[row.id]
     finally:
         db.close()
-    assert count == total and len({r.id for r in rows}) == total
-    assert {r.id for r in rows} == set(sent)
-    blobs = BlobStore(trust.b.settings().blob_dir)
-    for row in rows:
-        assert row.sha256 == hashlib.sha256(sent[row.id]).hexdigest()
-        assert blobs.get(row.blob_key) == sent[row.id]
+    stored_as_files = list((trust.b.settings().blob_dir / "ev").rglob("*"))
+    assert bool(stored_as_files) == (trust.blob_store == "files"), trust.blob_store
     # The last heartbeat of every desktop went through the survivor and was stored.
     assert {d.id: d.spool_depth for d in devices} == {s.device_id: 0 for s in senders}
     after = trust.proxy.servers()
