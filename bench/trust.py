@@ -52,10 +52,22 @@ class Round:
     heartbeats_per_s: float
     p50_ms: float
     p99_ms: float
+    hb_cpu_ms: float  # collector processes' CPU time per heartbeat (both instances)
     drain_s: float
     events_per_s: float
+    event_cpu_ms: float  # collector processes' CPU time per event stored in the storm
     lost: int
     duplicated: int
+
+
+def _cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by these processes (all their threads)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
 
 
 @dataclass
@@ -160,18 +172,23 @@ def _count(server: CollectorServer, ids: list[str]) -> int:
 
 
 def _measure(server: CollectorServer, url: str, devices: list[Device], spooled: int,
-             seconds: float) -> Round:
+             seconds: float, pids: list[int]) -> Round:
     ctx = server.ssl_context()
+    cpu0 = _cpu_s(pids)
     beats, latencies = asyncio.run(_heartbeats(url, ctx, devices, seconds))
+    hb_cpu = _cpu_s(pids) - cpu0
     spools = {d.id: [seal_event(d.id, server.keys.publics, body=os.urandom(BODY_BYTES))
                      for _ in range(spooled)] for d in devices}
+    cpu0 = _cpu_s(pids)
     drain_s, drain = asyncio.run(_storm(url, ctx, devices, spools))
+    event_cpu = _cpu_s(pids) - cpu0
     sent = [event_id for events in spools.values() for event_id, _ in events]
     found = _count(server, sent)
     duplicated = len(drain.stored) - len(set(drain.stored)) + max(0, found - len(sent))
     quantiles = statistics.quantiles(latencies, n=100)
-    return Round(beats, statistics.median(latencies) * 1000, quantiles[98] * 1000, drain_s,
-                 len(sent) / drain_s, lost=len(sent) - found, duplicated=duplicated)
+    return Round(beats, statistics.median(latencies) * 1000, quantiles[98] * 1000,
+                 hb_cpu * 1000 / len(latencies), drain_s, len(sent) / drain_s,
+                 event_cpu * 1000 / len(sent), lost=len(sent) - found, duplicated=duplicated)
 
 
 def _median(rounds: list[Round], name: str) -> float:
@@ -209,10 +226,12 @@ def main() -> int:
             proxy = start_haproxy(tmp, [("127.0.0.1", a.port), ("127.0.0.1", b.port)])
             devices = asyncio.run(_enrol(a, a.url, args.devices))
             results: dict[str, list[Round]] = {"one": [], "two": []}
+            pids = [a.process.pid, b.process.pid]  # type: ignore[union-attr]
             for _ in range(args.rounds):
-                results["one"].append(_measure(a, a.url, devices, args.spooled, args.seconds))
+                results["one"].append(_measure(a, a.url, devices, args.spooled, args.seconds,
+                                               pids))
                 results["two"].append(_measure(a, proxy.url, devices, args.spooled,
-                                               args.seconds))
+                                               args.seconds, pids))
         finally:
             for part in (proxy, b, a):
                 if part is not None:
@@ -225,19 +244,24 @@ def main() -> int:
           f"{args.rounds} rounds, blob_store={args.blob_store}, {cores} cores shared by "
           f"clients, collectors, haproxy and PostgreSQL, load average "
           f"{os.getloadavg()[0]:.1f}")
-    print(f"{'target':<22}{'hb/s':>8}{'hb p50 ms':>11}{'hb p99 ms':>11}{'drain s':>9}"
-          f"{'events/s':>10}{'lost':>6}{'dup':>5}")
+    print(f"{'target':<20}{'hb/s':>6}{'p50 ms':>8}{'p99 ms':>8}{'cpu ms/hb':>10}"
+          f"{'drain s':>8}{'events/s':>9}{'cpu ms/ev':>10}{'lost':>5}{'dup':>4}")
     for name, label in (("one", "one instance"), ("two", "two behind haproxy")):
         rounds = results[name]
-        print(f"{label:<22}{_median(rounds, 'heartbeats_per_s'):>8.0f}"
-              f"{_median(rounds, 'p50_ms'):>11.1f}{_median(rounds, 'p99_ms'):>11.1f}"
-              f"{_median(rounds, 'drain_s'):>9.2f}{_median(rounds, 'events_per_s'):>10.0f}"
-              f"{sum(r.lost for r in rounds):>6}{sum(r.duplicated for r in rounds):>5}")
+        print(f"{label:<20}{_median(rounds, 'heartbeats_per_s'):>6.0f}"
+              f"{_median(rounds, 'p50_ms'):>8.0f}{_median(rounds, 'p99_ms'):>8.0f}"
+              f"{_median(rounds, 'hb_cpu_ms'):>10.2f}"
+              f"{_median(rounds, 'drain_s'):>8.2f}{_median(rounds, 'events_per_s'):>9.0f}"
+              f"{_median(rounds, 'event_cpu_ms'):>10.2f}"
+              f"{sum(r.lost for r in rounds):>5}{sum(r.duplicated for r in rounds):>4}")
     one, two = results["one"], results["two"]
     hb_ratio = _median(two, "heartbeats_per_s") / _median(one, "heartbeats_per_s")
     drain_ratio = _median(one, "drain_s") / _median(two, "drain_s")
+    per_core = 1000 / _median(two, "hb_cpu_ms")
     print(f"ratio two/one: heartbeats {hb_ratio:.2f}x, drain speed {drain_ratio:.2f}x; "
-          f"per core (two instances): {_median(two, 'heartbeats_per_s') / cores:.0f} hb/s")
+          f"per collector core: {per_core:.0f} hb/s, "
+          f"{1000 / _median(two, 'event_cpu_ms'):.0f} events/s (CPU time of the collector "
+          f"processes; the load generator, haproxy and PostgreSQL share the same cores)")
     lost = sum(r.lost for rounds in results.values() for r in rounds)
     duplicated = sum(r.duplicated for rounds in results.values() for r in rounds)
     print(f"heartbeats_per_s={_median(two, 'heartbeats_per_s'):.0f} "
