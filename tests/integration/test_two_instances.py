@@ -136,6 +136,7 @@ def test_agents_carry_on_through_the_other_instance_when_one_is_killed(
         trust: Trust, tmp_path: Path) -> None:
     from sqlalchemy import text
 
+    from agent.uplink import Uplink
     from collector.store.blobs import open_blobs
 
     started = time.monotonic()
@@ -193,6 +194,23 @@ def test_agents_carry_on_through_the_other_instance_when_one_is_killed(
         for row in rows:
             assert row.sha256 == hashlib.sha256(sent[row.id]).hexdigest()
             assert blobs.get(row.blob_key) == sent[row.id]
+    finally:
+        db.close()
+    # An answer lost in the kill means the agent sends those events again: they come back as
+    # duplicates (ingest is idempotent on the event id) and nothing is stored twice.
+    again = senders[0]
+    for event_id, data in again.events[:6]:
+        assert again.spool.put(event_id, 5, data)
+    retry = Uplink(again.uplink.enrolment, timeout=5, batch=4)
+    try:
+        report = retry.upload(again.spool)
+    finally:
+        retry.close()
+    assert (report.stored, report.duplicate, again.spool.depth) == (0, 6, 0)
+    db = trust.b.database()
+    try:
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM event")).scalar_one() == total
     finally:
         db.close()
     stored_as_files = list((trust.b.settings().blob_dir / "ev").rglob("*"))
