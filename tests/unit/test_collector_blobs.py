@@ -100,3 +100,33 @@ def test_files_stale_temporaries_from_a_crash_are_removed(tmp_path: Path) -> Non
     assert store.remove_stale_temporaries(older_than_s=60) == 1
     assert not stale.exists() and fresh.exists()
     assert list(store.keys()) == []  # temporaries are never listed as blobs
+
+
+def test_the_orphan_sweep_removes_only_old_blobs_no_row_names(blob_store: Any,
+                                                              tmp_path: Path) -> None:
+    """On each store, with the database it goes with (PostgreSQL blobs: the same database)."""
+    from datetime import UTC, datetime
+
+    from collector.ingest import sweep_orphans
+    from collector.store.db import Database, make_engine
+    from collector.store.models import Device, Event
+    from collector.store.schema import upgrade
+
+    engine = getattr(blob_store, "engine", None) or make_engine(f"sqlite:///{tmp_path / 'v.db'}")
+    upgrade(engine)
+    db = Database(engine)
+    try:
+        def rows(session: Any) -> None:
+            session.add(Device(id="d1", hostname="pc", secret_hash="x"))
+            session.flush()
+            session.add(Event(id="e1", device_id="d1", time=datetime.now(UTC), category="suicide",
+                              severity=5, rule="r", blob_key="ev/1/kept", size=1, sha256="0" * 64))
+
+        db.write(rows)
+        for key in ("ev/1/kept", "ev/1/orphan", "other/not-an-event"):
+            blob_store.put(key, b"sealed")
+        assert sweep_orphans(db, blob_store, grace_s=3600) == 0  # too young: maybe in flight
+        assert sweep_orphans(db, blob_store, grace_s=-60) == 1
+        assert sorted(blob_store.keys()) == ["ev/1/kept", "other/not-an-event"]
+    finally:
+        db.close()
