@@ -86,7 +86,8 @@ async def _on_dashboard_error(request: Request, exc: Exception) -> Response:
 def _back_to(request: Request) -> str:
     """Where to go after unlocking: this page, or for a form, the page that sent it."""
     if request.method == "GET":
-        return request.url.path
+        query = request.url.query
+        return f"{request.url.path}?{query}" if query else request.url.path
     referer = urlsplit(request.headers.get("referer", ""))
     same_site = referer.netloc == request.url.netloc and referer.scheme == request.url.scheme
     return safe_next(referer.path if same_site else "", "/triage")

@@ -256,13 +256,18 @@ def test_a_keyholder_on_the_other_instance_is_asked_to_unlock_again(trust: Trust
         assert page.status_code == 200 and OPENED in page.text
 
         # The same session on the other instance (the sign-in is in the database; the key not).
-        for path in (f"/events/{event_id}", f"/events/{event_id}/screenshot", "/triage"):
+        for path, next_ in ((f"/events/{event_id}", f"/events/{event_id}"),
+                            (f"/events/{event_id}/screenshot", f"/events/{event_id}/screenshot"),
+                            ("/triage?severity=5&category=suicide",
+                             "/triage%3Fseverity%3D5%26category%3Dsuicide")):
             moved = browser.get(f"{b.url}{path}")
             assert moved.status_code == 303, (path, moved.status_code, moved.text[:300])
-            assert moved.headers["location"] == f"/unlock?next={path}", path
+            assert moved.headers["location"] == f"/unlock?next={next_}", path
         ask = browser.get(f"{b.url}/unlock?next=/events/{event_id}")
         assert ask.status_code == 200 and 'id="elsewhere"' in ask.text, ask.text[:500]
         assert ELSEWHERE in html.unescape(ask.text) and "Unlock your key" in ask.text
+        back = browser.get(f"{b.url}/unlock?next=/triage%3Fseverity%3D5%26category%3Dsuicide")
+        assert 'value="/triage?severity=5&amp;category=suicide"' in back.text  # the page's filters
         # A form posted there is sent to unlock too, back to the page it came from.
         record = browser.post(f"{b.url}/incidents/1/record", headers={
             "Referer": f"{b.url}/incidents/1"}, data={"csrf": csrf, "outcome": "seen"})
