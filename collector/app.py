@@ -22,7 +22,7 @@ from collector.errors import CollectorError
 from collector.metrics import Metrics
 from collector.ratelimit import IngestLimiter
 from collector.settings import Settings
-from collector.store.blobs import BlobStore
+from collector.store.blobs import open_blobs
 from collector.store.db import Database, make_engine, storage_error
 
 __all__ = ["Plugin", "create_app"]
@@ -35,7 +35,7 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> FastAPI:
     from collector.api import enrol, events, health, heartbeat, metrics, policy
 
     db = Database(make_engine(settings.database_url))
-    blobs = BlobStore(settings.blob_dir)
+    blobs = open_blobs(settings, db.engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -108,8 +108,9 @@ def _pg_args(url: str) -> tuple[list[str], dict[str, str]]:
     return args, env
 
 
-def _pg_dump(settings: Settings, dest: Path) -> int:
-    """pg_dump -Fc inside an exported snapshot (one consistent state); the snapshot's audit head."""
+def _pg_dump(settings: Settings, dest: Path) -> tuple[int, int]:
+    """pg_dump -Fc inside an exported snapshot (one consistent state); the snapshot's audit head
+    and how many blobs it holds (blob_store = "postgresql" keeps them in the database)."""
     from collector.store.db import make_engine
 
     if shutil.which("pg_dump") is None:
@@ -122,6 +123,9 @@ def _pg_dump(settings: Settings, dest: Path) -> int:
             schema = conn.execute(text("SELECT current_schema()")).scalar_one()
             only = ["-n", schema] if schema != "public" else []  # a schema of a shared database
             seq = conn.execute(text("SELECT seq FROM audithead WHERE id = 1")).scalar() or 0
+            in_db = 0
+            if conn.execute(text("SELECT to_regclass('vigil_blob')")).scalar() is not None:
+                in_db = conn.execute(text("SELECT count(*) FROM vigil_blob")).scalar_one()
             args, env = _pg_args(settings.database_url)
             done = subprocess.run(["pg_dump", "-Fc", "--no-owner", "--no-privileges",
                                    f"--snapshot={snapshot}", *only, "-f", str(dest), *args],
@@ -131,7 +135,7 @@ def _pg_dump(settings: Settings, dest: Path) -> int:
         engine.dispose()
     if done.returncode != 0:
         raise BackupError(f"pg_dump failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
-    return int(seq)
+    return int(seq), int(in_db)
 
 
 def _log_prefix(path: Path, upto: int) -> bytes:
@@ -162,8 +166,8 @@ def backup(settings: Settings, out: Path, progress: Callable[[str], None] = lamb
     try:
         with tempfile.TemporaryDirectory(prefix="vigil-backup-") as tmp:
             db_file = Path(tmp) / ("vigil.db" if backend == "sqlite" else "vigil.pgdump")
-            seq = (_sqlite_copy(settings, db_file) if backend == "sqlite"
-                   else _pg_dump(settings, db_file))
+            seq, blobs = ((_sqlite_copy(settings, db_file), 0) if backend == "sqlite"
+                          else _pg_dump(settings, db_file))
             progress(f"database: {backend}, audit head at entry {seq}")
             with tarfile.open(partial, "w") as tar:
                 _add_bytes(tar, MANIFEST, json.dumps({
@@ -182,8 +186,9 @@ def backup(settings: Settings, out: Path, progress: Callable[[str], None] = lamb
                 for closed in sorted(log.parent.glob(f"{log.name}.*")):
                     if closed.is_file() and not closed.name.endswith(".lock"):
                         _add_file(tar, closed, f"data/{closed.name}")
+                # Blobs kept in PostgreSQL are in the dump, in the same snapshot as their rows.
                 store = BlobStore(settings.blob_dir)
-                for key in sorted(store.keys()):
+                for key in (sorted(store.keys()) if settings.blob_store == "files" else []):
                     try:
                         _add_file(tar, settings.blob_dir / key, f"blobs/{key}")
                     except FileNotFoundError:

@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from collector.errors import ReEnrol
 from collector.settings import Settings
-from collector.store.blobs import BlobStore
+from collector.store.blobs import Blobs
 from collector.store.db import Database
 from collector.store.models import Device
 
@@ -53,14 +53,14 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-async def get_blobs(request: Request) -> BlobStore:
+async def get_blobs(request: Request) -> Blobs:
     return request.app.state.blobs
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_db)]
 SessionDep = Annotated[Session, Depends(get_session)]
-BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
+BlobsDep = Annotated[Blobs, Depends(get_blobs)]
 
 
 def get_device(request: Request, db: DatabaseDep) -> Device:

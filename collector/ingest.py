@@ -35,7 +35,7 @@ from sqlmodel import Session, col, select
 
 from collector.errors import BadRequest, CollectorError, PayloadTooLarge, TooManyRequests
 from collector.settings import Settings
-from collector.store.blobs import BlobStore
+from collector.store.blobs import Blobs
 from collector.store.db import Database
 from collector.store.models import Device, Event, utcnow
 
@@ -260,7 +260,7 @@ def _rate_limited(limiter: Any, device_id: str, new: list[_Checked], acknowledge
     return [c for c, ok in zip(new, allowed, strict=True) if ok], deferred
 
 
-def ingest(db: Database, blobs: BlobStore, settings: Settings, device: Device,
+def ingest(db: Database, blobs: Blobs, settings: Settings, device: Device,
            events: Sequence[IncomingEvent], limiter: Any = None) -> IngestResult:
     """Store a batch from ``device``. ``limiter`` (a collector.ratelimit.IngestLimiter) is the
     device rate limit; the HTTP route passes the app's, direct callers may leave it out."""
@@ -333,12 +333,12 @@ def _insert_rows(db: Database, device_id: str, new: list[_Checked], keys: dict[s
     raise AssertionError("unreachable")
 
 
-def sweep_orphans(db: Database, blobs: BlobStore, grace_s: float = 600.0) -> int:
+def sweep_orphans(db: Database, blobs: Blobs, grace_s: float = 600.0) -> int:
     """Delete blobs that no event row points to, older than ``grace_s``; return how many."""
     blobs.remove_stale_temporaries(grace_s)
     cutoff = time.time() - grace_s
     removed = 0
-    candidates = [k for k in blobs.keys() if k.startswith("ev/") and blobs.mtime(k) < cutoff]
+    candidates = list(blobs.keys_older_than(cutoff, prefix="ev/"))
     with db.session() as session:
         for start in range(0, len(candidates), 500):
             chunk = candidates[start:start + 500]

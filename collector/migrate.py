@@ -6,6 +6,10 @@ per table, the audit chain walked on the target (collector.audit_verify against 
 directory's append-only log, so what is checked is what `audit verify` will check after the
 switch), and every blob an event row names is hashed against the row's sha256.
 
+With ``blobs_to_database`` the blobs are copied too, from ``blob_dir`` into the target's own
+blob tables (collector.store.pgblobs, ``blob_store = "postgresql"``), and verified there; blobs
+already in the target are skipped, so this resumes like the rows.
+
 Resuming: a second run skips rows whose primary key is already in the target, so an interrupted
 run is finished by running it again. A target that already holds rows is accepted only when it
 is a previous partial run of the same source, which is told by the audit chain: it is copied
@@ -202,10 +206,51 @@ def _reset_sequences(target: Engine, tables: list[Table]) -> None:
                     f'"{table.name}"), 0) + 1, false)'), {"s": seq})
 
 
-def _verify_blobs(target: Engine, settings: Settings, report: MigrationReport) -> None:
-    from collector.store.blobs import BlobStore
+BLOB_BATCH_BYTES = 16 << 20  # blobs copied per transaction, at most (and at least one)
 
-    store = BlobStore(settings.blob_dir)
+
+def _event_keys(target: Engine) -> list[str]:
+    meta = MetaData()
+    event = Table("event", meta, autoload_with=target)
+    with target.connect() as conn:
+        return list(conn.execute(select(event.c.blob_key).order_by(event.c.id)).scalars())
+
+
+def _copy_blobs(target: Engine, settings: Settings, progress: Callable[[str], None]) -> None:
+    """Every blob an event row names, from blob_dir into the target's blob tables."""
+    from collector.errors import BlobNotFound
+    from collector.store.blobs import BlobStore
+    from collector.store.pgblobs import PgBlobStore
+
+    source, dest = BlobStore(settings.blob_dir), PgBlobStore(target)
+    copied = skipped = missing = 0
+    pending: list[tuple[str, bytes]] = []
+    for key in _event_keys(target):
+        if dest.exists(key):
+            skipped += 1
+            continue
+        try:
+            pending.append((key, source.get(key)))
+        except BlobNotFound:
+            missing += 1  # reported by the verification
+            continue
+        if sum(len(data) for _, data in pending) >= BLOB_BATCH_BYTES:
+            dest.put_many(pending)
+            copied, pending = copied + len(pending), []
+    dest.put_many(pending)
+    copied += len(pending)
+    progress(f"blobs: {copied} copied into the database, {skipped} already there"
+             + (f", {missing} missing from {settings.blob_dir}" if missing else ""))
+
+
+def _verify_blobs(target: Engine, settings: Settings, report: MigrationReport,
+                  in_database: bool = False) -> None:
+    from collector.errors import BlobNotFound
+    from collector.store.blobs import Blobs, BlobStore
+    from collector.store.pgblobs import PgBlobStore
+
+    # Where the collector will read them: the target's tables, or the source's blob_dir.
+    store: Blobs = PgBlobStore(target) if in_database else BlobStore(settings.blob_dir)
     meta = MetaData()
     event = Table("event", meta, autoload_with=target)
     with target.connect() as conn:
@@ -214,10 +259,9 @@ def _verify_blobs(target: Engine, settings: Settings, report: MigrationReport) -
         for event_id, key, sha in rows:
             digest = hashlib.sha256()
             try:
-                with open(store._path(key), "rb") as fh:  # streamed: a capture can be large
-                    for block in iter(lambda: fh.read(1 << 20), b""):
-                        digest.update(block)
-            except OSError:
+                for block in store.chunks(key):  # streamed: a capture can be large
+                    digest.update(block)
+            except (OSError, BlobNotFound):
                 report.blob_problems.append(f"event {event_id}: blob {key} is missing")
                 continue
             if digest.hexdigest() != sha:
@@ -245,7 +289,7 @@ def _verify_audit(target: Engine, settings: Settings, report: MigrationReport) -
 
 
 def migrate(settings: Settings, to_url: str, *, batch: int = BATCH,
-            stop_after: int | None = None,
+            stop_after: int | None = None, blobs_to_database: bool = False,
             progress: Callable[[str], None] = lambda line: None) -> MigrationReport:
     """Copy ``settings``' SQLite database to the PostgreSQL database at ``to_url`` and verify.
 
@@ -298,19 +342,24 @@ def migrate(settings: Settings, to_url: str, *, batch: int = BATCH,
             progress(result.line())
         _reset_sequences(target, [dst.tables[t.name] for t in ordered])
         _verify_audit(target, settings, report)
-        _verify_blobs(target, settings, report)
+        if blobs_to_database:
+            _copy_blobs(target, settings, progress)
+        _verify_blobs(target, settings, report, in_database=blobs_to_database)
         return report
     finally:
         source.dispose()
         target.dispose()
 
 
-def settings_hint(settings: Settings, to_url: str) -> str:
+def settings_hint(settings: Settings, to_url: str, blobs_to_database: bool = False) -> str:
     """What the operator does next, printed after a verified migration."""
     url = make_url(_postgres_url(to_url)).render_as_string(hide_password=True)
+    blobs = ('  blob_store = "postgresql"\n' if blobs_to_database else "")
+    kept = ("keep blob_dir too until then" if blobs_to_database
+            else "the blobs stay where they are (blob_dir)")
     return (f"next: stop the collector if it runs, set\n"
-            f'  database_url = "{url}"\n'
+            f'  database_url = "{url}"\n{blobs}'
             f"in {settings.data_dir / 'settings.toml'} (with the real password in place of ***, if "
             f"any), start it again, and check with `vigil collector audit verify --data "
             f"{settings.data_dir}`. Keep {settings.database_url.removeprefix('sqlite:///')} until "
-            "you are satisfied; the blobs stay where they are (blob_dir).")
+            f"you are satisfied; {kept}.")

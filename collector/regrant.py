@@ -30,7 +30,7 @@ from sqlmodel import Session, col, select
 from collector import audit
 from collector.errors import BadRequest, Conflict, NotFound
 from collector.ingest import blob_key_for
-from collector.store.blobs import BlobStore
+from collector.store.blobs import Blobs
 from collector.store.db import Database, advisory_lock
 from collector.store.models import Event, Incident, Keyholder
 
@@ -109,7 +109,7 @@ def resolve_keyholder(session: Session, name: str, *, active: bool = True) -> Ke
     return holder
 
 
-def grant_all(db: Database, blobs: BlobStore, private_key: Any, to: Any, actor: str,
+def grant_all(db: Database, blobs: Blobs, private_key: Any, to: Any, actor: str,
               progress: Progress | None = None, batch: int = DEFAULT_BATCH) -> SlotResult:
     """Seal every stored event's and incident record's data key to ``to`` (a core.keys
     PublicKey) as well, recovering it with ``private_key`` (an unlocked recipient)."""
@@ -126,7 +126,7 @@ def grant_all(db: Database, blobs: BlobStore, private_key: Any, to: Any, actor: 
                 progress=progress, batch=batch)
 
 
-def revoke_all(db: Database, blobs: BlobStore, fingerprint: str, name: str, actor: str,
+def revoke_all(db: Database, blobs: Blobs, fingerprint: str, name: str, actor: str,
                progress: Progress | None = None, batch: int = DEFAULT_BATCH) -> SlotResult:
     """Remove ``fingerprint``'s slot from every stored event and incident record. Envelopes
     where it is the only recipient are left alone and reported (nobody could open them)."""
@@ -141,7 +141,7 @@ def revoke_all(db: Database, blobs: BlobStore, fingerprint: str, name: str, acto
                 progress=progress, batch=batch)
 
 
-def _run(db: Database, blobs: BlobStore, change: SlotChange, actor: str, target: str,
+def _run(db: Database, blobs: Blobs, change: SlotChange, actor: str, target: str,
          details: dict[str, Any], progress: Progress | None, batch: int) -> SlotResult:
     if batch < 1:
         raise BadRequest("--batch must be at least 1")
@@ -190,7 +190,7 @@ def _event_rows(db: Database) -> Iterator[list[tuple[str, list[str]]]]:
         last = rows[-1][0]
 
 
-def _events(db: Database, blobs: BlobStore, change: SlotChange, result: SlotResult,
+def _events(db: Database, blobs: Blobs, change: SlotChange, result: SlotResult,
             progress: Progress | None, batch: int) -> None:
     for chunk in _event_rows(db):
         wanted = [event_id for event_id, recipients in chunk if change.needs(recipients)]
@@ -206,7 +206,7 @@ def _events(db: Database, blobs: BlobStore, change: SlotChange, result: SlotResu
         progress(result)
 
 
-def _event_batch(db: Database, blobs: BlobStore, change: SlotChange, ids: list[str],
+def _event_batch(db: Database, blobs: Blobs, change: SlotChange, ids: list[str],
                  result: SlotResult) -> None:
     from collector.errors import BlobNotFound
     from core.envelope import read_meta
@@ -247,7 +247,7 @@ def _event_batch(db: Database, blobs: BlobStore, change: SlotChange, ids: list[s
     _commit_events(db, blobs, pending, result)
 
 
-def _commit_events(db: Database, blobs: BlobStore, pending: list[_Pending],
+def _commit_events(db: Database, blobs: Blobs, pending: list[_Pending],
                    result: SlotResult) -> None:
     if not pending:
         return

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from collector import audit
 from collector.settings import Settings
-from collector.store.blobs import BlobStore
+from collector.store.blobs import Blobs
 from collector.store.db import Database
 from collector.store.models import Event, EventNote, IncidentEvent, RetentionRun, utcnow
 
@@ -30,7 +30,7 @@ class RetentionResult:
     cutoff: datetime
 
 
-def run_retention(db: Database, blobs: BlobStore, settings: Settings, actor: str = "system",
+def run_retention(db: Database, blobs: Blobs, settings: Settings, actor: str = "system",
                   now: datetime | None = None) -> RetentionResult:
     cutoff = (now or utcnow()) - timedelta(days=settings.retention_days)
     in_incident = select(IncidentEvent.event_id)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from collector.settings import Settings
-from collector.store.blobs import BlobStore
+from collector.store.blobs import Blobs
 from collector.store.db import Database, advisory_lock
 
 __all__ = ["Job", "Scheduler"]
@@ -32,7 +32,7 @@ class Job:
 
 
 class Scheduler:
-    def __init__(self, settings: Settings, db: Database, blobs: BlobStore) -> None:
+    def __init__(self, settings: Settings, db: Database, blobs: Blobs) -> None:
         from collector.alerts import send_all
         from collector.health_digest import send_health_digest
         from collector.ingest import sweep_orphans

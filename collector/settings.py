@@ -98,6 +98,9 @@ class Settings:
     data_dir: Path
     database_url: str = ""  # empty: SQLite at DATA/vigil.db
     blob_dir: Path = Path("blobs")
+    # Where sealed captures are kept: "files" (blob_dir) or "postgresql" (in the database itself,
+    # which must then be PostgreSQL: one system to back up, no shared file system for instances).
+    blob_store: str = "files"
     tls_cert: Path = Path("tls/cert.pem")
     tls_key: Path = Path("tls/key.pem")
     # Every audit entry is also appended here, outside the database (collector.audit_log).
@@ -166,6 +169,12 @@ class Settings:
         for name in ("ingest_rate_per_minute", "ingest_burst", "keyset_grace_days"):
             if not float(getattr(self, name)) >= 0:
                 raise SettingsError(f"settings: {name} must be zero or more")
+        if self.blob_store not in ("files", "postgresql"):
+            raise SettingsError(f'settings: blob_store must be "files" or "postgresql", not '
+                                f"{self.blob_store!r}")
+        if self.blob_store == "postgresql" and self.is_sqlite:
+            raise SettingsError('settings: blob_store = "postgresql" needs a PostgreSQL '
+                                "database_url")
         if not 1 <= self.alert_min_severity <= 5:
             raise SettingsError("settings: alert_min_severity must be between 1 and 5")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -19,7 +20,9 @@ from dashboard.audit_chain import ChainVerifier
 from dashboard.deps import check_csrf
 from dashboard.errors import DashboardError, NotSignedIn
 from dashboard.form_errors import install_form_errors
+from dashboard.keyplace import KeyElsewhere
 from dashboard.rendering import STATIC_DIR, render, wants_html
+from dashboard.routes._common import safe_next
 from dashboard.security import SECURITY_HEADERS
 
 __all__ = ["ROUTE_MODULES", "install"]
@@ -70,12 +73,25 @@ async def _on_dashboard_error(request: Request, exc: Exception) -> Response:
     if wants_html(request):
         if isinstance(exc, NotSignedIn) and request.method == "GET":
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        if isinstance(exc, KeyElsewhere):  # the unlock page, saying why: never an error page
+            return RedirectResponse(f"/unlock?next={quote(_back_to(request), safe='/')}",
+                                    status_code=303)
         who = getattr(request.state, "dashboard_who", None)
         return render(request, "error.html", who, status_code=exc.status, message=str(exc))
     headers = {"Retry-After": "60"} if exc.status == 429 else None
     return JSONResponse(
         {"detail": str(exc), "code": exc.code}, status_code=exc.status, headers=headers
     )
+
+
+def _back_to(request: Request) -> str:
+    """Where to go after unlocking: this page, or for a form, the page that sent it."""
+    if request.method == "GET":
+        query = request.url.query
+        return f"{request.url.path}?{query}" if query else request.url.path
+    referer = urlsplit(request.headers.get("referer", ""))
+    same_site = referer.netloc == request.url.netloc and referer.scheme == request.url.scheme
+    return safe_next(referer.path if same_site else "", "/triage")
 
 
 def install(app: Any) -> None:

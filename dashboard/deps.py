@@ -16,6 +16,7 @@ from collector.store.models import AccountRole
 from dashboard import sessions
 from dashboard.audit_chain import ChainVerifier
 from dashboard.errors import CsrfRejected, Forbidden, KeyLocked, NotSignedIn
+from dashboard.keyplace import key_here
 from dashboard.keysessions import KeyRing, UnlockedKey
 from dashboard.security import same_secret, token_hash
 from dashboard.sessions import SignedIn
@@ -136,8 +137,9 @@ class Unlocked:
         return self.key.key
 
 
-async def _unlocked(who: KeyholderDep, ring: KeyRingDep) -> Unlocked:
-    key = ring.get(who.session_id)
+async def _unlocked(request: Request, who: KeyholderDep, ring: KeyRingDep,
+                    settings: DashSettingsDep) -> Unlocked:
+    key = key_here(request, settings, ring, who)  # KeyElsewhere: unlocked on another instance
     if key is None:
         raise KeyLocked()
     return Unlocked(who, key)

@@ -3,7 +3,8 @@
 # Runs as root or through sudo; idempotent.
 set -euo pipefail
 want=(xvfb xdotool openbox x11-utils xclip trayer chromium python3-venv python3-tk
-      libtesseract5 tesseract-ocr tesseract-ocr-eng tesseract-ocr-cym tesseract-ocr-pol)  # OCR: agent/screen
+      libtesseract5 tesseract-ocr tesseract-ocr-eng tesseract-ocr-cym tesseract-ocr-pol  # OCR: agent/screen
+      haproxy)  # tests/integration/test_two_instances.py: the load balancer in front of two collectors
 [ "${1:-}" = "--with-postgres" ] && want+=(postgresql)
 [ "${1:-}" = "--packages" ] && { shift; want=("$@"); }  # another list: scripts/wine/system-deps.sh
 missing=()

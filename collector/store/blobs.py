@@ -1,4 +1,8 @@
-"""The blob store: sealed envelopes by key, in a directory (an object store can replace it).
+"""The blob store: sealed envelopes by key, in a directory (the default) or in PostgreSQL.
+
+``open_blobs(settings, engine)`` gives the store the settings choose (``blob_store``): this
+module's :class:`BlobStore` on ``blob_dir``, or collector.store.pgblobs.PgBlobStore in the
+collector's PostgreSQL database. Both have the interface :class:`Blobs` describes.
 
 Keys are checked against a strict pattern before they touch the filesystem, so no key can name
 a path outside the store. Writes are atomic and durable: a temporary file is written and fsynced,
@@ -17,10 +21,26 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from collector.settings import Settings
 
 from collector.errors import BlobKeyError, BlobNotFound, StorageError, StorageFull
 
-__all__ = ["KEY_PATTERN", "WRITE_WORKERS", "BlobStore", "check_key", "fsync_dir", "write_synced"]
+__all__ = [
+    "BLOB_STORES",
+    "KEY_PATTERN",
+    "WRITE_WORKERS",
+    "BlobStore",
+    "Blobs",
+    "check_key",
+    "fsync_dir",
+    "open_blobs",
+    "write_synced",
+]
 
 # Up to four "/"-separated segments of letters, digits, "_" and "-", each with one optional
 # ".suffix": no "..", no absolute paths, no hidden files, no backslashes.
@@ -32,6 +52,32 @@ TMP_PREFIX = ".tmp-"
 # Threads that write and fsync blobs at once (all requests share them): bench/ingest.py uses
 # the same number for its raw ceiling.
 WRITE_WORKERS = 32
+READ_CHUNK = 1 << 20
+BLOB_STORES = ("files", "postgresql")  # settings: blob_store
+
+
+class Blobs(Protocol):
+    """What every blob store offers; a put is atomic (a key holds all its bytes or none)."""
+
+    def put(self, key: str, data: bytes) -> None: ...
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None: ...
+    def get(self, key: str) -> bytes: ...
+    def chunks(self, key: str) -> Iterator[bytes]: ...
+    def exists(self, key: str) -> bool: ...
+    def delete(self, key: str) -> bool: ...
+    def keys(self) -> Iterator[str]: ...
+    def keys_older_than(self, cutoff: float | None, prefix: str = "") -> Iterator[str]: ...
+    def mtime(self, key: str) -> float: ...
+    def remove_stale_temporaries(self, older_than_s: float) -> int: ...
+
+
+def open_blobs(settings: Settings, engine: Engine) -> Blobs:
+    """The blob store ``settings`` choose; ``engine`` is the collector's database."""
+    if settings.blob_store == "postgresql":
+        from collector.store.pgblobs import PgBlobStore
+
+        return PgBlobStore(engine)
+    return BlobStore(settings.blob_dir)
 
 
 def check_key(key: str) -> str:
@@ -92,6 +138,15 @@ class BlobStore:
         except FileNotFoundError:
             raise BlobNotFound(f"blob {key!r} not found") from None
 
+    def chunks(self, key: str) -> Iterator[bytes]:
+        """The blob's bytes a piece at a time (a capture need not be held whole)."""
+        try:
+            with open(self._path(key), "rb") as fh:
+                while block := fh.read(READ_CHUNK):
+                    yield block
+        except FileNotFoundError:
+            raise BlobNotFound(f"blob {key!r} not found") from None
+
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
@@ -114,6 +169,16 @@ class BlobStore:
                     key = (rel / name).as_posix()
                     if KEY_PATTERN.fullmatch(key):
                         yield key
+
+    def keys_older_than(self, cutoff: float | None, prefix: str = "") -> Iterator[str]:
+        """Stored keys beginning with ``prefix``, written before ``cutoff`` (epoch seconds)."""
+        for key in self.keys():
+            if key.startswith(prefix):
+                try:
+                    if cutoff is None or self.mtime(key) < cutoff:
+                        yield key
+                except FileNotFoundError:
+                    continue  # deleted meanwhile
 
     def mtime(self, key: str) -> float:
         return self._path(key).stat().st_mtime

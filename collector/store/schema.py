@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from collector.store.models import AuditHead
 
-__all__ = ["MIGRATIONS_DIR", "alembic_config", "current_revision", "upgrade"]
+__all__ = ["MIGRATIONS_DIR", "alembic_config", "current_revision", "schema_lock", "upgrade"]
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _SCHEMA_LOCK = 0x5649_4749_4C5F_5343  # "VIGIL_SC": one cluster-wide lock for migrations
@@ -32,7 +32,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     several instances start at once on one PostgreSQL (they take turns on an advisory lock)."""
     from alembic import command
 
-    with _schema_lock(engine):
+    with schema_lock(engine):
         command.upgrade(alembic_config(engine), revision)
     with Session(engine) as session:
         if session.exec(select(AuditHead).where(AuditHead.id == 1)).first() is None:
@@ -44,7 +44,7 @@ _PROCESS_LOCK = threading.Lock()  # alembic's command API keeps global state
 
 
 @contextmanager
-def _schema_lock(engine: Engine) -> Iterator[None]:
+def schema_lock(engine: Engine) -> Iterator[None]:
     """Migrations one at a time: in this process, and across processes (a PostgreSQL advisory
     lock, or on SQLite an exclusive lock on a file beside the database)."""
     with _PROCESS_LOCK:

@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from collector.admin import PASSWORD_FROM_KEY
 from collector.store.models import Account
-from dashboard import sessions
+from dashboard import keyplace, sessions
 from dashboard.accounts import claim_totp_step, first_sign_in_unlocks, store_first_password
 from dashboard.auditing import audit, audit_backoffs
 from dashboard.deps import DashSettingsDep, KeyRingDep, MaybeSignedInDep, SessionDep
@@ -178,4 +178,5 @@ def logout(
         audit(db, username, "signout", username)
     cookie, _ = sessions.cookie_names(settings)
     response.delete_cookie(cookie, path="/", secure=settings.cookie_secure, httponly=True)
+    keyplace.forget(response, settings)
     return response

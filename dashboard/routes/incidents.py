@@ -19,7 +19,7 @@ from collector.store.models import (
     utcnow,
 )
 from dashboard.auditing import audit
-from dashboard.deps import KeyholderDep, KeyRingDep, SessionDep, UnlockedDep
+from dashboard.deps import DashSettingsDep, KeyholderDep, KeyRingDep, SessionDep, UnlockedDep
 from dashboard.errors import BadRequest, NotFound
 from dashboard.incident_record import (
     INCIDENT_TYPES,
@@ -28,6 +28,7 @@ from dashboard.incident_record import (
     open_record,
     seal_record,
 )
+from dashboard.keyplace import key_here
 from dashboard.rendering import render
 
 __all__ = ["get_incident", "incident_events", "record_history", "router"]
@@ -139,10 +140,11 @@ def incident_create(
 
 @router.get("/incidents/{incident_id}", include_in_schema=False)
 def incident_page(
-    request: Request, incident_id: int, db: SessionDep, ring: KeyRingDep, who: KeyholderDep
+    request: Request, incident_id: int, db: SessionDep, settings: DashSettingsDep,
+    ring: KeyRingDep, who: KeyholderDep
 ) -> Response:
     incident = get_incident(db, incident_id)
-    key = ring.get(who.session_id)
+    key = key_here(request, settings, ring, who)
     record = open_record(incident, key.key) if key else None
     if record is not None:
         audit(db, who.username, "incident.view", f"incident:{incident.id}", decrypted=True)

@@ -28,9 +28,11 @@ from dashboard.deps import (
     UnlockedDep,
 )
 from dashboard.errors import BadRequest, NotFound, Relabelled
+from dashboard.keyplace import key_here
 from dashboard.queue import Cursor, QueueFilter, fetch_page
 from dashboard.rendering import render
 from dashboard.sessions import SignedIn
+from dashboard.settings import DashboardSettings
 
 __all__ = ["GRADES", "get_event", "router"]
 
@@ -106,12 +108,12 @@ def queue(
     ring: KeyRingDep,
     who: KeyholderDep,
 ) -> Response:
+    key = key_here(request, settings, ring, who)
     flt = QueueFilter.from_query(request.query_params)
     after = request.query_params.get("after")
     cursor = Cursor.decode(after) if after else None
     page = fetch_page(db, flt, cursor, settings.page_size)
     headers: dict[str, dict[str, Any]] = {}
-    key = ring.get(who.session_id)
     if key is not None and page.rows:
         headers = _headers_for(page.rows, blobs, key.key, db, who.username, "queue")
         audit(
@@ -140,8 +142,10 @@ def queue(
 
 
 def _event_page(
-    request: Request, db: SessionDep, blobs: BlobsDep, ring: KeyRingDep, who: SignedIn, event: Event
+    request: Request, db: SessionDep, blobs: BlobsDep, settings: DashboardSettings,
+    ring: KeyRingDep, who: SignedIn, event: Event
 ) -> Response:
+    key = key_here(request, settings, ring, who)
     device = db.get(Device, event.device_id)
     notes = db.exec(
         select(EventNote).where(EventNote.event_id == event.id).order_by(col(EventNote.created_at))
@@ -149,7 +153,6 @@ def _event_page(
     incidents = db.exec(
         select(IncidentEvent.incident_id).where(IncidentEvent.event_id == event.id)
     ).all()
-    key = ring.get(who.session_id)
     header: dict[str, Any] | None = None
     if key is not None:
         header = _headers_for([(event, "")], blobs, key.key, db, who.username,
@@ -177,10 +180,11 @@ def event_page(
     event_id: str,
     db: SessionDep,
     blobs: BlobsDep,
+    settings: DashSettingsDep,
     ring: KeyRingDep,
     who: KeyholderDep,
 ) -> Response:
-    return _event_page(request, db, blobs, ring, who, get_event(db, event_id))
+    return _event_page(request, db, blobs, settings, ring, who, get_event(db, event_id))
 
 
 @router.get("/events/{event_id}/screenshot", include_in_schema=False)

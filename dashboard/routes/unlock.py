@@ -10,10 +10,12 @@ from fastapi.responses import RedirectResponse, Response
 from collector.audit import checkpoint, record
 from collector.store.models import Keyholder
 from core.errors import KeyFileError, WrongPassword
+from dashboard import keyplace
 from dashboard.auditing import audit
 from dashboard.deps import DashSettingsDep, KeyholderDep, KeyRingDep, SessionDep
 from dashboard.errors import BackedOff, BadCredentials, BadRequest, NotAReader
 from dashboard.keyholders import is_reader
+from dashboard.keyplace import ELSEWHERE, held_elsewhere
 from dashboard.rendering import render
 from dashboard.routes._common import client_address, key_password_guess, safe_next
 from dashboard.sessions import SignedIn
@@ -31,9 +33,11 @@ def _keyholder(db: SessionDep, who: SignedIn) -> Keyholder:
 
 
 @router.get("/unlock", include_in_schema=False)
-def unlock_form(request: Request, who: KeyholderDep) -> Response:
+def unlock_form(request: Request, settings: DashSettingsDep, ring: KeyRingDep,
+                who: KeyholderDep) -> Response:
     return render(
-        request, "unlock.html", who, error="", next=safe_next(request.query_params.get("next"), "")
+        request, "unlock.html", who, error="", next=safe_next(request.query_params.get("next"), ""),
+        elsewhere=ELSEWHERE if held_elsewhere(request, settings, ring, who) else "",
     )
 
 
@@ -82,11 +86,16 @@ def unlock(
     # the database cannot forge, so a later rewrite or truncation of the chain shows.
     checkpoint(db, key, who.username, "unlock")
     db.commit()
-    return RedirectResponse(safe_next(next, "/triage"), status_code=303)
+    response = RedirectResponse(safe_next(next, "/triage"), status_code=303)
+    keyplace.remember(response, settings, who)  # another instance can then say where it is
+    return response
 
 
 @router.post("/lock", include_in_schema=False)
-def lock(db: SessionDep, ring: KeyRingDep, who: KeyholderDep) -> Response:
+def lock(db: SessionDep, settings: DashSettingsDep, ring: KeyRingDep,
+         who: KeyholderDep) -> Response:
     ring.drop(who.session_id)
     audit(db, who.username, "key.lock", who.username)
-    return RedirectResponse("/triage", status_code=303)
+    response = RedirectResponse("/triage", status_code=303)
+    keyplace.forget(response, settings)
+    return response

@@ -168,3 +168,46 @@ def test_migrate_interrupted_then_resumed_equals_the_source_and_serves(
     verified = vigil("audit", "verify", "--data", data)
     assert verified.returncode == 0, (verified.stdout, verified.stderr)
     assert b"audit log intact" in verified.stdout
+
+
+def test_migrate_with_the_blobs_into_postgresql_serves_without_blob_dir(
+        collector_factory: Any, pg_target: str) -> None:
+    """--blobs-to-database: the captures are copied into the target's blob tables and verified
+    there; with blob_store = "postgresql" the collector opens them with blob_dir gone."""
+    server = collector_factory()
+    device = server.enrol("pc-1")
+    bodies: dict[str, bytes] = {}
+    for k in range(4):
+        body = f"capture {k} ".encode() * 50
+        event_id, data = seal_event(device.id, server.keys.publics, body=body)
+        bodies[event_id] = body
+        answer = server.client.post("/api/v1/events", headers=device.auth, json={
+            "events": [{"id": event_id, "envelope": base64.b64encode(data).decode()}]})
+        assert answer.status_code == 200, answer.text
+    server.stop()
+    data = str(server.data_dir)
+
+    done = vigil("migrate", "--data", data, "--to", pg_target, "--blobs-to-database")
+    out = done.stdout.decode()
+    assert done.returncode == 0, (out, done.stderr.decode())
+    assert "blobs: 4 copied into the database, 0 already there" in out, out
+    assert "4 blobs match" in out and 'blob_store = "postgresql"' in out, out
+    again = vigil("migrate", "--data", data, "--to", pg_target, "--blobs-to-database")
+    assert "blobs: 0 copied into the database, 4 already there" in again.stdout.decode()
+
+    settings_file = server.data_dir / "settings.toml"
+    settings_file.write_text(settings_file.read_text()
+                             .replace('database_url = ""', f'database_url = "{pg_target}"')
+                             .replace('blob_store = "files"', 'blob_store = "postgresql"'))
+    (server.data_dir / "blobs").rename(server.data_dir / "blobs.moved")
+    server.database_url = pg_target
+    server.start()
+    assert server.post_events(server.enrol("pc-after"), 1).status_code == 200
+    server.stop()
+    assert not list((server.data_dir / "blobs").rglob("*.*"))  # the new capture went in too
+    for event_id, body in bodies.items():
+        opened = vigil("event", "open", "--data", data, event_id, "--keyholder",
+                       server.keys.head.name, "--password-stdin",
+                       stdin=server.keys.head.password.encode() + b"\n")
+        assert opened.returncode == 0, opened.stderr
+        assert opened.stdout == body

@@ -45,6 +45,8 @@ def test_overrides_from_the_command_line_win(tmp_path: Path) -> None:
     ("[smtp]\nhots = 'x'\n", "unknown key(s) in [smtp]: hots"),
     ("retention_days = 0\n", "retention_days must be a positive number"),
     ("alert_min_severity = 9\n", "alert_min_severity must be between 1 and 5"),
+    ("blob_store = 's3'\n", 'blob_store must be "files" or "postgresql"'),
+    ("blob_store = 'postgresql'\n", 'blob_store = "postgresql" needs a PostgreSQL database_url'),
 ])
 def test_bad_settings_give_one_clear_line(tmp_path: Path, text: str, expected: str) -> None:
     (tmp_path / SETTINGS_FILE).write_text(text)

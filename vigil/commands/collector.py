@@ -368,7 +368,7 @@ def _slot_summary(verb: str, result: Any, what: str) -> int:
 def _keyholder_grant(args: argparse.Namespace) -> int:
     from collector.errors import BadRequest
     from collector.regrant import DEFAULT_BATCH, grant_all, resolve_keyholder
-    from collector.store.blobs import BlobStore
+    from collector.store.blobs import open_blobs
     from core.keys import KeyFile, PublicKey, load_key_file
 
     password = _read_password()
@@ -385,7 +385,7 @@ def _keyholder_grant(args: argparse.Namespace) -> int:
         if private.fingerprint == to.fingerprint:
             raise BadRequest("--from and --to are the same key")
         with _interruptible() as checkpoint:
-            result = grant_all(db, BlobStore(settings.blob_dir), private,
+            result = grant_all(db, open_blobs(settings, db.engine), private,
                                PublicKey.from_bytes(to.public_key), actor=private.name,
                                progress=_progress("grant", checkpoint),
                                batch=args.batch or DEFAULT_BATCH)
@@ -396,7 +396,7 @@ def _keyholder_grant(args: argparse.Namespace) -> int:
 def _keyholder_retire(args: argparse.Namespace) -> int:
     from collector.keyholders import retire
     from collector.regrant import DEFAULT_BATCH, revoke_all
-    from collector.store.blobs import BlobStore
+    from collector.store.blobs import open_blobs
 
     with _database(args) as (settings, db):
         retired = db.write(lambda s: retire(s, args.name, actor="cli"))
@@ -411,7 +411,7 @@ def _keyholder_retire(args: argparse.Namespace) -> int:
         if not args.revoke_slots:
             return 0
         with _interruptible() as checkpoint:
-            result = revoke_all(db, BlobStore(settings.blob_dir), retired.fingerprint,
+            result = revoke_all(db, open_blobs(settings, db.engine), retired.fingerprint,
                                 retired.name, actor="cli",
                                 progress=_progress("revoke", checkpoint),
                                 batch=args.batch or DEFAULT_BATCH)
@@ -548,14 +548,14 @@ def _audit_new_log(args: argparse.Namespace) -> int:
 def _retention_run(args: argparse.Namespace) -> int:
     from collector.errors import Conflict
     from collector.retention import run_retention
-    from collector.store.blobs import BlobStore
+    from collector.store.blobs import open_blobs
     from collector.store.db import advisory_lock
 
     with _database(args) as (settings, db), \
             advisory_lock(db.engine, "vigil-job:retention") as mine:
         if not mine:
             raise Conflict("the collector is running retention right now: try again shortly")
-        result = run_retention(db, BlobStore(settings.blob_dir), settings, actor="cli")
+        result = run_retention(db, open_blobs(settings, db.engine), settings, actor="cli")
     print(f"retention: {result.deleted} events deleted, {result.kept_for_incidents} kept for "
           f"incidents (older than {result.cutoff:%Y-%m-%d})")
     return 0
@@ -575,7 +575,7 @@ def _event_open(args: argparse.Namespace) -> int:
     from collector.errors import BadRequest, BlobNotFound, NotFound
     from collector.regrant import resolve_keyholder
     from collector.relabel import record_refusal, row_meta
-    from collector.store.blobs import BlobStore
+    from collector.store.blobs import open_blobs
     from collector.store.models import Event
     from core import envelope
     from core.errors import MetadataMismatch
@@ -595,7 +595,7 @@ def _event_open(args: argparse.Namespace) -> int:
                     else load_key_file(args.key))
         key = key_file.unlock(password)
         try:
-            sealed = BlobStore(settings.blob_dir).get(event.blob_key)
+            sealed = open_blobs(settings, db.engine).get(event.blob_key)
         except (FileNotFoundError, KeyError, BlobNotFound):
             raise NotFound(f"the sealed capture of event {event.id} is missing from the store"
                            ) from None

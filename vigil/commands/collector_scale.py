@@ -40,6 +40,9 @@ def register_scale_parsers(sub: Any, data: Any) -> None:
     p.add_argument("--to", required=True, metavar="URL",
                    help="postgresql://user:password@host:5432/database (empty)")
     p.add_argument("--batch", type=int, default=500, metavar="N", help="rows per transaction")
+    p.add_argument("--blobs-to-database", action="store_true",
+                   help='copy the sealed captures into PostgreSQL too (for blob_store = '
+                        '"postgresql"); without it they stay in blob_dir')
     p.set_defaults(func=_migrate)
 
     p = sub.add_parser("backup", help="a consistent online backup in one tar file",
@@ -67,13 +70,14 @@ def _migrate(args: argparse.Namespace) -> int:
     settings = Settings.load(args.data)
     stop = os.environ.get("VIGIL_TEST_MIGRATE_STOP_AFTER")  # tests: interrupt, as a crash would
     report = migrate(settings, args.to, batch=args.batch,
-                     stop_after=int(stop) if stop else None, progress=print)
+                     stop_after=int(stop) if stop else None,
+                     blobs_to_database=args.blobs_to_database, progress=print)
     if not report.ok:
         print(report.summary())
         raise MigrateError("the copy does not match the source: see the lines above; fix and "
                            "run again")
     print(report.summary())
-    print(settings_hint(settings, args.to))
+    print(settings_hint(settings, args.to, args.blobs_to_database))
     return 0
 
 

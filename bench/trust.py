@@ -1,0 +1,273 @@
+"""Trust scale: heartbeats and a reconnection storm, one collector against two behind haproxy.
+
+Two collector instances run on one PostgreSQL schema (one data directory, as the admin guide's
+"several instances"), with Debian's haproxy in front passing TLS through (the configuration of
+tests/fixtures/haproxy.py, which the admin guide shows). An asyncio load generator with real TLS
+and the agents' real API drives simulated devices:
+
+- heartbeats: every device posts heartbeats back to back on its own kept-alive connection for
+  ``--seconds``; heartbeats per second held, and the median and p99 latency;
+- reconnection storm: every device comes back at once (a new TLS connection each) with
+  ``--spooled`` sealed events in its spool and uploads them in batches of 10, retrying on errors
+  as the agent does; the drain time, events per second, and, counted in the database by event
+  id, lost and duplicated events.
+
+Each target is measured in the same run: "one" is instance A directly, "two" is haproxy in
+front of A and B. Figures are medians of ``--rounds`` rounds; the ratio is two / one.
+
+Usage: .venv/bin/python bench/trust.py [--devices 200] [--spooled 5] [--seconds 5] [--rounds 3]
+Last line: heartbeats_per_s=<two instances> drain_s=<two instances> lost=N duplicated=N
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.fixtures.collector import CollectorServer, prepare_collector, seal_event
+from tests.fixtures.collector import EnrolledDevice as Device
+from tests.fixtures.db import drop_pg_schema, pg_schema_url
+from tests.fixtures.haproxy import Haproxy, start_haproxy
+from tests.fixtures.keys import Keyholders, make_keyholder
+
+BODY_BYTES = 16 * 1024  # a small WebP capture
+BATCH = 10
+
+
+@dataclass
+class Round:
+    heartbeats_per_s: float
+    p50_ms: float
+    p99_ms: float
+    hb_cpu_ms: float  # collector processes' CPU time per heartbeat (both instances)
+    drain_s: float
+    events_per_s: float
+    event_cpu_ms: float  # collector processes' CPU time per event stored in the storm
+    lost: int
+    duplicated: int
+
+
+def _cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by these processes (all their threads)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+@dataclass
+class Drain:
+    stored: list[str] = field(default_factory=list)
+    duplicate: list[str] = field(default_factory=list)
+    retries: int = 0
+
+
+def _client(url: str, ctx: Any, device: Device) -> Any:
+    import httpx
+
+    return httpx.AsyncClient(base_url=url, verify=ctx, timeout=30, headers=device.auth,
+                             limits=httpx.Limits(max_connections=1))
+
+
+async def _enrol(server: CollectorServer, url: str, n: int) -> list[Device]:
+    import httpx
+
+    token = server.make_token(uses=n)
+    async with httpx.AsyncClient(base_url=url, verify=server.ssl_context(), timeout=60) as c:
+        async def one(i: int) -> Device:
+            answer = await c.post("/api/v1/enrol", json={"token": token, "hostname": f"pc-{i}",
+                                                         "os": "linux", "agent_version": "bench"})
+            assert answer.status_code == 201, answer.text
+            return Device(answer.json()["device_id"], answer.json()["secret"])
+
+        devices = []
+        for start in range(0, n, 50):  # enrolment hashes a secret: 50 at a time
+            devices += await asyncio.gather(*(one(i) for i in range(start, min(n, start + 50))))
+        return devices
+
+
+async def _heartbeats(url: str, ctx: Any, devices: list[Device], seconds: float
+                      ) -> tuple[int, list[float]]:
+    clients = [_client(url, ctx, d) for d in devices]
+    latencies: list[float] = []
+    try:
+        # Connect first (the storm is measured apart), then hold the load for ``seconds``.
+        await asyncio.gather(*(c.post("/api/v1/heartbeat", json={}) for c in clients))
+        deadline = time.perf_counter() + seconds
+
+        async def beat(client: Any) -> None:
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                answer = await client.post("/api/v1/heartbeat", json={
+                    "user_signed_in": True, "spool_depth": 0, "agent_version": "bench"})
+                latencies.append(time.perf_counter() - t0)
+                assert answer.status_code == 200, answer.text
+
+        started = time.perf_counter()
+        await asyncio.gather(*(beat(c) for c in clients))
+        wall = time.perf_counter() - started
+    finally:
+        await asyncio.gather(*(c.aclose() for c in clients))
+    return round(len(latencies) / wall), latencies
+
+
+async def _storm(url: str, ctx: Any, devices: list[Device],
+                 spools: dict[str, list[tuple[str, bytes]]]) -> tuple[float, Drain]:
+    drain = Drain()
+
+    async def come_back(device: Device) -> None:
+        import httpx
+
+        pending = list(spools[device.id])
+        async with _client(url, ctx, device) as client:
+            while pending:
+                batch = pending[:BATCH]
+                body = {"events": [{"id": i, "envelope": base64.b64encode(d).decode()}
+                                   for i, d in batch]}
+                try:
+                    answer = await client.post("/api/v1/events", json=body)
+                except httpx.TransportError:
+                    answer = None
+                if answer is None or answer.status_code in (409, 429) or answer.status_code >= 500:
+                    drain.retries += 1
+                    await asyncio.sleep(0.2)
+                    continue
+                assert answer.status_code == 200, answer.text
+                got = answer.json()
+                drain.stored += got["stored"]
+                drain.duplicate += got["duplicate"]
+                acked = set(got["stored"]) | set(got["duplicate"])
+                pending = [p for p in pending if p[0] not in acked]
+
+    started = time.perf_counter()
+    await asyncio.gather(*(come_back(d) for d in devices))
+    return time.perf_counter() - started, drain
+
+
+def _count(server: CollectorServer, ids: list[str]) -> int:
+    from sqlalchemy import text
+
+    db = server.database()
+    try:
+        with db.engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM event WHERE id = ANY(:ids)"),
+                                    {"ids": ids}).scalar_one())
+    finally:
+        db.close()
+
+
+def _measure(server: CollectorServer, url: str, devices: list[Device], spooled: int,
+             seconds: float, pids: list[int]) -> Round:
+    ctx = server.ssl_context()
+    cpu0 = _cpu_s(pids)
+    beats, latencies = asyncio.run(_heartbeats(url, ctx, devices, seconds))
+    hb_cpu = _cpu_s(pids) - cpu0
+    spools = {d.id: [seal_event(d.id, server.keys.publics, body=os.urandom(BODY_BYTES))
+                     for _ in range(spooled)] for d in devices}
+    cpu0 = _cpu_s(pids)
+    drain_s, drain = asyncio.run(_storm(url, ctx, devices, spools))
+    event_cpu = _cpu_s(pids) - cpu0
+    sent = [event_id for events in spools.values() for event_id, _ in events]
+    found = _count(server, sent)
+    duplicated = len(drain.stored) - len(set(drain.stored)) + max(0, found - len(sent))
+    quantiles = statistics.quantiles(latencies, n=100)
+    return Round(beats, statistics.median(latencies) * 1000, quantiles[98] * 1000,
+                 hb_cpu * 1000 / len(latencies), drain_s, len(sent) / drain_s,
+                 event_cpu * 1000 / len(sent), lost=len(sent) - found, duplicated=duplicated)
+
+
+def _median(rounds: list[Round], name: str) -> float:
+    return statistics.median(getattr(r, name) for r in rounds)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=200)
+    parser.add_argument("--spooled", type=int, default=5, help="events each device spooled")
+    parser.add_argument("--seconds", type=float, default=5.0, help="heartbeat phase length")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--blob-store", choices=("files", "postgresql"), default="files")
+    args = parser.parse_args()
+    if shutil.which("haproxy") is None:
+        print("haproxy is not installed; run: make system-deps (scripts/system-deps.sh)",
+              file=sys.stderr)
+        return 1
+
+    url, schema = pg_schema_url()
+    a: CollectorServer | None = None
+    b: CollectorServer | None = None
+    proxy: Haproxy | None = None
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-trust-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        try:
+            holders = [make_keyholder(tmp, n, r) for n, r in
+                       (("head", "head"), ("technician", "technician"), ("recovery", "recovery"))]
+            keys = Keyholders(*holders)
+            a = prepare_collector(tmp, url, keys, {"blob_store": args.blob_store,
+                                                   "log_level": "warning"})
+            a.start()
+            b = a.sibling(tmp / "collector-b.log")
+            b.start()
+            proxy = start_haproxy(tmp, [("127.0.0.1", a.port), ("127.0.0.1", b.port)])
+            devices = asyncio.run(_enrol(a, a.url, args.devices))
+            results: dict[str, list[Round]] = {"one": [], "two": []}
+            pids = [a.process.pid, b.process.pid]  # type: ignore[union-attr]
+            for _ in range(args.rounds):
+                results["one"].append(_measure(a, a.url, devices, args.spooled, args.seconds,
+                                               pids))
+                results["two"].append(_measure(a, proxy.url, devices, args.spooled,
+                                               args.seconds, pids))
+        finally:
+            for part in (proxy, b, a):
+                if part is not None:
+                    part.stop()
+            drop_pg_schema(schema)
+
+    cores = os.cpu_count() or 1
+    print(f"trust bench: {args.devices} devices, {args.spooled} spooled events each "
+          f"({BODY_BYTES // 1024} KiB), heartbeats for {args.seconds:g} s, medians of "
+          f"{args.rounds} rounds, blob_store={args.blob_store}, {cores} cores shared by "
+          f"clients, collectors, haproxy and PostgreSQL, load average "
+          f"{os.getloadavg()[0]:.1f}")
+    print(f"{'target':<20}{'hb/s':>6}{'p50 ms':>8}{'p99 ms':>8}{'cpu ms/hb':>10}"
+          f"{'drain s':>8}{'events/s':>9}{'cpu ms/ev':>10}{'lost':>5}{'dup':>4}")
+    for name, label in (("one", "one instance"), ("two", "two behind haproxy")):
+        rounds = results[name]
+        print(f"{label:<20}{_median(rounds, 'heartbeats_per_s'):>6.0f}"
+              f"{_median(rounds, 'p50_ms'):>8.0f}{_median(rounds, 'p99_ms'):>8.0f}"
+              f"{_median(rounds, 'hb_cpu_ms'):>10.2f}"
+              f"{_median(rounds, 'drain_s'):>8.2f}{_median(rounds, 'events_per_s'):>9.0f}"
+              f"{_median(rounds, 'event_cpu_ms'):>10.2f}"
+              f"{sum(r.lost for r in rounds):>5}{sum(r.duplicated for r in rounds):>4}")
+    one, two = results["one"], results["two"]
+    hb_ratio = _median(two, "heartbeats_per_s") / _median(one, "heartbeats_per_s")
+    drain_ratio = _median(one, "drain_s") / _median(two, "drain_s")
+    per_core = 1000 / _median(two, "hb_cpu_ms")
+    print(f"ratio two/one: heartbeats {hb_ratio:.2f}x, drain speed {drain_ratio:.2f}x; "
+          f"per collector core: {per_core:.0f} hb/s, "
+          f"{1000 / _median(two, 'event_cpu_ms'):.0f} events/s (CPU time of the collector "
+          f"processes; the load generator, haproxy and PostgreSQL share the same cores)")
+    lost = sum(r.lost for rounds in results.values() for r in rounds)
+    duplicated = sum(r.duplicated for rounds in results.values() for r in rounds)
+    print(f"heartbeats_per_s={_median(two, 'heartbeats_per_s'):.0f} "
+          f"drain_s={_median(two, 'drain_s'):.2f} lost={lost} duplicated={duplicated}")
+    return 0 if lost == 0 and duplicated == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
