@@ -9,6 +9,8 @@ recall below 95% or push false positives above 2% on the hand-written corpus.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -177,3 +179,14 @@ def test_every_category_has_corpus_lines() -> None:
     pos, _ = _corpus()
     counts = {c: sum(1 for s in pos if s.category == c) for c in CATEGORIES}
     assert min(counts.values()) >= 40, counts
+
+
+def test_generated_unless_contexts_are_what_the_script_writes() -> None:
+    """The "said of someone else, or taught" contexts come from one table
+    (scripts/wordlist_contexts.py): a hand edit inside a generated block would be lost on the
+    next run, so the lists must be exactly what the script writes."""
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, str(root / "scripts" / "wordlist_contexts.py"),
+                           "--check"], check=False, capture_output=True, text=True, cwd=root,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
