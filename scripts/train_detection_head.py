@@ -33,10 +33,14 @@ threshold kept 30% of dev risk. Risk is specific and ordinary text is not, so th
 - Platt calibration on dev lines turns the raw score into a probability; a line's score is the
   maximum over its sentences, as the detector judges sentences.
 
-Thresholds (on dev benign lines, the detector's own severities): ``review`` is the lowest score
-at which at most 2% of dev benign lines fire (severity 2: "log; review in bulk"), ``fire`` the
-lowest at which at most 1% do (severity 3, reviewed); ``severity_4`` is above every dev benign
-line; ``severity_5`` (suicide, self-harm only) is ``max(severity_4, 0.995)``. Cost at run time:
+Thresholds (on dev benign lines, the detector's own severities), for what the product runs, the
+lists and the model together, since the issue's targets are the product's: ``review`` is the
+lowest score at which at most 2% of dev benign lines fire (severity 2: "log; review in bulk"),
+counting the lines the default lists already fire on first; ``fire`` the lowest at which at most
+1% have a hit of severity >= 3 (severity 3, reviewed), lists' hits again counted first;
+``severity_4`` is above every dev benign line (at most 0.995); ``severity_5`` (suicide,
+self-harm only) is above every dev benign line and at least 0.995. (Until the lists' false alarms were cut, the model had the whole
+budget to itself and the product overshot it by the lists' share.) Cost at run time:
 one matrix-vector product with the memory (about 1 M multiply-adds), well under a millisecond
 beside the ~18 ms encoder call.
 """
@@ -58,10 +62,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.detect.lists import severity_caps
+from core.detect.lists import ListDetector, severity_caps
 from core.detect.model import HEAD_PATH, load_encoder, soft_top_k
 from core.detect.sentences import split_sentences
-from core.rules import default_dir, load_dirs
+from core.rules import default_dir, load_defaults, load_dirs
 
 __all__ = ["main"]
 
@@ -135,10 +139,12 @@ def centred(x: Any, means: Any, centre: float, lang: Any = None, lang_tau: float
     return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
-def threshold_for(benign_scores: Any, max_fp: float) -> float:
-    """The lowest threshold at which at most ``max_fp`` of these benign scores reach it."""
-    s = np.sort(benign_scores)[::-1]
-    allowed = int(np.floor(max_fp * len(s)))
+def threshold_for(benign_scores: Any, max_fp: float, already: Any = None) -> float:
+    """The lowest threshold at which at most ``max_fp`` of these benign lines fire, counting the
+    lines where something else (the lists) ``already`` fires: those use up the budget first."""
+    already = np.zeros(len(benign_scores), dtype=bool) if already is None else already
+    s = np.sort(benign_scores[~already])[::-1]
+    allowed = max(0, int(np.floor(max_fp * len(benign_scores))) - int(already.sum()))
     # a little above the highest benign score that must not fire (at most half way to the next),
     # so the float32 runtime (int8 memory) lands on the same side for every dev line
     upper = s[allowed - 1] if allowed > 0 else min(1.0, s[allowed] + 1e-3)
@@ -258,11 +264,21 @@ def main(argv: list[str] | None = None) -> int:
     # Platt calibration on dev lines: P(risk | raw score)
     pa, pb = binary_lr(line_s[:, None], risky.astype(float), 1e-6, np.ones(len(dev)))
     cal = sigmoid(pa[0] * line_s + pb)
-    fire = threshold_for(cal[~risky], MAX_FP)
-    review = min(fire, threshold_for(cal[~risky], MAX_FP_REVIEW))
+    # the targets are for what the product runs, lists and model together: a benign dev line
+    # the lists already fire on uses up the budget before the model's share is set
+    lists = ListDetector(load_defaults())
+    hits = [lists.detect(r[0], "typed") for r in dev]
+    list_any = np.array([bool(h) for h in hits])
+    list_3 = np.array([any(d.severity >= 3 for d in h) for h in hits])
+    list_right = np.array([any(d.category == r[1] for d in h) for h, r in zip(hits, dev, strict=True)])
+    fire = threshold_for(cal[~risky], MAX_FP, list_3[~risky])
+    review = min(fire, threshold_for(cal[~risky], MAX_FP_REVIEW, list_any[~risky]))
     max_benign = float(cal[~risky].max())
-    high = float(max(fire, min(0.995, np.nextafter(max_benign, 1.0))))
-    page = float(max(high, 0.995))  # pages a DSL: only a near-certain score
+    above = float(np.nextafter(max_benign, 1.0))
+    high = float(max(fire, min(0.995, above)))
+    # pages a DSL: only a near-certain score, and above every dev benign line (a plain Turkish
+    # chat line once scored 0.996, which made severity 4 and 5 one band)
+    page = float(max(0.995, above, np.nextafter(high, 1.0)))
     fired, fired3 = cal >= review, cal >= fire
     right = line_c == truth
     langs = sorted({r[2] for r in dev})
@@ -286,6 +302,11 @@ def main(argv: list[str] | None = None) -> int:
         "dev_recall_by_language": {lg: rate(fired & right, risky & np.array(
             [r[2] == lg for r in dev])) for lg in langs},
         "dev_benign_max_score": round(max_benign, 4),
+        "dev_lists_fp_rate": round(float(list_any[~risky].mean()), 4),
+        "dev_lists_fp_rate_severity_3": round(float(list_3[~risky].mean()), 4),
+        "dev_product_fp_rate": round(float((fired | list_any)[~risky].mean()), 4),
+        "dev_product_fp_rate_severity_3": round(float((fired3 | list_3)[~risky].mean()), 4),
+        "dev_product_recall": rate((fired & right) | list_right, risky),
     }
     caps = severity_caps(load_dirs(default_dir()))
     caps.setdefault("eating_disorder", 4)
@@ -317,11 +338,14 @@ def main(argv: list[str] | None = None) -> int:
                         "note": "score = 1/(1+exp(-(a*raw+b))), Platt on dev lines"},
         "thresholds": {
             "review": round(review, 6),
-            "review_note": "severity 2 (log; review in bulk): <= 2% of dev benign lines fire",
+            "review_note": "severity 2 (log; review in bulk): lists or model fire on <= 2% of dev "
+                           "benign lines",
             "fire": round(fire, 6),
-            "fire_note": "severity 3: <= 1% of dev benign lines reach it (half way to the next)",
+            "fire_note": "severity 3: a list hit of severity >= 3 or this score on <= 1% of dev "
+                         "benign lines (half way to the next)",
             "severity_4": round(high, 6),
-            "severity_4_note": "above every dev benign line's score",
+            "severity_4_note": "above every dev benign line's score, at most 0.995",
+            "severity_5_note": "above every dev benign line's score and severity_4, at least 0.995",
             "severity_5": round(page, 6),
             "severity_5_categories": list(PAGE_CATEGORIES),
         },

@@ -18,10 +18,10 @@ sentence, with its language guessed softly from the nearest mean. Format 1 (a lo
 regression and a category head, no memory) still loads.
 
 Severity from the calibrated score (never above the category's highest list severity, ``caps``):
-``score >= review`` gives 2 (logged, reviewed in bulk; at most 2% of dev benign lines),
-``>= threshold`` gives 3 (reviewed; at most 1%), ``>= high`` gives 4, and only for suicide and
-self-harm ``>= page`` gives 5 (pages a DSL). The bands are in ``head.json``; a format-1 head has
-no review band (``review == threshold``).
+``score >= review`` gives 2 (logged, reviewed in bulk; lists or model fire on at most 2% of dev
+benign lines), ``>= threshold`` gives 3 (reviewed; a severity >= 3 hit of either on at most 1%),
+``>= high`` gives 4, and only for suicide and self-harm ``>= page`` gives 5 (pages a DSL). The
+bands are in ``head.json``; a format-1 head has no review band (``review == threshold``).
 """
 
 from __future__ import annotations
