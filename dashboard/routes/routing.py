@@ -23,10 +23,12 @@ from dashboard.auditing import audit
 from dashboard.deps import HeadDep, KeyholderDep, SessionDep, SettingsDep
 from dashboard.errors import BadRequest, NotFound
 from dashboard.rendering import render
+from dashboard.scope import trust_wide_only
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["dashboard"])
+# A school-scoped account is refused (403) until this page is scoped per school (dashboard.scope).
+router = APIRouter(tags=["dashboard"], dependencies=[trust_wide_only("Routing")])
 
 
 def _fingerprint(address: str) -> str:
