@@ -43,11 +43,12 @@ def _incident(client: DashClient, event_id: str) -> int:
 
 
 @pytest.fixture
-def trust(collector_factory: Any) -> Iterator[Trust]:
+def trust(collector_factory: Any, db_url: str) -> Iterator[Trust]:
+    """On SQLite and on PostgreSQL (the school filter is a subquery on both)."""
     from collector.admin import add_school, set_account_school
     from collector.settings import DashboardSettings as CollectorDashboard
 
-    server = collector_factory(dashboard=CollectorDashboard(
+    server = collector_factory(database_url=db_url, dashboard=CollectorDashboard(
         login_max_failures=1000, extra={"account_free_failures": 1000}))
     accounts = make_accounts(server)
     db = server.database()
@@ -205,3 +206,26 @@ def test_devices_take_their_school_from_the_token(trust: Trust) -> None:
     page = trust.tech.post_form("/devices/tokens", {"group": "y7", "school": "SHB"})
     assert page.status_code == 200 and "(SHB)" in page.text
     assert trust.tech.post_form("/devices/tokens", {"school": "NOPE"}).status_code == 404
+
+
+def test_a_school_technician_enrols_into_and_revokes_only_their_school(trust: Trust) -> None:
+    from collector.admin import create_enrol_token, set_account_school
+
+    db = trust.server.database()
+    try:
+        token_a = create_enrol_token(db, school="NHA", actor="test").id
+        token_b = create_enrol_token(db, school="SHB", actor="test").id
+        set_account_school(db, trust.tech.username, "NHA", actor="test")  # from its next request
+    finally:
+        db.close()
+    tech = trust.tech
+    assert tech.post_form(f"/devices/tokens/{token_b}/revoke").status_code == 404
+    assert tech.post_form("/devices/tokens/999999/revoke").status_code == 404
+    assert tech.post_form(f"/devices/tokens/{token_a}/revoke").status_code == 303
+    devices = tech.http.get("/devices").text
+    assert "NHA-PC-01" in devices and "SHB-PC-01" not in devices
+    assert 'id="token-school"' not in devices  # no choice: their school's tokens only
+    # The form's school is ignored for a school's technician: the token is NHA's.
+    page = tech.post_form("/devices/tokens", {"group": "y8", "school": "SHB"})
+    assert page.status_code == 200 and "(NHA)" in page.text and "(SHB)" not in page.text
+    assert tech.http.get(f"/events/{trust.event_b}").status_code == 404
