@@ -8,7 +8,9 @@ conditions into its queries, or fetches by id through ``event``/``incident``, wh
 for a row of another school exactly as for a row that does not exist, so ids do not leak.
 
 A device's school comes from its enrolment token; an event is of its device's school; an
-incident is of the school it was created in (dashboard.routes.incidents). Rows of no school
+incident is of the school it was created in (dashboard.routes.incidents); routing targets and
+rules are of the school whose account added them. The conditions themselves are defined once,
+in collector.schools, which the routing job uses too. Rows of no school
 (devices enrolled before schools were added) are seen by trust-wide accounts only.
 """
 
@@ -18,9 +20,18 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from collector.store.models import Device, EnrolToken, Event, Incident, School
+from collector import schools
+from collector.store.models import (
+    Device,
+    EnrolToken,
+    Event,
+    Incident,
+    RouteRule,
+    RouteTarget,
+    School,
+)
 from dashboard.deps import MaybeSignedInDep, SessionDep
 from dashboard.errors import Forbidden, NotFound
 
@@ -48,19 +59,25 @@ class Scope:
     # Conditions to put in a query's WHERE (none when trust-wide).
 
     def devices(self) -> tuple[Any, ...]:
-        return () if self.school is None else (col(Device.school_id) == self.school_id,)
+        return self._where(schools.devices_of)
 
     def events(self) -> tuple[Any, ...]:
-        if self.school is None:
-            return ()
-        of_school = select(Device.id).where(col(Device.school_id) == self.school_id)
-        return (col(Event.device_id).in_(of_school),)
+        return self._where(schools.events_of)
 
     def incidents(self) -> tuple[Any, ...]:
-        return () if self.school is None else (col(Incident.school_id) == self.school_id,)
+        return self._where(schools.incidents_of)
 
     def tokens(self) -> tuple[Any, ...]:
-        return () if self.school is None else (col(EnrolToken.school_id) == self.school_id,)
+        return self._where(schools.tokens_of)
+
+    def route_targets(self) -> tuple[Any, ...]:
+        return self._where(schools.targets_of)
+
+    def route_rules(self) -> tuple[Any, ...]:
+        return self._where(schools.rules_of)
+
+    def _where(self, condition: Any) -> tuple[Any, ...]:
+        return () if self.school_id is None else (condition(self.school_id),)
 
     # Fetching one row by id: 404 for another school's row, as for a missing one.
 
@@ -80,8 +97,19 @@ class Scope:
         return incident
 
     def token(self, db: Session, token_id: int, missing: str) -> EnrolToken:
-        row = db.get(EnrolToken, token_id)
-        if row is None or not self._may_see(row.school_id):
+        return self._row(db, EnrolToken, token_id, missing)
+
+    def route_target(self, db: Session, target_id: int, missing: str) -> RouteTarget:
+        """A routing target not removed, in the account's school (a trust-wide account: any)."""
+        return self._row(db, RouteTarget, target_id, missing)
+
+    def route_rule(self, db: Session, rule_id: int, missing: str) -> RouteRule:
+        return self._row(db, RouteRule, rule_id, missing)
+
+    def _row(self, db: Session, model: Any, row_id: int, missing: str) -> Any:
+        row = db.get(model, row_id)
+        if (row is None or not self._may_see(row.school_id)
+                or getattr(row, "removed_at", None) is not None):
             raise NotFound(missing)
         return row
 
@@ -126,7 +154,7 @@ ScopeDep = Annotated[Scope, Depends(_scope)]
 
 def trust_wide_only(what: str) -> Any:
     """A router dependency for pages that are the trust's, not a school's, until they are
-    scoped too (the roster, routing rules, the audit log): a school-scoped account gets 403."""
+    scoped too (the roster, the audit log): a school-scoped account gets 403."""
 
     async def dependency(scope: ScopeDep) -> None:
         scope.trust_only(what)

@@ -369,6 +369,8 @@ class RouteTarget(SQLModel, table=True):
     label: str = Field(max_length=64)  # e.g. "DSL (Mrs Patel)", "Safeguarding channel"
     address: str = Field(sa_column=Column(Text, nullable=False))
     digest: bool = False  # e-mail only: the weekly digest (counts) goes to this address too
+    # The school whose account added it (its digest counts that school's events); NULL: trust.
+    school_id: int | None = Field(default=None)
     created_by: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     removed_at: datetime | None = None
@@ -376,7 +378,8 @@ class RouteTarget(SQLModel, table=True):
 
 class RouteRule(SQLModel, table=True):
     """Events of ``category`` (empty: any) at ``min_severity`` or above, from devices in
-    ``group`` (empty: any), are sent to ``targets`` (RouteTarget ids)."""
+    ``group`` (empty: any) and of ``school_id`` (NULL: any), are sent to ``targets``
+    (RouteTarget ids)."""
 
     __tablename__ = "route_rule"
 
@@ -385,6 +388,8 @@ class RouteRule(SQLModel, table=True):
     category: str = Field(default="", max_length=32)
     min_severity: int = 1
     group: str = Field(default="", max_length=64)
+    # A school's rule matches that school's events only; NULL (a trust-wide account's): any.
+    school_id: int | None = Field(default=None)
     targets: list[int] = Field(default_factory=list, sa_column=Column(JSON))
     created_by: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow)

@@ -176,7 +176,7 @@ def test_lists_and_reports_leave_out_another_schools_rows(trust: Trust) -> None:
     assert "1 event(s) in the period" in termly.text and "North Hill Academy" in termly.text
     assert trust.governor.http.get("/reports").status_code == 200
     # Pages still set for the whole trust are refused to a school's account.
-    for path in ("/roster", "/routing", "/audit"):
+    for path in ("/roster", "/audit"):
         assert head.get(path).status_code == 403, path
         assert trust.tech.http.get(path).status_code == 200, path
 
@@ -229,3 +229,47 @@ def test_a_school_technician_enrols_into_and_revokes_only_their_school(trust: Tr
     page = tech.post_form("/devices/tokens", {"group": "y8", "school": "SHB"})
     assert page.status_code == 200 and "(NHA)" in page.text and "(SHB)" not in page.text
     assert tech.http.get(f"/events/{trust.event_b}").status_code == 404
+
+
+def test_routing_is_per_school_for_a_schools_head(trust: Trust) -> None:
+    from collector.store.models import RouteRule, RouteTarget, School
+
+    db = trust.server.database()
+    try:  # South Bank's head's target and rule, as they would have added them
+        with db.session() as session:
+            shb = session.exec(select(School).where(School.code == "SHB")).one().id
+            target = RouteTarget(kind="email", label="South Bank DSL", address="dsl@shb.example",
+                                 created_by="test", school_id=shb)
+            session.add(target)
+            session.flush()
+            rule = RouteRule(name="South Bank severe", min_severity=4, targets=[target.id],
+                             created_by="test", school_id=shb)
+            session.add(rule)
+            session.commit()
+            target_b, rule_b = target.id, rule.id
+    finally:
+        db.close()
+    head = trust.head
+    answer = head.post_form("/routing/targets", {"kind": "email", "label": "North Hill DSL",
+                                                 "address": "dsl@nha.example"})
+    assert answer.status_code == 303
+    page = head.http.get("/routing").text
+    assert "North Hill DSL" in page and "South Bank DSL" not in page
+    assert "South Bank severe" not in page and "SHB-PC-01" not in page
+    assert head.post_form(f"/routing/targets/{target_b}/remove").status_code == 404
+    assert head.post_form(f"/routing/targets/{target_b}/test").status_code == 404
+    assert head.post_form("/routing/rules", {"name": "x", "min_severity": "5",
+                                             "targets": str(target_b)}).status_code == 404
+    assert head.post_form(f"/routing/rules/{rule_b}/remove").status_code == 404
+    # The trust-wide account sees both schools' targets and rules.
+    page = trust.tech.http.get("/routing").text
+    assert "North Hill DSL" in page and "South Bank DSL" in page and "South Bank severe" in page
+    db = trust.server.database()
+    try:
+        with db.session() as session:
+            added = session.exec(select(RouteTarget).where(
+                RouteTarget.label == "North Hill DSL")).one()
+            nha = session.exec(select(School).where(School.code == "NHA")).one().id
+    finally:
+        db.close()
+    assert added.school_id == nha

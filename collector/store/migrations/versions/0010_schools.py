@@ -1,8 +1,9 @@
-"""school, and school_id on device, enroltoken, account and incident: schools of a trust (issue 18).
+"""school, and school_id on device, enroltoken, account, incident, route_target and route_rule:
+schools of a trust (issue 18).
 
 A device takes its school from its enrolment token; an account with a school sees only that
-school's devices, events and incidents (dashboard.scope); an account without one sees the whole
-trust. Every new column is nullable, so a collector upgraded with no schools behaves as before.
+school's devices, events and incidents (dashboard.scope), and its routing rules match its school's events only (collector.routing);
+an account without one sees the whole trust. Every new column is nullable, so a collector upgraded with no schools behaves as before.
 
 Named 0010_schools so that a renumber at merge (another branch may add a 0010) is a rename and
 this revision's ``down_revision``. Plain ADD/DROP COLUMN, as in 0005 and 0006, and so no foreign
@@ -25,7 +26,7 @@ down_revision = '0009'
 branch_labels = None
 depends_on = None
 
-_TABLES = ('device', 'enroltoken', 'account', 'incident')
+_TABLES = ('device', 'enroltoken', 'account', 'incident', 'route_target', 'route_rule')
 _INDEXED = ('device', 'incident')
 
 
