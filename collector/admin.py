@@ -19,7 +19,7 @@ from collector.api.enrol import token_hash
 from collector.errors import BadRequest, CollectorError, Conflict, NotFound
 from collector.settings import SETTINGS_FILE, Settings, render_settings_file
 from collector.store.db import Database, make_engine
-from collector.store.models import Account, AccountRole, EnrolToken, Keyholder, utcnow
+from collector.store.models import Account, AccountRole, EnrolToken, Keyholder, School, utcnow
 from collector.store.schema import upgrade
 from collector.tls import create_self_signed
 
@@ -28,6 +28,7 @@ __all__ = [
     "EnrolTokenInfo",
     "add_account",
     "add_keyholder_key",
+    "add_school",
     "create_enrol_token",
     "hash_password",
     "import_recovery_key",
@@ -36,6 +37,9 @@ __all__ = [
     "parse_duration",
     "register_keyholder",
     "revoke_enrol_token",
+    "school_by_code",
+    "schools",
+    "set_account_school",
 ]
 
 KEYHOLDER_ROLES = ("head", "technician")
@@ -192,8 +196,9 @@ def import_recovery_key(db: Database, pub_path: Path, actor: str = "cli") -> Key
 
 
 def add_account(db: Database, username: str, role: str, password: str,
-                actor: str = "cli") -> Account:
-    """A dashboard account without a key (governors)."""
+                actor: str = "cli", school: str = "") -> Account:
+    """A dashboard account without a key (governors); ``school``: the code of the school it is
+    scoped to, "" for the whole trust."""
     from core.keys import check_password
 
     if role != AccountRole.GOVERNOR.value:
@@ -203,10 +208,13 @@ def add_account(db: Database, username: str, role: str, password: str,
     password_hash = hash_password(password)
 
     def job(session: Session) -> Account:
-        account = Account(username=username, role=role, password_hash=password_hash)
+        scope = school_by_code(session, school) if school else None
+        account = Account(username=username, role=role, password_hash=password_hash,
+                          school_id=scope.id if scope else None)
         session.add(account)
         _unique(session, f"account {username!r}")
-        audit.record(session, actor, "account.add", target=username, details={"role": role})
+        details = {"role": role, **({"school": scope.code} if scope else {})}
+        audit.record(session, actor, "account.add", target=username, details=details)
         return account
 
     return db.write(job)
@@ -239,7 +247,7 @@ class EnrolTokenInfo:
 
 
 def create_enrol_token(db: Database, uses: int = 1, expires: timedelta = timedelta(days=7),
-                       group: str = "", actor: str = "cli") -> EnrolTokenInfo:
+                       group: str = "", actor: str = "cli", school: str = "") -> EnrolTokenInfo:
     if not 1 <= uses <= 100_000:
         raise BadRequest("--uses must be between 1 and 100000")
     # The prefix names what the string is when it turns up in a ticket or a shell history, and
@@ -248,13 +256,17 @@ def create_enrol_token(db: Database, uses: int = 1, expires: timedelta = timedel
     expires_at = utcnow() + expires
 
     def job(session: Session) -> EnrolTokenInfo:
+        scope = school_by_code(session, school) if school else None
         row = EnrolToken(token_hash=token_hash(token), group=group[:64], max_uses=uses,
-                         expires_at=expires_at, created_by=actor)
+                         expires_at=expires_at, created_by=actor,
+                         school_id=scope.id if scope else None)
         session.add(row)
         session.flush()
-        audit.record(session, actor, "enrol-token.create", target=str(row.id),
-                     details={"uses": uses, "expires_at": expires_at.isoformat(),
-                              "group": group[:64]})
+        details: dict[str, Any] = {"uses": uses, "expires_at": expires_at.isoformat(),
+                                   "group": group[:64]}
+        if scope is not None:
+            details["school"] = scope.code
+        audit.record(session, actor, "enrol-token.create", target=str(row.id), details=details)
         return EnrolTokenInfo(token, int(row.id or 0), expires_at, uses, group[:64])
 
     return db.write(job)
@@ -280,3 +292,60 @@ def revoke_enrol_token(db: Database, token_or_id: str, actor: str = "cli") -> in
 
     return db.write(job)
 
+
+
+SCHOOL_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+
+
+def school_by_code(session: Session, code: str) -> School:
+    """The school with this code (case-insensitive), or NotFound naming the known codes."""
+    wanted = code.strip().upper()
+    row = session.exec(select(School).where(School.code == wanted)).first()
+    if row is None:
+        known = ", ".join(s.code for s in session.exec(select(School).order_by(School.code)))
+        raise NotFound(f"no school with code {wanted!r}"
+                       + (f" (known: {known})" if known else " (add one with `school add`)"))
+    return row
+
+
+def schools(db: Database) -> list[School]:
+    with db.session() as session:
+        return list(session.exec(select(School).order_by(School.code)).all())
+
+
+def add_school(db: Database, code: str, name: str, actor: str = "cli") -> School:
+    """A school of the trust; its code is kept in capitals (typed in commands and forms)."""
+    code = code.strip().upper()
+    name = name.strip()
+    if not SCHOOL_CODE.fullmatch(code):
+        raise BadRequest("a school code is 1 to 32 letters, digits, - or _, e.g. NHA")
+    if not name or len(name) > 200:
+        raise BadRequest("a school's name is 1 to 200 characters")
+
+    def job(session: Session) -> School:
+        row = School(code=code, name=name)
+        session.add(row)
+        _unique(session, f"school {code!r}")
+        audit.record(session, actor, "school.add", target=f"school:{code}",
+                     details={"name": name})
+        return row
+
+    return db.write(job)
+
+
+def set_account_school(db: Database, username: str, school: str, actor: str = "cli") -> Account:
+    """Scope an account (a keyholder's too) to one school, or to the whole trust (``school``
+    ""). Its open sessions keep going: the scope is read from the account on every request."""
+
+    def job(session: Session) -> Account:
+        account = session.exec(select(Account).where(Account.username == username)).first()
+        if account is None:
+            raise NotFound(f"no account {username!r}")
+        scope = school_by_code(session, school) if school else None
+        account.school_id = scope.id if scope else None
+        session.add(account)
+        audit.record(session, actor, "account.scope", target=username,
+                     details={"school": scope.code if scope else "trust"})
+        return account
+
+    return db.write(job)

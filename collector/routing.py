@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from collector import audit
+from collector import audit, schools
 from collector.device_health import as_utc
 from collector.errors import CollectorError
 from collector.settings import Settings
@@ -109,10 +109,11 @@ def mask(target: RouteTarget) -> str:
     return f"{parts.scheme}://{parts.hostname}/…{target.address[-4:]}"
 
 
-def _matches(rule: RouteRule, event: Event, group: str) -> bool:
+def _matches(rule: RouteRule, event: Event, group: str, school_id: int | None) -> bool:
     return ((not rule.category or rule.category == event.category)
             and event.severity >= rule.min_severity
-            and (not rule.group or rule.group == group))
+            and (not rule.group or rule.group == group)
+            and (rule.school_id is None or rule.school_id == school_id))
 
 
 def plan(db: Database, now: datetime | None = None) -> int:
@@ -122,7 +123,8 @@ def plan(db: Database, now: datetime | None = None) -> int:
 
     def work(session: Session) -> int:
         events = list(session.exec(
-            select(Event, Device.group).join(Device, col(Device.id) == Event.device_id)
+            select(Event, Device.group, Device.school_id)
+            .join(Device, col(Device.id) == Event.device_id)
             .where(col(Event.routed_at).is_(None), col(Event.received_at) > now - LOOKBACK)
             .order_by(col(Event.received_at)).limit(1000)
             .with_for_update(skip_locked=True, of=Event)).all())
@@ -133,10 +135,10 @@ def plan(db: Database, now: datetime | None = None) -> int:
         live = {t.id for t in session.exec(select(RouteTarget).where(
             col(RouteTarget.removed_at).is_(None))).all()}
         made = 0
-        for event, group in events:
+        for event, group, school_id in events:
             chosen: dict[int, int] = {}  # target -> the first rule that chose it
             for rule in rules:
-                if _matches(rule, event, group or ""):
+                if _matches(rule, event, group or "", school_id):
                     for target in rule.targets or []:
                         if target in live:
                             chosen.setdefault(int(target), rule.id or 0)
@@ -324,16 +326,20 @@ def _digest(session: Session, target: RouteTarget, now: datetime) -> Digest:
     def count(query: Any) -> int:
         return int(session.exec(query).one())
 
+    # A school's target (added by a school's account) is told its school's figures only.
+    events = () if target.school_id is None else (schools.events_of(target.school_id),)
+    incidents = () if target.school_id is None else (schools.incidents_of(target.school_id),)
     return Digest(
         received=count(select(func.count()).select_from(Event)
-                       .where(col(Event.received_at) > since)),
+                       .where(col(Event.received_at) > since, *events)),
         serious=count(select(func.count()).select_from(Event)
-                      .where(col(Event.received_at) > since, col(Event.severity) >= 4)),
-        awaiting=count(select(func.count()).select_from(Event).where(Event.status == "new")),
+                      .where(col(Event.received_at) > since, col(Event.severity) >= 4, *events)),
+        awaiting=count(select(func.count()).select_from(Event)
+                       .where(Event.status == "new", *events)),
         routed_here=count(select(func.count()).select_from(RouteDelivery).where(
             RouteDelivery.target_id == target.id, col(RouteDelivery.created_at) > since)),
         open_incidents=count(select(func.count()).select_from(Incident)
-                             .where(Incident.status != "closed")),
+                             .where(Incident.status != "closed", *incidents)),
     )
 
 

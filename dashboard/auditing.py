@@ -10,8 +10,16 @@ __all__ = ["audit", "audit_backoffs", "audit_relabel"]
 
 
 def audit(db: Session, actor: str, action: str, target: str = "", **details: Any) -> None:
-    """Append one entry and commit it with whatever the caller changed in the same session."""
+    """Append one entry and commit it with whatever the caller changed in the same session.
+
+    When the request is a school's (a scoped account, or a trust-wide one acting on a school's
+    event or incident: dashboard.scope), the entry records that school's code."""
     from collector.audit import record
+    from dashboard.scope import AUDIT_SCHOOL
+
+    school = db.info.get(AUDIT_SCHOOL)
+    if school and "school" not in details:
+        details = {**details, "school": school}
 
     record(db, actor, action, target, details)
     db.commit()

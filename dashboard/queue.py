@@ -109,8 +109,12 @@ class QueuePage:
     next_cursor: Cursor | None
 
 
-def fetch_page(db: Session, flt: QueueFilter, cursor: Cursor | None, limit: int) -> QueuePage:
+def fetch_page(db: Session, flt: QueueFilter, cursor: Cursor | None, limit: int,
+               where: tuple[Any, ...] = ()) -> QueuePage:
+    """One page of the queue; ``where``: the account's school (dashboard.scope.Scope.events)."""
     query = select(Event, Device.hostname).join(Device, col(Device.id) == Event.device_id, isouter=True)
+    if where:
+        query = query.where(*where)
     if flt.severity is not None:
         query = query.where(Event.severity == flt.severity)
     if flt.category:

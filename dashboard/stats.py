@@ -57,7 +57,9 @@ class WeeklySeries:
         return [sum(c[i] for c in self.by_category.values()) for i in range(len(self.weeks))]
 
 
-def weekly_series(db: Session, span: Span) -> WeeklySeries:
+def weekly_series(db: Session, span: Span, where: tuple[Any, ...] = ()) -> WeeklySeries:
+    """Events per week by category and severity; ``where``: the account's school's events
+    (dashboard.scope.Scope.events)."""
     weeks: list[date] = []
     week = _monday(span.start)
     while week <= span.end:
@@ -65,7 +67,7 @@ def weekly_series(db: Session, span: Span) -> WeeklySeries:
         week += timedelta(days=7)
     index = {w: i for i, w in enumerate(weeks)}
     day = func.date(Event.time)
-    in_span = (col(Event.time) >= span.lo, col(Event.time) < span.hi)
+    in_span = (col(Event.time) >= span.lo, col(Event.time) < span.hi, *where)
     by_category: dict[str, list[int]] = defaultdict(lambda: [0] * len(weeks))
     for d, category, n in db.exec(
         select(day, Event.category, func.count()).where(*in_span).group_by(day, Event.category)
@@ -102,8 +104,11 @@ def term_for(today: date) -> Span:
     return Span(date(today.year, 4, 1), date(today.year, 8, 31))
 
 
-def term_summary(db: Session, span: Span) -> TermSummary:
-    in_span = (col(Event.time) >= span.lo, col(Event.time) < span.hi)
+def term_summary(db: Session, span: Span, where: tuple[Any, ...] = (),
+                 incidents_where: tuple[Any, ...] = ()) -> TermSummary:
+    """The governors' termly figures; ``where`` and ``incidents_where``: the account's school's
+    events and incidents (dashboard.scope), so a school's governor sees their school's."""
+    in_span = (col(Event.time) >= span.lo, col(Event.time) < span.hi, *where)
     out = TermSummary(span=span)
     out.by_category = [
         (c, n)
@@ -151,7 +156,8 @@ def term_summary(db: Session, span: Span) -> TermSummary:
     types: Counter[str] = Counter()
     for kinds in db.exec(
         select(Incident.incident_types).where(
-            col(Incident.created_at) >= span.lo, col(Incident.created_at) < span.hi
+            col(Incident.created_at) >= span.lo, col(Incident.created_at) < span.hi,
+            *incidents_where,
         )
     ).all():
         types.update(kinds or [])

@@ -52,19 +52,21 @@ def enrol(body: EnrolRequest, db: DatabaseDep) -> EnrolResponse:
                    col(EnrolToken.expires_at) > now,
                    col(EnrolToken.uses) < col(EnrolToken.max_uses))
             .values(uses=EnrolToken.uses + 1)
-            .returning(EnrolToken.id, EnrolToken.group)
+            .returning(EnrolToken.id, EnrolToken.group, EnrolToken.school_id)
         ).first()
         if spent is None:
             raise BadEnrolToken("enrolment token is unknown, expired, used up or revoked: "
                                 "ask for a new one")
         secret = secrets.token_urlsafe(32)
         device = Device(id=str(uuid.uuid4()), hostname=body.hostname, os=body.os,
-                        group=spent.group, agent_version=body.agent_version,
+                        group=spent.group, school_id=spent.school_id,
+                        agent_version=body.agent_version,
                         secret_hash=hash_secret(secret), last_seen=now)
         session.add(device)
-        audit.record(session, f"device:{device.id}", "enrol", target=device.id,
-                     details={"hostname": body.hostname, "group": spent.group,
-                              "token_id": spent.id})
+        details = {"hostname": body.hostname, "group": spent.group, "token_id": spent.id}
+        if spent.school_id is not None:  # the school the token enrols into (issue 18)
+            details["school_id"] = spent.school_id
+        audit.record(session, f"device:{device.id}", "enrol", target=device.id, details=details)
         return EnrolResponse(device_id=device.id, secret=secret,
                              keyset_fingerprint=keyset_fingerprint(session))
 

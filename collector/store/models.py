@@ -39,6 +39,7 @@ __all__ = [
     "RouteDelivery",
     "RouteRule",
     "RouteTarget",
+    "School",
     "WordlistFile",
     "utcnow",
 ]
@@ -83,11 +84,24 @@ DETECTION_NOTE_MAX = 300
 SCREEN_STATE_MAX = 64
 
 
+class School(SQLModel, table=True):
+    """A school of the trust (issue 18). A collector with no schools is one school, as before
+    there were schools: every row has ``school_id`` NULL and every account sees everything."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True)  # e.g. "NHA", typed in commands and forms
+    name: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class Device(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=36)
     hostname: str = Field(max_length=255)
     os: str = Field(default="", max_length=64)
     group: str = Field(default="", max_length=64, index=True)
+    # From its enrolment token; NULL: no school (a collector without schools, or enrolled
+    # before they were added), seen only by trust-wide accounts once schools exist.
+    school_id: int | None = Field(default=None, index=True)
     agent_version: str = Field(default="", max_length=32)
     secret_hash: str = Field(max_length=128)  # SHA-256 of the 256-bit device secret
     enrolled_at: datetime = Field(default_factory=utcnow)
@@ -122,6 +136,7 @@ class EnrolToken(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     token_hash: str = Field(max_length=128, unique=True)  # SHA-256; the token itself is shown once
     group: str = Field(default="", max_length=64)
+    school_id: int | None = Field(default=None)
     max_uses: int = 1
     uses: int = 0
     created_at: datetime = Field(default_factory=utcnow)
@@ -196,6 +211,8 @@ class Account(SQLModel, table=True):
     password_hash: str = Field(max_length=255)  # Argon2id
     totp_secret: str | None = Field(default=None, max_length=64)
     keyholder_id: int | None = Field(default=None, foreign_key="keyholder.id")
+    # The school this account is scoped to (dashboard.scope); NULL: the whole trust.
+    school_id: int | None = Field(default=None)
     failed_logins: int = 0
     locked_until: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
@@ -222,6 +239,8 @@ class Incident(SQLModel, table=True):
     # pupils, so it is sealed to the keyholders like a capture: an envelope in this column.
     sealed_record: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
     created_by: str = Field(max_length=64)
+    # The school of its events (dashboard.scope); NULL: trust-wide accounts only see it.
+    school_id: int | None = Field(default=None, index=True)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     closed_at: datetime | None = None
@@ -350,6 +369,8 @@ class RouteTarget(SQLModel, table=True):
     label: str = Field(max_length=64)  # e.g. "DSL (Mrs Patel)", "Safeguarding channel"
     address: str = Field(sa_column=Column(Text, nullable=False))
     digest: bool = False  # e-mail only: the weekly digest (counts) goes to this address too
+    # The school whose account added it (its digest counts that school's events); NULL: trust.
+    school_id: int | None = Field(default=None)
     created_by: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     removed_at: datetime | None = None
@@ -357,7 +378,8 @@ class RouteTarget(SQLModel, table=True):
 
 class RouteRule(SQLModel, table=True):
     """Events of ``category`` (empty: any) at ``min_severity`` or above, from devices in
-    ``group`` (empty: any), are sent to ``targets`` (RouteTarget ids)."""
+    ``group`` (empty: any) and of ``school_id`` (NULL: any), are sent to ``targets``
+    (RouteTarget ids)."""
 
     __tablename__ = "route_rule"
 
@@ -366,6 +388,8 @@ class RouteRule(SQLModel, table=True):
     category: str = Field(default="", max_length=32)
     min_severity: int = 1
     group: str = Field(default="", max_length=64)
+    # A school's rule matches that school's events only; NULL (a trust-wide account's): any.
+    school_id: int | None = Field(default=None)
     targets: list[int] = Field(default_factory=list, sa_column=Column(JSON))
     created_by: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow)

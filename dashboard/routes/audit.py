@@ -16,10 +16,12 @@ from collector.store.models import AuditEntry
 from dashboard.auditing import audit
 from dashboard.deps import ChainVerifierDep, KeyholderDep, SessionDep
 from dashboard.rendering import render
+from dashboard.scope import trust_wide_only
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["dashboard"])
+# A school-scoped account is refused (403) until this page is scoped per school (dashboard.scope).
+router = APIRouter(tags=["dashboard"], dependencies=[trust_wide_only("The audit log")])
 
 PAGE = 100
 

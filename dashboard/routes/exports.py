@@ -16,6 +16,7 @@ from dashboard.evidence import build_evidence_zip
 from dashboard.handoff import build_handoff
 from dashboard.incident_record import open_record
 from dashboard.routes.incidents import get_incident, incident_events, record_history
+from dashboard.scope import ScopeDep
 
 __all__ = ["router"]
 
@@ -23,8 +24,9 @@ router = APIRouter(tags=["dashboard"])
 
 
 @router.post("/incidents/{incident_id}/export", include_in_schema=False)
-def export(incident_id: int, db: SessionDep, blobs: BlobsDep, unlocked: UnlockedDep) -> Response:
-    incident = get_incident(db, incident_id)
+def export(incident_id: int, db: SessionDep, blobs: BlobsDep, unlocked: UnlockedDep,
+           scope: ScopeDep) -> Response:
+    incident = get_incident(db, scope, incident_id)
     record = open_record(incident, unlocked.private_key)
     events = incident_events(db, incident.id or 0)
     now = utcnow()
@@ -54,12 +56,12 @@ def export(incident_id: int, db: SessionDep, blobs: BlobsDep, unlocked: Unlocked
 
 @router.post("/incidents/{incident_id}/handoff", include_in_schema=False)
 def handoff(incident_id: int, db: SessionDep, blobs: BlobsDep, settings: SettingsDep,
-            unlocked: UnlockedDep,
+            unlocked: UnlockedDep, scope: ScopeDep,
             fmt: Annotated[str, Form(alias="format", max_length=16)] = "cpoms",
             ) -> Response:
     """The incident as a CPOMS CSV or MyConcern JSON file (dashboard.handoff), made here with
     the keyholder's unlocked key; the hand-off is in the audit log with the file's SHA-256."""
-    incident = get_incident(db, incident_id)
+    incident = get_incident(db, scope, incident_id)
     record = open_record(incident, unlocked.private_key)
     events = incident_events(db, incident.id or 0)
     now = utcnow()

@@ -30,6 +30,7 @@ from dashboard.incident_record import (
 )
 from dashboard.keyplace import key_here
 from dashboard.rendering import render
+from dashboard.scope import Scope, ScopeDep, event_school
 
 __all__ = ["get_incident", "incident_events", "record_history", "router"]
 
@@ -39,11 +40,30 @@ STATUSES = tuple(s.value for s in IncidentStatus)
 Text = Annotated[str, Form(max_length=8000)]
 
 
-def get_incident(db: Session, incident_id: int) -> Incident:
-    incident = db.get(Incident, incident_id)
-    if incident is None:
-        raise NotFound(f"There is no incident #{incident_id}.")
-    return incident
+def get_incident(db: Session, scope: Scope, incident_id: int) -> Incident:
+    """The incident, if it is in the account's school (dashboard.scope); otherwise 404."""
+    return scope.incident(db, incident_id, f"There is no incident #{incident_id}.")
+
+
+def _events_in_scope(db: Session, scope: Scope, ids: list[str]) -> list[Event]:
+    """The events named that exist and are in the account's school; others are left out, as if
+    they did not exist."""
+    found = []
+    for event_id in ids:
+        try:
+            found.append(scope.event(db, event_id, ""))
+        except NotFound:
+            continue
+    return found
+
+
+def _school_of(db: Session, scope: Scope, events: list[Event]) -> int | None:
+    """A new incident's school: the account's; for a trust-wide account, its events' school when
+    they share one (else none: only trust-wide accounts see it)."""
+    if scope.school_id is not None:
+        return scope.school_id
+    schools = {event_school(db, e) for e in events}
+    return schools.pop() if len(schools) == 1 else None
 
 
 def incident_events(db: Session, incident_id: int) -> list[tuple[Event, str]]:
@@ -80,23 +100,26 @@ def _clean_types(types: list[str]) -> list[str]:
 
 
 @router.get("/incidents", include_in_schema=False)
-def incident_list(request: Request, db: SessionDep, who: KeyholderDep) -> Response:
+def incident_list(request: Request, db: SessionDep, who: KeyholderDep,
+                  scope: ScopeDep) -> Response:
     counts = dict(
         db.exec(
             select(IncidentEvent.incident_id, func.count()).group_by(IncidentEvent.incident_id)
         ).all()
     )
     incidents = db.exec(
-        select(Incident).order_by(col(Incident.status) != IncidentStatus.OPEN.value,
+        select(Incident).where(*scope.incidents())
+        .order_by(col(Incident.status) != IncidentStatus.OPEN.value,
                                   col(Incident.updated_at).desc()).limit(500)
     ).all()
     return render(request, "incidents.html", who, incidents=incidents, counts=counts)
 
 
 @router.get("/incidents/new", include_in_schema=False)
-def incident_form(request: Request, db: SessionDep, who: KeyholderDep) -> Response:
+def incident_form(request: Request, db: SessionDep, who: KeyholderDep,
+                  scope: ScopeDep) -> Response:
     ids = request.query_params.getlist("event")[:200]
-    events = [e for e in (db.get(Event, i[:36]) for i in ids) if e is not None]
+    events = _events_in_scope(db, scope, ids)
     return render(
         request,
         "incident_new.html",
@@ -112,6 +135,7 @@ def incident_form(request: Request, db: SessionDep, who: KeyholderDep) -> Respon
 def incident_create(
     db: SessionDep,
     who: KeyholderDep,
+    scope: ScopeDep,
     title: Annotated[str, Form(min_length=1, max_length=200)],
     event: Annotated[list[str], Form()] = [],  # noqa: B006 - FastAPI form default
     types: Annotated[list[str], Form()] = [],  # noqa: B006
@@ -122,11 +146,12 @@ def incident_create(
     action: Text = "",
     outcome: Text = "",
 ) -> Response:
-    events = [e for e in (db.get(Event, i[:36]) for i in dict.fromkeys(event)) if e is not None]
+    events = _events_in_scope(db, scope, list(dict.fromkeys(event)))
     if not events:
         raise BadRequest("An incident is created from at least one event.")
     record = _record(reported_by, involved, description, action, informed, outcome)
-    incident = Incident(title=title.strip(), incident_types=_clean_types(types), created_by=who.username)
+    incident = Incident(title=title.strip(), incident_types=_clean_types(types), created_by=who.username,
+                        school_id=_school_of(db, scope, events))
     db.add(incident)
     db.flush()  # the id is part of the sealed record's metadata
     incident.sealed_record = seal_record(db, incident, record)
@@ -141,9 +166,9 @@ def incident_create(
 @router.get("/incidents/{incident_id}", include_in_schema=False)
 def incident_page(
     request: Request, incident_id: int, db: SessionDep, settings: DashSettingsDep,
-    ring: KeyRingDep, who: KeyholderDep
+    ring: KeyRingDep, who: KeyholderDep, scope: ScopeDep,
 ) -> Response:
-    incident = get_incident(db, incident_id)
+    incident = get_incident(db, scope, incident_id)
     key = key_here(request, settings, ring, who)
     record = open_record(incident, key.key) if key else None
     if record is not None:
@@ -171,11 +196,12 @@ def incident_status(
     incident_id: int,
     db: SessionDep,
     who: KeyholderDep,
+    scope: ScopeDep,
     status: Annotated[str, Form(max_length=16)],
 ) -> Response:
     if status not in STATUSES:
         raise BadRequest(f"Status must be one of: {', '.join(STATUSES)}.")
-    incident = get_incident(db, incident_id)
+    incident = get_incident(db, scope, incident_id)
     before = incident.status
     incident.status = status
     incident.updated_at = utcnow()
@@ -192,6 +218,7 @@ def incident_record_update(
     incident_id: int,
     db: SessionDep,
     unlocked: UnlockedDep,
+    scope: ScopeDep,
     types: Annotated[list[str], Form()] = [],  # noqa: B006
     informed: Annotated[list[str], Form()] = [],  # noqa: B006
     reported_by: Text = "",
@@ -200,7 +227,7 @@ def incident_record_update(
     action: Text = "",
     outcome: Text = "",
 ) -> Response:
-    incident = get_incident(db, incident_id)
+    incident = get_incident(db, scope, incident_id)
     old = open_record(incident, unlocked.private_key)
     new = _record(reported_by, involved, description, action, informed, outcome)
     changed = [name for name, value in new.as_dict().items() if old.as_dict()[name] != value]
@@ -223,12 +250,14 @@ def incident_add_event(
     incident_id: int,
     db: SessionDep,
     who: KeyholderDep,
+    scope: ScopeDep,
     event: Annotated[str, Form(max_length=36)],
 ) -> Response:
-    incident = get_incident(db, incident_id)
-    found = db.get(Event, event.strip())
-    if found is None:
-        raise NotFound("There is no such event.")
+    incident = get_incident(db, scope, incident_id)
+    found = scope.event(db, event.strip(), "There is no such event.")
+    if incident.school_id is not None and event_school(db, found) != incident.school_id:
+        # A trust-wide account could otherwise show a school's staff another school's event.
+        raise BadRequest("That event is from another school than this incident.")
     if db.get(IncidentEvent, (incident.id, found.id)) is None:
         db.add(IncidentEvent(incident_id=incident.id or 0, event_id=found.id))
         _history(db, incident, who.username, f"added event {found.id}")

@@ -15,6 +15,7 @@ from collector.store.models import utcnow
 from dashboard.deps import AnyRoleDep, DashSettingsDep, SessionDep
 from dashboard.errors import BadRequest
 from dashboard.rendering import render
+from dashboard.scope import ScopeDep
 from dashboard.stats import Span, term_for, term_summary, weekly_series
 
 __all__ = ["router"]
@@ -38,13 +39,13 @@ def _date_param(request: Request, name: str) -> date | None:
 
 
 @router.get("/reports", include_in_schema=False)
-def reports(request: Request, db: SessionDep, who: AnyRoleDep) -> Response:
+def reports(request: Request, db: SessionDep, who: AnyRoleDep, scope: ScopeDep) -> Response:
     weeks_param = request.query_params.get("weeks", "12")
     weeks = int(weeks_param) if weeks_param.isdigit() else 12
     weeks = max(1, min(MAX_WEEKS, weeks))
     today = utcnow().date()
     span = Span(today - timedelta(days=7 * weeks - 1), today)
-    series = weekly_series(db, span)
+    series = weekly_series(db, span, where=scope.events())
     colours = {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(series.by_category)}
     return render(
         request,
@@ -60,12 +61,15 @@ def reports(request: Request, db: SessionDep, who: AnyRoleDep) -> Response:
 
 @router.get("/reports/termly", include_in_schema=False)
 def termly(
-    request: Request, db: SessionDep, settings: DashSettingsDep, who: AnyRoleDep
+    request: Request, db: SessionDep, settings: DashSettingsDep, who: AnyRoleDep,
+    scope: ScopeDep,
 ) -> Response:
     default = term_for(utcnow().date())
     start = _date_param(request, "start") or default.start
     end = _date_param(request, "end") or default.end
     if end < start:
         raise BadRequest("The end of the term is before its start.")
-    summary = term_summary(db, Span(start, end))
-    return render(request, "termly.html", who, summary=summary, school=settings.school_name)
+    summary = term_summary(db, Span(start, end), where=scope.events(),
+                           incidents_where=scope.incidents())
+    school = scope.school.name if scope.school is not None else settings.school_name
+    return render(request, "termly.html", who, summary=summary, school=school)

@@ -10,6 +10,7 @@ from collector.store.models import Grade, Incident, IncidentStatus
 from dashboard.deps import KeyholderDep, SessionDep
 from dashboard.queue import QueueFilter, fetch_page
 from dashboard.rendering import render
+from dashboard.scope import ScopeDep
 
 __all__ = ["router"]
 
@@ -19,12 +20,14 @@ REVIEW_LIMIT = 100
 
 
 @router.get("/review", include_in_schema=False)
-def review(request: Request, db: SessionDep, who: KeyholderDep) -> Response:
-    escalated = fetch_page(db, QueueFilter(status=Grade.ESCALATED.value), None, REVIEW_LIMIT)
-    concerns = fetch_page(db, QueueFilter(status=Grade.CONCERN.value), None, 20)
+def review(request: Request, db: SessionDep, who: KeyholderDep, scope: ScopeDep) -> Response:
+    escalated = fetch_page(db, QueueFilter(status=Grade.ESCALATED.value), None, REVIEW_LIMIT,
+                           where=scope.events())
+    concerns = fetch_page(db, QueueFilter(status=Grade.CONCERN.value), None, 20,
+                          where=scope.events())
     incidents = db.exec(
         select(Incident)
-        .where(col(Incident.status) != IncidentStatus.CLOSED.value)
+        .where(col(Incident.status) != IncidentStatus.CLOSED.value, *scope.incidents())
         .order_by(col(Incident.updated_at).desc())
         .limit(REVIEW_LIMIT)
     ).all()

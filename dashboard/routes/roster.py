@@ -16,11 +16,13 @@ from dashboard.auditing import audit
 from dashboard.deps import KeyholderDep, SessionDep, TechnicianDep
 from dashboard.errors import BadRequest, Conflict, NotFound
 from dashboard.rendering import render
+from dashboard.scope import trust_wide_only
 from dashboard.sessions import SignedIn
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["dashboard"])
+# A school-scoped account is refused (403) until this page is scoped per school (dashboard.scope).
+router = APIRouter(tags=["dashboard"], dependencies=[trust_wide_only("The roster")])
 
 SHOWN = 1000  # pupils listed on the page
 PREVIEW_ROWS = 10  # first rows of each kind shown in a preview

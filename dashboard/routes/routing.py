@@ -1,5 +1,7 @@
 """The routing page (issue 18): the head decides who is told about which events
-(collector.routing); the technician can look; governors are refused.
+(collector.routing); the technician can look; governors are refused. A school's head sees and
+changes their school's targets and rules only, and those rules match their school's events only
+(dashboard.scope); another school's target or rule by id is 404.
 
 Targets are e-mail addresses and Teams/Slack incoming webhooks. A webhook URL is a secret: it is
 shown masked (host and last four characters), and the audit log names a target by id, label and
@@ -21,8 +23,9 @@ from collector.store.models import Device, RouteDelivery, RouteRule, RouteTarget
 from core.rules import CATEGORIES
 from dashboard.auditing import audit
 from dashboard.deps import HeadDep, KeyholderDep, SessionDep, SettingsDep
-from dashboard.errors import BadRequest, NotFound
+from dashboard.errors import BadRequest
 from dashboard.rendering import render
+from dashboard.scope import Scope, ScopeDep
 
 __all__ = ["router"]
 
@@ -33,20 +36,21 @@ def _fingerprint(address: str) -> str:
     return hashlib.sha256(address.encode()).hexdigest()[:12]
 
 
-def _live_target(db: SessionDep, target_id: int) -> RouteTarget:
-    target = db.get(RouteTarget, target_id)
-    if target is None or target.removed_at is not None:
-        raise NotFound(f"There is no routing target #{target_id}.")
-    return target
+def _live_target(db: SessionDep, scope: Scope, target_id: int) -> RouteTarget:
+    return scope.route_target(db, target_id, f"There is no routing target #{target_id}.")
 
 
 @router.get("/routing", include_in_schema=False)
-def routing_page(request: Request, db: SessionDep, who: KeyholderDep) -> Response:
-    targets = db.exec(select(RouteTarget).where(col(RouteTarget.removed_at).is_(None))
+def routing_page(request: Request, db: SessionDep, who: KeyholderDep,
+                 scope: ScopeDep) -> Response:
+    targets = db.exec(select(RouteTarget).where(col(RouteTarget.removed_at).is_(None),
+                                                *scope.route_targets())
                       .order_by(col(RouteTarget.id))).all()
-    rules = db.exec(select(RouteRule).where(col(RouteRule.removed_at).is_(None))
+    rules = db.exec(select(RouteRule).where(col(RouteRule.removed_at).is_(None),
+                                            *scope.route_rules())
                     .order_by(col(RouteRule.id))).all()
-    groups = sorted(g for g in db.exec(select(Device.group).distinct()).all() if g)
+    groups = sorted(g for g in db.exec(select(Device.group).where(*scope.devices())
+                                       .distinct()).all() if g)
     states = {(t, s): n for t, s, n in db.exec(
         select(RouteDelivery.target_id, RouteDelivery.status, func.count())
         .group_by(RouteDelivery.target_id, RouteDelivery.status)).all()}
@@ -63,7 +67,7 @@ def routing_page(request: Request, db: SessionDep, who: KeyholderDep) -> Respons
 
 
 @router.post("/routing/targets", include_in_schema=False)
-def add_target(db: SessionDep, who: HeadDep,
+def add_target(db: SessionDep, who: HeadDep, scope: ScopeDep,
                kind: Annotated[str, Form(max_length=16)],
                label: Annotated[str, Form(min_length=1, max_length=64)],
                address: Annotated[str, Form(min_length=1, max_length=2000)],
@@ -73,7 +77,8 @@ def add_target(db: SessionDep, who: HeadDep,
     except RouteError as exc:
         raise BadRequest(str(exc)) from None
     target = RouteTarget(kind=kind, label=label.strip(), address=address,
-                         digest=digest and kind == "email", created_by=who.username)
+                         digest=digest and kind == "email", created_by=who.username,
+                         school_id=scope.school_id)
     db.add(target)
     db.flush()
     audit(db, who.username, "routing.target_add", f"route_target:{target.id}", kind=kind,
@@ -83,8 +88,8 @@ def add_target(db: SessionDep, who: HeadDep,
 
 
 @router.post("/routing/targets/{target_id}/remove", include_in_schema=False)
-def remove_target(target_id: int, db: SessionDep, who: HeadDep) -> Response:
-    target = _live_target(db, target_id)
+def remove_target(target_id: int, db: SessionDep, who: HeadDep, scope: ScopeDep) -> Response:
+    target = _live_target(db, scope, target_id)
     target.removed_at = utcnow()
     db.add(target)
     audit(db, who.username, "routing.target_remove", f"route_target:{target.id}",
@@ -93,11 +98,12 @@ def remove_target(target_id: int, db: SessionDep, who: HeadDep) -> Response:
 
 
 @router.post("/routing/targets/{target_id}/test", include_in_schema=False)
-def test_target(target_id: int, db: SessionDep, settings: SettingsDep, who: HeadDep) -> Response:
+def test_target(target_id: int, db: SessionDep, settings: SettingsDep, who: HeadDep,
+                scope: ScopeDep) -> Response:
     """Send the no-content alert to one target now, to check the address or webhook works."""
     from collector.routing import send_test
 
-    target = _live_target(db, target_id)
+    target = _live_target(db, scope, target_id)
     try:
         send_test(settings, target)
     except RouteError as exc:
@@ -109,7 +115,7 @@ def test_target(target_id: int, db: SessionDep, settings: SettingsDep, who: Head
 
 
 @router.post("/routing/rules", include_in_schema=False)
-def add_rule(db: SessionDep, who: HeadDep,
+def add_rule(db: SessionDep, who: HeadDep, scope: ScopeDep,
              name: Annotated[str, Form(min_length=1, max_length=64)],
              min_severity: Annotated[int, Form(ge=1, le=5)],
              category: Annotated[str, Form(max_length=32)] = "",
@@ -121,9 +127,10 @@ def add_rule(db: SessionDep, who: HeadDep,
     if not chosen:
         raise BadRequest("Choose at least one target for the rule.")
     for target_id in chosen:
-        _live_target(db, target_id)
+        _live_target(db, scope, target_id)
     rule = RouteRule(name=name.strip(), category=category, min_severity=min_severity,
-                     group=group.strip(), targets=chosen, created_by=who.username)
+                     group=group.strip(), targets=chosen, created_by=who.username,
+                     school_id=scope.school_id)
     db.add(rule)
     db.flush()
     audit(db, who.username, "routing.rule_add", f"route_rule:{rule.id}", name=rule.name,
@@ -133,10 +140,8 @@ def add_rule(db: SessionDep, who: HeadDep,
 
 
 @router.post("/routing/rules/{rule_id}/remove", include_in_schema=False)
-def remove_rule(rule_id: int, db: SessionDep, who: HeadDep) -> Response:
-    rule = db.get(RouteRule, rule_id)
-    if rule is None or rule.removed_at is not None:
-        raise NotFound(f"There is no routing rule #{rule_id}.")
+def remove_rule(rule_id: int, db: SessionDep, who: HeadDep, scope: ScopeDep) -> Response:
+    rule = scope.route_rule(db, rule_id, f"There is no routing rule #{rule_id}.")
     rule.removed_at = utcnow()
     db.add(rule)
     audit(db, who.username, "routing.rule_remove", f"route_rule:{rule.id}", name=rule.name)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlmodel import col, select
 
-from collector.store.models import Device, Event, EventNote, Grade, IncidentEvent, utcnow
+from collector.store.models import Device, Event, EventNote, Grade, Incident, IncidentEvent, utcnow
 from dashboard.auditing import audit
 from dashboard.captures import (
     detected,
@@ -31,6 +31,7 @@ from dashboard.errors import BadRequest, NotFound, Relabelled
 from dashboard.keyplace import key_here
 from dashboard.queue import Cursor, QueueFilter, fetch_page
 from dashboard.rendering import render
+from dashboard.scope import Scope, ScopeDep
 from dashboard.sessions import SignedIn
 from dashboard.settings import DashboardSettings
 
@@ -48,11 +49,10 @@ GRADES: tuple[str, ...] = (
 CATEGORIES_SEEN_LIMIT = 100
 
 
-def get_event(db: SessionDep, event_id: str) -> Event:
-    event = db.get(Event, event_id[:36])
-    if event is None:
-        raise NotFound("There is no such event; it may have been deleted by the retention policy.")
-    return event
+def get_event(db: SessionDep, scope: Scope, event_id: str) -> Event:
+    """The event, if it is in the account's school (dashboard.scope); otherwise 404."""
+    return scope.event(db, event_id, "There is no such event; it may have been deleted by the "
+                       "retention policy.")
 
 
 def _headers_for(
@@ -107,12 +107,13 @@ def queue(
     settings: DashSettingsDep,
     ring: KeyRingDep,
     who: KeyholderDep,
+    scope: ScopeDep,
 ) -> Response:
     key = key_here(request, settings, ring, who)
     flt = QueueFilter.from_query(request.query_params)
     after = request.query_params.get("after")
     cursor = Cursor.decode(after) if after else None
-    page = fetch_page(db, flt, cursor, settings.page_size)
+    page = fetch_page(db, flt, cursor, settings.page_size, where=scope.events())
     headers: dict[str, dict[str, Any]] = {}
     if key is not None and page.rows:
         headers = _headers_for(page.rows, blobs, key.key, db, who.username, "queue")
@@ -123,7 +124,8 @@ def queue(
             "triage",
             events=[event.id for event, _ in page.rows],
         )
-    devices = db.exec(select(Device.id, Device.hostname).order_by(Device.hostname)).all()
+    devices = db.exec(select(Device.id, Device.hostname).where(*scope.devices())
+                      .order_by(Device.hostname)).all()
     next_link = (
         "/triage?" + flt.as_query(after=page.next_cursor.encode()) if page.next_cursor else ""
     )
@@ -143,7 +145,7 @@ def queue(
 
 def _event_page(
     request: Request, db: SessionDep, blobs: BlobsDep, settings: DashboardSettings,
-    ring: KeyRingDep, who: SignedIn, event: Event
+    ring: KeyRingDep, who: SignedIn, scope: Scope, event: Event,
 ) -> Response:
     key = key_here(request, settings, ring, who)
     device = db.get(Device, event.device_id)
@@ -151,7 +153,9 @@ def _event_page(
         select(EventNote).where(EventNote.event_id == event.id).order_by(col(EventNote.created_at))
     ).all()
     incidents = db.exec(
-        select(IncidentEvent.incident_id).where(IncidentEvent.event_id == event.id)
+        select(IncidentEvent.incident_id)
+        .join(Incident, col(Incident.id) == IncidentEvent.incident_id)
+        .where(IncidentEvent.event_id == event.id, *scope.incidents())
     ).all()
     header: dict[str, Any] | None = None
     if key is not None:
@@ -183,13 +187,16 @@ def event_page(
     settings: DashSettingsDep,
     ring: KeyRingDep,
     who: KeyholderDep,
+    scope: ScopeDep,
 ) -> Response:
-    return _event_page(request, db, blobs, settings, ring, who, get_event(db, event_id))
+    return _event_page(request, db, blobs, settings, ring, who, scope,
+                       get_event(db, scope, event_id))
 
 
 @router.get("/events/{event_id}/screenshot", include_in_schema=False)
-def screenshot(event_id: str, db: SessionDep, blobs: BlobsDep, unlocked: UnlockedDep) -> Response:
-    event = get_event(db, event_id)
+def screenshot(event_id: str, db: SessionDep, blobs: BlobsDep, unlocked: UnlockedDep,
+               scope: ScopeDep) -> Response:
+    event = get_event(db, scope, event_id)
     try:
         capture = open_capture(blobs, event, unlocked.private_key)
     except Relabelled as exc:
@@ -210,13 +217,14 @@ def screenshot(event_id: str, db: SessionDep, blobs: BlobsDep, unlocked: Unlocke
 
 
 @router.get("/events/{event_id}/sealed", include_in_schema=False)
-def sealed(event_id: str, db: SessionDep, blobs: BlobsDep, who: KeyholderDep) -> Response:
+def sealed(event_id: str, db: SessionDep, blobs: BlobsDep, who: KeyholderDep,
+           scope: ScopeDep) -> Response:
     """The capture as stored: ciphertext, for a keyholder to open on their own machine with
     `vigil open --expect`, so that neither their password nor the capture is ever in the
     server's memory (docs/crypto.md, "Threat model"). No key is needed to hand it out."""
     from dashboard.captures import sealed_bytes
 
-    event = get_event(db, event_id)
+    event = get_event(db, scope, event_id)
     data = sealed_bytes(blobs, event)
     audit(db, who.username, "capture.download_sealed", event.id, bytes=len(data))
     return Response(data, media_type="application/vnd.vigil.envelope", headers={
@@ -238,11 +246,12 @@ def grade(
     event_id: str,
     db: SessionDep,
     who: KeyholderDep,
+    scope: ScopeDep,
     grade: Annotated[str, Form(max_length=16)],
 ) -> Response:
     if grade not in GRADES:
         raise BadRequest("Grade must be false positive, no concern, concern or escalate.")
-    event = get_event(db, event_id)
+    event = get_event(db, scope, event_id)
     before = event.status
     event.status = grade
     event.graded_by = who.username
@@ -258,9 +267,10 @@ def add_note(
     event_id: str,
     db: SessionDep,
     who: KeyholderDep,
+    scope: ScopeDep,
     text: Annotated[str, Form(min_length=1, max_length=4000)],
 ) -> Response:
-    event = get_event(db, event_id)
+    event = get_event(db, scope, event_id)
     db.add(EventNote(event_id=event.id, author=who.username, text=text.strip()))
     audit(db, who.username, "event.note", event.id)
     return _done(request, {"id": event.id}, f"/events/{event.id}#notes")

@@ -109,11 +109,12 @@ class SeedEvent:
 
 
 def seed_events(server: Any, events: list[SeedEvent], hostname: str = "IT-SUITE-07",
-                group: str = "year-9") -> str:
-    """Enrol a device and post the events sealed to the keyholders; returns the device id."""
+                group: str = "year-9", school: str = "") -> str:
+    """Enrol a device (into ``school``, a code, if given) and post the events sealed to the
+    keyholders; returns the device id."""
     from core.envelope import Metadata, seal
 
-    device = server.enrol(hostname=hostname, group=group)
+    device = server.enrol(hostname=hostname, group=group, school=school)
     device_id = device.id
     recipients = server.public_keys()
     batch = []

@@ -9,7 +9,8 @@ keyholders with their key unlocked, so a 403 means the role, not a locked key), 
 
 Unsafe requests carry the caller's own valid CSRF token, so what is tested is the role check;
 ``none`` and ``device`` have no session and so no token, and the CSRF check refuses them first
-(403). CSRF itself is attacked in test_attacks_session.py.
+(403). CSRF itself is attacked in test_attacks_session.py. The second axis, school scope (a
+school's account against another school's rows: 404), is test_access_scope.py.
 """
 
 from __future__ import annotations

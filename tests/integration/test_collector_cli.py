@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def vigil(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vigil", "collector", *args], input=stdin,
+    return subprocess.run([sys.executable, "-m", "vigil", "collector", *args], input=stdin, check=False,
                           capture_output=True, text=True, cwd=REPO, timeout=120)
 
 
@@ -303,3 +303,38 @@ def test_roster_import_previews_then_applies_once(data: Path, tmp_path: Path) ->
     missing = tmp_path / "nope.csv"
     assert fails("roster", "import", "--data", str(data), str(missing)) == (
         f"vigil: cannot read {missing}: No such file or directory\n")
+
+
+def test_schools_accounts_scoped_and_tokens_for_a_school(data: Path, keyholders: Keyholders
+                                                         ) -> None:
+    d = str(data)
+    head = keyholders.head
+    assert "no schools" in ok("school", "list", "--data", d)
+    assert ok("school", "add", "--data", d, "nha", "North Hill Academy").strip() == (
+        "school NHA (North Hill Academy) added")
+    ok("school", "add", "--data", d, "SHB", "South Bank School")
+    assert "school 'NHA' already exists" in fails("school", "add", "--data", d, "nha", "Again")
+    assert "school code" in fails("school", "add", "--data", d, "no spaces", "X")
+    out = ok("account", "add", "--data", d, "--username", "gov-nha", "--role", "governor",
+             "--school", "nha", "--password-stdin", stdin="governors-password-1\n")
+    assert "school NHA" in out
+    assert "no school with code 'XYZ'" in fails(
+        "account", "add", "--data", d, "--username", "gov-x", "--role", "governor",
+        "--school", "XYZ", "--password-stdin", stdin="governors-password-1\n")
+    ok("keyholder", "add", "--data", d, "--key", str(head.path))
+    assert "school NHA only" in ok("account", "scope", "--data", d, head.name, "--school", "NHA")
+    assert "whole trust" in ok("account", "scope", "--data", d, "gov-nha", "--trust")
+    ok("policy", "publish", "--data", d, "--keyholder", head.name, "--password-stdin",
+       stdin=head.password + "\n")
+    assert "school: SHB" in ok("enrol-token", "--data", d, "--school", "shb")
+    assert "no school with code" in fails("enrol-token", "--data", d, "--school", "NOPE")
+    listing = ok("school", "list", "--data", d)
+    assert re.search(r"^NHA\s+0\s+1\s+North Hill Academy$", listing, re.MULTILINE), listing
+    assert re.search(r"^SHB\s+0\s+0\s+South Bank School$", listing, re.MULTILINE), listing
+    with sqlite3.connect(data / "vigil.db") as conn:
+        scoped = dict(conn.execute("SELECT a.username, s.code FROM account a "
+                                   "LEFT JOIN school s ON s.id = a.school_id").fetchall())
+        token_school, = conn.execute("SELECT s.code FROM enroltoken t JOIN school s "
+                                     "ON s.id = t.school_id").fetchone()
+    assert scoped == {head.name: "NHA", "gov-nha": None} and token_school == "SHB"
+    assert re.match(r"audit log intact", ok("audit", "verify", "--data", d))

@@ -243,3 +243,31 @@ def test_0009_routing_up_down_up_keeps_events(db_url: str) -> None:
             assert conn.execute(text("SELECT count(*) FROM route_rule")).scalar_one() == 0
     finally:
         engine.dispose()
+
+
+def test_0010_schools_up_down_up_keeps_devices(db_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from collector.store.db import make_engine
+    from collector.store.schema import alembic_config
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0009")
+        with engine.begin() as conn:
+            _insert_device(conn)
+        upgrade(engine, "0010")
+        assert "school" in inspect(engine).get_table_names()
+        for table in ("device", "enroltoken", "account", "incident"):
+            assert "school_id" in {c["name"] for c in inspect(engine).get_columns(table)}
+        command.downgrade(alembic_config(engine), "0009")
+        inspector = inspect(engine)
+        assert "school" not in inspector.get_table_names()
+        assert "school_id" not in {c["name"] for c in inspector.get_columns("device")}
+        upgrade(engine, "0010")
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT school_id FROM device WHERE id = 'd1'")
+                                ).scalar_one() is None
+    finally:
+        engine.dispose()

@@ -54,8 +54,13 @@ def register(subparsers: Any) -> None:
     _data(p)
     p.add_argument("--username", required=True)
     p.add_argument("--role", required=True, choices=("governor",))
+    p.add_argument("--school", default="", metavar="CODE",
+                   help="scope it to one school (default: the whole trust)")
     _password_stdin(p)
     p.set_defaults(func=_account_add)
+    from vigil.commands.collector_school import register_school_parsers, register_scope_parser
+
+    register_scope_parser(accs, _data)
 
     pol = sub.add_parser("policy", help="the signed policy agents run under")
     pols = pol.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
@@ -70,6 +75,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--uses", type=int, default=1)
     p.add_argument("--expires", default="7d", help="e.g. 7d, 12h, 30m")
     p.add_argument("--group", default="")
+    p.add_argument("--school", default="", metavar="CODE",
+                   help="the school its devices belong to (`school list`)")
     p.set_defaults(func=_enrol_token)
     ets = p.add_subparsers(dest="token_command", metavar="ACTION")
     r = ets.add_parser("revoke", help="revoke a token by its value or number")
@@ -134,6 +141,7 @@ def register(subparsers: Any) -> None:
 
     register_scale_parsers(sub, _data)
     register_roster_parsers(sub, _data)
+    register_school_parsers(sub, _data)
 
 
 _GRANT_HELP = """\
@@ -423,8 +431,9 @@ def _account_add(args: argparse.Namespace) -> int:
 
     password = _read_password()
     with _database(args) as (_, db):
-        account = add_account(db, args.username, args.role, password)
-    print(f"account {account.username} ({account.role}) added")
+        account = add_account(db, args.username, args.role, password, school=args.school)
+    print(f"account {account.username} ({account.role}) added"
+          + (f", school {args.school.strip().upper()}" if args.school else ""))
     return 0
 
 
@@ -471,11 +480,13 @@ def _enrol_token(args: argparse.Namespace) -> int:
             raise BadRequest("no keyholder has signed a policy yet: a keyholder publishes the "
                              "first one (`vigil collector policy publish --keyholder NAME`) "
                              "before agents enrol")
-        info = create_enrol_token(db, uses=args.uses, expires=expires, group=args.group)
+        info = create_enrol_token(db, uses=args.uses, expires=expires, group=args.group,
+                                  school=args.school)
     cert = cert_fingerprint(settings.tls_cert)
     print(f"token: {info.token}")
     print(f"uses: {info.max_uses}  expires: {info.expires_at:%Y-%m-%d %H:%M} UTC"
-          + (f"  group: {info.group}" if info.group else ""))
+          + (f"  group: {info.group}" if info.group else "")
+          + (f"  school: {args.school.strip().upper()}" if args.school else ""))
     print(f"collector URL: {settings.public_url}")
     print(f"certificate SHA-256 fingerprint: {cert}")
     print(f"keyholder-set fingerprint: {keyset}")

@@ -1,0 +1,41 @@
+"""The school filter, as query conditions (issue 18): the one definition of which devices,
+events, incidents and routing rows are a school's. ``dashboard.scope`` applies it to every
+dashboard request of a school's account; ``collector.routing`` to a school's rules and digest.
+
+A device is of its ``school_id`` (from its enrolment token); an event of its device's school;
+an incident, a routing target and a routing rule of their own ``school_id``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import col, select
+
+from collector.store.models import Device, EnrolToken, Event, Incident, RouteRule, RouteTarget
+
+__all__ = ["devices_of", "events_of", "incidents_of", "rules_of", "targets_of", "tokens_of"]
+
+
+def devices_of(school_id: int) -> Any:
+    return col(Device.school_id) == school_id
+
+
+def events_of(school_id: int) -> Any:
+    return col(Event.device_id).in_(select(Device.id).where(devices_of(school_id)))
+
+
+def incidents_of(school_id: int) -> Any:
+    return col(Incident.school_id) == school_id
+
+
+def tokens_of(school_id: int) -> Any:
+    return col(EnrolToken.school_id) == school_id
+
+
+def targets_of(school_id: int) -> Any:
+    return col(RouteTarget.school_id) == school_id
+
+
+def rules_of(school_id: int) -> Any:
+    return col(RouteRule.school_id) == school_id

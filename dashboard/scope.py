@@ -1,0 +1,162 @@
+"""Which school's rows a dashboard account may see: the one place the school filter is made.
+
+An account with ``school_id`` is scoped to that school (a school's DSL, head or technician); one
+without is trust-wide (the trust's safeguarding lead), and so is every account of a collector
+with no schools, which therefore behaves as before schools existed. Every route that lists or
+shows devices, events, incidents or their exports and reports takes ``ScopeDep`` and puts its
+conditions into its queries, or fetches by id through ``event``/``incident``, which answer 404
+for a row of another school exactly as for a row that does not exist, so ids do not leak.
+
+A device's school comes from its enrolment token; an event is of its device's school; an
+incident is of the school it was created in (dashboard.routes.incidents); routing targets and
+rules are of the school whose account added them. The conditions themselves are defined once,
+in collector.schools, which the routing job uses too. Rows of no school
+(devices enrolled before schools were added) are seen by trust-wide accounts only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends
+from sqlmodel import Session
+
+from collector import schools
+from collector.store.models import (
+    Device,
+    EnrolToken,
+    Event,
+    Incident,
+    RouteRule,
+    RouteTarget,
+    School,
+)
+from dashboard.deps import MaybeSignedInDep, SessionDep
+from dashboard.errors import Forbidden, NotFound
+
+__all__ = ["AUDIT_SCHOOL", "Scope", "ScopeDep", "scope_for", "trust_wide_only"]
+
+# The key of Session.info under which the school of the request is kept for the audit entry
+# (dashboard.auditing.audit adds it to every entry the request writes).
+AUDIT_SCHOOL = "vigil_school"
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """The rows one account may see. ``school`` None: the whole trust."""
+
+    school: School | None
+
+    @property
+    def school_id(self) -> int | None:
+        return self.school.id if self.school is not None else None
+
+    @property
+    def trust_wide(self) -> bool:
+        return self.school is None
+
+    # Conditions to put in a query's WHERE (none when trust-wide).
+
+    def devices(self) -> tuple[Any, ...]:
+        return self._where(schools.devices_of)
+
+    def events(self) -> tuple[Any, ...]:
+        return self._where(schools.events_of)
+
+    def incidents(self) -> tuple[Any, ...]:
+        return self._where(schools.incidents_of)
+
+    def tokens(self) -> tuple[Any, ...]:
+        return self._where(schools.tokens_of)
+
+    def route_targets(self) -> tuple[Any, ...]:
+        return self._where(schools.targets_of)
+
+    def route_rules(self) -> tuple[Any, ...]:
+        return self._where(schools.rules_of)
+
+    def _where(self, condition: Any) -> tuple[Any, ...]:
+        return () if self.school_id is None else (condition(self.school_id),)
+
+    # Fetching one row by id: 404 for another school's row, as for a missing one.
+
+    def event(self, db: Session, event_id: str, missing: str) -> Event:
+        event = db.get(Event, event_id[:36])
+        school_id = event_school(db, event) if event is not None else None
+        if event is None or not self._may_see(school_id):
+            raise NotFound(missing)
+        _note_school(db, school_id)
+        return event
+
+    def incident(self, db: Session, incident_id: int, missing: str) -> Incident:
+        incident = db.get(Incident, incident_id)
+        if incident is None or not self._may_see(incident.school_id):
+            raise NotFound(missing)
+        _note_school(db, incident.school_id)
+        return incident
+
+    def token(self, db: Session, token_id: int, missing: str) -> EnrolToken:
+        return self._row(db, EnrolToken, token_id, missing)
+
+    def route_target(self, db: Session, target_id: int, missing: str) -> RouteTarget:
+        """A routing target not removed, in the account's school (a trust-wide account: any)."""
+        return self._row(db, RouteTarget, target_id, missing)
+
+    def route_rule(self, db: Session, rule_id: int, missing: str) -> RouteRule:
+        return self._row(db, RouteRule, rule_id, missing)
+
+    def _row(self, db: Session, model: Any, row_id: int, missing: str) -> Any:
+        row = db.get(model, row_id)
+        if (row is None or not self._may_see(row.school_id)
+                or getattr(row, "removed_at", None) is not None):
+            raise NotFound(missing)
+        return row
+
+    def trust_only(self, what: str) -> None:
+        """Refuse a school-scoped account a page that is set for the whole trust."""
+        if self.school is not None:
+            raise Forbidden(f"{what} is set for the whole trust: ask a trust-wide account.")
+
+    def _may_see(self, school_id: int | None) -> bool:
+        return self.school is None or school_id == self.school_id
+
+
+def event_school(db: Session, event: Event) -> int | None:
+    device = db.get(Device, event.device_id)
+    return device.school_id if device is not None else None
+
+
+def _note_school(db: Session, school_id: int | None) -> None:
+    """A trust-wide account acting on a school's row: the audit entry names that school."""
+    if school_id is not None and AUDIT_SCHOOL not in db.info:
+        school = db.get(School, school_id)
+        if school is not None:
+            db.info[AUDIT_SCHOOL] = school.code
+
+
+def scope_for(db: Session, school_id: int | None) -> Scope:
+    school = db.get(School, school_id) if school_id is not None else None
+    if school_id is not None and school is None:  # a dangling scope sees nothing, not everything
+        school = School(id=school_id, code="?", name="?")
+    if school is not None:
+        db.info[AUDIT_SCHOOL] = school.code
+    return Scope(school)
+
+
+def _scope(who: MaybeSignedInDep, db: SessionDep) -> Scope:
+    # The route's role alias refuses a request with no one signed in; its scope is then moot.
+    return scope_for(db, who.account.school_id if who is not None else None)
+
+
+ScopeDep = Annotated[Scope, Depends(_scope)]
+
+
+def trust_wide_only(what: str) -> Any:
+    """A router dependency for pages that are the trust's, not a school's, until they are
+    scoped too (the roster, the audit log): a school-scoped account gets 403."""
+
+    async def dependency(scope: ScopeDep) -> None:
+        scope.trust_only(what)
+
+    return Depends(dependency)

@@ -1,0 +1,89 @@
+"""`vigil collector school add CODE NAME`, `school list` and `account scope USERNAME`: the schools
+of a trust (issue 18). A device takes its school from its enrolment token (`enrol-token
+--school CODE`); an account scoped to a school sees only that school's devices, events and
+incidents in the dashboard (dashboard/scope.py). A collector with no schools is one school."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["register_school_parsers", "register_scope_parser"]
+
+_ADD_HELP = """\
+Add a school to the trust. CODE (letters, digits, - or _, kept in capitals) is what enrolment
+tokens and accounts name; NAME is shown in the dashboard. Schools are not deleted."""
+
+_SCOPE_HELP = """\
+Scope a dashboard account (a keyholder's or a governor's) to one school with --school CODE, or
+to the whole trust with --trust (the trust's safeguarding lead). Applies from its next request."""
+
+
+def register_school_parsers(sub: Any, data: Any) -> None:
+    sch = sub.add_parser("school", help="the schools of a trust")
+    ss = sch.add_subparsers(dest="school_command", metavar="ACTION", required=True)
+    p = ss.add_parser("add", help="add a school", description=_ADD_HELP)
+    data(p)
+    p.add_argument("code", metavar="CODE", help="a short code, e.g. NHA")
+    p.add_argument("name", metavar="NAME", help="the school's name")
+    p.set_defaults(func=_school_add)
+    p = ss.add_parser("list", help="list the schools, with their devices and accounts")
+    data(p)
+    p.set_defaults(func=_school_list)
+
+
+def register_scope_parser(accs: Any, data: Any) -> None:
+    p = accs.add_parser("scope", help="scope an account to one school, or to the whole trust",
+                        description=_SCOPE_HELP)
+    data(p)
+    p.add_argument("username", metavar="USERNAME")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--school", metavar="CODE", default="")
+    where.add_argument("--trust", action="store_true", help="the whole trust (no school)")
+    p.set_defaults(func=_account_scope)
+
+
+def _school_add(args: argparse.Namespace) -> int:
+    from collector.admin import add_school
+    from vigil.commands.collector import _database
+
+    with _database(args) as (_, db):
+        school = add_school(db, args.code, args.name)
+    print(f"school {school.code} ({school.name}) added")
+    return 0
+
+
+def _school_list(args: argparse.Namespace) -> int:
+    from sqlalchemy import func
+    from sqlmodel import select
+
+    from collector.store.models import Account, Device, School
+    from vigil.commands.collector import _database
+
+    with _database(args) as (_, db), db.session() as session:
+        rows = session.exec(select(School).order_by(School.code)).all()
+        devices = dict(session.exec(select(Device.school_id, func.count())
+                                    .group_by(Device.school_id)).all())
+        accounts = dict(session.exec(select(Account.school_id, func.count())
+                                     .group_by(Account.school_id)).all())
+    if not rows:
+        print("no schools: this collector is one school (every account sees everything)")
+        return 0
+    print(f"{'code':<12} {'devices':>7} {'accounts':>8}  name")
+    for school in rows:
+        print(f"{school.code:<12} {devices.get(school.id, 0):>7} "
+              f"{accounts.get(school.id, 0):>8}  {school.name}")
+    print(f"{'(trust)':<12} {devices.get(None, 0):>7} {accounts.get(None, 0):>8}  "
+          "devices of no school; accounts that see every school")
+    return 0
+
+
+def _account_scope(args: argparse.Namespace) -> int:
+    from collector.admin import set_account_school
+    from vigil.commands.collector import _database
+
+    with _database(args) as (_, db):
+        set_account_school(db, args.username, "" if args.trust else args.school)
+    print(f"account {args.username} now sees "
+          + (f"school {args.school.strip().upper()} only" if args.school else "the whole trust"))
+    return 0
