@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.dashboard_helpers import SeedEvent, make_accounts, seed_events, sign_in, unlock
+from tests.e2e.dashboard_helpers import (
+    SeedEvent,
+    make_accounts,
+    seed_events,
+    shoot,
+    sign_in,
+    unlock,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -49,6 +56,7 @@ def test_a_schools_dsl_sees_only_their_school_and_the_trust_lead_sees_both(
     queue = dsl.locator("#queue").inner_text()
     assert "pupil.nha" in queue and "pupil.shb" not in queue and "SHB-PC-01" not in queue
     assert "SHB-PC-01" not in dsl.content()  # nor in the device filter's choices
+    shoot(dsl, "triage-one-school")
     # Filtering by South Bank's device id shows nothing.
     dsl.goto(f"{server.url}/triage?device={south_device}")
     assert dsl.locator("#queue tr.row").count() == 0
@@ -80,3 +88,6 @@ def test_a_schools_dsl_sees_only_their_school_and_the_trust_lead_sees_both(
     assert lead.locator("mark").first.inner_text() == "go die"
     nav = lead.locator("nav").inner_text()
     assert "Roster" in nav and "Audit" in nav
+    lead.goto(server.url + "/devices")  # the trust lead sees every school's devices, by school
+    assert lead.locator("#devices span.school").all_inner_texts() == ["(NHA)", "(SHB)"]
+    shoot(lead, "devices-trust")
