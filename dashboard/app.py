@@ -36,6 +36,7 @@ ROUTE_MODULES = (
     "incidents",
     "exports",
     "reports",
+    "precision",
     "devices",
     "roster",
     "routing",

@@ -94,6 +94,14 @@ class TermSummary:
     median_response_hours: float | None = None
     p90_response_hours: float | None = None
 
+    @property
+    def false_positive_rate(self) -> float | None:
+        """False positives over the events graded: how much of the staff's time the lists
+        cost for nothing (governors ask; dashboard/precision.py has it per rule)."""
+        graded = sum(n for s, n in self.by_grade if s != "new")
+        false = sum(n for s, n in self.by_grade if s == "false_positive")
+        return false / graded if graded else None
+
 
 def term_for(today: date) -> Span:
     """The English school term containing ``today`` (autumn Sep-Dec, spring Jan-Mar, summer Apr-Aug)."""

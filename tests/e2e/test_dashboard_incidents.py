@@ -185,6 +185,8 @@ def test_dashboard_governor_cannot_reach_a_capture(collector_server: Any, new_co
     text = page.locator("main").inner_text()
     assert "grooming" in text and "year-9" in text
     assert "IT-SUITE-07" not in text and "pupil" not in text.lower().replace("pupils", "")
+    assert page.locator("#false-positive-rate th").inner_text() == \
+        "False positives, of those graded"
     shoot(page, "termly")
 
 

@@ -285,6 +285,7 @@ MATRIX: dict[tuple[str, str], tuple[Call, dict[str, int]]] = {
     # Reports: governors see anonymised figures.
     ("GET", "/reports"): (Call("/reports"), any_role()),
     ("GET", "/reports/termly"): (Call("/reports/termly"), any_role()),
+    ("GET", "/precision"): (Call("/precision?days=30"), keyholders()),
     # Devices and wordlists: the technician changes them; the head may look.
     ("GET", "/devices"): (Call("/devices"), keyholders()),
     ("POST", "/devices/tokens"): (Call("/devices/tokens", form=lambda c: {"group": "y9"}),

@@ -55,6 +55,12 @@ def test_dashboard_term_summary(database: Any) -> None:
     assert summary.by_severity == [(5, 1), (4, 1), (3, 1), (2, 2), (1, 0)]
     assert dict(summary.by_group) == {"year-9": 3, "(no group)": 2}
     assert dict(summary.by_grade) == {"concern": 4, "new": 1}
+    assert summary.false_positive_rate == 0.0  # four graded, none a false positive
+    summary.by_grade = [("false_positive", 3), ("concern", 1), ("new", 6)]
+    assert summary.false_positive_rate == 0.75
+    summary.by_grade = [("new", 2)]
+    assert summary.false_positive_rate is None
+    summary.by_grade = [("concern", 4), ("new", 1)]
     assert summary.graded == 4
     assert summary.median_response_hours == 3.0
     assert summary.p90_response_hours == 10.0
