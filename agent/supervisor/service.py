@@ -69,7 +69,9 @@ class SessionAgent:
     delay: float = 0.0
     down_since: float | None = None
     missing_reported: bool = False
-    exit_seen: tuple[int, float] | None = None  # (return code, when) awaiting judgement
+    # (return code, when, pid, seconds it ran) of an exit awaiting judgement: kept when the
+    # agent is started again before it is judged (restart_initial_s < _JUDGE_AFTER_S)
+    exit_seen: tuple[int, float, int, float] | None = None
     starts: int = 0
     status: dict[str, Any] = field(default_factory=dict)
 
@@ -321,7 +323,6 @@ class Supervisor:
             out.close()
         agent.started_at = time.monotonic()
         agent.starts += 1
-        agent.exit_seen = None
         agent.down_since = None
         agent.missing_reported = False
         log.info("started the agent for %s (pid %d)", s.key, agent.proc.pid)
@@ -354,15 +355,14 @@ class Supervisor:
 
     def _judge_exit(self, agent: SessionAgent, present: bool, now: float) -> None:
         assert agent.exit_seen is not None
-        code, when = agent.exit_seen
+        code, when, pid, ran_s = agent.exit_seen
         if code >= 0 and now - when < _JUDGE_AFTER_S:
             return  # wait a moment: a sign-out also ends the agent, and is no tamper
         agent.exit_seen = None
         if not present:
             return
         s = agent.session
-        detail = {"display": s.display, "exit": code, "pid": agent.proc.pid if agent.proc else 0,
-                  "ran_s": round(when - agent.started_at, 1)}
+        detail = {"display": s.display, "exit": code, "pid": pid, "ran_s": ran_s}
         self.report(Tamper(self._exit_rule(code, detail), s.user, detail))
 
     def tick(self) -> None:
@@ -381,7 +381,8 @@ class Supervisor:
             proc = agent.proc
             if proc is not None and proc.poll() is not None and agent.down_since is None:
                 agent.down_since = now
-                agent.exit_seen = (proc.returncode, now)
+                agent.exit_seen = (proc.returncode, now, proc.pid,
+                                   round(now - agent.started_at, 1))
                 agent.next_start = now + self._backoff(agent)
                 log.warning("the agent for %s ended (exit %s); restarting in %.1f s",
                             agent.session.key, proc.returncode, agent.next_start - now)

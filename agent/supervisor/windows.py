@@ -568,6 +568,8 @@ def supervise_until(stop: threading.Event, settings: Settings) -> int:
     waiting = False
     while not stop.is_set():
         try:
+            log.info("loading the enrolment, the trust and the policy from %s",
+                     settings.system_config_dir)
             supervisor = make_supervisor(settings)
         except (ConfigError, NotEnrolled) as exc:
             if not waiting:
