@@ -99,6 +99,9 @@ def serve_connection(stream: Any, peer: Any, pid: int, allowed: bool, handler: H
     try:
         if not allowed:
             log.warning("refused a connection from %s (pid %d): not a session user", peer, pid)
+            # its first request is read (a line, at most 4 KiB, unanswered) before the refusal:
+            # a Windows pipe client writing to a pipe already closed fails before it can read
+            stream.readline(4096)
             write_message(stream, {"ok": False, "error": "not a session user", "retry": False})
             return
         while not stopping.is_set():

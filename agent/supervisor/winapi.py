@@ -68,6 +68,7 @@ INVALID_HANDLE_VALUE = w.HANDLE(-1).value
 ERROR_PIPE_CONNECTED = 535
 ERROR_BROKEN_PIPE = 109
 ERROR_NO_DATA = 232
+ERROR_PIPE_NOT_CONNECTED = 233
 ERROR_PIPE_BUSY = 231
 ERROR_FILE_NOT_FOUND = 2
 ERROR_SERVICE_DOES_NOT_EXIST = 1060
@@ -106,6 +107,7 @@ JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE = 0x2000
 
 SE_FILE_OBJECT = 1
 SE_KERNEL_OBJECT = 6
+WRITE_DAC = 0x00040000
 DACL_SECURITY_INFORMATION = 0x4
 PROTECTED_DACL_SECURITY_INFORMATION = 0x80000000
 SDDL_REVISION_1 = 1
@@ -236,6 +238,7 @@ SetNamedSecurityInfoW = _fn(advapi32, "SetNamedSecurityInfoW", D, w.LPWSTR, ctyp
                             P, P, P)
 GetNamedSecurityInfoW = _fn(advapi32, "GetNamedSecurityInfoW", D, w.LPCWSTR, ctypes.c_int, D,
                             P, P, P, P, ctypes.POINTER(P))
+SetSecurityInfo = _fn(advapi32, "SetSecurityInfo", D, H, ctypes.c_int, D, P, P, P, P)
 GetSecurityInfo = _fn(advapi32, "GetSecurityInfo", D, H, ctypes.c_int, D, P, P, P, P,
                       ctypes.POINTER(P))
 CreateProcessAsUserW = _fn(advapi32, "CreateProcessAsUserW", B, H, w.LPCWSTR, w.LPWSTR, P, P, B,

@@ -299,7 +299,7 @@ class _PipeRaw(io.RawIOBase):
         done = w.DWORD()
         if not api.ReadFile(self.handle, buf, len(view), ctypes.byref(done), None):
             err = ctypes.get_last_error()
-            if err in (api.ERROR_BROKEN_PIPE, api.ERROR_NO_DATA):
+            if err in (api.ERROR_BROKEN_PIPE, api.ERROR_NO_DATA, api.ERROR_PIPE_NOT_CONNECTED):
                 return 0  # the other side hung up
             raise api.WinError("ReadFile", err)
         return int(done.value)
@@ -317,9 +317,8 @@ class _PipeRaw(io.RawIOBase):
 
     def close(self) -> None:
         if self.handle and not self.closed:
-            if self.server:
+            if self.server:  # not DisconnectNamedPipe: it drops what the client has not read
                 api.FlushFileBuffers(self.handle)
-                api.DisconnectNamedPipe(self.handle)
             api.CloseHandle(self.handle)
             self.handle = 0
         super().close()
@@ -365,18 +364,46 @@ class PipeServer:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._accept, name="vigil-pipe", daemon=True)
         self._first = True
+        self._made_for: list[str] = []  # the session users the pipe's DACL admits
+        self._listening = 0  # the instance waiting for the next client
 
     def _instance(self) -> int:
-        sd = api.SecurityDescriptor(pipe_sddl(self._sids()))
+        sids = sorted(set(self._sids()))
+        sd = api.SecurityDescriptor(pipe_sddl(sids))
         sa = sd.attributes()
-        mode = api.PIPE_ACCESS_DUPLEX | (api.FILE_FLAG_FIRST_PIPE_INSTANCE if self._first else 0)
+        mode = (api.PIPE_ACCESS_DUPLEX | api.WRITE_DAC
+                | (api.FILE_FLAG_FIRST_PIPE_INSTANCE if self._first else 0))
         h = api.CreateNamedPipeW(self.name, mode, api.PIPE_TYPE_BYTE | api.PIPE_READMODE_BYTE
                                  | api.PIPE_WAIT | api.PIPE_REJECT_REMOTE_CLIENTS,
                                  api.PIPE_UNLIMITED_INSTANCES, 65536, 65536, 0, ctypes.byref(sa))
         if not h or h == api.INVALID_HANDLE_VALUE:
             raise api.WinError(f"CreateNamedPipeW({self.name})")
-        self._first = False
+        self._first, self._made_for = False, sids
         return int(h)
+
+    def refresh(self) -> None:
+        """A session came or went: give the pipe a DACL naming the current session users. The
+        security descriptor is the pipe's, shared by its instances and set by the first one, so
+        it is changed on the listening instance's handle (opened with WRITE_DAC)."""
+        sids = sorted(set(self._sids()))
+        h = self._listening
+        if sids == self._made_for or not h:
+            return
+        sd = api.SecurityDescriptor(pipe_sddl(sids))
+        err = api.SetSecurityInfo(h, api.SE_KERNEL_OBJECT, api.DACL_SECURITY_INFORMATION
+                                  | api.PROTECTED_DACL_SECURITY_INFORMATION, None, None,
+                                  ctypes.c_void_p(sd.dacl()), None)
+        if err:
+            log.error("cannot set the DACL of %s: %s", self.name,
+                      api.WinError("SetSecurityInfo", err))
+        else:
+            self._made_for = sids
+
+    def _wake(self) -> None:
+        h = api.CreateFileW(self.name, api.GENERIC_READ | api.GENERIC_WRITE, 0, None,
+                            api.OPEN_EXISTING, 0, None)
+        if h and h != api.INVALID_HANDLE_VALUE:
+            api.CloseHandle(h)
 
     def start(self) -> None:
         # The first instance now, so that a pipe someone created before us fails the start
@@ -387,17 +414,15 @@ class PipeServer:
 
     def stop(self) -> None:
         self._stopping.set()
-        # wake the thread blocked in ConnectNamedPipe
-        h = api.CreateFileW(self.name, api.GENERIC_READ | api.GENERIC_WRITE, 0, None,
-                            api.OPEN_EXISTING, 0, None)
-        if h and h != api.INVALID_HANDLE_VALUE:
-            api.CloseHandle(h)
+        self._wake()  # the thread blocked in ConnectNamedPipe
         self._thread.join(5)
 
     def _accept(self) -> None:
         h = self._pending
         while not self._stopping.is_set():
+            self._listening = h
             ok = api.ConnectNamedPipe(h, None)
+            self._listening = 0
             if not ok and ctypes.get_last_error() != api.ERROR_PIPE_CONNECTED:
                 api.CloseHandle(h)
                 h = 0
@@ -446,9 +471,13 @@ def connect_pipe(name: str, timeout: float) -> PipeStream:
         if h and h != api.INVALID_HANDLE_VALUE:
             break
         err = ctypes.get_last_error()
-        if err != api.ERROR_PIPE_BUSY or time.monotonic() > deadline:
+        if err not in (api.ERROR_PIPE_BUSY, api.ERROR_FILE_NOT_FOUND) \
+                or time.monotonic() > deadline:
             raise api.WinError(f"CreateFileW({name})", err)
-        api.WaitNamedPipeW(name, 1000)
+        if err == api.ERROR_PIPE_BUSY:
+            api.WaitNamedPipeW(name, 1000)
+        else:  # between two instances, or the service is starting
+            time.sleep(0.2)
     stream = PipeStream(int(h))
     try:
         pid = w.DWORD()
@@ -513,6 +542,7 @@ class WindowsSupervisor(Supervisor):
         return env
 
     def _spawn(self, agent: SessionAgent, out: IO[bytes]) -> Any:
+        self.server.refresh()  # the pipe's DACL must name this session's user before it calls
         return start_in_session(agent.session, self._agent_env(agent.session),  # type: ignore[arg-type]
                                 vigil_command("agent", "run"), out)
 

@@ -175,8 +175,16 @@ def test_service_runs_the_session_agent_and_reports_its_kill(
 
 
 def test_service_files_and_pipe_have_their_access_lists(service: Wine) -> None:
-    """The DACLs as set, read back through the Win32 API (Wine stores them; it does not enforce
-    them against its one account)."""
+    """The pipe's DACL as the service set it, read back with GetSecurityInfo: SYSTEM, and the
+    session's user allowed to read and write data only (0x12008b: not FILE_CREATE_PIPE_INSTANCE),
+    nobody else. The pipe is made before any session is known, with SYSTEM alone in its DACL; the
+    service sets the new DACL on the listening instance when a session comes (PipeServer.refresh;
+    the security descriptor is the pipe's, not an instance's).
+
+    The files' DACLs (SetNamedSecurityInfoW) are printed, not asserted: Wine 8.0 accepts the call
+    and keeps no file security descriptor (no user.wine.sd is written; it reads one back made up
+    from the Unix mode bits: SYSTEM, the Wine user and Everyone read). What Windows keeps and
+    enforces is for the first real desktop (docs/agent.md)."""
     wine = service
     wait_until(lambda: "agent running" in session_logs(), 90, interval=0.2,
                what="the session agent to run:\n" + service_log())
@@ -204,15 +212,11 @@ print("DACLS " + json.dumps(out))
     dacls = wine.python_json(code, "DACLS ", timeout=60)
     print(json.dumps(dacls, indent=1))
     me = dacls["me"]
-    enrolment = dacls[r"C:\ProgramData\Vigil\enrolment\enrolment.json"]
-    assert enrolment.startswith("D:P") and "BU" not in enrolment, enrolment
-    assert "(A;;FA;;;SY)" in enrolment and "(A;;FA;;;BA)" in enrolment
-    for name in (r"C:\ProgramData\Vigil\enrolment\trust.json",
-                 r"C:\ProgramData\Vigil\state\policy.json"):
-        assert "(A;;0x1200a9;;;BU)" in dacls[name], (name, dacls[name])
-    assert "BU" not in dacls[r"C:\ProgramData\Vigil\state\spool"]
+    for name, dacl in dacls.items():
+        assert not dacl.startswith("error"), (name, dacl)
     pipe = dacls["pipe"]
-    assert "SY)" in pipe and f";;;{me})" in pipe and "BU" not in pipe and "WD" not in pipe, pipe
+    # the ACEs exactly (Wine drops the P flag that SetSecurityInfo is given)
+    assert re.sub(r"^D:P?", "", pipe) == f"(A;;GA;;;SY)(A;;0x12008b;;;{me})", pipe
 
 
 def test_pipe_refuses_a_client_that_is_not_a_session_user(wine: Wine) -> None:
