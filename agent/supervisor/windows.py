@@ -532,7 +532,10 @@ class WindowsSupervisor(Supervisor):
         return discover_sessions()  # type: ignore[return-value]
 
     def _agent_env(self, s: Any) -> dict[str, str]:
-        env = {"PYTHONUNBUFFERED": "1", "VIGIL_AGENT_SUPERVISED": "1",
+        # PYTHONDONTWRITEBYTECODE: no __pycache__ of the user's making beside the installed code
+        # (Windows refuses it to a standard user anyway; Wine's one account may)
+        env = {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
+               "VIGIL_AGENT_SUPERVISED": "1",
                "VIGIL_AGENT_SOCKET_PATH": str(self.settings.socket_path)}
         for key, value in os.environ.items():
             if key.startswith("VIGIL_AGENT_") and key not in _OWN:

@@ -64,12 +64,15 @@ RUN_COMPONENT_GUID = str(uuid.uuid5(GUID_NAMESPACE, "registry/Run/Vigil agent"))
 # upgrade or removal replaces its files, removed with the product.
 SERVICE_NAME = "VigilSupervisor"
 SERVICE_EXE = "python/python.exe"
-SERVICE_ARGS = "-m vigil agent supervise --service"
+# Its bytecode cache goes to ProgramData: written into Program Files (SYSTEM may), it would be
+# left behind by msiexec /x, which removes only the files it installed.
+SERVICE_ARGS = (r'-X "pycache_prefix=[CommonAppDataFolder]Vigil\state\pycache" '
+                "-m vigil agent supervise --service")
 SERVICE_XML = (
     f'<ServiceInstall Id="SupervisorService" Name="{SERVICE_NAME}" '
     'DisplayName="Vigil supervisor" Description="Keeps the Vigil safeguarding agent running in '
     'every signed-in session and reports when it is stopped." Type="ownProcess" Start="auto" '
-    f'ErrorControl="normal" Account="LocalSystem" Arguments="{SERVICE_ARGS}" Vital="yes"/>'
+    f'ErrorControl="normal" Account="LocalSystem" Arguments={quoteattr(SERVICE_ARGS)} Vital="yes"/>'
     f'<ServiceControl Id="SupervisorControl" Name="{SERVICE_NAME}" Start="install" Stop="both" '
     'Remove="uninstall" Wait="yes"/>')
 SKIP = re.compile(r"(^|/)(__pycache__|\.vigil-stamp|.*\.pyc)$")

@@ -26,7 +26,9 @@ import json
 import re
 import shlex
 import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +46,9 @@ INSTALLED_PYTHON = r"C:\Program Files\Vigil\python\python.exe"
 UNINSTALL_KEY = r"HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall"
 RUN_KEY = r"HKLM\Software\Microsoft\Windows\CurrentVersion\Run"
 SERVICE_KEY = r"HKLM\SYSTEM\CurrentControlSet\Services\VigilSupervisor"
-SERVICE_IMAGE = r'"C:\Program Files\Vigil\python\python.exe" -m vigil agent supervise --service'
+SERVICE_IMAGE = (r'"C:\Program Files\Vigil\python\python.exe" '
+                 r'-X "pycache_prefix=C:\ProgramData\Vigil\state\pycache" '
+                 "-m vigil agent supervise --service")
 STATE = wine_env.PREFIX / "drive_c" / "ProgramData" / "Vigil" / "state"
 RUN_COMMAND = (r'"C:\Program Files\Vigil\python\pythonw.exe" -m vigil agent run '
                r'--machine-enrolment "C:\ProgramData\Vigil\enrolment"')
@@ -96,6 +100,21 @@ def installed_versions(wine: Wine) -> list[str]:
     return [version for _, version in installed_products(wine)]
 
 
+def msiexec(wine: Wine, *args: str, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
+    """``wine msiexec args...`` until msiexec ends. Not wine.run, which waits for the end of its
+    output: the service that StartServices starts (and the session agent it starts) keep
+    msiexec's stdout pipe open after msiexec has ended."""
+    proc = wine.start("msiexec", *args)
+    try:
+        code = proc.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"msiexec {' '.join(args)}: not done in {timeout} s:\n"
+                             f"{proc.output()}\n{supervisor_log()[-2000:]}") from None
+    time.sleep(0.3)  # let the reader take the last lines
+    out = proc.output()
+    return subprocess.CompletedProcess(["msiexec", *args], code, out, out)
+
+
 def files_under(path: Path) -> list[Path]:
     return [p for p in path.rglob("*") if p.is_file()] if path.exists() else []
 
@@ -116,7 +135,7 @@ def clean_prefix(wine: Wine) -> Any:
         wine.run("taskkill", "/f", "/im", "pythonw.exe", timeout=60)  # a started agent holds files
         for code, _ in installed_products(wine):
             if code:
-                wine.run("msiexec", "/x", code, "/qn", timeout=300)
+                msiexec(wine, "/x", code, "/qn", timeout=300)
         assert installed_versions(wine) == [], "a Vigil agent left in the Wine prefix"
         shutil.rmtree(STATE, ignore_errors=True)  # the service's log and spool
     remove_all()
@@ -133,7 +152,7 @@ def test_msi_silent_install_enrols_upgrades_in_place_and_uninstalls(
              f"TRUST={collector_server.keyset_fingerprint}",
              f"CAFINGERPRINT={collector_server.cert_fingerprint}"]
 
-    done = wine.run("msiexec", "/i", wine_env.winpath(v1), "/qn", *props, timeout=300)
+    done = msiexec(wine, "/i", wine_env.winpath(v1), "/qn", *props, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert (PROGRAM_FILES / "python" / "python.exe").is_file()
     assert (PROGRAM_FILES / "python" / "Lib" / "site-packages" / "agent" / "runner.py").is_file()
@@ -150,22 +169,25 @@ def test_msi_silent_install_enrols_upgrades_in_place_and_uninstalls(
     count_v1 = len(files_under(PROGRAM_FILES))
     assert run_values(wine) == [RUN_COMMAND]
     service = service_registration(wine)
-    assert service.get("ImagePath") == SERVICE_IMAGE, service
+    # Windows Installer quotes the path; Wine 8.0's InstallServices writes it unquoted (and
+    # its services.exe still starts it: CreateProcess tries the spaces one by one)
+    assert service.get("ImagePath", "").replace('"', "") == SERVICE_IMAGE.replace('"', ""), service
     assert service.get("ObjectName") == "LocalSystem" and service.get("Start") == "0x2", service
     # StartServices ran it, enrolled (the custom action runs before it)
     assert "service VigilSupervisor started" in supervisor_log(), supervisor_log()
     assert "not supervising yet" not in supervisor_log(), supervisor_log()
     assert (PROGRAM_FILES / "python" / "pythonw.exe").is_file()
 
-    done = wine.run("msiexec", "/i", wine_env.winpath(v2), "/qn", timeout=300)
+    done = msiexec(wine, "/i", wine_env.winpath(v2), "/qn", timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert installed_versions(wine) == ["0.1.1"]
     assert len(files_under(PROGRAM_FILES)) == count_v1
     assert (MACHINE_ENROLMENT / "enrolment.json").exists()  # an upgrade keeps the enrolment
     assert run_values(wine) == [RUN_COMMAND]  # one value, not one per version
-    assert service_registration(wine).get("ImagePath") == SERVICE_IMAGE
+    assert service_registration(wine).get("ImagePath", "").replace('"', "") \
+        == SERVICE_IMAGE.replace('"', "")
 
-    done = wine.run("msiexec", "/x", wine_env.winpath(v2), "/qn", timeout=300)
+    done = msiexec(wine, "/x", wine_env.winpath(v2), "/qn", timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert installed_versions(wine) == []
     assert files_under(PROGRAM_FILES) == []
@@ -186,7 +208,7 @@ def test_msi_service_runs_the_agent_and_the_run_entry_gives_way(
     shutil.rmtree(USER_AGENT_DIR, ignore_errors=True)
     wine.notepad()
     token = collector_server.make_token()
-    done = wine.run("msiexec", "/i", wine_env.winpath(msis["0.1.0"]), "/qn",
+    done = msiexec(wine, "/i", wine_env.winpath(msis["0.1.0"]), "/qn",
                     f"COLLECTOR={collector_server.url}", f"TOKEN={token}",
                     f"TRUST={collector_server.keyset_fingerprint}",
                     f"CAFINGERPRINT={collector_server.cert_fingerprint}", timeout=300)
@@ -223,7 +245,7 @@ def test_msi_with_a_wrong_token_fails_and_rolls_back(
     props = [f"COLLECTOR={collector_server.url}", "TOKEN=not-a-token",
              f"TRUST={collector_server.keyset_fingerprint}",
              f"CAFINGERPRINT={collector_server.cert_fingerprint}"]
-    done = wine.run("msiexec", "/i", wine_env.winpath(msis["0.1.0"]), "/qn", *props, timeout=300)
+    done = msiexec(wine, "/i", wine_env.winpath(msis["0.1.0"]), "/qn", *props, timeout=300)
     # Windows reports 1603 (ERROR_INSTALL_FAILURE); Wine 8.0's msiexec passes on the failed
     # custom action's own exit code (vigil's 91 for a refused enrolment). Either way: not 0.
     assert done.returncode in (1603, 91), (done.returncode, done.stdout + done.stderr)
