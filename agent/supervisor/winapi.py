@@ -162,8 +162,10 @@ class SERVICE_STATUS(ctypes.Structure):
                 ("dwWaitHint", w.DWORD)]
 
 
-LPSERVICE_MAIN_FUNCTIONW = ctypes.WINFUNCTYPE(None, w.DWORD, ctypes.POINTER(w.LPWSTR))
-LPHANDLER_FUNCTION_EX = ctypes.WINFUNCTYPE(w.DWORD, w.DWORD, w.DWORD, w.LPVOID, w.LPVOID)
+# stdcall callbacks (WINFUNCTYPE exists on Windows only; CFUNCTYPE elsewhere, never called)
+_FUNCTYPE = getattr(ctypes, "WINFUNCTYPE", ctypes.CFUNCTYPE)
+LPSERVICE_MAIN_FUNCTIONW = _FUNCTYPE(None, w.DWORD, ctypes.POINTER(w.LPWSTR))
+LPHANDLER_FUNCTION_EX = _FUNCTYPE(w.DWORD, w.DWORD, w.DWORD, w.LPVOID, w.LPVOID)
 
 
 class SERVICE_TABLE_ENTRYW(ctypes.Structure):
