@@ -23,6 +23,7 @@ from typing import Any
 
 from agent.config import ConfigDir, Enrolment
 from agent.settings import Settings
+from core.errors import VigilError
 
 __all__ = ["Check", "run_selftest"]
 
@@ -198,8 +199,18 @@ class _Selftest:
 
     def supervised_check(self) -> Check:
         if sys.platform == "win32":
-            return Check("supervised", SKIP, "Windows: started at log-on by the Run key "
-                                             "(the Windows supervisor service is future work)")
+            from agent.supervisor.windows import connect_pipe
+
+            path = self.settings.socket_path
+            try:
+                connect_pipe(str(path), 2).close()
+            except OSError as exc:
+                return Check("supervised", SKIP, f"no supervisor service answers on {path} "
+                                                 f"({exc}): the agent runs as the user alone "
+                                                 "(the Run entry), without tamper reports")
+            except VigilError as exc:
+                return Check("supervised", FAIL, str(exc))
+            return Check("supervised", OK, f"the supervisor service answers on {path}")
         import socket
 
         path = self.settings.socket_path

@@ -7,6 +7,7 @@ policy and override these defaults at run time; the rest are local to the machin
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -25,6 +26,28 @@ def default_config_dir() -> Path:
 
 def default_spool_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP, appauthor=False)) / "spool"
+
+
+def _common_appdata() -> Path:
+    """%ProgramData% as the shell knows it (CSIDL_COMMON_APPDATA, the MSI's CommonAppDataFolder):
+    a service's environment need not say (Wine's services.exe gives C:\\users\\Public)."""
+    import ctypes
+
+    buf = ctypes.create_unicode_buffer(260)
+    if ctypes.windll.shell32.SHGetFolderPathW(None, 0x23, None, 0, buf) == 0 and buf.value:
+        return Path(buf.value)
+    return Path(os.environ.get("ProgramData", r"C:\ProgramData"))
+
+
+def _system_default(what: str) -> Path:
+    """The supervisor's system paths: /etc, /var/lib and /run on Linux; ProgramData and the
+    service's pipe on Windows."""
+    if sys.platform == "win32":
+        base = _common_appdata() / "Vigil"
+        return {"config": base / "enrolment", "state": base / "state",
+                "socket": Path(r"\\.\pipe\vigil-supervisor")}[what]
+    return {"config": Path("/etc/vigil/agent"), "state": Path("/var/lib/vigil-agent"),
+            "socket": Path("/run/vigil-agent/agent.sock")}[what]
 
 
 _PATHS = frozenset({"config_dir", "spool_dir", "system_config_dir", "state_dir", "socket_path"})
@@ -92,9 +115,11 @@ class Settings:
     # --- the system supervisor (agent/supervisor, `vigil agent supervise`, run as root) ---
     # Where the supervisor keeps the trust anchor and the enrolment (the device secret in it is
     # root's only), the signed policy and its spool, and the socket the session agents use.
-    system_config_dir: Path = Path("/etc/vigil/agent")
-    state_dir: Path = Path("/var/lib/vigil-agent")
-    socket_path: Path = Path("/run/vigil-agent/agent.sock")
+    # On Windows: %ProgramData%\Vigil\enrolment (where the MSI enrols), %ProgramData%\Vigil\state
+    # and the service's named pipe (agent/supervisor/windows.py).
+    system_config_dir: Path = field(default_factory=lambda: _system_default("config"))
+    state_dir: Path = field(default_factory=lambda: _system_default("state"))
+    socket_path: Path = field(default_factory=lambda: _system_default("socket"))
     # Set by the supervisor for the session agents it starts: policy, trust and uploads come
     # from the supervisor over ``socket_path``, nothing from the user's own config directory.
     supervised: bool = False

@@ -7,7 +7,9 @@ the enrolment (without the secret), the trust and the signed policy, as the supe
 them, in memory only; nothing in the user's own files decides what the agent trusts or runs.
 
 Before it says anything the link checks that the socket is root's: its directory is owned by
-root and writable by no one else, and the process serving it (SO_PEERCRED) runs as root.
+root and writable by no one else, and the process serving it (SO_PEERCRED) runs as root. On
+Windows the link is the service's named pipe instead, and the process serving it must run as
+SYSTEM (agent/supervisor/windows.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import contextlib
 import os
 import socket
 import stat
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -46,6 +49,13 @@ class SupervisorLink:
             raise ConfigError(f"{self.path.parent} is not root's alone: not the supervisor's socket")
 
     def _connect(self) -> None:
+        if sys.platform == "win32":
+            # The service's named pipe (agent/supervisor/windows.py checks that SYSTEM serves it)
+            from agent.supervisor.windows import connect_pipe
+
+            stream = connect_pipe(str(self.path), self.timeout)
+            self._sock, self._stream = stream, stream
+            return
         self._check_owner()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)

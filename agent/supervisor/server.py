@@ -20,11 +20,11 @@ from typing import Any
 
 from agent.supervisor.protocol import ProtocolError, read_message, write_message
 
-__all__ = ["SocketServer", "peer_credentials"]
+__all__ = ["SocketServer", "peer_credentials", "serve_connection"]
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[int, dict[str, Any]], dict[str, Any]]
+Handler = Callable[[Any, dict[str, Any]], dict[str, Any]]
 
 
 def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
@@ -86,29 +86,39 @@ class SocketServer:
                 pid, uid, _ = peer_credentials(conn)
             except OSError:
                 return
-            stream = conn.makefile("rwb")
+            serve_connection(conn.makefile("rwb"), uid, pid, uid == 0 or self._allowed(uid),
+                             self._handler, self._stopping)
+
+
+def serve_connection(stream: Any, peer: Any, pid: int, allowed: bool, handler: Handler,
+                     stopping: threading.Event) -> None:
+    """Answer one session agent's requests until it hangs up: the loop of both the Unix socket
+    and the Windows named pipe (agent/supervisor/windows.py). ``peer`` is who the operating
+    system says is at the other end (a uid, or a SID on Windows); ``allowed`` whether it may
+    talk to us at all."""
+    try:
+        if not allowed:
+            log.warning("refused a connection from %s (pid %d): not a session user", peer, pid)
+            # its first request is read (a line, at most 4 KiB, unanswered) before the refusal:
+            # a Windows pipe client writing to a pipe already closed fails before it can read
+            stream.readline(4096)
+            write_message(stream, {"ok": False, "error": "not a session user", "retry": False})
+            return
+        while not stopping.is_set():
+            request = read_message(stream)
+            if request is None:
+                return
             try:
-                if uid != 0 and not self._allowed(uid):
-                    log.warning("refused a connection from uid %d (pid %d): not a session user",
-                                uid, pid)
-                    write_message(stream, {"ok": False, "error": "not a session user",
-                                           "retry": False})
-                    return
-                while not self._stopping.is_set():
-                    request = read_message(stream)
-                    if request is None:
-                        return
-                    try:
-                        answer = self._handler(uid, request)
-                    except Exception as exc:  # one bad request never stops us
-                        log.exception("error answering %r from uid %d", request.get("op"), uid)
-                        answer = {"ok": False, "error": f"internal error: {type(exc).__name__}",
-                                  "retry": True}
-                    write_message(stream, answer)
-            except ProtocolError as exc:
-                log.warning("uid %d broke the protocol: %s", uid, exc)
-            except OSError:
-                pass
-            finally:
-                with contextlib.suppress(OSError):
-                    stream.close()
+                answer = handler(peer, request)
+            except Exception as exc:  # one bad request never stops us
+                log.exception("error answering %r from %s", request.get("op"), peer)
+                answer = {"ok": False, "error": f"internal error: {type(exc).__name__}",
+                          "retry": True}
+            write_message(stream, answer)
+    except ProtocolError as exc:
+        log.warning("%s broke the protocol: %s", peer, exc)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            stream.close()

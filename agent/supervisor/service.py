@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from agent.sync import Sync
 from agent.uplink import Uplink
 from core.errors import VigilError
 
-__all__ = ["Supervisor", "run_supervisor"]
+__all__ = ["Supervisor", "make_supervisor", "run_supervisor"]
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +62,16 @@ _JUDGE_AFTER_S = 1.5
 
 @dataclass
 class SessionAgent:
-    session: Session
-    proc: subprocess.Popen[bytes] | None = None
+    session: Session  # or windows.WinSession
+    proc: Any = None  # subprocess.Popen, or windows.WinProcess
     started_at: float = 0.0
     next_start: float = 0.0
     delay: float = 0.0
     down_since: float | None = None
     missing_reported: bool = False
-    exit_seen: tuple[int, float] | None = None  # (return code, when) awaiting judgement
+    # (return code, when, pid, seconds it ran) of an exit awaiting judgement: kept when the
+    # agent is started again before it is judged (restart_initial_s < _JUDGE_AFTER_S)
+    exit_seen: tuple[int, float, int, float] | None = None
     starts: int = 0
     status: dict[str, Any] = field(default_factory=dict)
 
@@ -104,15 +107,52 @@ class Supervisor:
         self._repeats_lock = threading.Lock()
         self.agents: dict[str, SessionAgent] = {}
         self._wake = threading.Event()
-        self.server = SocketServer(settings.socket_path, self.handle, self._is_session_user)
+        self.server = self._make_server()
         self.sessions_dir = settings.state_dir / "sessions"
         self._clock = ClockWatch(settings.clock_jump_s)
         self._code = CodeWatch([Path(p) for p in settings.code_paths.split(os.pathsep) if p]
                                or default_code_paths())
         self._code_due = time.monotonic() + settings.code_check_s
 
+    # --- what differs by platform (agent/supervisor/windows.py overrides these) ---------------
+    def _make_server(self) -> Any:
+        return SocketServer(self.settings.socket_path, self.handle, self._is_session_user)
+
+    def _discover(self) -> list[Any]:
+        return discover(self.settings.sessions)
+
+    def _spawn(self, agent: SessionAgent, out: IO[bytes]) -> Any:
+        """Start ``vigil agent run`` in the agent's session, as its user: a Popen-like object
+        (poll, wait, returncode, pid)."""
+        s = agent.session
+        try:
+            groups = os.getgrouplist(s.user, s.gid)
+        except OSError:
+            groups = [s.gid]
+        return subprocess.Popen(
+            vigil_command("agent", "run"), env=self._agent_env(s),
+            cwd=s.home if os.path.isdir(s.home) else "/", stdin=subprocess.DEVNULL,
+            stdout=out, stderr=out, start_new_session=True,
+            **({"user": s.uid, "group": s.gid, "extra_groups": groups}
+               if os.geteuid() == 0 else {}))
+
+    def _kill(self, proc: Any) -> None:
+        """End an agent that did not stop when asked, with everything it started."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    def _exit_rule(self, code: int, detail: dict[str, Any]) -> str:
+        """The tamper rule for an agent that ended with ``code`` while its session went on."""
+        if code < 0:
+            try:
+                detail["signal"] = signal.Signals(-code).name
+            except ValueError:
+                detail["signal"] = str(-code)
+            return "tamper.agent_killed"
+        return "tamper.agent_stopped" if code == 0 else "tamper.agent_crashed"
+
     # --- the socket ---------------------------------------------------------------------------
-    def _is_session_user(self, uid: int) -> bool:
+    def _is_session_user(self, uid: Any) -> bool:
         with self._lock:
             return any(a.session.uid == uid for a in self.agents.values())
 
@@ -122,7 +162,7 @@ class Supervisor:
             return {"ok": True, "signed": None, "etag": current}
         return {"ok": True, "signed": signed.decode(), "etag": current}
 
-    def handle(self, uid: int, request: dict[str, Any]) -> dict[str, Any]:
+    def handle(self, uid: Any, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
         if op == "hello":
             e = self.enrolment
@@ -152,7 +192,7 @@ class Supervisor:
             return {"ok": True, "policy_etag": self.policy.etag}
         return {"ok": False, "error": f"unknown op {op!r}", "retry": False}
 
-    def _take_events(self, uid: int, events: Any) -> dict[str, Any]:
+    def _take_events(self, uid: Any, events: Any) -> dict[str, Any]:
         from core.envelope import read_meta
 
         if not isinstance(events, list):
@@ -175,7 +215,7 @@ class Supervisor:
                 self.spool.put(event_id, meta.severity, data)
                 stored.append(event_id)
         if refused:
-            log.warning("refused %d event(s) from uid %d: %s", len(refused), uid,
+            log.warning("refused %d event(s) from uid %s: %s", len(refused), uid,
                         sorted(set(refused.values())))
         if stored:
             self.sync.wake()
@@ -274,16 +314,7 @@ class Supervisor:
         out: IO[bytes] = open(self.log_path(s), "ab")  # noqa: SIM115 - handed to the child
         try:
             os.chmod(self.log_path(s), 0o640)
-            try:
-                groups = os.getgrouplist(s.user, s.gid)
-            except OSError:
-                groups = [s.gid]
-            agent.proc = subprocess.Popen(
-                vigil_command("agent", "run"), env=self._agent_env(s),
-                cwd=s.home if os.path.isdir(s.home) else "/", stdin=subprocess.DEVNULL,
-                stdout=out, stderr=out, start_new_session=True,
-                **({"user": s.uid, "group": s.gid, "extra_groups": groups}
-                   if os.geteuid() == 0 else {}))
+            agent.proc = self._spawn(agent, out)
         except OSError as exc:
             log.error("cannot start the agent for %s: %s", s.key, exc)
             agent.next_start = time.monotonic() + self._backoff(agent)
@@ -292,7 +323,6 @@ class Supervisor:
             out.close()
         agent.started_at = time.monotonic()
         agent.starts += 1
-        agent.exit_seen = None
         agent.down_since = None
         agent.missing_reported = False
         log.info("started the agent for %s (pid %d)", s.key, agent.proc.pid)
@@ -300,7 +330,7 @@ class Supervisor:
         threading.Thread(target=self._await_exit, args=(proc,), name="vigil-agent-wait",
                          daemon=True).start()
 
-    def _await_exit(self, proc: subprocess.Popen[bytes]) -> None:
+    def _await_exit(self, proc: Any) -> None:
         proc.wait()
         self._wake.set()
 
@@ -320,35 +350,24 @@ class Supervisor:
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            self._kill(proc)
             proc.wait(5)
 
     def _judge_exit(self, agent: SessionAgent, present: bool, now: float) -> None:
         assert agent.exit_seen is not None
-        code, when = agent.exit_seen
+        code, when, pid, ran_s = agent.exit_seen
         if code >= 0 and now - when < _JUDGE_AFTER_S:
             return  # wait a moment: a sign-out also ends the agent, and is no tamper
         agent.exit_seen = None
         if not present:
             return
         s = agent.session
-        detail = {"display": s.display, "exit": code, "pid": agent.proc.pid if agent.proc else 0,
-                  "ran_s": round(when - agent.started_at, 1)}
-        if code < 0:
-            try:
-                detail["signal"] = signal.Signals(-code).name
-            except ValueError:
-                detail["signal"] = str(-code)
-            self.report(Tamper("tamper.agent_killed", s.user, detail))
-        elif code == 0:
-            self.report(Tamper("tamper.agent_stopped", s.user, detail))
-        else:
-            self.report(Tamper("tamper.agent_crashed", s.user, detail))
+        detail = {"display": s.display, "exit": code, "pid": pid, "ran_s": ran_s}
+        self.report(Tamper(self._exit_rule(code, detail), s.user, detail))
 
     def tick(self) -> None:
         now = time.monotonic()
-        sessions = {s.key: s for s in discover(self.settings.sessions)}
+        sessions = {s.key: s for s in self._discover()}
         with self._lock:
             for key, session in sessions.items():
                 if key not in self.agents:
@@ -362,7 +381,8 @@ class Supervisor:
             proc = agent.proc
             if proc is not None and proc.poll() is not None and agent.down_since is None:
                 agent.down_since = now
-                agent.exit_seen = (proc.returncode, now)
+                agent.exit_seen = (proc.returncode, now, proc.pid,
+                                   round(now - agent.started_at, 1))
                 agent.next_start = now + self._backoff(agent)
                 log.warning("the agent for %s ended (exit %s); restarting in %.1f s",
                             agent.session.key, proc.returncode, agent.next_start - now)
@@ -433,9 +453,18 @@ class Supervisor:
         return 0
 
 
+def make_supervisor(settings: Settings) -> Supervisor:
+    """This platform's supervisor: the one above on Linux, agent.supervisor.windows' on Windows."""
+    if sys.platform == "win32":
+        from agent.supervisor.windows import WindowsSupervisor
+
+        return WindowsSupervisor(settings)
+    return Supervisor(settings)
+
+
 def run_supervisor(settings: Settings, stop: threading.Event | None = None) -> int:
     stop = stop or threading.Event()
-    supervisor = Supervisor(settings)
+    supervisor = make_supervisor(settings)
 
     def on_signal(signum: int, frame: Any) -> None:
         log.info("stopping on signal %d", signum)
@@ -443,6 +472,7 @@ def run_supervisor(settings: Settings, stop: threading.Event | None = None) -> i
         supervisor._wake.set()
 
     if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, on_signal)
+        for name in ("SIGTERM", "SIGINT", "SIGHUP"):  # Windows has no SIGHUP
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), on_signal)
     return supervisor.run(stop)

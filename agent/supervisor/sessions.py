@@ -11,13 +11,17 @@ environment names that display.
 from __future__ import annotations
 
 import logging
-import pwd
 import re
 import shutil
 import subprocess
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+try:
+    import pwd
+except ImportError:  # Windows: agent/supervisor/windows.py finds the sessions there
+    pwd = None  # type: ignore[assignment]
 
 __all__ = ["Session", "discover", "parse_explicit"]
 

@@ -3,6 +3,8 @@ in /var/lib/vigil-agent, all owned by root.
 
 The session agent's user may read the trust anchor, the CA pin and the policy (0644, in 0755
 directories) but write none of them; the enrolment, which holds the device secret, is 0600.
+On Windows (%ProgramData%\\Vigil) the same is said with access lists (agent/supervisor/windows.py):
+SYSTEM and Administrators full control, Users read-only, the enrolment not readable by Users.
 Every write records the SHA-256 of what was written, so the supervisor can tell when a file was
 changed behind its back (``changed``) and put its own verified copy back.
 """
@@ -10,6 +12,7 @@ changed behind its back (``changed``) and put its own verified copy back.
 from __future__ import annotations
 
 import hashlib
+import sys
 import threading
 from pathlib import Path
 
@@ -50,10 +53,30 @@ class SystemConfig(ConfigDir):
             self.state_dir.chmod(0o755)
         except OSError as exc:
             raise ConfigError(f"cannot create {self.state_dir}: {exc.strerror}") from exc
+        if sys.platform == "win32":
+            self._acl_dirs()
+
+    def _acl_dirs(self) -> None:
+        """Windows: modes mean nothing there; the directories get access lists instead
+        (SYSTEM and Administrators full control, Users read-only)."""
+        from agent.supervisor.windows import DIR_SDDL, apply_acl
+
+        for path in (self.path, self.state_dir):
+            apply_acl(path, DIR_SDDL)
+
+    def _acl_file(self, name: str) -> None:
+        """Windows: the enrolment (the device credential) SYSTEM's and Administrators' alone,
+        the rest readable by Users. Set after every write: the file is a renamed temporary
+        one, whose access list is not the directory's."""
+        from agent.supervisor.windows import PRIVATE_SDDL, PUBLIC_SDDL, apply_acl
+
+        apply_acl(self.file(name), PRIVATE_SDDL if name == ENROLMENT_FILE else PUBLIC_SDDL)
 
     def _write(self, name: str, data: bytes) -> None:
         with self._lock:
             super()._write(name, data)
+            if sys.platform == "win32":
+                self._acl_file(name)
             self.written[name] = hashlib.sha256(data).hexdigest()
 
     def remember(self, name: str) -> None:

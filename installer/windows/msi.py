@@ -9,18 +9,26 @@ Deployed silently by Group Policy or Intune::
     msiexec /i vigil-agent-0.1.0.msi /qn COLLECTOR=https://vigil.school.lan:8443 TOKEN=T ^
             TRUST=<keyset fingerprint> CAFINGERPRINT=<certificate fingerprint>
 
-With COLLECTOR and TOKEN set, a deferred custom action (as SYSTEM) runs ``vigil agent enrol``
-into ``%ProgramData%\\Vigil\\enrolment``; a failed enrolment fails the install (exit 1603) and
-rolls it back, so a wrong token never leaves a silent, unenrolled agent. Without them the files
-are installed alone (enrol later with install.ps1 or ``vigil agent enrol``).
+With COLLECTOR and TOKEN set, a deferred custom action (as SYSTEM) runs ``vigil agent enrol
+--system`` into ``%ProgramData%\\Vigil\\enrolment`` (the device credential readable by SYSTEM and
+Administrators only); a failed enrolment fails the install (exit 1603) and rolls it back, so a
+wrong token never leaves a silent, unenrolled agent. Without them the files are installed alone
+(enrol later with ``vigil agent enrol --system``; the service waits for it).
 
-At every user's log-on the agent starts from the per-machine Run entry ``HKLM\\Software\\Microsoft\\
+The supervisor service ``VigilSupervisor`` (agent/supervisor/windows.py: LocalSystem, automatic
+start, ``python.exe -m vigil agent supervise --service``) is installed with python.exe's component
+(ServiceInstall) and started after the enrolment (ServiceControl, StartServices); it is stopped
+before an upgrade or removal replaces files and deleted on removal. It starts the agent in every
+signed-in session as that user and restarts it when it dies.
+
+The fallback for a machine without the service: at every user's log-on the agent starts from the
+per-machine Run entry ``HKLM\\Software\\Microsoft\\
 Windows\\CurrentVersion\\Run`` "Vigil agent" (RUN_COMMAND), a row of the MSI's Registry table, so
 ``msiexec /x`` removes it with the product. Explorer runs it in the user's session, as the user, as
 the scheduled task of install.ps1 does, without PowerShell; ``pythonw.exe`` opens no console. It
-copies the machine's enrolment into the user's profile first (``--machine-enrolment``). Unlike the
-task, nothing restarts an agent that dies before the next log-on (a Windows supervisor service is
-future work).
+copies the machine's enrolment into the user's profile first (``--machine-enrolment``). Where the
+service is installed (always, from this MSI) the command ends at once and leaves the session to
+the service.
 
 Upgrades: the UpgradeCode below never changes and MajorUpgrade removes the older version when a
 newer one is installed (a downgrade is refused). Component GUIDs are derived from each file's path,
@@ -51,6 +59,22 @@ MACHINE_ENROLMENT = r"[CommonAppDataFolder]Vigil\enrolment"
 RUN_COMMAND = (r'"[INSTALLDIR]python\pythonw.exe" -m vigil agent run '
                f'--machine-enrolment "{MACHINE_ENROLMENT}"')
 RUN_COMPONENT_GUID = str(uuid.uuid5(GUID_NAMESPACE, "registry/Run/Vigil agent")).upper()
+# The supervisor service (agent/supervisor/windows.py): installed with python.exe's component,
+# as LocalSystem, started automatically and at the end of the install, stopped before an
+# upgrade or removal replaces its files, removed with the product.
+SERVICE_NAME = "VigilSupervisor"
+SERVICE_EXE = "python/python.exe"
+# Its bytecode cache goes to ProgramData: written into Program Files (SYSTEM may), it would be
+# left behind by msiexec /x, which removes only the files it installed.
+SERVICE_ARGS = (r'-X "pycache_prefix=[CommonAppDataFolder]Vigil\state\pycache" '
+                "-m vigil agent supervise --service")
+SERVICE_XML = (
+    f'<ServiceInstall Id="SupervisorService" Name="{SERVICE_NAME}" '
+    'DisplayName="Vigil supervisor" Description="Keeps the Vigil safeguarding agent running in '
+    'every signed-in session and reports when it is stopped." Type="ownProcess" Start="auto" '
+    f'ErrorControl="normal" Account="LocalSystem" Arguments={quoteattr(SERVICE_ARGS)} Vital="yes"/>'
+    f'<ServiceControl Id="SupervisorControl" Name="{SERVICE_NAME}" Start="install" Stop="both" '
+    'Remove="uninstall" Wait="yes"/>')
 SKIP = re.compile(r"(^|/)(__pycache__|\.vigil-stamp|.*\.pyc)$")
 
 
@@ -102,14 +126,17 @@ def make_wxs(bundle: Path, version: str) -> str:
                 out.append(f'{indent}<Component Id="{cid}" Guid="{guid}" Win64="yes">')
                 out.append(f'{indent}  <File Id="{_id("f", crel)}" Name={quoteattr(child.name)} '
                            f'Source={quoteattr(str(child.relative_to(root)))} KeyPath="yes"/>')
+                if crel == SERVICE_EXE:
+                    out.append(indent + "  " + SERVICE_XML)
                 out.append(f"{indent}</Component>")
         return out
 
     tree = "\n".join(directory(bundle, "", "        "))
     refs = "\n".join(f'      <ComponentRef Id="{c}"/>' for c in components)
+    # --system: into %ProgramData%\\Vigil\\enrolment with the service's access lists (the device
+    # credential not readable by Users), before StartServices starts the service
     enrol = ('-m vigil agent enrol --collector [COLLECTOR] '
-             '--token=[TOKEN] --trust [TRUST] --ca-fingerprint [CAFINGERPRINT] '
-             f'--config-dir "{MACHINE_ENROLMENT}"')
+             '--token=[TOKEN] --trust [TRUST] --ca-fingerprint [CAFINGERPRINT] --system')
     run_key = (f'<Component Id="RunAtLogOn" Guid="{RUN_COMPONENT_GUID}" Win64="yes">\n'
                f'          <RegistryValue Root="HKLM" Key={quoteattr(RUN_KEY)} '
                f'Name={quoteattr(RUN_VALUE)} Type="string" Value={quoteattr(RUN_COMMAND)} '
@@ -143,7 +170,7 @@ def make_wxs(bundle: Path, version: str) -> str:
                   Impersonate="no"
                   Return="check" ExeCommand={quoteattr(enrol)}/>
     <InstallExecuteSequence>
-      <Custom Action="EnrolMachine" Sequence="6500">COLLECTOR AND TOKEN AND NOT REMOVE</Custom>
+      <Custom Action="EnrolMachine" Sequence="5700">COLLECTOR AND TOKEN AND NOT REMOVE</Custom>
     </InstallExecuteSequence>
   </Product>
 </Wix>

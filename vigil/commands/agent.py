@@ -6,7 +6,8 @@ or ``--ca-fingerprint``), and stores them in the agent's config directory, reada
 only (``--system``: the supervisor's system paths, the secret root's alone). ``run`` watches
 until the session ends. ``status`` prints what the agent knows; ``selftest`` checks this desktop
 (agent/selftest.py). ``supervise`` is the root
-supervisor (agent/supervisor): it runs ``run`` in every graphical session as its user.
+supervisor (agent/supervisor): it runs ``run`` in every graphical session as its user (on Windows
+``supervise --service`` is the LocalSystem service, agent/supervisor/windows.py).
 ``notice-window`` and ``tray`` are the two helper processes ``run`` starts (agent/children.py);
 they are not listed in the help.
 """
@@ -115,6 +116,13 @@ def _adopt_machine_enrolment(machine: Path, user: Path) -> None:
     write_private(config.file("enrolment.json"), new)
 
 
+def _service_installed() -> bool:
+    from agent.supervisor.winapi import service_installed
+    from agent.supervisor.windows import SERVICE_NAME
+
+    return service_installed(SERVICE_NAME)
+
+
 def _run(args: argparse.Namespace) -> int:
     from agent.memory import skip_httpx_cli
 
@@ -125,6 +133,12 @@ def _run(args: argparse.Namespace) -> int:
     if not _logging(settings, "vigil-agent"):
         return 2
     if args.machine_enrolment:
+        if sys.platform == "win32" and not settings.supervised and _service_installed():
+            # The MSI's Run entry is the fallback for a machine without the supervisor service:
+            # where the service is installed it starts the agent in every session itself.
+            logging.getLogger("agent").info(
+                "the Vigil supervisor service is installed: it runs the agent in this session")
+            return 0
         _adopt_machine_enrolment(args.machine_enrolment, settings.config_dir)
     return run_agent(settings)
 
@@ -141,6 +155,14 @@ def _supervise(args: argparse.Namespace) -> int:
     from agent.supervisor.service import run_supervisor
     from agent.supervisor.sessions import parse_explicit
 
+    if args.service:
+        if sys.platform != "win32":
+            print("vigil: --service is for Windows (on Linux systemd runs `vigil agent supervise`)",
+                  file=sys.stderr)
+            return 2
+        from agent.supervisor.windows import run_service
+
+        return run_service()
     displays, users = args.display or [], args.user or []
     if len(displays) != len(users):
         print("vigil: give --display and --user in pairs (--display :N --user NAME)",
@@ -249,6 +271,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="a session on this X display (with --user; repeat for more); default: "
                         "logind's sessions, else the X displays in use")
     p.add_argument("--user", action="append", metavar="NAME", help="the user of that --display")
+    p.add_argument("--service", action="store_true",
+                   help="Windows: run as the VigilSupervisor service (the service control "
+                        "manager starts it so; without it, supervise in this console)")
     p.set_defaults(func=_supervise)
 
     p = sub.add_parser("status", help="show the enrolment and the spool")
