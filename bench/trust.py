@@ -7,6 +7,9 @@ and the agents' real API drives simulated devices:
 
 - heartbeats: every device posts heartbeats back to back on its own kept-alive connection for
   ``--seconds``; heartbeats per second held, and the median and p99 latency;
+- held rate: heartbeats on a fixed schedule (open loop) at 10, 20, 40 ... a second for
+  ``--held-seconds`` each, latency from each one's scheduled time; the highest rate with p99 at
+  most 250 ms (issue 19's "heartbeats per second held with p99 <= 250 ms");
 - reconnection storm: every device comes back at once (a new TLS connection each) with
   ``--spooled`` sealed events in its spool and uploads them in batches of 10, retrying on errors
   as the agent does; the drain time, events per second, and, counted in the database by event
@@ -16,7 +19,8 @@ Each target is measured in the same run: "one" is instance A directly, "two" is 
 front of A and B. Figures are medians of ``--rounds`` rounds; the ratio is two / one.
 
 Usage: .venv/bin/python bench/trust.py [--devices 200] [--spooled 5] [--seconds 5] [--rounds 3]
-Last line: heartbeats_per_s=<two instances> drain_s=<two instances> lost=N duplicated=N
+Last line: heartbeats_per_s=<two instances> held_hb_per_s=<two, p99 <= 250 ms> drain_s=<two>
+lost=N duplicated=N
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ from tests.fixtures.keys import Keyholders, make_keyholder
 
 BODY_BYTES = 16 * 1024  # a small WebP capture
 BATCH = 10
+P99_TARGET_MS = 250.0  # issue 19: heartbeats per second held with p99 <= 250 ms
+LADDER = (10.0, 20.0, 40.0, 60.0, 80.0, 120.0, 160.0, 240.0)
 
 
 @dataclass
@@ -126,6 +132,50 @@ async def _heartbeats(url: str, ctx: Any, devices: list[Device], seconds: float
     return round(len(latencies) / wall), latencies
 
 
+async def _open_loop(url: str, ctx: Any, devices: list[Device], rate: float, seconds: float
+                     ) -> tuple[float, float]:
+    """Heartbeats sent on a fixed schedule (``rate`` a second, round the devices), whatever the
+    answers do: (the rate achieved, p99 ms). Latency runs from each heartbeat's scheduled time,
+    so a collector that falls behind shows as latency, not as a lower offered rate."""
+    clients = [_client(url, ctx, d) for d in devices]
+    latencies: list[float] = []
+    try:
+        await asyncio.gather(*(c.post("/api/v1/heartbeat", json={}) for c in clients))
+
+        async def beat(client: Any, due: float) -> None:
+            answer = await client.post("/api/v1/heartbeat", json={
+                "user_signed_in": True, "spool_depth": 0, "agent_version": "bench"})
+            latencies.append(time.perf_counter() - due)
+            assert answer.status_code == 200, answer.text
+
+        started = time.perf_counter()
+        tasks = []
+        for i in range(max(1, int(rate * seconds))):
+            due = started + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            tasks.append(asyncio.create_task(beat(clients[i % len(clients)], due)))
+        await asyncio.gather(*tasks)
+        wall = time.perf_counter() - started
+    finally:
+        await asyncio.gather(*(c.aclose() for c in clients))
+    p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) > 1 else latencies[0]
+    return len(latencies) / wall, p99 * 1000
+
+
+def _held_rate(url: str, ctx: Any, devices: list[Device], seconds: float,
+               ladder: tuple[float, ...]) -> tuple[float, list[tuple[float, float]]]:
+    """The highest rate on ``ladder`` held with p99 <= P99_TARGET_MS (and at least 95% of it
+    achieved); every step's (rate, p99 ms). Stops at the first step that fails."""
+    held, steps = 0.0, []
+    for rate in ladder:
+        achieved, p99 = asyncio.run(_open_loop(url, ctx, devices, rate, seconds))
+        steps.append((rate, p99))
+        if p99 > P99_TARGET_MS or achieved < 0.95 * rate:
+            break
+        held = rate
+    return held, steps
+
+
 async def _storm(url: str, ctx: Any, devices: list[Device],
                  spools: dict[str, list[tuple[str, bytes]]]) -> tuple[float, Drain]:
     drain = Drain()
@@ -202,6 +252,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="heartbeat phase length")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--blob-store", choices=("files", "postgresql"), default="files")
+    parser.add_argument("--held-seconds", type=float, default=5.0,
+                        help="length of each open-loop step of the held-rate ladder (0: skip)")
     args = parser.parse_args()
     if shutil.which("haproxy") is None:
         print("haproxy is not installed; run: make system-deps (scripts/system-deps.sh)",
@@ -232,6 +284,11 @@ def main() -> int:
                                                pids))
                 results["two"].append(_measure(a, proxy.url, devices, args.spooled,
                                                args.seconds, pids))
+            held: dict[str, tuple[float, list[tuple[float, float]]]] = {}
+            if args.held_seconds > 0:
+                ctx = a.ssl_context()
+                held["one"] = _held_rate(a.url, ctx, devices, args.held_seconds, LADDER)
+                held["two"] = _held_rate(proxy.url, ctx, devices, args.held_seconds, LADDER)
         finally:
             for part in (proxy, b, a):
                 if part is not None:
@@ -262,9 +319,16 @@ def main() -> int:
           f"per collector core: {per_core:.0f} hb/s, "
           f"{1000 / _median(two, 'event_cpu_ms'):.0f} events/s (CPU time of the collector "
           f"processes; the load generator, haproxy and PostgreSQL share the same cores)")
+    for name, label in (("one", "one instance"), ("two", "two behind haproxy")):
+        if name in held:
+            rate, steps = held[name]
+            ladder = ", ".join(f"{r:g}/s: {p:.0f} ms" for r, p in steps)
+            print(f"held with p99 <= {P99_TARGET_MS:.0f} ms, {label}: {rate:g} hb/s "
+                  f"(open loop, p99 per step: {ladder})")
     lost = sum(r.lost for rounds in results.values() for r in rounds)
     duplicated = sum(r.duplicated for rounds in results.values() for r in rounds)
-    print(f"heartbeats_per_s={_median(two, 'heartbeats_per_s'):.0f} "
+    held_two = f"held_hb_per_s={held['two'][0]:g} " if "two" in held else ""
+    print(f"heartbeats_per_s={_median(two, 'heartbeats_per_s'):.0f} {held_two}"
           f"drain_s={_median(two, 'drain_s'):.2f} lost={lost} duplicated={duplicated}")
     return 0 if lost == 0 and duplicated == 0 else 1
 
