@@ -222,7 +222,11 @@ def test_every_pack_unless_contains_its_phrase_and_cancels_it(matcher: Matcher) 
     for code in LANGUAGES:
         for rule in load_file(pack_dir() / f"{code}.toml").rules:
             for unless in rule.unless:
-                assert f" {fold_phrase(rule.phrase)} " in f" {fold_phrase(unless)} ", rule.id
+                # a whole-word phrase must be a whole word of its context; an embedded stem
+                # (mode "embedded", e.g. "automutil") may sit inside a word of it
+                word = f" {fold_phrase(rule.phrase)} " in f" {fold_phrase(unless)} "
+                stem = rule.mode == "embedded" and fold_phrase(rule.phrase) in fold_phrase(unless)
+                assert word or stem, rule.id
                 assert rule.id not in {m.rule.id for m in matcher.match(f"{unless}.")}, rule.id
 
 
