@@ -35,6 +35,7 @@ from agent.policy_state import PolicyState
 from agent.schedule import MonitoringWindow
 from agent.screen import ScreenImage, ScreenReader, ScreenText
 from agent.screen import images as screen_images
+from agent.screen.echo import TypedEcho
 from agent.sensors.events import Click, FocusChange, KeyInput, ListenerRestarted, WindowInfo
 from agent.sensors.keyboard import translate
 from agent.settings import Settings
@@ -129,6 +130,7 @@ class Monitor:
         self._typed_at: float | None = None  # last key of text the judge has not seen yet
         self._title_judged = CoolDown()  # titles the sentence model judged
         self._typed_fired = CoolDown()  # rule + window of typed events: their echo on screen
+        self._typed_echo = TypedEcho()  # words typed lately: screen lines of them go unjudged
         self._screen_repeat_s = settings.flood_window_s
         self._typing_window: WindowInfo | None = None
         self.judge = judge or SentenceJudge(self.queue.put, enabled=settings.model)
@@ -232,6 +234,8 @@ class Monitor:
     def _submit(self, text: str, kind: str, at: float, final: bool) -> None:
         # Typed text belongs to the window it was typed in, even when a focus change ended it.
         window = self.window if kind == "title" else self._typing_window
+        if kind in ("typed", "paste"):
+            self._typed_echo.typed(text, at)
         self.judge.submit(Utterance(text, kind, window, at, final))  # type: ignore[arg-type]
 
     def _utterance_ended(self, text: str, kind: str) -> None:
@@ -286,8 +290,11 @@ class Monitor:
                        self._settings.context_chars)
         for hit in hits:
             self._fire(Trigger.of_hit(hit), seen.at, seen.window)
-        self.judge.submit(Utterance(seen.text, "screen", seen.window, seen.at,  # type: ignore[arg-type]
-                                    final=True))
+        live = self._buffer.text if self._buffer is not None else ""
+        text = self._typed_echo.new_lines(seen.text, live)  # the pupil's own words: judged typed
+        if text:
+            self.judge.submit(Utterance(text, "screen", seen.window, seen.at,  # type: ignore[arg-type]
+                                        final=True))
 
     def handle(self, item: Any) -> None:
         ev = translate(item) if isinstance(item, tuple) else item

@@ -22,7 +22,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.wine.conftest import REPO, Wine, wine_env
-from tests.wine.test_wine_msi import clean_prefix, installed_versions  # noqa: F401 - a fixture
+from tests.wine.test_wine_msi import (  # noqa: F401 - clean_prefix is a fixture
+    clean_prefix,
+    installed_versions,
+    msiexec,
+)
 
 sys.path.insert(0, str(REPO / "installer" / "windows"))
 from codesign import Signer, SigningError, verify  # installer/windows/codesign.py
@@ -100,10 +104,11 @@ def test_signed_msi_verifies_fails_when_altered_and_installs_under_wine(
     with pytest.raises(SigningError, match="signing .* failed"):
         wrong.sign(tmp_path / "dist" / msi.name)
 
-    # Signing leaves the package whole: Wine's msiexec installs and removes it silently.
-    done = wine.run("msiexec", "/i", wine_env.winpath(msi), "/qn", timeout=300)
+    # Signing leaves the package whole: Wine's msiexec installs and removes it silently (waited
+    # on by its exit: the service it starts keeps its output pipe open).
+    done = msiexec(wine, "/i", wine_env.winpath(msi), "/qn", timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert installed_versions(wine) == ["0.1.0"]
-    done = wine.run("msiexec", "/x", wine_env.winpath(msi), "/qn", timeout=300)
+    done = msiexec(wine, "/x", wine_env.winpath(msi), "/qn", timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert installed_versions(wine) == []
