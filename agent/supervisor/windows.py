@@ -182,10 +182,12 @@ class WinProcess:
         return code
 
     def terminate(self) -> None:
-        """End the agent with its notice and tray helpers (its job), exit code 0."""
-        if self._job and api.TerminateJobObject(self._job, 0):
-            return
-        api.TerminateProcess(self._handle, 0)
+        """End the agent with its notice and tray helpers (its job), exit code 0, and wait (up
+        to 5 s) until it has gone: termination is asynchronous, and an uninstall that removes
+        the files while the agent still holds its DLLs leaves them behind."""
+        if not (self._job and api.TerminateJobObject(self._job, 0)):
+            api.TerminateProcess(self._handle, 0)
+        api.WaitForSingleObject(self._handle, 5000)
 
     kill = terminate
 
