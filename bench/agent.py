@@ -329,17 +329,14 @@ def ocr_engines() -> list[tuple[str, float, float, float, float]]:
     return out
 
 
-def measure_screen(x: object, tmp: Path, args: argparse.Namespace, screen: bool
-                   ) -> dict[str, object]:
-    """An agent with the model, screen reading on or off: latency (on only), CPU, peak RSS."""
-    import psutil
-
-    run = tmp / ("screen" if screen else "noscreen")
+def start_screen_agent(env: dict[str, str], run: Path, screen: bool
+                       ) -> tuple[subprocess.Popen, Path]:
+    """`vigil agent run` with the model, under a signed policy that switches screen reading on
+    or off, its config, spool and log under ``run``; ``env`` (the display's) is updated in place.
+    The busy pause is off: this measures what reading costs, on a machine others share."""
     cfg, spool, runtime = run / "cfg", run / "spool", run / "run"
     runtime.mkdir(mode=0o700, parents=True)
-    write_config(cfg, screen=screen)  # the signed policy switches screen reading on or off
-    env = x.env  # type: ignore[attr-defined]
-    # The busy pause is off: this measures what reading costs, on a machine others share.
+    write_config(cfg, screen=screen)
     env.update(XDG_RUNTIME_DIR=str(runtime), PYTHONUNBUFFERED="1", VIGIL_AGENT_MODEL="1",
                VIGIL_AGENT_SCREEN_BUSY_PCT="100")
     log_path = run / "agent.log"
@@ -347,6 +344,17 @@ def measure_screen(x: object, tmp: Path, args: argparse.Namespace, screen: bool
         agent = subprocess.Popen([sys.executable, "-m", "vigil", "agent", "run",
                                   "--config-dir", str(cfg), "--spool-dir", str(spool)],
                                  env=env, cwd=REPO, stdout=log, stderr=log)
+    return agent, log_path
+
+
+def measure_screen(x: object, tmp: Path, args: argparse.Namespace, screen: bool
+                   ) -> dict[str, object]:
+    """An agent with the model, screen reading on or off: latency (on only), CPU, peak RSS."""
+    import psutil
+
+    run = tmp / ("screen" if screen else "noscreen")
+    spool, env = run / "spool", x.env  # type: ignore[attr-defined]
+    agent, log_path = start_screen_agent(env, run, screen)
     windows: list[subprocess.Popen] = []
 
     def show(argv: list[str], title: str) -> float:

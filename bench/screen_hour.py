@@ -55,8 +55,8 @@ def _bench_agent() -> object:
 
 _agent = _bench_agent()
 _TICKING, BENIGN = _agent._TICKING, _agent.BENIGN  # type: ignore[attr-defined]
-peak_rss_mb, stop_agent, write_config = (_agent.peak_rss_mb, _agent.stop_agent,  # type: ignore[attr-defined]
-                                         _agent.write_config)  # type: ignore[attr-defined]
+peak_rss_mb, stop_agent, start_screen_agent = (  # type: ignore[attr-defined]
+    _agent.peak_rss_mb, _agent.stop_agent, _agent.start_screen_agent)  # type: ignore[attr-defined]
 
 LESSON = ("Year 9 History: the Battle of the Somme\n"
           "In July 1916 British and French armies attacked German lines.\n"
@@ -100,18 +100,7 @@ class Desktop:
 
 
 def start(x: object, run: Path, screen: bool) -> tuple[subprocess.Popen, Path]:
-    cfg, spool, runtime = run / "cfg", run / "spool", run / "run"
-    runtime.mkdir(mode=0o700, parents=True)
-    write_config(cfg, screen=screen)
-    env = dict(x.env)  # type: ignore[attr-defined]
-    env.update(XDG_RUNTIME_DIR=str(runtime), PYTHONUNBUFFERED="1", VIGIL_AGENT_MODEL="1",
-               VIGIL_AGENT_SCREEN_BUSY_PCT="100")
-    log_path = run / "agent.log"
-    with open(log_path, "wb") as log:
-        agent = subprocess.Popen([sys.executable, "-m", "vigil", "agent", "run",
-                                  "--config-dir", str(cfg), "--spool-dir", str(spool)],
-                                 env=env, cwd=REPO, stdout=log, stderr=log)
-    return agent, log_path
+    return start_screen_agent(dict(x.env), run, screen)  # type: ignore[attr-defined]
 
 
 def cpu_s(pid: int) -> float:
