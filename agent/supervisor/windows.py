@@ -681,7 +681,14 @@ def run_service() -> int:
               "`vigil agent supervise` without --service to supervise in this console",
               file=sys.stderr)
         return 2
-    return int(state["exit"])
+    # The SCM saw SERVICE_STOPPED; msiexec /x now removes the files at once. An ordinary
+    # interpreter exit (joining threads, tearing modules down) keeps python313.dll and the
+    # .pyd files mapped long enough for Windows Installer to find them in use and leave them
+    # for a reboot (a fresh-clone run left _cffi_backend and ahocorasick in Program Files).
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(int(state["exit"]))
 
 
 def _own_session() -> int:
