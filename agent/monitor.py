@@ -156,7 +156,7 @@ class Monitor:
             self._title_cooldown = s.title_cooldown_s
             # Text left on screen fires once per flood window (or title cool-down, if longer).
             self._screen_repeat_s = max(s.flood_window_s, s.title_cooldown_s)
-            self.screen.memory.repeat_s = self._screen_repeat_s
+            self.screen.memory.repeat_s = self.screen.detector.repeat_s = self._screen_repeat_s
             self.screen.configure(
                 enabled=s.screen, interval_s=s.screen_interval_s, images=s.screen_images,
                 on_battery=s.screen_on_battery,

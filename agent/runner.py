@@ -121,9 +121,11 @@ def run_agent(settings: Settings, stop: threading.Event | None = None) -> int:
     screen = monitor.screen
     if screen.reads:
         log.info("screen reader: %d window read(s) of %d poll(s), median %.0f ms per read "
-                 "(%.0f ms of OCR CPU, %.0f ms of image check CPU), %d unchanged and %d "
-                 "rate-limited poll(s) skipped", screen.reads, screen.polls,
+                 "(%.0f ms of OCR CPU, %.0f ms of image check CPU), %d of them the changed "
+                 "lines only; %d unchanged, %d rate-limited, %d back-as-read and %d caret or "
+                 "noise poll(s) skipped", screen.reads, screen.polls,
                  screen.ocr_ms_median() or 0.0, screen.ocr_cpu_ms_median() or 0.0,
                  statistics.median(screen.image_cpu_ms) if screen.image_cpu_ms else 0.0,
-                 screen.detector.skipped_same, screen.detector.skipped_rate)
+                 screen.partial_reads, screen.detector.skipped_same, screen.detector.skipped_rate,
+                 screen.detector.skipped_back, screen.skipped_noise)
     return 0

@@ -178,6 +178,8 @@ def main() -> int:
     log_on = agents["on"][1].read_text()
     reads = re.search(r"screen reader: (\d+) window read\(s\) of (\d+) poll\(s\), median (\d+) ms "
                       r"per read \((\d+) ms of OCR CPU", log_on)
+    kinds = re.search(r"(\d+) of them the changed lines only; (\d+) unchanged, (\d+) rate-limited, "
+                      r"(\d+) back-as-read and (\d+) caret", log_on)
     events = len(list((tmp / "on" / "spool").glob("*.evt")))
     width = 34
     print(f"{wall / 60:.1f} minutes of scripted use, two agents on one display")
@@ -192,6 +194,10 @@ def main() -> int:
     if reads:
         print(f"reads {reads.group(1)} of {reads.group(2)} polls, median {reads.group(3)} ms per "
               f"read ({reads.group(4)} ms OCR CPU); sealed events {events} (benign desktop: 0)")
+    if kinds:
+        print(f"reads of the changed lines only {kinds.group(1)}; polls skipped: unchanged "
+              f"{kinds.group(2)}, rate-limited {kinds.group(3)}, window back as read "
+              f"{kinds.group(4)}, caret or noise {kinds.group(5)}")
     print(f"screen_hour_cpu_pct={on:.2f} baseline_cpu_pct={off:.2f} added_pct={on - off:.2f} "
           f"reads={reads.group(1) if reads else 0} rss_mb={rss['on']:.0f}")
     return 0

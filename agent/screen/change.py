@@ -6,6 +6,18 @@ difference hash (dHash) of the frame shrunk to ``HASH_W + 1`` x ``HASH_H`` grey 
 for each cell, whether it is brighter than its right neighbour; a new line of chat flips a row of
 bits, a caret one or two. Frames within ``THRESHOLD_BITS`` of the last frame read are the same.
 
+Why remember frames per window: switching between a few windows (a lesson, a chat, notes) brings
+each back as it was; reading it again finds nothing new (an hour of bench/screen_hour.py spent a
+third of its reading on window switches). A window whose frame is within ``THRESHOLD_BITS`` of
+the one read there within ``repeat_s`` is not read again.
+
+Why read only the rows that changed (:func:`what_changed`): a notes window being typed in, or a
+chat with a new message, changes one or two lines; OCR costs about the area it reads, so reading
+the whole window every few seconds while a pupil types was most of the reader's cost. The
+changed rows, grown to the blank rows around them so that whole lines of text are read, are
+read alone; the rest of the window was read before. A change one to three pixels wide (a caret
+blinking or moving) is not read at all.
+
 Why remember lines: a chat window re-read after a new message holds the old messages too. Only
 lines not seen (in any window) within ``repeat_s`` go on to the detectors, so a message left on
 screen fires once and costs the sentence model one encoding, not one per read. What is kept is a
@@ -20,10 +32,20 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["HASH_H", "HASH_W", "THRESHOLD_BITS", "ChangeDetector", "LineMemory", "dhash", "hamming"]
+__all__ = ["HASH_H", "HASH_W", "THRESHOLD_BITS", "Change", "ChangeDetector", "LineMemory", "dhash",
+           "hamming", "what_changed"]
 
 HASH_W, HASH_H = 32, 18  # 576 bits: a line of text in a window flips a row of them
 THRESHOLD_BITS = 2  # at most this many bits apart: the same frame (a caret, a clock's digit)
+WINDOWS_REMEMBERED = 32
+
+PIXEL_DELTA = 40  # grey levels: less is anti-aliasing, a shade of a bubble, a cursor's fade
+CARET_MAX_W = 3  # a change this narrow (pixels) is a caret, not text
+GROW_MAX = 160  # pixels: grown further than this to find a blank row, read the whole window
+BLANK_PAD = 8  # blank rows kept around the changed lines: tesseract reads text off the edge badly
+VERTICAL_RUN = 64  # ink this many rows on end in one column is not a line of text
+WHOLE_SHARE = 0.5  # a change over half the window's height (a scroll, a new page): read it all
+IMAGE_MIN = 96  # a change at least this tall and wide may be a picture: the image check runs
 
 
 def dhash(image: Any) -> int:
@@ -52,26 +74,119 @@ class _Seen:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Rows ``[top, bottom)`` of the frame to read; ``whole`` when that is all of it;
+    ``image_sized`` when what changed is big enough to hold a picture."""
+
+    top: int
+    bottom: int
+    whole: bool
+    image_sized: bool
+
+
+def grey_array(image: Any) -> Any:
+    """A Pillow image as a 2-D uint8 numpy array of grey levels."""
+    import numpy as np
+
+    return np.asarray(image.convert("L"), dtype=np.uint8)
+
+
+def what_changed(before: Any, after: Any) -> Change | None:
+    """What to read of ``after`` (a grey array), given ``before`` (the grey array of the frame
+    read last in the same window, or None): None when nothing but noise or a caret changed."""
+    import numpy as np
+
+    h = after.shape[0]
+    if before is None or before.shape != after.shape:
+        return Change(0, h, True, True)
+    diff = np.abs(after.astype(np.int16) - before) > PIXEL_DELTA
+    rows = np.flatnonzero(diff.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(diff.any(axis=0))
+    r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    if c1 - c0 <= CARET_MAX_W:
+        return None
+    image_sized = r1 - r0 >= IMAGE_MIN and c1 - c0 >= IMAGE_MIN
+    grown = _grow_to_blank_rows(after, r0, r1)
+    if grown is None or grown[1] - grown[0] >= WHOLE_SHARE * h:
+        return Change(0, h, True, image_sized)
+    return Change(grown[0], grown[1], False, image_sized)
+
+
+def _grow_to_blank_rows(grey: Any, r0: int, r1: int) -> tuple[int, int] | None:
+    """``[r0, r1)`` grown up and down to the nearest rows with no ink, plus ``BLANK_PAD`` blank
+    rows; None if no blank row is found within ``GROW_MAX`` (text packed tight: read it all).
+
+    Ink is a pixel unlike both its row's median (the background behind the text) and its
+    column's median (a border or a side panel runs down the whole column, so it is background
+    too); dark mode works the same way. A column with ink in ``VERTICAL_RUN`` rows on end is a
+    scrollbar's thumb, a divider or a picture, not text, and does not count."""
+    import numpy as np
+
+    h = grey.shape[0]
+    lo, hi = max(0, r0 - GROW_MAX), min(h, r1 + GROW_MAX)
+    region = grey[lo:hi].astype(np.int16)
+    row_med = np.median(region, axis=1, keepdims=True)
+    col_med = np.median(region, axis=0, keepdims=True)
+    ink_px = (np.abs(region - row_med) > PIXEL_DELTA) & (np.abs(region - col_med) > PIXEL_DELTA)
+    if ink_px.shape[0] >= VERTICAL_RUN:
+        runs = np.concatenate([np.zeros((1, ink_px.shape[1]), np.int32),
+                               np.cumsum(ink_px, axis=0, dtype=np.int32)])
+        upright = ((runs[VERTICAL_RUN:] - runs[:-VERTICAL_RUN]) == VERTICAL_RUN).any(axis=0)
+        ink_px = ink_px[:, ~upright]
+    ink = ink_px.any(axis=1)
+    top = r0
+    while top > lo and ink[top - 1 - lo]:
+        top -= 1
+    if top == lo and lo > 0:
+        return None
+    bottom = r1
+    while bottom < hi and ink[bottom - lo]:
+        bottom += 1
+    if bottom == hi and hi < h:
+        return None
+    pad_top = 0
+    while pad_top < BLANK_PAD and top - pad_top > lo and not ink[top - pad_top - 1 - lo]:
+        pad_top += 1
+    pad_bottom = 0
+    while pad_bottom < BLANK_PAD and bottom + pad_bottom < hi and not ink[bottom + pad_bottom - lo]:
+        pad_bottom += 1
+    return top - pad_top, bottom + pad_bottom
+
+
 class ChangeDetector:
     """Decides, for each frame polled, whether to read it.
 
     - A different window, or the same window with a new title, is read at once (the caller has
-      already waited ``settle_s`` for it to draw).
+      already waited ``settle_s`` for it to draw), unless it is back as it was when it was read
+      within ``repeat_s`` (a pupil switching between a few windows).
     - The same window whose frame is within ``THRESHOLD_BITS`` of the last frame read is not.
     - A changed frame is read if ``interval_s`` have passed since the last read, else it waits
       (it is still different at the next poll, so it is read then).
     """
 
-    def __init__(self, interval_s: float, threshold_bits: int = THRESHOLD_BITS) -> None:
+    def __init__(self, interval_s: float, threshold_bits: int = THRESHOLD_BITS,
+                 repeat_s: float = 600.0) -> None:
         self.interval_s = interval_s
         self.threshold_bits = threshold_bits
+        self.repeat_s = repeat_s
         self._last: _Seen | None = None
+        self._windows: OrderedDict[tuple[int, str], _Seen] = OrderedDict()
         self.skipped_same = 0
         self.skipped_rate = 0
+        self.skipped_back = 0
 
     def should_read(self, key: tuple[int, str], frame: int, now: float) -> bool:
         last = self._last
         if last is None or last.key != key:
+            seen = self._windows.get(key)
+            if seen is not None and now - seen.at < self.repeat_s \
+                    and hamming(frame, seen.frame) <= self.threshold_bits:
+                self.skipped_back += 1
+                self._last = seen  # its next change is compared with what was read there
+                return False
             return True
         if hamming(frame, last.frame) <= self.threshold_bits:
             self.skipped_same += 1
@@ -84,9 +199,14 @@ class ChangeDetector:
     def read(self, key: tuple[int, str], frame: int, now: float) -> None:
         """The frame was read (whatever the OCR found)."""
         self._last = _Seen(key, frame, now)
+        self._windows[key] = self._last
+        self._windows.move_to_end(key)
+        while len(self._windows) > WINDOWS_REMEMBERED:
+            self._windows.popitem(last=False)
 
     def forget(self) -> None:
         self._last = None
+        self._windows.clear()
 
 
 _SPACE = re.compile(r"\s+")

@@ -4,8 +4,10 @@ Why its own thread at nice 10: a read costs about a quarter of a second of CPU (
 too long for the monitor's worker, which handles every key. The reader grabs the window in front
 (its geometry comes from the X11 sensor's focus changes), hashes a down-scaled grey copy, and
 reads it only when it changed (:class:`agent.screen.change.ChangeDetector`): at once after a
-window or title change (``screen_settle_s`` later, so it has drawn), and at most every
-``screen_interval_s`` while its content keeps changing. Lines not seen recently go to the monitor
+window or title change (``screen_settle_s`` later, so it has drawn) unless the window is back as
+it was read, and at most every ``screen_interval_s`` while its content keeps changing; then only
+the lines that changed are read (:func:`agent.screen.change.what_changed`), and the image check
+runs only on a whole new frame or a change big enough to be a picture. Lines not seen recently go to the monitor
 as one :class:`ScreenText`; the monitor runs the lists on them and hands them to the sentence
 judge, exactly as typed text, with source ``screen``.
 
@@ -30,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.screen.change import ChangeDetector, LineMemory, dhash
+from agent.screen.change import Change, ChangeDetector, LineMemory, dhash, grey_array, what_changed
 from agent.screen.images import NudityCheck
 from agent.screen.ocr import OCRError, default_engine
 from agent.sensors.events import WindowInfo
@@ -133,13 +135,15 @@ class ScreenReader:
         self._started = False
         self._grab_fn = grab
         self._power = power or (Power(busy_pct, on_battery) if enabled else None)
-        self.detector = ChangeDetector(interval_s)
+        self.detector = ChangeDetector(interval_s, repeat_s=repeat_s)
         self.memory = LineMemory(repeat_s)
         self.active = True  # monitoring allowed now (the monitor sets it: schedule, off-site)
         self.state = SCREEN_ON if enabled else SCREEN_OFF
         self.note = "" if enabled else "screen reading is off until the signed policy switches it on"
         self.paused: str | None = None  # "busy" | "on battery" while holding off
         self.reads = 0
+        self.partial_reads = 0  # reads of the changed lines only
+        self.skipped_noise = 0  # frames whose change was a caret or anti-aliasing
         self.polls = 0
         self.delivered = 0
         self.timings_ms: deque[float] = deque(maxlen=512)  # wall time per read (grab to text)
@@ -152,6 +156,10 @@ class ScreenReader:
         self._focus_at = 0.0
         self._pending = False  # a focus or title change not yet read
         self._backoff = 0.0
+        # the grey frame last read (or found as read) in the window in front: what a change is
+        # measured against. One window's only: a window switched back to is compared by hash.
+        self._ref: tuple[tuple[int, str], Any] | None = None
+        self._numpy = True
         self._sct: Any = None
         self._xd: Any = None  # this thread's own X connection, for the window's geometry now
         self._xd_failed = False
@@ -300,17 +308,34 @@ class ScreenReader:
         image = self._grab(window)
         if image is None:
             return False
-        frame = dhash(image)
+        grey_image = image.convert("L")
+        frame = dhash(grey_image)
         key = (window.wid, window.title)
+        same_window = self._ref is not None and self._ref[0] == key
         if not self.detector.should_read(key, frame, now):
+            if not same_window:  # back to a window as it was read: measure changes from here
+                self._ref = (key, self._grey(grey_image))
+            return False
+        grey = self._grey(grey_image)
+        del grey_image
+        change = what_changed(self._ref[1] if same_window and self._ref else None, grey) \
+            if grey is not None else Change(0, image.height, True, True)
+        if change is None:
+            self.skipped_noise += 1
             return False
         self.detector.read(key, frame, now)
+        self._ref = (key, grey)
         self.reads += 1
+        if not change.whole:
+            self.partial_reads += 1
         at = focus_at if pending else t0
         lines: list[str] = []
         if self.engine is not None:
+            part = image if change.whole else image.crop((0, change.top, image.width,
+                                                           change.bottom))
             c0 = _children_cpu_s() + time.thread_time()
-            text = self.engine.read(image)
+            text = self.engine.read(part)
+            del part
             self.cpu_ms.append((_children_cpu_s() + time.thread_time() - c0) * 1000)
             lines = self.memory.new_lines(text, now)
             del text
@@ -319,17 +344,31 @@ class ScreenReader:
                 self._deliver(ScreenText("\n".join(lines), window, at))
         self.timings_ms.append((time.monotonic() - t0) * 1000)
         finding = None
-        if self.images is not None and self._images_on:
+        if self.images is not None and self._images_on and (change.whole or change.image_sized):
             c0 = time.thread_time()
             finding = self.images.check(image)
             self.image_cpu_ms.append((time.thread_time() - c0) * 1000)
             if finding is not None:
                 self._deliver(ScreenImage(finding.label, finding.score, window, at))
+        height = image.height
         del image
         # Counts only, never text: tests wait on this line to know a window was read.
-        log.debug("screen: read window %#x in %.0f ms, %d new line(s)%s", window.wid,
-                  self.timings_ms[-1], len(lines), ", image check fired" if finding else "")
+        log.debug("screen: read window %#x in %.0f ms, %d new line(s)%s%s", window.wid,
+                  self.timings_ms[-1], len(lines), "" if change.whole else
+                  f" (rows {change.top}-{change.bottom} of {height})",
+                  ", image check fired" if finding else "")
         return True
+
+    def _grey(self, grey_image: Any) -> Any:
+        """The grey frame as a numpy array; None without numpy (then every read is whole)."""
+        if not self._numpy:
+            return None
+        try:
+            return grey_array(grey_image)
+        except ImportError:
+            self._numpy = False
+            log.info("screen reader: numpy unavailable, windows are read whole")
+            return None
 
     def _rect_now(self, window: WindowInfo) -> Any:
         """Where the window is now (X11: asked on this thread's own connection), since the focus

@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from agent.screen.change import THRESHOLD_BITS, ChangeDetector, LineMemory, dhash, hamming
+from agent.screen.change import (
+    THRESHOLD_BITS,
+    ChangeDetector,
+    LineMemory,
+    dhash,
+    grey_array,
+    hamming,
+    what_changed,
+)
 from agent.screen.reader import Power, ScreenReader, ScreenText
 from agent.sensors.events import WindowInfo
 from tests.fixtures.screen_text import FRAMES, GROOMING, Frame, cer, render
@@ -56,6 +64,136 @@ def test_a_changing_window_is_read_at_most_every_interval() -> None:
     assert not d.should_read(key, changed, 4.9)
     assert d.skipped_rate == 1
     assert d.should_read(key, changed, 5.0)
+
+
+def test_a_window_switched_back_to_as_it_was_is_not_read_again_until_repeat_s() -> None:
+    d = ChangeDetector(interval_s=5, repeat_s=600)
+    d.read((1, "Lesson"), 0b1010, 0.0)
+    d.read((2, "Chat"), 0b0101, 10.0)
+    assert not d.should_read((1, "Lesson"), 0b1011, 20.0)  # back, within a caret's bits
+    assert d.skipped_back == 1
+    assert d.should_read((2, "Chat"), 0b1111_0000, 30.0)  # back, but changed since
+    assert d.should_read((2, "Chat"), 0b0101, 700.0)  # back after repeat_s: read again
+
+
+# --- what changed: the lines to read ------------------------------------------------------------
+
+def notes(lines: tuple[str, ...], dark: bool = False, size: int = 15, font: str = "sans",
+          border: bool = False) -> Any:
+    """A notes window: plain lines of text (no bubbles), optionally a dark frame line down
+    the left and a scrollbar down the right, as many editors draw."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from tests.fixtures.screen_text import font_path
+
+    bg, fg = ((30, 30, 30), (225, 225, 225)) if dark else ((255, 255, 255), (25, 25, 25))
+    img = Image.new("RGB", (900, 500), bg)
+    draw = ImageDraw.Draw(img)
+    face = ImageFont.truetype(str(font_path(font)), size)
+    for i, line in enumerate(lines):
+        draw.text((20, 16 + i * int(size * 1.6)), line, font=face, fill=fg)
+    if border:
+        draw.rectangle((0, 0, 3, 499), fill=(90, 90, 90))
+        draw.rectangle((884, 0, 899, 499), fill=(170, 170, 170))
+        draw.rectangle((886, 40, 897, 120), fill=(110, 110, 110))
+    return img
+
+
+TYPED = ("Notes for Thursday", "the bus leaves at half past eight",
+         "bring a packed lunch and a coat", "ask Sam about the science homework")
+
+
+@pytest.mark.parametrize("dark,border,font,size", [(False, False, "sans", 15), (True, False, "sans", 14),
+                                                   (False, True, "serif", 13), (True, True, "mono", 16)])
+def test_a_new_line_typed_is_read_alone(dark: bool, border: bool, font: str, size: int) -> None:
+    before = grey_array(notes(TYPED[:3], dark, size, font, border))
+    after_img = notes(TYPED, dark, size, font, border)
+    change = what_changed(before, grey_array(after_img))
+    assert change is not None and not change.whole and not change.image_sized
+    step = int(size * 1.6)
+    line_top = 16 + 3 * step
+    # the new line, whole (ascenders to descenders), and none of the lines above it
+    assert line_top - step < change.top <= line_top and change.bottom >= line_top + size
+    assert change.bottom - change.top < 2.2 * step
+
+
+def test_a_word_added_to_a_line_reads_that_whole_line() -> None:
+    before = grey_array(notes(TYPED[:3] + ("ask Sam",)))
+    change = what_changed(before, grey_array(notes(TYPED)))
+    assert change is not None and not change.whole
+    assert change.top <= 16 + 3 * 24 and change.bottom >= 16 + 3 * 24 + 15
+
+
+def test_a_caret_or_noise_is_not_read() -> None:
+    from PIL import ImageDraw
+
+    base = notes(TYPED)
+    blink = base.copy()
+    ImageDraw.Draw(blink).line((300, 64, 300, 80), fill=(0, 0, 0), width=2)
+    assert what_changed(grey_array(base), grey_array(blink)) is None
+    faint = base.copy()  # a hover shade: under PIXEL_DELTA grey levels
+    ImageDraw.Draw(faint).rectangle((0, 200, 899, 260), fill=(235, 235, 235))
+    assert what_changed(grey_array(base), grey_array(faint)) is None
+    assert what_changed(grey_array(base), grey_array(base)) is None
+
+
+def test_a_scroll_a_picture_or_a_new_size_is_read_whole() -> None:
+    from PIL import ImageDraw
+
+    page = tuple(f"line {i} of the notes on the trip" for i in range(18))
+    scrolled = what_changed(grey_array(notes(page)), grey_array(notes(page[1:] + ("the end",))))
+    assert scrolled is not None and scrolled.whole
+    base = notes(TYPED)
+    picture = base.copy()
+    ImageDraw.Draw(picture).rectangle((500, 300, 700, 460), fill=(200, 120, 90))
+    change = what_changed(grey_array(base), grey_array(picture))
+    assert change is not None and change.image_sized
+    assert what_changed(grey_array(base), grey_array(base.resize((800, 500)))).whole  # type: ignore[union-attr]
+    assert what_changed(None, grey_array(base)).whole  # type: ignore[union-attr]
+
+
+def test_ocr_of_the_changed_lines_reads_the_new_line(engine: Any) -> None:
+    after = notes(TYPED)
+    change = what_changed(grey_array(notes(TYPED[:3])), grey_array(after))
+    assert change is not None and not change.whole
+    text = engine.read(after.crop((0, change.top, after.width, change.bottom)))
+    assert cer(text, TYPED[3]) < 0.05, text
+
+
+def test_typing_is_read_line_by_line_and_the_image_check_waits_for_a_picture() -> None:
+    from PIL import ImageDraw
+
+    class Counts:
+        name = "fake"
+        checks = 0
+
+        def unavailable(self) -> None:
+            return None
+
+        def check(self, image: Any) -> None:
+            Counts.checks += 1
+
+        def close(self) -> None:
+            pass
+
+    engine = FakeEngine()
+    sizes: list[tuple[int, int]] = []
+    read = engine.read
+    engine.read = lambda image: sizes.append(image.size) or read(image)  # type: ignore[method-assign]
+    frames = [notes(TYPED[:2])]
+    r = ScreenReader(lambda s: None, interval_s=5, engine=engine, image_check=Counts(),
+                     grab=lambda w: frames[-1], power=_power(0, None))
+    r.window_changed(WIN, 0.0)
+    assert r.poll(0.5) and sizes[-1] == (900, 500) and Counts.checks == 1
+    for i, t in ((3, 10.0), (4, 20.0)):
+        frames.append(notes(TYPED[:i]))
+        assert r.poll(t)
+        assert sizes[-1][0] == 900 and sizes[-1][1] < 60  # the new line, not the window
+    assert Counts.checks == 1 and r.partial_reads == 2
+    picture = frames[-1].copy()
+    ImageDraw.Draw(picture).rectangle((500, 250, 700, 460), fill=(200, 120, 90))
+    frames.append(picture)
+    assert r.poll(30.0) and Counts.checks == 2
 
 
 # --- dedup: lines already handed on ---------------------------------------------------------
@@ -141,12 +279,18 @@ def test_the_same_message_left_open_is_read_and_delivered_once() -> None:
     engine.text = "\n".join(GROOMING)
     assert r.poll(61.0)
     assert got[-1].text == GROOMING[4]
-    # focus elsewhere and back: read again, nothing new to deliver
+    # focus elsewhere and back as it was read: not read again, nothing new to deliver
     r.window_changed(WindowInfo(2, "Notes", "x", (0, 0, 500, 500)), 70.0)
-    r.poll(70.5)
+    assert r.poll(70.5)
+    reads = engine.reads
     r.window_changed(WIN, 80.0)
-    assert r.poll(80.5)
-    assert len(got) == 2
+    assert not r.poll(80.5)
+    assert engine.reads == reads and r.detector.skipped_back == 1 and len(got) == 2
+    # ... but a change there since is read, and measured from the frame read there
+    frames.append(chat(GROOMING + ("see you at 4",)))
+    engine.text = "see you at 4"
+    assert r.poll(90.0)
+    assert got[-1].text == "see you at 4" and r.partial_reads == 2
 
 
 def test_nothing_is_grabbed_while_monitoring_is_off_or_the_machine_is_busy() -> None:
