@@ -13,16 +13,13 @@ nothing is stored or logged but the audit entry naming the events opened
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from collector.store.models import Event, utcnow
+from collector.store.models import utcnow
 from dashboard.auditing import audit
-from dashboard.captures import open_header
+from dashboard.captures import opener
 from dashboard.deps import BlobsDep, DashSettingsDep, KeyholderDep, KeyRingDep, SessionDep
-from dashboard.errors import BadRequest, NotFound, Relabelled
 from dashboard.exclusions import (
     MAX_OPENED,
     MIN_FALSE_POSITIVES,
@@ -58,15 +55,7 @@ def precision_page(request: Request, db: SessionDep, blobs: BlobsDep,
     key = key_here(request, settings, ring, who) if windows else None
     opened: list[str] = []
     if key is not None:
-        def open_one(event: Event) -> dict[str, Any] | None:
-            try:
-                return open_header(blobs, event, key.key)
-            except (NotFound, BadRequest) as exc:
-                if isinstance(exc, Relabelled):
-                    exc.record(db, who.username, "precision")
-                return None
-
-        graded, opened = from_headers(rows, open_one)
+        graded, opened = from_headers(rows, opener(blobs, key.key, db, who.username, "precision"))
         suggestions = suggest(graded, ("app", "title", "group"))
         if opened:
             audit(db, who.username, "event.headers_decrypted", "precision", events=opened)

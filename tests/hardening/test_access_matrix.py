@@ -341,6 +341,11 @@ MATRIX: dict[tuple[str, str], tuple[Call, dict[str, int]]] = {
         Call(lambda c: f"/wordlists/files/{c.wordlist_file()}/delete"), technician_post()),
     ("POST", "/wordlists/test"): (Call("/wordlists/test", form=lambda c: {"sentence": "go die"}),
                                   keyholders_post(200)),
+    ("POST", "/wordlists/replay"): (
+        Call("/wordlists/replay", form=lambda c: {
+            "name": "school-replay.toml", "text": _SCHOOL_FILE.format(tag="replay"),
+            "open": "true"}),
+        keyholders_post(200)),
     ("POST", "/wordlists/publish"): (Call("/wordlists/publish"), technician_post()),
     # Keyholders: who can read and changes to it; both keyholder roles, never a governor.
     ("GET", "/keyholders"): (Call("/keyholders"), keyholders()),
