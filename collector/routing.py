@@ -124,8 +124,8 @@ def _matches(rule: RouteRule, event: Event, group: str, school_id: int | None) -
             and (rule.school_id is None or rule.school_id == school_id))
 
 
-def _targets(rule: RouteRule, rota: Rota, school_id: int | None,
-             received: datetime) -> tuple[list[int], str]:
+def _targets(rule: RouteRule, rota: Rota, school_id: int | None, received: datetime,
+             live: set[int | None]) -> tuple[list[int], str]:
     """The targets a matching rule sends an event to, and "" (in hours, or a rule without
     escalation), "on_call" (the rota's on-call DSL is among them) or "nobody" (out of hours,
     nobody on call). Out of the school's hours a rule set to ``also`` adds whoever the rota has
@@ -134,7 +134,8 @@ def _targets(rule: RouteRule, rota: Rota, school_id: int | None,
     own = [int(t) for t in rule.targets or []]
     if rule.out_of_hours not in ("also", "instead") or not rota.out_of_hours(school_id, received):
         return own, ""
-    rota_targets = Rota.targets(rota.on_call(school_id, received))
+    # An on-call line whose targets were removed (on the Targets table) counts as nobody.
+    rota_targets = [t for t in Rota.targets(rota.on_call(school_id, received)) if t in live]
     if not rota_targets:
         return own, "nobody"
     return (rota_targets if rule.out_of_hours == "instead" else own + rota_targets), "on_call"
@@ -170,7 +171,7 @@ def plan(db: Database, now: datetime | None = None) -> int:
                 if not _matches(rule, event, group or "", school_id):
                     continue
                 targets, state = _targets(rule, rota, school_id,
-                                          as_utc(event.received_at) or now)
+                                          as_utc(event.received_at) or now, live)
                 states.add(state)
                 for target in targets:
                     if target in live:

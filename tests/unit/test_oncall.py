@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from collector.oncall import DEFAULT_HOURS, Rota, RotaError, Span, check_days, check_time, describe
 from collector.store.models import (
@@ -163,26 +163,33 @@ def _routed(database: Any, ids: dict[str, Any], received: datetime) -> set[int]:
             RouteDelivery.event_id == event_id)).all()}
 
 
+def _planned(database: Any) -> list[AuditEntry]:
+    with database.session() as s:
+        return list(s.exec(select(AuditEntry).where(AuditEntry.action == "route.planned")
+                           .order_by(col(AuditEntry.seq))).all())
+
+
 def test_out_of_hours_events_go_to_the_on_call_dsl_as_well_or_instead(database: Any) -> None:
     also = _setup(database, "also")
     assert _routed(database, also, utc(2026, 12, 7, 17, 59)) == {also["dsl"]}  # in hours
     assert _routed(database, also, utc(2026, 12, 7, 18, 0)) == {also["dsl"], also["oncall"]}
     assert _routed(database, also, utc(2026, 12, 5, 12, 0)) == {also["dsl"], also["trust"]}
-    with database.session() as s:
-        planned = s.exec(select(AuditEntry).where(AuditEntry.action == "route.planned")).all()
-    assert [e.details.get("on_call", 0) for e in planned] == [0, 1, 1]
+    assert [e.details.get("on_call", 0) for e in _planned(database)] == [0, 1, 1]
 
     # Instead: the on-call DSL alone; with nobody on call, the rule's own targets, audited.
     database.write(lambda s: [setattr(r, "out_of_hours", "instead") or s.add(r)
                               for r in s.exec(select(RouteRule)).all()])
     assert _routed(database, also, utc(2026, 12, 8, 19, 0)) == {also["oncall"]}
     assert _routed(database, also, utc(2026, 12, 8, 10, 0)) == {also["dsl"]}
+    # A line whose target was removed on the Targets table is nobody, not a dropped alert.
+    database.write(lambda s: [setattr(t, "removed_at", utc(2026, 12, 1)) or s.add(t)
+                              for t in s.exec(select(RouteTarget)).all()
+                              if t.id == also["oncall"]])
+    assert _routed(database, also, utc(2026, 12, 8, 19, 30)) == {also["dsl"]}
     database.write(lambda s: [setattr(x, "removed_at", utc(2026, 12, 1)) or s.add(x)
                               for x in s.exec(select(OnCallShift)).all()])
     assert _routed(database, also, utc(2026, 12, 8, 19, 0)) == {also["dsl"]}
-    with database.session() as s:
-        last = s.exec(select(AuditEntry).where(AuditEntry.action == "route.planned")).all()[-1]
-    assert last.details["nobody"] == 1
+    assert [e.details.get("nobody", 0) for e in _planned(database)][-2:] == [1, 1]
 
 
 def test_a_rule_without_escalation_ignores_the_rota(database: Any) -> None:
