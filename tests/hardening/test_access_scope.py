@@ -285,3 +285,23 @@ def test_routing_is_per_school_for_a_schools_head(trust: Trust) -> None:
         db.close()
     assert added.school_id == nha
     assert [(h.school_id, h.start, h.end) for h in hours] == [(nha, "08:30", "16:00")]
+
+
+def test_a_wordlist_replay_counts_and_opens_the_accounts_schools_events_only(
+        trust: Trust) -> None:
+    """The replay of a draft (dashboard.replay) is of the account's school's events: a school's
+    head, unlocked, has only their school's headers opened and counted; the trust-wide
+    technician all of them."""
+    from tests.e2e.dashboard_helpers import audit_entries
+
+    draft = {"name": "school-scope.toml", "open": "true",
+             "text": 'category = "suicide"\n\n[[exclude]]\nphrase = "i want to kill myself"\n'}
+    page = trust.head.post_form("/wordlists/replay", draft)
+    assert page.status_code == 200, page.text[:300]
+    assert "Of 1 event since" in page.text and "1 would no longer have fired" in page.text
+    (opened,) = audit_entries(trust.server, "event.headers_decrypted")
+    assert opened.details["events"] == [trust.event_a] and opened.target == "wordlists.replay"
+    page = trust.tech.post_form("/wordlists/replay", draft)
+    assert "Of 3 events since" in page.text
+    opened = audit_entries(trust.server, "event.headers_decrypted")[-1]
+    assert trust.event_b in opened.details["events"] and len(opened.details["events"]) == 3
