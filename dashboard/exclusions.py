@@ -39,11 +39,13 @@ __all__ = [
     "MIN_FALSE_POSITIVES",
     "MIN_SHARE",
     "Graded",
+    "Row",
     "Suggestion",
     "from_headers",
     "from_metadata",
     "graded_events",
     "suggest",
+    "to_open",
 ]
 
 MAX_OPENED = 500  # headers one unlocked pass opens at most (newest first): a page, not a job
@@ -127,44 +129,54 @@ def suggest(graded: Iterable[Graded], facets: Iterable[str]) -> list[Suggestion]
     return sorted(out, key=lambda s: (-s.share, -s.false_positives_there, s.rule, s.facet))
 
 
-def graded_events(db: Session, since: datetime,
-                  where: tuple[Any, ...] = ()) -> list[tuple[Event, str]]:
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A graded event's clear metadata: what the suggestions need of it without opening it."""
+
+    id: str
+    rule: str
+    category: str
+    status: str
+    group: str
+
+
+def graded_events(db: Session, since: datetime, where: tuple[Any, ...] = ()) -> list[Row]:
     """Graded events received since ``since`` (newest first) with their device's group;
-    ``where``: the account's scope (dashboard.scope)."""
-    return list(db.exec(
-        select(Event, Device.group).join(Device, col(Device.id) == Event.device_id)
+    ``where``: the account's scope (dashboard.scope). Columns only: a year of a school's
+    grades is thousands of rows."""
+    return [Row(*r) for r in db.exec(
+        select(Event.id, Event.rule, Event.category, Event.status, Device.group)
+        .join(Device, col(Device.id) == Event.device_id)
         .where(col(Event.status) != Grade.NEW.value, col(Event.received_at) >= since, *where)
-        .order_by(col(Event.received_at).desc(), col(Event.id))).all())
+        .order_by(col(Event.received_at).desc(), col(Event.id))).all()]
 
 
-def from_metadata(rows: Iterable[tuple[Event, str]]) -> list[Graded]:
-    return [Graded(e.rule, e.category, e.status, {"group": group or ""}) for e, group in rows]
+def from_metadata(rows: Iterable[Row]) -> list[Graded]:
+    return [Graded(r.rule, r.category, r.status, {"group": r.group or ""}) for r in rows]
 
 
-def _candidates(rows: list[tuple[Event, str]]) -> set[str]:
-    false = Counter(e.rule for e, _ in rows if e.status == Grade.FALSE_POSITIVE.value)
-    return {rule for rule, n in false.items() if n >= MIN_FALSE_POSITIVES}
+def to_open(rows: list[Row]) -> list[Row]:
+    """The rows whose headers a look at the windows opens: the graded events of the rules with
+    enough false positives to have a suggestion, newest first, at most MAX_OPENED."""
+    false = Counter(r.rule for r in rows if r.status == Grade.FALSE_POSITIVE.value)
+    wanted = {rule for rule, n in false.items() if n >= MIN_FALSE_POSITIVES}
+    return [r for r in rows if r.rule in wanted][:MAX_OPENED]
 
 
-def from_headers(rows: list[tuple[Event, str]],
-                 open_header: Callable[[Event], Mapping[str, Any] | None]
-                 ) -> tuple[list[Graded], list[str]]:
-    """The graded events of the rules that could have a suggestion, with the application and
-    window title from their sealed headers, opened one by one by ``open_header`` (None: it could
-    not be opened, and the event is left out); at most MAX_OPENED. Also the ids opened, for the
-    audit entry. The values live in the returned objects only: nothing is written anywhere."""
-    wanted = _candidates(rows)
+def from_headers(rows: list[Row], events: Mapping[str, Event],
+                 open_header: Callable[[Event], Mapping[str, Any] | None]) -> list[Graded]:
+    """``rows`` (from :func:`to_open`) with the application and window title from their sealed
+    headers, opened one by one by ``open_header`` from ``events`` (id -> row); one that cannot be
+    opened (None) or is gone is left out. The values live in the returned objects only: nothing
+    is written anywhere."""
     out: list[Graded] = []
-    opened: list[str] = []
-    for event, group in rows:
-        if event.rule not in wanted or len(opened) >= MAX_OPENED:
-            continue
-        opened.append(event.id)
-        header = open_header(event)
+    for row in rows:
+        event = events.get(row.id)
+        header = open_header(event) if event is not None else None
         if header is None:
             continue
-        out.append(Graded(event.rule, event.category, event.status, {
-            "group": group or "",
+        out.append(Graded(row.rule, row.category, row.status, {
+            "group": row.group or "",
             "app": str(header.get("app") or "").strip().lower()[:64],
             "title": str(header.get("title") or "").strip()[:120]}))
-    return out, opened
+    return out

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlmodel import col, select
 
-from collector.store.models import utcnow
+from collector.store.models import Event, utcnow
 from dashboard.auditing import audit
 from dashboard.captures import opener
 from dashboard.deps import BlobsDep, DashSettingsDep, KeyholderDep, KeyRingDep, SessionDep
@@ -28,6 +29,7 @@ from dashboard.exclusions import (
     from_metadata,
     graded_events,
     suggest,
+    to_open,
 )
 from dashboard.keyplace import key_here
 from dashboard.precision import NOISY_MIN_GRADED, NOISY_PRECISION, precision
@@ -55,7 +57,12 @@ def precision_page(request: Request, db: SessionDep, blobs: BlobsDep,
     key = key_here(request, settings, ring, who) if windows else None
     opened: list[str] = []
     if key is not None:
-        graded, opened = from_headers(rows, opener(blobs, key.key, db, who.username, "precision"))
+        wanted = to_open(rows)
+        events = {e.id: e for e in db.exec(select(Event).where(
+            col(Event.id).in_([r.id for r in wanted])))}
+        opened = [r.id for r in wanted if r.id in events]
+        graded = from_headers(wanted, events,
+                              opener(blobs, key.key, db, who.username, "precision"))
         suggestions = suggest(graded, ("app", "title", "group"))
         if opened:
             audit(db, who.username, "event.headers_decrypted", "precision", events=opened)

@@ -5,13 +5,14 @@ one have their headers opened, at most MAX_OPENED."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
 
 from collector.store.models import Event
 from dashboard import exclusions
-from dashboard.exclusions import Graded, from_headers, from_metadata, suggest
+from dashboard.exclusions import Graded, Row, from_headers, from_metadata, suggest, to_open
 
 FP, NC, CONCERN, ESC = "false_positive", "no_concern", "concern", "escalated"
 
@@ -62,29 +63,30 @@ def test_suggestions_come_most_concentrated_first() -> None:
                                                                         ("a.one", "g1")]
 
 
-def _event(rule: str, status: str) -> Event:
-    return Event(id=f"{rule}-{status}-{id(object())}", device_id="d", time=None, category="c",
-                 severity=3, rule=rule, status=status, blob_key="k", size=1, sha256="0")
+def _row(rule: str, status: str, group: str) -> Row:
+    return Row(str(uuid.uuid4()), rule, "c", status, group)
 
 
 def test_only_rules_that_could_have_a_suggestion_are_opened_and_at_most_the_cap(
         monkeypatch: Any) -> None:
-    rows = ([(_event("noisy.rule", FP), "y8") for _ in range(6)]
-            + [(_event("noisy.rule", CONCERN), "y9")]
-            + [(_event("quiet.rule", FP), "y8") for _ in range(4)])
-    seen: list[str] = []
+    rows = ([_row("noisy.rule", FP, "y8") for _ in range(6)] + [_row("noisy.rule", CONCERN, "y9")]
+            + [_row("quiet.rule", FP, "y8") for _ in range(4)])
+    wanted = to_open(rows)
+    assert {r.rule for r in wanted} == {"noisy.rule"} and len(wanted) == 7
+    events = {r.id: Event(id=r.id, device_id="d", category="c", severity=3, rule=r.rule,
+                          status=r.status, blob_key="k", size=1, sha256="0")
+              for r in wanted[1:]}  # the newest has gone (retention) since it was listed
 
     def open_header(event: Event) -> dict[str, Any] | None:
-        seen.append(event.rule)
         if event.status == CONCERN:
-            return None  # could not be opened: left out, still counted as opened
+            return None  # could not be opened: left out
         return {"app": " Chrome.EXE ", "title": "Science - Year 8", "user": "never used"}
 
-    found, opened = from_headers(rows, open_header)
-    assert set(seen) == {"noisy.rule"} and len(opened) == 7
+    found = from_headers(wanted, events, open_header)
+    assert len(found) == 5
     assert {(g.facets["app"], g.facets["title"], g.facets["group"]) for g in found} == {
         ("chrome.exe", "Science - Year 8", "y8")}
     assert all("user" not in g.facets for g in found)
     monkeypatch.setattr(exclusions, "MAX_OPENED", 3)
-    assert len(from_headers(rows, open_header)[1]) == 3
+    assert len(to_open(rows)) == 3
     assert [g.facets for g in from_metadata(rows[:1])] == [{"group": "y8"}]
