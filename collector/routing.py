@@ -15,6 +15,11 @@ the delivery waits (``route_retry_s``, doubling, at most an hour) and is tried a
 is a secret (whoever holds it can post to the channel): errors and the audit log name the
 target by its id and label, never by its URL, and the dashboard shows it only masked.
 
+Out of the school's working hours a rule may send to whoever the school's rota has on call as
+well as, or instead of, its targets (``RouteRule.out_of_hours``; collector.oncall). The on-call
+DSL's e-mail and webhook are routing targets like any other, so what they get is the same
+no-content alert, sent once and retried the same way.
+
 The weekly digest (:func:`send_digests`) goes to each e-mail target marked for it (the DSLs):
 counts for the last seven days only.
 """
@@ -36,6 +41,7 @@ from sqlmodel import Session, col, select
 from collector import audit, schools
 from collector.device_health import as_utc
 from collector.errors import CollectorError
+from collector.oncall import Rota
 from collector.settings import Settings
 from collector.store.db import Database
 from collector.store.models import (
@@ -43,9 +49,11 @@ from collector.store.models import (
     Device,
     Event,
     Incident,
+    OnCallShift,
     RouteDelivery,
     RouteRule,
     RouteTarget,
+    WorkingHours,
     utcnow,
 )
 
@@ -116,6 +124,23 @@ def _matches(rule: RouteRule, event: Event, group: str, school_id: int | None) -
             and (rule.school_id is None or rule.school_id == school_id))
 
 
+def _targets(rule: RouteRule, rota: Rota, school_id: int | None, received: datetime,
+             live: set[int | None]) -> tuple[list[int], str]:
+    """The targets a matching rule sends an event to, and "" (in hours, or a rule without
+    escalation), "on_call" (the rota's on-call DSL is among them) or "nobody" (out of hours,
+    nobody on call). Out of the school's hours a rule set to ``also`` adds whoever the rota has
+    on call, one set to ``instead`` sends to them alone; with nobody on call it falls back to its
+    own targets, since an alert is never dropped for a gap in the rota."""
+    own = [int(t) for t in rule.targets or []]
+    if rule.out_of_hours not in ("also", "instead") or not rota.out_of_hours(school_id, received):
+        return own, ""
+    # An on-call line whose targets were removed (on the Targets table) counts as nobody.
+    rota_targets = [t for t in Rota.targets(rota.on_call(school_id, received)) if t in live]
+    if not rota_targets:
+        return own, "nobody"
+    return (rota_targets if rule.out_of_hours == "instead" else own + rota_targets), "on_call"
+
+
 def plan(db: Database, now: datetime | None = None) -> int:
     """Apply the rules to events not yet routed; how many deliveries it made. One transaction,
     so an event is routed once even when two instances run the job."""
@@ -134,14 +159,25 @@ def plan(db: Database, now: datetime | None = None) -> int:
                                   .order_by(col(RouteRule.id))).all())
         live = {t.id for t in session.exec(select(RouteTarget).where(
             col(RouteTarget.removed_at).is_(None))).all()}
+        rota = Rota.of(session.exec(select(WorkingHours)).all(),
+                       session.exec(select(OnCallShift).where(
+                           col(OnCallShift.removed_at).is_(None))).all())
         made = 0
+        escalations: dict[str, int] = defaultdict(int)  # "on_call" / "nobody" -> events
         for event, group, school_id in events:
             chosen: dict[int, int] = {}  # target -> the first rule that chose it
+            states: set[str] = set()
             for rule in rules:
-                if _matches(rule, event, group or "", school_id):
-                    for target in rule.targets or []:
-                        if target in live:
-                            chosen.setdefault(int(target), rule.id or 0)
+                if not _matches(rule, event, group or "", school_id):
+                    continue
+                targets, state = _targets(rule, rota, school_id,
+                                          as_utc(event.received_at) or now, live)
+                states.add(state)
+                for target in targets:
+                    if target in live:
+                        chosen.setdefault(int(target), rule.id or 0)
+            for state in states - {""}:
+                escalations[state] += 1
             for target, rule_id in chosen.items():
                 session.add(RouteDelivery(event_id=event.id, target_id=target, rule_id=rule_id,
                                           next_attempt_at=now, created_at=now))
@@ -149,8 +185,10 @@ def plan(db: Database, now: datetime | None = None) -> int:
             session.add(event)
             made += len(chosen)
         if made:
+            # on_call: events sent to the rota's on-call DSL; nobody: out-of-hours events whose
+            # rule found nobody on call and went to its own targets (a gap in the rota to fill).
             audit.record(session, "system", "route.planned", f"{made} deliveries",
-                         {"events": len(events), "deliveries": made})
+                         {"events": len(events), "deliveries": made, **escalations})
         return made
 
     return db.write(work)

@@ -3,7 +3,8 @@ events, incidents and routing rows are a school's. ``dashboard.scope`` applies i
 dashboard request of a school's account; ``collector.routing`` to a school's rules and digest.
 
 A device is of its ``school_id`` (from its enrolment token); an event of its device's school;
-an incident, a routing target and a routing rule of their own ``school_id``.
+an incident, a routing target and a routing rule of their own ``school_id``; so are the
+school's working hours and its out-of-hours rota (collector.oncall), where NULL is the trust's.
 """
 
 from __future__ import annotations
@@ -12,9 +13,19 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from collector.store.models import Device, EnrolToken, Event, Incident, RouteRule, RouteTarget
+from collector.store.models import (
+    Device,
+    EnrolToken,
+    Event,
+    Incident,
+    OnCallShift,
+    RouteRule,
+    RouteTarget,
+    WorkingHours,
+)
 
-__all__ = ["devices_of", "events_of", "incidents_of", "rules_of", "targets_of", "tokens_of"]
+__all__ = ["devices_of", "events_of", "hours_of", "incidents_of", "rules_of", "shifts_of",
+           "targets_of", "tokens_of"]
 
 
 def devices_of(school_id: int) -> Any:
@@ -39,3 +50,13 @@ def targets_of(school_id: int) -> Any:
 
 def rules_of(school_id: int) -> Any:
     return col(RouteRule.school_id) == school_id
+
+
+def hours_of(school_id: int | None) -> Any:
+    """The working hours row of a school; of the trust (or a collector without schools): None."""
+    return (col(WorkingHours.school_id) == school_id if school_id is not None
+            else col(WorkingHours.school_id).is_(None))
+
+
+def shifts_of(school_id: int) -> Any:
+    return col(OnCallShift.school_id) == school_id

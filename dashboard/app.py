@@ -40,6 +40,7 @@ ROUTE_MODULES = (
     "devices",
     "roster",
     "routing",
+    "oncall",
     "wordlists",
     "audit",
     "account",

@@ -10,6 +10,7 @@ Both first check the event's row against the metadata sealed in the envelope and
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ __all__ = [
     "highlight",
     "open_capture",
     "open_header",
+    "opener",
     "report_details",
     "score_text",
     "sealed_bytes",
@@ -93,6 +95,22 @@ def open_header(blobs: Any, event: Event, key: Any) -> dict[str, Any]:
     except EnvelopeError as exc:
         raise _unopenable(event, exc) from exc
     return dict(header)
+
+
+def opener(blobs: Any, key: Any, db: Any, actor: str,
+           via: str) -> Callable[[Event], dict[str, Any] | None]:
+    """``open_header`` for pages that look at many headers at once and show none of them
+    (precision's suggestions, the wordlist replay): an event that cannot be opened is None, left
+    out rather than failing the page; a relabelled row is still put in the audit log."""
+    def open_one(event: Event) -> dict[str, Any] | None:
+        try:
+            return open_header(blobs, event, key)
+        except (NotFound, BadRequest) as exc:
+            if isinstance(exc, Relabelled):
+                exc.record(db, actor, via)
+            return None
+
+    return open_one
 
 
 def has_screenshot(header: dict[str, Any]) -> bool:

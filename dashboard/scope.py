@@ -9,7 +9,7 @@ for a row of another school exactly as for a row that does not exist, so ids do 
 
 A device's school comes from its enrolment token; an event is of its device's school; an
 incident is of the school it was created in (dashboard.routes.incidents); routing targets and
-rules are of the school whose account added them. The conditions themselves are defined once,
+rules, and the out-of-hours rota's lines, are of the school whose account added them. The conditions themselves are defined once,
 in collector.schools, which the routing job uses too. Rows of no school
 (devices enrolled before schools were added) are seen by trust-wide accounts only.
 """
@@ -28,6 +28,7 @@ from collector.store.models import (
     EnrolToken,
     Event,
     Incident,
+    OnCallShift,
     RouteRule,
     RouteTarget,
     School,
@@ -76,6 +77,9 @@ class Scope:
     def route_rules(self) -> tuple[Any, ...]:
         return self._where(schools.rules_of)
 
+    def oncall_shifts(self) -> tuple[Any, ...]:
+        return self._where(schools.shifts_of)
+
     def _where(self, condition: Any) -> tuple[Any, ...]:
         return () if self.school_id is None else (condition(self.school_id),)
 
@@ -105,6 +109,10 @@ class Scope:
 
     def route_rule(self, db: Session, rule_id: int, missing: str) -> RouteRule:
         return self._row(db, RouteRule, rule_id, missing)
+
+    def oncall_shift(self, db: Session, shift_id: int, missing: str) -> OnCallShift:
+        """A line of the out-of-hours rota, not removed, of the account's school."""
+        return self._row(db, OnCallShift, shift_id, missing)
 
     def _row(self, db: Session, model: Any, row_id: int, missing: str) -> Any:
         row = db.get(model, row_id)

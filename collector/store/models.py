@@ -32,6 +32,7 @@ __all__ = [
     "IncidentStatus",
     "Keyholder",
     "LoginAttempt",
+    "OnCallShift",
     "PolicyRecord",
     "RetentionRun",
     "RosterImport",
@@ -41,6 +42,7 @@ __all__ = [
     "RouteTarget",
     "School",
     "WordlistFile",
+    "WorkingHours",
     "utcnow",
 ]
 
@@ -391,6 +393,10 @@ class RouteRule(SQLModel, table=True):
     # A school's rule matches that school's events only; NULL (a trust-wide account's): any.
     school_id: int | None = Field(default=None)
     targets: list[int] = Field(default_factory=list, sa_column=Column(JSON))
+    # Out of working hours (collector.oncall): "" the targets only, "also" the on-call DSL of
+    # the rota as well, "instead" the on-call DSL in their place (the targets if nobody is on
+    # call). The server default lets an older instance add a rule during a rolling upgrade.
+    out_of_hours: str = Field(default="", max_length=8, sa_column_kwargs={"server_default": ""})
     created_by: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     removed_at: datetime | None = None
@@ -414,3 +420,41 @@ class RouteDelivery(SQLModel, table=True):
     last_error: str = Field(default="", max_length=255)
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+
+
+class WorkingHours(SQLModel, table=True):
+    """A school's working hours, in Europe/London time (collector.oncall): on ``days``
+    (0 Monday .. 6 Sunday) from ``start`` to ``end`` ("08:00", "18:00"). One row per school;
+    ``school_id`` NULL: the trust's (and a collector without schools'), which a school without
+    its own row follows. No row at all: Monday to Friday, 08:00 to 18:00."""
+
+    __tablename__ = "working_hours"
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int | None = Field(default=None, index=True)
+    days: list[int] = Field(default_factory=list, sa_column=Column(JSON))
+    start: str = Field(max_length=5)
+    end: str = Field(max_length=5)
+    updated_by: str = Field(max_length=64)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class OnCallShift(SQLModel, table=True):
+    """One line of a school's out-of-hours rota (collector.oncall): ``name`` is on call on
+    ``days`` from ``start`` to ``end`` (London time; an end at or before the start runs into the
+    next day, equal ones are the whole day). Alerts reach them through their own routing targets
+    (an e-mail, and a webhook if given), so they are sent, retried and audited like any other."""
+
+    __tablename__ = "oncall_shift"
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int | None = Field(default=None, index=True)
+    name: str = Field(max_length=64)
+    days: list[int] = Field(default_factory=list, sa_column=Column(JSON))
+    start: str = Field(max_length=5)
+    end: str = Field(max_length=5)
+    email_target_id: int = Field(foreign_key="route_target.id")
+    webhook_target_id: int | None = Field(default=None, foreign_key="route_target.id")
+    created_by: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    removed_at: datetime | None = None

@@ -3,6 +3,8 @@
 changes their school's targets and rules only, and those rules match their school's events only
 (dashboard.scope); another school's target or rule by id is 404.
 
+Working hours and the out-of-hours rota are set on this page too (dashboard.routes.oncall).
+
 Targets are e-mail addresses and Teams/Slack incoming webhooks. A webhook URL is a secret: it is
 shown masked (host and last four characters), and the audit log names a target by id, label and
 a short fingerprint of its URL, never the URL itself.
@@ -18,8 +20,17 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from collector.oncall import DAY_NAMES, LONDON, MODES, Rota, Span, describe
 from collector.routing import KINDS, RouteError, check_target, mask
-from collector.store.models import Device, RouteDelivery, RouteRule, RouteTarget, utcnow
+from collector.store.models import (
+    Device,
+    OnCallShift,
+    RouteDelivery,
+    RouteRule,
+    RouteTarget,
+    WorkingHours,
+    utcnow,
+)
 from core.rules import CATEGORIES
 from dashboard.auditing import audit
 from dashboard.deps import HeadDep, KeyholderDep, SessionDep, SettingsDep
@@ -27,12 +38,13 @@ from dashboard.errors import BadRequest
 from dashboard.rendering import render
 from dashboard.scope import Scope, ScopeDep
 
-__all__ = ["router"]
+__all__ = ["fingerprint", "router"]
 
 router = APIRouter(tags=["dashboard"])
 
 
-def _fingerprint(address: str) -> str:
+def fingerprint(address: str) -> str:
+    """What the audit log records of a webhook URL: enough to tell two apart, not to post."""
     return hashlib.sha256(address.encode()).hexdigest()[:12]
 
 
@@ -61,9 +73,25 @@ def routing_page(request: Request, db: SessionDep, who: KeyholderDep,
             .order_by(col(RouteDelivery.id).desc()).limit(1)).first()
         if last:
             errors[target.id] = last
+    shifts = db.exec(select(OnCallShift).where(col(OnCallShift.removed_at).is_(None),
+                                               *scope.oncall_shifts())
+                     .order_by(col(OnCallShift.id))).all()
+    # The hours and who is on call now, as the routing job would judge an event arriving now.
+    rota = Rota.of(db.exec(select(WorkingHours)).all(), db.exec(select(OnCallShift).where(
+        col(OnCallShift.removed_at).is_(None))).all())
+    now = utcnow()
+    hours = rota.working_hours(scope.school_id)
     return render(request, "routing.html", who, targets=targets, rules=rules, groups=groups,
                   categories=CATEGORIES, kinds=KINDS, shown={t.id: mask(t) for t in targets},
-                  labels={t.id: t.label for t in targets}, states=states, errors=errors)
+                  labels={t.id: t.label for t in targets}, states=states, errors=errors,
+                  shifts=shifts, hours=hours, hours_text=describe(hours),
+                  hours_from=("own" if scope.school_id in rota.hours else
+                              "trust" if None in rota.hours else "default"),
+                  days=DAY_NAMES,
+                  shift_text={s.id: describe(Span.of(s.days or [], s.start, s.end))
+                              for s in shifts},
+                  now_local=now.astimezone(LONDON), out_now=rota.out_of_hours(scope.school_id, now),
+                  on_call_now=[s.name for s in rota.on_call(scope.school_id, now)])
 
 
 @router.post("/routing/targets", include_in_schema=False)
@@ -83,7 +111,7 @@ def add_target(db: SessionDep, who: HeadDep, scope: ScopeDep,
     db.flush()
     audit(db, who.username, "routing.target_add", f"route_target:{target.id}", kind=kind,
           label=target.label, digest=target.digest,
-          **({"address": address} if kind == "email" else {"url_sha256": _fingerprint(address)}))
+          **({"address": address} if kind == "email" else {"url_sha256": fingerprint(address)}))
     return RedirectResponse("/routing", status_code=303)
 
 
@@ -120,9 +148,13 @@ def add_rule(db: SessionDep, who: HeadDep, scope: ScopeDep,
              min_severity: Annotated[int, Form(ge=1, le=5)],
              category: Annotated[str, Form(max_length=32)] = "",
              group: Annotated[str, Form(max_length=64)] = "",
+             out_of_hours: Annotated[str, Form(max_length=8)] = "",
              targets: Annotated[list[int], Form()] = []) -> Response:  # noqa: B006 - form default
     if category and category not in CATEGORIES:
         raise BadRequest(f"Category must be one of: {', '.join(CATEGORIES)} (or any).")
+    if out_of_hours not in MODES:
+        raise BadRequest("Out of hours is one of: the rule's targets only, the on-call DSL "
+                         "as well, or the on-call DSL instead.")
     chosen = list(dict.fromkeys(targets))
     if not chosen:
         raise BadRequest("Choose at least one target for the rule.")
@@ -130,12 +162,12 @@ def add_rule(db: SessionDep, who: HeadDep, scope: ScopeDep,
         _live_target(db, scope, target_id)
     rule = RouteRule(name=name.strip(), category=category, min_severity=min_severity,
                      group=group.strip(), targets=chosen, created_by=who.username,
-                     school_id=scope.school_id)
+                     school_id=scope.school_id, out_of_hours=out_of_hours)
     db.add(rule)
     db.flush()
     audit(db, who.username, "routing.rule_add", f"route_rule:{rule.id}", name=rule.name,
           category=category or "any", min_severity=min_severity, group=rule.group or "any",
-          targets=chosen)
+          targets=chosen, out_of_hours=out_of_hours or "targets only")
     return RedirectResponse("/routing", status_code=303)
 
 

@@ -1,7 +1,8 @@
 """Wordlists: the default rules, the school's own rule files, a rule tester, and publishing.
 
 School files are validated with core.rules before they are stored, so a typo can never reach
-the agents; publishing signs a new policy with the technician's unlocked key.
+the agents; publishing signs a new policy with the technician's unlocked key. A draft file can
+be tried against the last 90 days of events before it is saved (dashboard.replay).
 """
 
 from __future__ import annotations
@@ -19,9 +20,20 @@ from collector.policy_store import latest
 from collector.store.models import WordlistFile, utcnow
 from core.errors import RuleFileError
 from dashboard.auditing import audit
-from dashboard.deps import KeyholderDep, SessionDep, TechnicianDep, UnlockedDep
+from dashboard.captures import opener
+from dashboard.deps import (
+    BlobsDep,
+    DashSettingsDep,
+    KeyholderDep,
+    KeyRingDep,
+    SessionDep,
+    TechnicianDep,
+    UnlockedDep,
+)
 from dashboard.errors import BadRequest, Forbidden, NotFound
+from dashboard.keyplace import key_here
 from dashboard.rendering import render
+from dashboard.scope import ScopeDep
 from dashboard.sessions import SignedIn
 
 __all__ = ["router"]
@@ -55,6 +67,18 @@ def _ruleset(request: Request, db: Session, extra: dict[str, str] | None = None)
     return rules.load_policy_files(policy_wordlists(db, extra, packs=packs))
 
 
+def _draft(request: Request, db: Session, name: str, text: str) -> Any:
+    """The rules with the school file ``name`` replaced by (or added as) ``text``; RuleFileError
+    in one line for a name that cannot be a school file's or a file that does not load."""
+    if not FILE_NAME.match(name):
+        raise RuleFileError(name, None, "a file name is lower-case letters, digits, - or _, "
+                            "ending in .toml.")
+    if name in default_wordlists():
+        raise RuleFileError(name, None, f"this is a default list's name: choose another, e.g. "
+                            f"school-{name}.")
+    return _ruleset(request, db, {name: text})
+
+
 def _page(request: Request, db: Session, who: SignedIn, **extra: Any) -> Response:
     defaults = default_wordlists()
     school = db.exec(select(WordlistFile).order_by(col(WordlistFile.name))).all()
@@ -80,6 +104,9 @@ def _page(request: Request, db: Session, who: SignedIn, **extra: Any) -> Respons
         "edit_error": "",
         "edit_name": "",
         "edit_text": "",
+        "replay": None,
+        "replay_name": "",
+        "asked_open": False,
     }
     context.update(extra)
     return render(request, "wordlists.html", who, **context)
@@ -99,14 +126,8 @@ def save_file(
     text: Annotated[str, Form(max_length=MAX_FILE_CHARS)],
 ) -> Response:
     name = name.strip().lower()
-    if not FILE_NAME.match(name):
-        return _page(request, db, who, edit_error="A file name is lower-case letters, digits, - or _, ending in .toml.",
-                     edit_name=name, edit_text=text)
-    if name in default_wordlists():
-        return _page(request, db, who, edit_error=f"{name} is a default list's name: choose another, e.g. school-{name}.",
-                     edit_name=name, edit_text=text)
     try:
-        _ruleset(request, db, {name: text})  # refuses a malformed file or a duplicate id
+        _draft(request, db, name, text)  # refuses a bad name, a malformed file, a duplicate id
     except RuleFileError as exc:
         return _page(request, db, who, edit_error=str(exc), edit_name=name, edit_text=text)
     row = db.get(WordlistFile, name) or WordlistFile(name=name, text=text)
@@ -151,6 +172,42 @@ def test_rules(
         for m in matcher.match(sentence)
     ]
     return _page(request, db, who, tested=found, sentence=sentence)
+
+
+@router.post("/wordlists/replay", include_in_schema=False)
+def replay_draft(
+    request: Request,
+    db: SessionDep,
+    blobs: BlobsDep,
+    settings: DashSettingsDep,
+    ring: KeyRingDep,
+    who: KeyholderDep,
+    scope: ScopeDep,
+    name: Annotated[str, Form(max_length=64)],
+    text: Annotated[str, Form(max_length=MAX_FILE_CHARS)],
+    open_text: Annotated[bool, Form(alias="open")] = False,
+) -> Response:
+    """What the draft file would have done to the last 90 days of the account's school's events
+    (dashboard.replay). Nothing is saved. With ``open`` and a key unlocked here, the events whose
+    outcome depends on their words are tested against their sealed context, opened in this
+    request only; the opening is audited, the text never kept."""
+    from dashboard.replay import replay
+
+    name = name.strip().lower()
+    try:
+        current, draft = _ruleset(request, db), _draft(request, db, name, text)
+    except RuleFileError as exc:
+        return _page(request, db, who, edit_error=str(exc), edit_name=name, edit_text=text)
+    key = key_here(request, settings, ring, who) if open_text else None
+    open_one = opener(blobs, key.key, db, who.username, "wordlists.replay") if key else None
+    result = replay(db, utcnow(), current, draft, where=scope.events(), open_header=open_one)
+    if result.opened:
+        audit(db, who.username, "event.headers_decrypted", "wordlists.replay",
+              events=result.opened)
+    audit(db, who.username, "wordlist.replay", name, events=result.events,
+          no_longer=result.no_longer, untested=result.untested, opened=len(result.opened))
+    return _page(request, db, who, replay=result, replay_name=name, edit_name=name,
+                 edit_text=text, asked_open=open_text)
 
 
 @router.post("/wordlists/publish", include_in_schema=False)

@@ -1,4 +1,5 @@
-"""Browser tests (issue 18): the head sets routing on the Routing page and a severity-5 event
+"""Browser tests (issue 18): the head sets routing (and an on-call line of the out-of-hours rota)
+on the Routing page and a severity-5 event
 from a Year 7 device reaches the DSL's inbox (aiosmtpd) and a Teams/Slack-style webhook receiver
 on loopback; the head hands an incident off as a MyConcern JSON and a CPOMS CSV download."""
 
@@ -50,6 +51,16 @@ def test_the_head_routes_alerts_and_hands_an_incident_off(
         page.click("#add-target")
         page.wait_for_selector(f"#targets td:has-text('{label}')")
     assert HOOK_PATH not in page.content()
+    # A weekend on-call line for the rota (the rule below keeps to its targets out of hours).
+    page.fill("#oncall-form input[name=name]", "Mr Jones (deputy DSL)")
+    page.fill("#oncall-form input[name=email]", "oncall@school.example")
+    page.check("#oncall-form input[name=days][value='5']")
+    page.check("#oncall-form input[name=days][value='6']")
+    page.fill("#oncall-form input[name=start]", "00:00")
+    page.fill("#oncall-form input[name=end]", "00:00")
+    page.click("#add-oncall")
+    page.wait_for_selector("#rota td:has-text('Sat, Sun, all day')")
+    assert "Mr Jones (deputy DSL)" in page.locator("#rota").inner_text()
     page.fill("#rule-form input[name=name]", "Severity 5, Year 7")
     page.select_option("#rule-form select[name=min_severity]", "5")
     page.select_option("#rule-form select[name=group]", "year-7")

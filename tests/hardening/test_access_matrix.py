@@ -128,6 +128,13 @@ class Ctx:
         return self._add(RouteRule(name="Matrix", min_severity=5, targets=[self.route_target()],
                                    created_by="test"))
 
+    def oncall_shift(self) -> int:
+        """A line of the out-of-hours rota, made afresh per call."""
+        from collector.store.models import OnCallShift
+
+        return self._add(OnCallShift(name="Matrix", days=[5, 6], start="00:00", end="00:00",
+                                     email_target_id=self.route_target(), created_by="test"))
+
     def _add(self, row: Any) -> int:
         db = self.server.database()
         try:
@@ -314,6 +321,17 @@ MATRIX: dict[tuple[str, str], tuple[Call, dict[str, int]]] = {
         head_post()),
     ("POST", "/routing/rules/{rule_id}/remove"): (
         Call(lambda c: f"/routing/rules/{c.route_rule()}/remove"), head_post()),
+    ("POST", "/routing/hours"): (
+        Call("/routing/hours", form=lambda c: {"days": ["0", "1", "2", "3", "4"],
+                                               "start": "08:00", "end": "18:00"}),
+        head_post()),
+    ("POST", "/routing/oncall"): (
+        Call("/routing/oncall", form=lambda c: {"name": "Matrix", "email": "oc@school.example",
+                                                "days": ["5", "6"], "start": "00:00",
+                                                "end": "00:00"}),
+        head_post()),
+    ("POST", "/routing/oncall/{shift_id}/remove"): (
+        Call(lambda c: f"/routing/oncall/{c.oncall_shift()}/remove"), head_post()),
     ("GET", "/wordlists"): (Call("/wordlists"), keyholders()),
     ("POST", "/wordlists/files"): (
         Call("/wordlists/files", form=lambda c: {
@@ -323,6 +341,11 @@ MATRIX: dict[tuple[str, str], tuple[Call, dict[str, int]]] = {
         Call(lambda c: f"/wordlists/files/{c.wordlist_file()}/delete"), technician_post()),
     ("POST", "/wordlists/test"): (Call("/wordlists/test", form=lambda c: {"sentence": "go die"}),
                                   keyholders_post(200)),
+    ("POST", "/wordlists/replay"): (
+        Call("/wordlists/replay", form=lambda c: {
+            "name": "school-replay.toml", "text": _SCHOOL_FILE.format(tag="replay"),
+            "open": "true"}),
+        keyholders_post(200)),
     ("POST", "/wordlists/publish"): (Call("/wordlists/publish"), technician_post()),
     # Keyholders: who can read and changes to it; both keyholder roles, never a governor.
     ("GET", "/keyholders"): (Call("/keyholders"), keyholders()),

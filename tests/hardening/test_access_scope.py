@@ -232,7 +232,7 @@ def test_a_school_technician_enrols_into_and_revokes_only_their_school(trust: Tr
 
 
 def test_routing_is_per_school_for_a_schools_head(trust: Trust) -> None:
-    from collector.store.models import RouteRule, RouteTarget, School
+    from collector.store.models import OnCallShift, RouteRule, RouteTarget, School, WorkingHours
 
     db = trust.server.database()
     try:  # South Bank's head's target and rule, as they would have added them
@@ -245,8 +245,12 @@ def test_routing_is_per_school_for_a_schools_head(trust: Trust) -> None:
             rule = RouteRule(name="South Bank severe", min_severity=4, targets=[target.id],
                              created_by="test", school_id=shb)
             session.add(rule)
+            shift = OnCallShift(school_id=shb, name="South Bank on call", days=[5, 6],
+                                start="00:00", end="00:00", email_target_id=target.id,
+                                created_by="test")
+            session.add(shift)
             session.commit()
-            target_b, rule_b = target.id, rule.id
+            target_b, rule_b, shift_b = target.id, rule.id, shift.id
     finally:
         db.close()
     head = trust.head
@@ -261,15 +265,43 @@ def test_routing_is_per_school_for_a_schools_head(trust: Trust) -> None:
     assert head.post_form("/routing/rules", {"name": "x", "min_severity": "5",
                                              "targets": str(target_b)}).status_code == 404
     assert head.post_form(f"/routing/rules/{rule_b}/remove").status_code == 404
-    # The trust-wide account sees both schools' targets and rules.
+    # The rota is per school too: another school's on-call line is not shown, and is a 404.
+    assert "South Bank on call" not in page
+    assert head.post_form(f"/routing/oncall/{shift_b}/remove").status_code == 404
+    assert head.post_form("/routing/hours", {"days": ["0", "1"], "start": "08:30",
+                                             "end": "16:00"}).status_code == 303
+    # The trust-wide account sees both schools' targets, rules and rota.
     page = trust.tech.http.get("/routing").text
     assert "North Hill DSL" in page and "South Bank DSL" in page and "South Bank severe" in page
+    assert "South Bank on call" in page
     db = trust.server.database()
     try:
         with db.session() as session:
             added = session.exec(select(RouteTarget).where(
                 RouteTarget.label == "North Hill DSL")).one()
             nha = session.exec(select(School).where(School.code == "NHA")).one().id
+            hours = session.exec(select(WorkingHours)).all()
     finally:
         db.close()
     assert added.school_id == nha
+    assert [(h.school_id, h.start, h.end) for h in hours] == [(nha, "08:30", "16:00")]
+
+
+def test_a_wordlist_replay_counts_and_opens_the_accounts_schools_events_only(
+        trust: Trust) -> None:
+    """The replay of a draft (dashboard.replay) is of the account's school's events: a school's
+    head, unlocked, has only their school's headers opened and counted; the trust-wide
+    technician all of them."""
+    from tests.e2e.dashboard_helpers import audit_entries
+
+    draft = {"name": "school-scope.toml", "open": "true",
+             "text": 'category = "suicide"\n\n[[exclude]]\nphrase = "i want to kill myself"\n'}
+    page = trust.head.post_form("/wordlists/replay", draft)
+    assert page.status_code == 200, page.text[:300]
+    assert "Of 1 event since" in page.text and "1 would no longer have fired" in page.text
+    (opened,) = audit_entries(trust.server, "event.headers_decrypted")
+    assert opened.details["events"] == [trust.event_a] and opened.target == "wordlists.replay"
+    page = trust.tech.post_form("/wordlists/replay", draft)
+    assert "Of 3 events since" in page.text
+    opened = audit_entries(trust.server, "event.headers_decrypted")[-1]
+    assert trust.event_b in opened.details["events"] and len(opened.details["events"]) == 3

@@ -19,6 +19,14 @@ from tests.hardening.clients import sign_in
 pytestmark = [pytest.mark.slow]
 
 
+def _routing_entries(session: Any) -> list[Any]:
+    """The audit entries of routing (the head's changes and the job's plans and sends)."""
+    from collector.store.models import AuditEntry
+
+    return list(session.exec(select(AuditEntry).where(col(AuditEntry.action).like("rout%"))
+                             .order_by(col(AuditEntry.seq))).all())
+
+
 def test_the_head_routes_a_year_7_severity_5_event_to_the_dsl_and_a_channel(
         collector_factory: Any, smtp: tuple[Inbox, int], hook: Hook) -> None:
     inbox, port = smtp
@@ -83,15 +91,14 @@ def test_the_head_routes_a_year_7_severity_5_event_to_the_dsl_and_a_channel(
     head.close()
     tech.close()
 
-    from collector.store.models import AuditEntry, RouteDelivery
+    from collector.store.models import RouteDelivery
 
     db = server.database()
     try:
         with db.session() as s:
             (delivery_events,) = {tuple(sorted({d.event_id for d in s.exec(
                 select(RouteDelivery)).all()}))}
-            entries = s.exec(select(AuditEntry).where(col(AuditEntry.action).like("rout%"))
-                             .order_by(col(AuditEntry.seq))).all()
+            entries = _routing_entries(s)
     finally:
         db.close()
     assert delivery_events == tuple(critical.json()["stored"])  # one event, routed once
@@ -99,5 +106,88 @@ def test_the_head_routes_a_year_7_severity_5_event_to_the_dsl_and_a_channel(
     for action in ("routing.target_add", "routing.rule_add", "route.planned", "route.sent",
                    "routing.target_test", "routing.rule_remove"):
         assert action in actions, actions
+    assert HOOK_PATH not in json.dumps([e.details for e in entries])
+    assert "Traceback" not in server.log() and HOOK_PATH not in server.log()
+
+
+def test_an_out_of_hours_severity_5_event_reaches_the_on_call_dsl_from_the_rota(
+        collector_factory: Any, smtp: tuple[Inbox, int], hook: Hook) -> None:
+    """The head sets working hours that exclude now (whenever the test runs: one day of the
+    week, three days from today in London) and an all-week on-call line; a rule sends severity 5
+    to the DSL, or out of hours to the on-call DSL instead. The event reaches the on-call
+    address (and webhook) only, with the same no-content alert."""
+    from datetime import timedelta
+
+    from collector.oncall import LONDON
+    from collector.store.models import RouteDelivery, RouteTarget, utcnow
+
+    inbox, port = smtp
+    server = collector_factory(smtp=SmtpSettings(host="127.0.0.1", port=port,
+                                                 sender="vigil@school.example"))
+    device = server.enrol(hostname="Y7-TROLLEY-04", group="year7")
+    head = sign_in(server, "head", server.keys.head.name, server.keys.head.password)
+    tech = sign_in(server, "technician", server.keys.technician.name,
+                   server.keys.technician.password)
+    other_day = (utcnow().astimezone(LONDON) + timedelta(days=3)).weekday()
+
+    assert head.post_form("/routing/targets", {"kind": "email", "label": "DSL",
+                                               "address": "dsl@school.example"}
+                          ).status_code == 303
+    hours = {"days": [str(other_day)], "start": "08:00", "end": "18:00"}
+    for refused in (tech.post_form("/routing/hours", hours,
+                                   headers={"Accept": "application/json"}),
+                    tech.post_form("/routing/oncall", {"name": "Me", "email": "me@x.example",
+                                                       "days": ["0"], "start": "18:00",
+                                                       "end": "08:00"},
+                                   headers={"Accept": "application/json"})):
+        assert refused.status_code == 403
+    bad = head.post_form("/routing/hours", {**hours, "end": "6pm"},
+                         headers={"Accept": "application/json"})
+    assert bad.status_code == 400 and "not a time" in bad.json()["detail"]
+    assert head.post_form("/routing/hours", hours).status_code == 303
+    answer = head.post_form("/routing/oncall", {
+        "name": "Mr Jones (deputy DSL)", "email": "oncall@school.example", "webhook": hook.url,
+        "days": [str(d) for d in range(7)], "start": "00:00", "end": "00:00"})
+    assert answer.status_code == 303, answer.text[:300]
+    with_dsl = head.post_form("/routing/rules", {"name": "Severity 5", "min_severity": "5",
+                                                 "out_of_hours": "instead", "targets": ["1"]})
+    assert with_dsl.status_code == 303, with_dsl.text[:300]
+    page = tech.http.get("/routing")  # the technician sees the rota, masked, and cannot change it
+    assert "Mr Jones (deputy DSL)" in page.text and "out of hours" in page.text
+    assert "the on-call DSL instead" in page.text and 'id="oncall-form"' not in page.text
+    assert HOOK_PATH not in page.text
+
+    critical = server.post_events(device, 1, severity=5)
+    assert critical.status_code == 200
+    wait_until(lambda: inbox.messages and hook.posts, timeout=60, interval=0.5,
+               what="the on-call DSL's e-mail and webhook")
+    assert [r for r, _ in inbox.messages] == [["oncall@school.example"]]
+    _, mail = inbox.messages[0]
+    assert str(mail["Subject"]) == "Vigil: an event needs review"
+    text = mail.get_payload(decode=True).decode()
+    assert f"{server.url}/triage" in text
+    for leak in ("suicide", "Y7-TROLLEY", "year7", device.id):
+        assert leak not in text and leak not in json.dumps(hook.posts)
+
+    removed = head.post_form("/routing/oncall/1/remove")
+    assert removed.status_code == 303
+    head.close()
+    tech.close()
+    db = server.database()
+    try:
+        with db.session() as s:
+            sent_to = {s.get(RouteTarget, d.target_id).address
+                       for d in s.exec(select(RouteDelivery)).all()}
+            entries = _routing_entries(s)
+            live = s.exec(select(RouteTarget).where(col(RouteTarget.removed_at).is_(None))).all()
+    finally:
+        db.close()
+    assert sent_to == {"oncall@school.example", hook.url}  # not the DSL: "instead"
+    assert [t.address for t in live] == ["dsl@school.example"]  # the line's targets went too
+    actions = [e.action for e in entries]
+    for action in ("routing.hours_set", "routing.oncall_add", "routing.oncall_remove"):
+        assert action in actions, actions
+    (planned,) = [e for e in entries if e.action == "route.planned"]
+    assert planned.details["on_call"] == 1
     assert HOOK_PATH not in json.dumps([e.details for e in entries])
     assert "Traceback" not in server.log() and HOOK_PATH not in server.log()
