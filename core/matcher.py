@@ -14,6 +14,7 @@ how many words the longest phrase has, not on how many rules there are.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import ahocorasick
@@ -30,12 +31,16 @@ from core.normalize import (
     word_start_before,
 )
 from core.rules import Mode, Rule, RuleSet
+from core.topic_context import CUES, NEAR
 
 __all__ = ["KEYS", "Match", "Matcher", "Stream"]
 
 KEYS = ("backspace", "delete", "left", "right", "home", "end")
 
-_RULE, _UNLESS, _EXCLUDE = 0, 1, 2
+_RULE, _UNLESS, _EXCLUDE, _CUE = 0, 1, 2, 3
+# what ends a sentence between a cue and a topic word; not a window title's " - ", which joins
+# a help site's name to its page ("YoungMinds - Self-harm - Google Chrome")
+_SENTENCE_END = re.compile(r"[.!?…。！？؟۔।]|\n")
 _NO_OWNERS: frozenset[int] = frozenset()
 
 
@@ -82,7 +87,9 @@ class _Hit:
     last: int
 
 
-_View = tuple[Window, list[_Hit], list[tuple[int, int]], list[tuple[frozenset[int], int, int]]]
+_Cue = tuple[int, int]  # first and last word index of a topic cue in the window
+_View = tuple[Window, list[_Hit], list[tuple[int, int]], list[tuple[frozenset[int], int, int]],
+              list[_Cue]]
 
 
 def _expand(folds: list[Folded]) -> list[str]:
@@ -136,7 +143,7 @@ class Matcher:
         self.rules: tuple[Rule, ...] = tuple(ruleset.rules)
         plain = Normalizer()
         table: dict[str, list[_Entry]] = {}
-        words = [1, 1, 1]  # most words in a key, per kind
+        words = [1, 1, 1, 1]  # most words in a key, per kind
         vocab: set[str] = set()
         unless_owners: dict[tuple[str, bool], set[int]] = {}
         unless_phrases: dict[int, list[str]] = {}
@@ -174,6 +181,12 @@ class Matcher:
             folds = plain.window(phrase).folds
             vocab.update(f.word for f in folds)
             add(folds, (_EXCLUDE, -1, _NO_OWNERS, False))
+        self._topic = [rule.topic for rule in self.rules]
+        if any(self._topic):
+            for phrase in CUES:
+                folds = plain.window(phrase).folds
+                vocab.update(f.word for f in folds)
+                add(folds, (_CUE, -1, _NO_OWNERS, False))
 
         self._automaton = ahocorasick.Automaton()
         for key, entries in table.items():
@@ -186,8 +199,14 @@ class Matcher:
         # How many words behind the first undecided one the stream refolds: enough for a rule to
         # start there, and, when something fires, for a canceller to reach further back.
         self.rule_words = words[_RULE] + 1
-        self.context_words = words[_RULE] + max(words[_UNLESS], words[_EXCLUDE]) + 1
+        reach = max(words[_UNLESS], words[_EXCLUDE])
+        if any(self._topic):
+            reach = max(reach, NEAR + words[_CUE])
+        self.context_words = words[_RULE] + reach + 1
         self._need = self._right_context(exclusions, unless_phrases)
+        for index, topic in enumerate(self._topic):
+            if topic:  # a cue may follow the topic word ("anorexia lesson notes")
+                self._need[index] = max(self._need[index], NEAR)
 
     # ------------------------------------------------------------------ construction helpers
 
@@ -200,12 +219,12 @@ class Matcher:
         """
         need = [0] * len(self.rules)
         for phrase in exclusions:
-            for win, hits, _, _ in self._views(self._normalizer.window(phrase)):
+            for win, hits, *_ in self._views(self._normalizer.window(phrase)):
                 for hit in hits:
                     need[hit.rule] = max(need[hit.rule], len(win.folds) - 1 - hit.last)
         for index, phrases in unless_phrases.items():
             for phrase in phrases:
-                for win, hits, _, _ in self._views(self._normalizer.window(phrase)):
+                for win, hits, *_ in self._views(self._normalizer.window(phrase)):
                     inside = [h for h in hits if h.rule == index]
                     after = min((len(win.folds) - 1 - h.last for h in inside),
                                 default=len(win.folds) - 1)
@@ -220,13 +239,15 @@ class Matcher:
         return [(w, *self._hits(w)) for w in (win, win.alt) if w is not None]
 
     def _hits(self, win: Window) -> tuple[list[_Hit], list[tuple[int, int]],
-                                           list[tuple[frozenset[int], int, int]]]:
-        """Rule hits, exclusion spans and ``unless`` spans in a window, runs confirmed."""
+                                           list[tuple[frozenset[int], int, int]], list[_Cue]]:
+        """Rule hits, exclusion spans, ``unless`` spans and topic cues in a window, runs
+        confirmed."""
         rules: list[_Hit] = []
         excluded: list[tuple[int, int]] = []
         unless: list[tuple[frozenset[int], int, int]] = []
+        cues: list[_Cue] = []
         if self._empty or not win.folds:
-            return rules, excluded, unless
+            return rules, excluded, unless, cues
         folds = win.folds
         for end_idx, value in self._automaton.iter(win.string):
             entries = value if type(value) is tuple else (value,)
@@ -262,19 +283,23 @@ class Matcher:
                     rules.append(_Hit(entry.rule, start, end, w0, w))
                 elif entry.kind == _EXCLUDE:
                     excluded.append((start, end))
+                elif entry.kind == _CUE:
+                    cues.append((w0, w))
                 else:
                     unless.append((entry.owners, start, end))
-        return rules, excluded, unless
+        return rules, excluded, unless, cues
 
-    @staticmethod
-    def _cancelled(hit: _Hit, excluded: list[tuple[int, int]],
-                   unless: list[tuple[frozenset[int], int, int]]) -> bool:
+    def _cancelled(self, hit: _Hit, excluded: list[tuple[int, int]],
+                   unless: list[tuple[frozenset[int], int, int]], cues: list[_Cue],
+                   win: Window) -> bool:
         for xs, xe in excluded:
             if xs <= hit.start and hit.end <= xe:
                 return True
         for owners, xs, xe in unless:
             if hit.rule in owners and xs < hit.end and hit.start < xe:
                 return True
+        if cues and self._topic[hit.rule]:
+            return any(_cue_near(win, hit, cue) for cue in cues)
         return False
 
     def _make(self, text: str, hit: _Hit, shift: int = 0) -> Match:
@@ -287,9 +312,9 @@ class Matcher:
         """Every match in ``text`` (a window title, pasted text), in order of position."""
         found = {
             (h.start, h.end, self.rules[h.rule].id): h
-            for _, hits, excluded, unless in self._views(self._normalizer.window(text))
+            for win, hits, excluded, unless, cues in self._views(self._normalizer.window(text))
             for h in hits
-            if not self._cancelled(h, excluded, unless)
+            if not self._cancelled(h, excluded, unless, cues, win)
         }
         return [self._make(text, found[k]) for k in sorted(found)]
 
@@ -483,7 +508,7 @@ class Stream:
                     text, word_start_before(text, since, m.context_words)))
         settled = len(text)
         out: list[Match] = []
-        for win, hits, excluded, unless in views:
+        for win, hits, excluded, unless, cues in views:
             active = None if final else self._active(win)
             stop = len(text)
             if active is not None:
@@ -502,7 +527,7 @@ class Stream:
                     if touches or (need and _words_between(win, hit.last, stop) < need):
                         settled = min(settled, hit.start)
                         continue
-                if m._cancelled(hit, excluded, unless):
+                if m._cancelled(hit, excluded, unless, cues, win):
                     continue
                 self._reported.add(key)
                 out.append(m._make(text, hit))
@@ -521,3 +546,17 @@ def _words_between(win: Window, last: int, stop: int) -> int:
         count += 1
     return count
 
+
+
+def _cue_near(win: Window, hit: _Hit, cue: _Cue) -> bool:
+    """A topic cue within NEAR words of the hit, in the same sentence, not inside the hit."""
+    first, last = cue
+    if last < hit.first:
+        gap, a, b = hit.first - last, last, hit.first
+    elif first > hit.last:
+        gap, a, b = first - hit.last, hit.last, first
+    else:
+        return False
+    if gap > NEAR:
+        return False
+    return not _SENTENCE_END.search(win.original, win.bounds[a][1], win.bounds[b][0])

@@ -65,7 +65,7 @@ _ID = re.compile(r"[a-z0-9_.-]+\Z")
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*\Z")
 _TOP_KEYS = frozenset({"category", "language", "rule", "exclude", "disable"})
 _RULE_KEYS = frozenset(
-    {"id", "phrase", "category", "severity", "mode", "unless", "languages"}
+    {"id", "phrase", "category", "severity", "mode", "unless", "languages", "topic"}
 )
 _EXCLUDE_KEYS = frozenset({"phrase"})
 
@@ -87,9 +87,12 @@ class Rule:
     unless: tuple[str, ...] = ()
     languages: tuple[str, ...] = ()
     source: str = field(default="", compare=False)
+    # a topic word, not a disclosure: silent beside a cue that it is said of someone else or
+    # taught (core.topic_context, issue 13)
+    topic: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "id": self.id,
             "phrase": self.phrase,
             "category": self.category,
@@ -98,6 +101,9 @@ class Rule:
             "unless": list(self.unless),
             "languages": list(self.languages),
         }
+        if self.topic:  # only when set, so the digest of lists without topic rules is unchanged
+            out["topic"] = True
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,8 +388,11 @@ class _FileParser:
                 )
             else:
                 languages = (language,) if language else ()
+            topic = table.get("topic", False)
+            if not isinstance(topic, bool):
+                raise self.fail(at("topic"), f"topic must be true or false, not {topic!r}")
             out.append(Rule(rule_id, phrase, rule_category, severity, mode, unless, languages,
-                            self.source))
+                            self.source, topic=topic))
         return out
 
     def _exclusions(self, value: object) -> list[Exclusion]:

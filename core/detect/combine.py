@@ -2,10 +2,12 @@
 
 Why this order: a list hit is exact and explainable, so it is never replaced. The model judges
 whole sentences; its detection is dropped when a list detection in that sentence already says as
-much: the same category, or any category at the same or a higher severity (one event, the
+much: a list detection of any category at the same or a higher severity (one event, the
 explainable one; the technician reads the whole sentence with it, and the model's category guess
-is its least reliable part). It is kept when it says more: a category the lists did not see at a
-higher severity ("smoked weed and now i want to end it all"). ``vigil match``, the benches and
+is its least reliable part). It is kept when it says more: a higher severity than every list
+detection it overlaps, in another category ("smoked weed and now i want to end it all") or in the
+same one (issue 13: a topic word such as "anorexia" is severity 2 on the lists, so "i think i have
+anorexia and havent eaten in days" must not lose the model's severity 4 to it). ``vigil match``, the benches and
 the agent all call :func:`build` so that what is measured is what runs.
 
 The school's ``unless`` phrases and exclusions bind the model too (:class:`ContextVeto`): the
@@ -55,8 +57,7 @@ def combine(listed: list[Detection], modelled: list[Detection]) -> list[Detectio
     """List detections as given, then each model detection that says more than the list
     detections inside its sentence (see the module's docstring)."""
     added = [m for m in modelled
-             if not any(h.start < m.end and m.start < h.end
-                        and (h.category == m.category or h.severity >= m.severity)
+             if not any(h.start < m.end and m.start < h.end and h.severity >= m.severity
                         for h in listed)]
     return [*listed, *added]
 

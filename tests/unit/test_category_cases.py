@@ -42,7 +42,7 @@ CASES["suicide"] = (
             "catch me on the bridge"),
         Hit("how do i un4live myself", "suicide.unalive_myself", 5, "un4live myself"),
         Hit("I'm feeling suicidal", "suicide.feeling_suicidal", 5, "feeling suicidal"),
-        Hit("$u1c1de", "suicide.suicid", 3, "$u1c1d"),
+        Hit("$u1c1de", "suicide.suicid", 2, "$u1c1d"),
         Hit("i don't want to live", "suicide.dont_want_to_live_apostrophe", 4,
             "don't want to live"),
         Hit("kill myseIf", "suicide.kill_myself", 5, "kill myseIf"),  # capital I for l
@@ -72,8 +72,8 @@ CASES["self_harm"] = (
     [
         Hit("i cut myself again", "self_harm.cut_myself", 4, "cut myself"),
         Hit("cuttinggg myself", "self_harm.cutting_myself", 4, "cuttinggg myself"),
-        Hit("s3lf h4rm", "self_harm.self_harm", 3, "s3lf h4rm"),
-        Hit("self-harm", "self_harm.self_harm", 3, "self-harm"),
+        Hit("s3lf h4rm", "self_harm.self_harm", 2, "s3lf h4rm"),
+        Hit("self-harm", "self_harm.self_harm", 2, "self-harm"),
         Hit("took the sharpener blade out", "self_harm.sharpener_blade", 4, "sharpener blade"),
         Hit("I think I cut too deep", "self_harm.cut_too_deep", 5, "cut too deep"),
         Hit("i want to hurt myself", "self_harm.want_to_hurt_myself", 4, "want to hurt myself"),
@@ -113,7 +113,7 @@ CASES["eating_disorder"] = (
             "i have an eating disorder"),
         Hit("passed out from not eating in PE", "eating_disorder.passed_out_from_not_eating", 5,
             "passed out from not eating"),
-        Hit("what is anorexia", "eating_disorder.anorexi", 3, "anorexi"),
+        Hit("what is anorexia", "eating_disorder.anorexi", 2, "anorexi"),
         Hit("chew and spit", "eating_disorder.chew_and_spit", 4, "chew and spit"),
     ],
     [
@@ -230,7 +230,7 @@ CASES["drugs"] = (
         Hit("keeeet", "drugs.ket", 3, "keeeet"),
         Hit("smoking sp1ce", "drugs.smoking_spice", 3, "smoking sp1ce"),
         Hit("ask ur plug", "drugs.ur_plug", 3, "ur plug"),
-        Hit("c0unty l1nes", "drugs.county_lines", 3, "c0unty l1nes"),
+        Hit("c0unty l1nes", "drugs.county_lines", 2, "c0unty l1nes"),
         Hit("they made me do c0unty l1nes", "drugs.do_county_lines", 4, "do c0unty l1nes"),
         Hit("n o s balloons", "drugs.nos_balloons", 2, "n o s balloons"),
         Hit("w33d", "drugs.weed", 2, "w33d"),
@@ -302,7 +302,7 @@ CASES["pornography"] = (
         Hit("рorn", "pornography.porn", 2, "рorn"),  # Cyrillic р
         Hit("pornhub.com", "pornography.pornhub", 2, "pornhub"),
         Hit("ch1ld p0rn", "pornography.child_porn", 5, "ch1ld p0rn"),
-        Hit("nuuuudes", "pornography.nudes", 3, "nuuuudes"),
+        Hit("nuuuudes", "pornography.nudes", 2, "nuuuudes"),
         Hit("nudify app", "pornography.nudify", 4, "nudify"),
         Hit("h3nt41", "pornography.hentai", 2, "h3nt41"),
         Hit("wanna have seggs", "pornography.have_seggs", 2, "have seggs"),

@@ -83,7 +83,7 @@ def head() -> Head:
 
 def test_a_list_hit_stays_and_the_model_adds_only_what_the_lists_miss() -> None:
     text = "i want to kill myself. nobody would notice. you are a loser"
-    listed = [det("suicide.kill_myself", "suicide", 10, 21, text),
+    listed = [det("suicide.kill_myself", "suicide", 10, 21, text, severity=5),
               det("bullying.loser", "bullying", 54, 59, text)]
     modelled = [det("model:suicide", "suicide", 0, 22, text, "model", 4, 0.99),   # same sentence
                 det("model:suicide", "suicide", 23, 43, text, "model", 3, 0.95),  # list missed it
@@ -93,6 +93,18 @@ def test_a_list_hit_stays_and_the_model_adds_only_what_the_lists_miss() -> None:
     assert out[:2] == listed
     assert out[2:] == [modelled[1], modelled[3]]
     assert all(d.matched == text[d.start:d.end] for d in out)
+
+
+def test_the_model_keeps_its_severity_over_a_lower_list_topic_word() -> None:
+    # issue 13: a topic word is severity 2 on the lists; a disclosure the model scores higher in
+    # the same category must not be lost to it (nor a model hit no higher than the list's)
+    text = "pretty sure its anorexia and i havent eaten all week"
+    at = text.index("anorexi")
+    listed = [det("eating_disorder.anorexi", "eating_disorder", at, at + 7, text, severity=2)]
+    higher = det("model:eating_disorder", "eating_disorder", 0, len(text), text, "model", 4, 0.99)
+    lower = det("model:eating_disorder", "eating_disorder", 0, len(text), text, "model", 2, 0.8)
+    assert combine(listed, [higher]) == [*listed, higher]
+    assert combine(listed, [lower]) == listed
 
 
 def test_sentences_are_trimmed_spans_and_title_parts_are_judged_apart() -> None:

@@ -336,3 +336,52 @@ def test_a_tiny_buffer_still_reports_only_real_matches(traps: Matcher, keys: lis
         for m in found:
             assert m.matched == s.text[m.start:m.end]
             assert (m.rule.id, m.start, m.end) in now
+
+
+# --------------------------------------------------------------------------- topic words (issue 13)
+
+@pytest.fixture(scope="module")
+def topics() -> Matcher:
+    from core.rules import Mode, Rule
+    return Matcher(RuleSet((
+        Rule("self_harm.self_harm", "self harm", "self_harm", 2, topic=True),
+        Rule("self_harm.cut_myself", "cut myself", "self_harm", 4),
+        Rule("eating_disorder.anorexi", "anorexi", "eating_disorder", 2, Mode.EMBEDDED,
+             topic=True),
+        Rule("filter_bypass.dark_web", "dark web", "filter_bypass", 2, topic=True),
+    )))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("i self harm every night", ["self_harm.self_harm"]),             # no cue: it fires
+    ("anorexia", ["eating_disorder.anorexi"]),
+    ("how do i help my friend who does self harm", []),                # someone else
+    ("we learned about anorexia in pshe", []),                         # taught
+    ("self harm lesson notes", []),                                    # the cue may follow
+    ("YoungMinds - Self-harm - Google Chrome", []),                    # a help page's title
+    ("my friend is ok i think. anorexia is ruining my life", ["eating_disorder.anorexi"]),
+    ("self harm. my friend is fine", ["self_harm.self_harm"]),         # not across a sentence
+    ("friend one two three four five six seven eight nine self harm",  # nor more than NEAR away
+     ["self_harm.self_harm"]),
+    ("she keeps sending her dark web links", ["filter_bypass.dark_web"]),  # pronouns are no cue
+    ("my friend self harms and so do i, i cut myself", ["self_harm.cut_myself"]),  # first person
+])
+def test_a_topic_word_is_silent_beside_a_cue_in_its_sentence(topics: Matcher, text: str,
+                                                              expected: list[str]) -> None:
+    assert ids(topics.match(text)) == expected
+    s = topics.stream()
+    assert sorted(ids(type_text(s, text) + s.end_utterance())) == sorted(expected)
+
+
+TOPIC_WORDS = ["self", "harm", "anorexia", "dark", "web", "friend", "lesson", "i", "cut",
+               "myself", "a", "the", ".", "-", " ", "\n", "pshe", "harmm", "s3lf"]
+topic_text = st.lists(st.sampled_from(TOPIC_WORDS), max_size=60).map(" ".join)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(topic_text)
+def test_stream_and_one_shot_agree_on_topic_words(topics: Matcher, text: str) -> None:
+    s = topics.stream(capacity=1024)
+    streamed = type_text(s, text) + s.end_utterance()
+    key = sorted((m.rule.id, m.start, m.end, m.matched) for m in streamed)
+    assert key == sorted((m.rule.id, m.start, m.end, m.matched) for m in topics.match(text))

@@ -117,7 +117,8 @@ def test_every_unless_cancels_its_rule(ruleset: RuleSet, matcher: Matcher) -> No
 
 def test_toml_keys_are_the_documented_ones() -> None:
     allowed_top = {"category", "language", "rule", "exclude", "disable"}
-    allowed_rule = {"id", "phrase", "severity", "mode", "unless", "languages", "category"}
+    allowed_rule = {"id", "phrase", "severity", "mode", "unless", "languages", "category",
+                    "topic"}
     for path in WORDLISTS.glob("*.toml"):
         data = tomllib.loads(path.read_text(encoding="utf-8"))
         assert set(data) <= allowed_top, path.name
