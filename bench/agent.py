@@ -58,7 +58,12 @@ TRIGGER = "i want to kill myself"
 PARAPHRASE = "honestly whats the point of me being here anymore i just want it all to stop"
 
 
-def write_config(cfg: Path, screen: bool = False) -> tuple[object, list]:
+def write_config(cfg: Path, screen: bool = False, school_flood: bool = False
+                 ) -> tuple[object, list]:
+    """An enrolled agent's config under a signed policy with the default lists. The flood
+    window and title cool-down are 0 (every trial fires, as latency trials need) unless
+    ``school_flood``: then the policy's defaults, as a school runs (what an hour of use needs:
+    with a window of 0 nothing on screen is remembered, and every read is judged afresh)."""
     from agent.config import ConfigDir, Enrolment
     from core import keys
     from core.policy import Policy, ScreenSettings, Trust, sign
@@ -68,9 +73,10 @@ def write_config(cfg: Path, screen: bool = False) -> tuple[object, list]:
                                 kdf=keys.Kdf.insecure_fast_for_tests())
     # The default policy's lists: the category lists and every language pack.
     wordlists = {f"default/{name}": text for name, text in default_files().items()}
-    policy = Policy(serial=1, keyholders=(key.public,), wordlists=wordlists, flood_window_s=0,
-                    title_cooldown_s=0, notice="Bench run: this display is monitored.",
-                    screen=ScreenSettings(enabled=screen))
+    flood = {} if school_flood else {"flood_window_s": 0, "title_cooldown_s": 0}
+    policy = Policy(serial=1, keyholders=(key.public,), wordlists=wordlists,
+                    notice="Bench run: this display is monitored.",
+                    screen=ScreenSettings(enabled=screen), **flood)  # type: ignore[arg-type]
     signed = sign(policy, key)
     config = ConfigDir(cfg)
     config.save_enrolment(Enrolment(collector="https://127.0.0.1:9", device_id="bench-device",
@@ -329,14 +335,14 @@ def ocr_engines() -> list[tuple[str, float, float, float, float]]:
     return out
 
 
-def start_screen_agent(env: dict[str, str], run: Path, screen: bool
+def start_screen_agent(env: dict[str, str], run: Path, screen: bool, school_flood: bool = False
                        ) -> tuple[subprocess.Popen, Path]:
     """`vigil agent run` with the model, under a signed policy that switches screen reading on
     or off, its config, spool and log under ``run``; ``env`` (the display's) is updated in place.
     The busy pause is off: this measures what reading costs, on a machine others share."""
     cfg, spool, runtime = run / "cfg", run / "spool", run / "run"
     runtime.mkdir(mode=0o700, parents=True)
-    write_config(cfg, screen=screen)
+    write_config(cfg, screen=screen, school_flood=school_flood)
     env.update(XDG_RUNTIME_DIR=str(runtime), PYTHONUNBUFFERED="1", VIGIL_AGENT_MODEL="1",
                VIGIL_AGENT_SCREEN_BUSY_PCT="100")
     log_path = run / "agent.log"

@@ -18,6 +18,11 @@ One cycle of "ordinary use", repeated until the time is up (about 5 minutes each
 - typing ordinary sentences into a notes window at about 4 keys a second, for 60 s;
 - nothing in front changing for 30 s.
 
+The policy's flood window and title cool-down are the defaults a school runs with (600 and
+60 s): text left on screen is remembered for the flood window, as on a pupil's desktop. (Runs
+before 2026-12-07 07:20 UTC had both at 0, bench/agent.py's setting for latency trials, so every
+read judged every line again.) The agents' monitoring notices are dismissed first.
+
 Busy pause off (``VIGIL_AGENT_SCREEN_BUSY_PCT=100``) so reading is never skipped because other
 work shares the machine; battery not present. CPU is psutil's cpu_times of each agent process
 with its children (the tesseract command, if libtesseract did not load), over the whole run and
@@ -100,7 +105,37 @@ class Desktop:
 
 
 def start(x: object, run: Path, screen: bool) -> tuple[subprocess.Popen, Path]:
-    return start_screen_agent(dict(x.env), run, screen)  # type: ignore[attr-defined]
+    return start_screen_agent(dict(x.env), run, screen,  # type: ignore[attr-defined]
+                              school_flood=True)
+
+
+def dismiss_notices(agents: list[subprocess.Popen]) -> None:
+    """Close each agent's monitoring notice, as the pupil does with its OK button: the two
+    notices are always on top for up to 5 minutes, over every window the script shows, and a
+    pupil's desktop has at most one, dismissed. (Left open, they were read with each window,
+    differently as they restacked: the first 5 minutes of a run cost twice the rest.)"""
+    import psutil
+
+    for agent in agents:
+        wait_until(lambda a=agent: any("notice-window" in " ".join(c.cmdline())
+                                       for c in _children(a.pid)), 30, what="the notice window")
+        for child in _children(agent.pid):
+            if "notice-window" in " ".join(child.cmdline()):
+                child.terminate()
+                psutil.wait_procs([child], timeout=10)
+
+
+def _children(pid: int) -> list:
+    import psutil
+
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            child.cmdline()
+        except psutil.Error:  # gone, or a zombie
+            continue
+        found.append(child)
+    return found
 
 
 def cpu_s(pid: int) -> float:
@@ -127,6 +162,7 @@ def main() -> int:
                        what=f"the {name} agent's model")
         wait_until(lambda: "screen reader on" in agents["on"][1].read_text(), 60,
                    what="the screen reader")
+        dismiss_notices([a for a, _ in agents.values()])
         desktop.open("Lesson", ["xmessage", "-fn", "10x20", "-title", "Lesson", "-geometry",
                                 "900x500+100+100", LESSON])
         desktop.open("Chat", [sys.executable, "-c", _TICKING, "Chat"])
