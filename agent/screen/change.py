@@ -38,6 +38,7 @@ __all__ = ["HASH_H", "HASH_W", "THRESHOLD_BITS", "Change", "ChangeDetector", "Li
 HASH_W, HASH_H = 32, 18  # 576 bits: a line of text in a window flips a row of them
 THRESHOLD_BITS = 2  # at most this many bits apart: the same frame (a caret, a clock's digit)
 WINDOWS_REMEMBERED = 32
+WINDOW_LINES = 500  # lines kept per window for LineMemory.touch
 
 PIXEL_DELTA = 40  # grey levels: less is anti-aliasing, a shade of a bubble, a cursor's fade
 CARET_MAX_W = 3  # a change this narrow (pixels) is a caret, not text
@@ -218,31 +219,62 @@ def _digest(line: str) -> bytes:
 
 
 class LineMemory:
-    """Digests of lines already handed on, each forgotten ``repeat_s`` after it was last seen."""
+    """Digests of lines already handed on, each forgotten ``repeat_s`` after it was last seen.
 
-    def __init__(self, repeat_s: float, capacity: int = 5000) -> None:
+    Why lines are also kept per window: a partial read sees only the changed rows, so the lines
+    above them (a chat's history) would not be refreshed although they never left the screen,
+    and the next whole read of that window after ``repeat_s`` would judge them all again, and
+    fire again on a risk message that had been on screen all along. A partial read of a window
+    first refreshes the lines last seen in it (:meth:`touch`); a whole read replaces them.
+    """
+
+    def __init__(self, repeat_s: float, capacity: int = 5000,
+                 per_window: int = WINDOW_LINES) -> None:
         self.repeat_s = repeat_s
         self.capacity = capacity
+        self.per_window = per_window
         self._seen: OrderedDict[bytes, float] = OrderedDict()
+        self._windows: OrderedDict[Any, set[bytes]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._seen)
 
-    def new_lines(self, text: str, now: float) -> list[str]:
+    def touch(self, window: Any, now: float) -> None:
+        """The lines last seen in ``window`` are still on screen (only other rows changed)."""
+        self._expire(now)
+        for key in self._windows.get(window, ()):
+            if key in self._seen:
+                self._seen[key] = now
+                self._seen.move_to_end(key)
+
+    def new_lines(self, text: str, now: float, window: Any = None, whole: bool = True
+                  ) -> list[str]:
         """The lines of ``text`` (with a letter or digit) not seen within ``repeat_s``; every
-        line's digest is refreshed, so text that stays on screen stays known."""
+        line's digest is refreshed, so text that stays on screen stays known. ``window`` (with
+        ``whole``: the text is the whole window, not only its changed rows) records which lines
+        that window shows, for :meth:`touch`."""
         self._expire(now)
         fresh: list[str] = []
+        keys: set[bytes] = set()
         for line in text.splitlines():
             if not any(ch.isalnum() for ch in line):
                 continue
             key = _digest(line)
+            keys.add(key)
             if key not in self._seen:
                 fresh.append(line.strip())
             self._seen[key] = now
             self._seen.move_to_end(key)
         while len(self._seen) > self.capacity:
             self._seen.popitem(last=False)
+        if window is not None:
+            shown = keys if whole else self._windows.get(window, set()) | keys
+            if len(shown) > self.per_window:  # a long-running partial-read window: keep new
+                shown = keys
+            self._windows[window] = shown
+            self._windows.move_to_end(window)
+            while len(self._windows) > WINDOWS_REMEMBERED:
+                self._windows.popitem(last=False)
         return fresh
 
     def _expire(self, now: float) -> None:

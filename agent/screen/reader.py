@@ -337,7 +337,9 @@ class ScreenReader:
             text = self.engine.read(part)
             del part
             self.cpu_ms.append((_children_cpu_s() + time.thread_time() - c0) * 1000)
-            lines = self.memory.new_lines(text, now)
+            if not change.whole:
+                self.memory.touch(key, now)
+            lines = self.memory.new_lines(text, now, key, change.whole)
             del text
             if lines:
                 self.delivered += 1

@@ -209,6 +209,28 @@ def test_only_new_lines_go_on_and_text_left_on_screen_stays_known() -> None:
     assert m.new_lines("dont tell your parents", 1600.0) == ["dont tell your parents"]
 
 
+def test_lines_above_a_partial_read_stay_known_while_the_window_is_read() -> None:
+    """A chat's history is not in the rows a new message changes; a partial read of the window
+    keeps it known, so a whole read after ``repeat_s`` does not judge (and fire on) it again."""
+    chat, notes = (1, "Chat"), (2, "Notes")
+    m = LineMemory(repeat_s=600)
+    assert m.new_lines("hey\ndont tell your parents", 0.0, chat, whole=True) == \
+        ["hey", "dont tell your parents"]
+    m.new_lines("homework plan", 5.0, notes, whole=True)
+    for t in (300.0, 700.0, 1100.0):  # new messages below, read alone
+        m.touch(chat, t)
+        assert m.new_lines(f"message at {t:g}", t, chat, whole=False) == [f"message at {t:g}"]
+    # back to the chat and read whole: its history never left the screen
+    assert m.new_lines("hey\ndont tell your parents\nmessage at 1100", 1200.0, chat,
+                       whole=True) == []
+    # the notes window was not read since 5 s: its line is forgotten as before
+    assert m.new_lines("homework plan", 1200.0, notes, whole=True) == ["homework plan"]
+    # a whole read replaces what the chat shows: a line scrolled away is no longer kept alive
+    # ("message at 300" left the screen at 1200; last refreshed by the touch at 1100)
+    m.touch(chat, 1750.0)
+    assert m.new_lines("hey\nmessage at 300", 1750.0, chat, whole=False) == ["message at 300"]
+
+
 def test_the_line_memory_keeps_digests_never_text_and_is_bounded() -> None:
     m = LineMemory(repeat_s=600, capacity=3)
     m.new_lines("one\ntwo\nthree\nfour\nour little secret", 0.0)
