@@ -77,6 +77,14 @@ def _cpu_s(pids: list[int]) -> float:
     return total / tick
 
 
+def _peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 @dataclass
 class Drain:
     stored: list[str] = field(default_factory=list)
@@ -326,6 +334,7 @@ def main() -> int:
                                                     LADDER, fresh)
                     held["two", fresh] = _held_rate(proxy.url, ctx, devices,
                                                     args.held_seconds, LADDER, fresh)
+            peak_mb = [_peak_rss_mb(pid) for pid in pids]
         finally:
             for part in (proxy, b, a):
                 if part is not None:
@@ -356,6 +365,8 @@ def main() -> int:
           f"per collector core: {per_core:.0f} hb/s, "
           f"{1000 / _median(two, 'event_cpu_ms'):.0f} events/s (CPU time of the collector "
           f"processes; the load generator, haproxy and PostgreSQL share the same cores)")
+    print(f"collectors' peak RSS: A {peak_mb[0]:.0f} MB, B {peak_mb[1]:.0f} MB (VmHWM; uploads "
+          f"beyond the in-flight budget wait with 503, collector.body_limit)")
     reconnects = sum(r.reconnects for rounds in results.values() for r in rounds)
     print(f"heartbeats retried on a dropped connection (closed-loop phase): {reconnects}")
     for fresh, how in ((False, "kept-alive connection per device"),

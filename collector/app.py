@@ -61,7 +61,8 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> FastAPI:
     app.state.blobs = blobs
     app.state.ingest_limiter = IngestLimiter(settings.ingest_rate_per_minute,
                                              settings.ingest_burst)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
+                       max_inflight_bytes=settings.max_inflight_bytes)
     app.state.metrics = Metrics(app)
     app.add_middleware(app.state.metrics.middleware)
     _install_error_handlers(app)

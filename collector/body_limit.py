@@ -1,4 +1,14 @@
-"""ASGI middleware that answers 413 to a request body larger than the limit, before any parsing."""
+"""ASGI middleware that answers 413 to a request body larger than the limit, before any parsing,
+and 503 (retry shortly) while too many bytes of request bodies are already being handled.
+
+Why a budget for bytes in flight: after an outage every agent comes back at once with its spool
+(bench/trust.py: 2,000 agents with 20 events each), and each upload's body is held, decoded and
+parsed while it is stored. Unbounded, the collector's memory grows with the number of agents
+(2.3 GB for one instance in that storm) until the machine swaps or kills it. Over the budget an
+upload is answered 503 with ``Retry-After``, which the agent treats as "keep the spool and try
+again" (agent/uplink.py), so nothing is lost: the storm drains at the speed the collector can
+store, in bounded memory. One request alone is always let in (within ``max_bytes``).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +21,15 @@ Scope = dict[str, Any]
 
 
 class BodyLimitMiddleware:
-    """Reject bodies over ``max_bytes``: by Content-Length up front, else while streaming in."""
+    """Reject bodies over ``max_bytes``: by Content-Length up front, else while streaming in;
+    defer (503) a body that would take the bytes being handled over ``max_inflight_bytes``."""
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    def __init__(self, app: Any, max_bytes: int, max_inflight_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_inflight_bytes = max_inflight_bytes
+        self.inflight = 0  # bytes of bodies being handled now (one event loop: no lock needed)
+        self.deferred = 0  # requests answered 503 for the budget since start
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -26,7 +40,16 @@ class BodyLimitMiddleware:
             await _too_large(send, self.max_bytes)
             return
         if declared is not None:
-            await self.app(scope, receive, send)
+            if self.max_inflight_bytes is not None and self.inflight > 0 \
+                    and self.inflight + declared > self.max_inflight_bytes:
+                self.deferred += 1
+                await _busy(send)
+                return
+            self.inflight += declared
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self.inflight -= declared
             return
         # Chunked or undeclared: read it here, within the limit, then replay it to the app.
         chunks: list[bytes] = []
@@ -71,5 +94,16 @@ async def _too_large(send: Any, limit: int) -> None:
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _busy(send: Any) -> None:
+    body = json.dumps({"detail": "the collector is receiving many uploads at once: keep the "
+                                 "events and retry shortly", "code": "busy"}).encode()
+    await send({"type": "http.response.start", "status": 503,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"retry-after", b"2"),
                             (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})

@@ -109,6 +109,9 @@ class Settings:
     port: int = 8443
     public_url: str = ""  # how agents and staff reach this collector; empty: https://localhost:PORT
     max_body_bytes: int = 32 * MiB
+    # Bodies being handled at once, all requests together; over it an upload gets 503 and
+    # Retry-After (collector.body_limit): a reconnection storm drains in bounded memory.
+    max_inflight_bytes: int = 128 * MiB
     max_envelope_bytes: int = 8 * MiB
     max_batch: int = 100
     # Per device, in each instance: a burst of events, then this many a minute (0: no limit).
@@ -159,7 +162,8 @@ class Settings:
             except ValueError:
                 raise SettingsError(f"settings: metrics_networks: {cidr!r} is not a network "
                                     "like 10.0.5.0/24") from None
-        for name in ("max_body_bytes", "max_envelope_bytes", "max_batch", "retention_days"):
+        for name in ("max_body_bytes", "max_inflight_bytes", "max_envelope_bytes", "max_batch",
+                     "retention_days"):
             if int(getattr(self, name)) < 1:
                 raise SettingsError(f"settings: {name} must be a positive number")
         for name in ("silent_after_minutes", "silent_idle_days", "silent_check_interval_s",
