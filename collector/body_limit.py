@@ -43,7 +43,12 @@ class BodyLimitMiddleware:
             if self.max_inflight_bytes is not None and self.inflight > 0 \
                     and self.inflight + declared > self.max_inflight_bytes:
                 self.deferred += 1
-                await _busy(send)
+                # Read the body and drop it, chunk by chunk, so the agent gets the answer
+                # cleanly and keeps its connection: closing mid-upload made agents (and
+                # bench/trust.py) see a reset and reconnect, and a new TLS handshake per retry
+                # cost more CPU than the uploads themselves.
+                if await _discard_body(receive):
+                    await _busy(send)
                 return
             self.inflight += declared
             try:
@@ -98,12 +103,21 @@ async def _too_large(send: Any, limit: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+async def _discard_body(receive: Any) -> bool:
+    """Receive the request body without keeping it; False if the client went away."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return False
+        if not message.get("more_body", False):
+            return True
+
+
 async def _busy(send: Any) -> None:
     body = json.dumps({"detail": "the collector is receiving many uploads at once: keep the "
                                  "events and retry shortly", "code": "busy"}).encode()
     await send({"type": "http.response.start", "status": 503,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode()),
-                            (b"retry-after", b"2"),
-                            (b"connection", b"close")]})
+                            (b"retry-after", b"2")]})
     await send({"type": "http.response.body", "body": body})

@@ -56,6 +56,7 @@ def test_uploads_beyond_the_budget_wait_with_503_and_nothing_is_held_after() -> 
         status, headers, body = await _post(app, 200)  # 1600 > 1500: deferred
         assert status == 503
         assert headers["retry-after"] == "2"
+        assert "connection" not in headers  # the body was read: the agent keeps its connection
         assert json.loads(body)["code"] == "busy"
         assert app.deferred == 1 and inner.entered == 2
         inner.release.set()
