@@ -349,6 +349,9 @@ def main() -> int:
                     held["two", fresh] = _held_rate(proxy.url, ctx, devices,
                                                     args.held_seconds, LADDER, fresh)
             peak_mb = [_peak_rss_mb(pid) for pid in pids]
+            # haproxy reports a server's state changes on stderr (its log file here): each
+            # "is DOWN" cut every session to that instance (on-marked-down shutdown-sessions).
+            downs = [line for line in proxy.log().splitlines() if " is DOWN" in line]
         finally:
             for part in (proxy, b, a):
                 if part is not None:
@@ -382,6 +385,8 @@ def main() -> int:
           f"processes; the load generator, haproxy and PostgreSQL share the same cores)")
     print(f"collectors' peak RSS: A {peak_mb[0]:.0f} MB, B {peak_mb[1]:.0f} MB (VmHWM; uploads "
           f"beyond the in-flight budget wait with 503, collector.body_limit)")
+    print(f"haproxy marked an instance down {len(downs)} time(s)"
+          + (f", first: {downs[0].strip()[:160]}" if downs else ""))
     reconnects = sum(r.reconnects for rounds in results.values() for r in rounds)
     print(f"heartbeats retried on a dropped connection (closed-loop phase): {reconnects}; "
           "storm uploads retried (503 busy, 429, errors): "
