@@ -28,6 +28,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.fixtures.loop import run_in_own_loop
+
 __all__ = ["KEEP_ALIVE_S", "SoakResult", "enrol_many", "run_in_own_loop", "run_soak"]
 
 KEEP_ALIVE_S = 5.0  # uvicorn's default keep-alive timeout, which `vigil collector serve` keeps
@@ -154,27 +156,6 @@ async def _sample_rss(pid: int, result: SoakResult, start: float, deadline: floa
         result.rss.append((time.monotonic() - start, process.memory_info().rss))
         result.threads.append(process.num_threads())
         await asyncio.sleep(1.0)
-
-
-def run_in_own_loop(coro: Any) -> Any:
-    """``asyncio.run`` on a thread of its own: in the full suite Playwright's sync API keeps an
-    event loop running on the main thread, where ``asyncio.run`` refuses to start another."""
-    import threading
-
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = asyncio.run(coro)
-        except BaseException as exc:  # noqa: BLE001 - handed back to the caller below
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target, name="soak-loop")
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
 
 
 def run_soak(url: str, ca_cert: str, pid: int, devices: list[tuple[str, str]],

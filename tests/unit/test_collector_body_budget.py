@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from collector.body_limit import BodyLimitMiddleware
+from tests.fixtures.loop import run_in_own_loop
 
 
 class _Held:
@@ -64,7 +65,7 @@ def test_uploads_beyond_the_budget_wait_with_503_and_nothing_is_held_after() -> 
         assert app.inflight == 0
         assert (await _post(app, 200))[0] == 200  # room again
 
-    asyncio.run(run())
+    run_in_own_loop(run())
 
 
 def test_one_upload_alone_passes_even_over_the_budget_and_size_still_gets_413() -> None:
@@ -77,7 +78,7 @@ def test_one_upload_alone_passes_even_over_the_budget_and_size_still_gets_413() 
         assert status == 413 and json.loads(body)["code"] == "too-large"
         assert app.inflight == 0 and app.deferred == 0
 
-    asyncio.run(run())
+    run_in_own_loop(run())
 
 
 def test_a_failing_app_gives_its_bytes_back() -> None:
@@ -94,4 +95,4 @@ def test_a_failing_app_gives_its_bytes_back() -> None:
             raise AssertionError("the app's error should propagate")
         assert app.inflight == 0
 
-    asyncio.run(run())
+    run_in_own_loop(run())
