@@ -35,6 +35,9 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+SQLITE_CACHE_KIB = 256  # per connection; 40 connections at most (pool_size + max_overflow)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``: SQLite in WAL mode with full fsync, or PostgreSQL in UTC."""
     parsed = make_url(url)
@@ -58,6 +61,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # FULL: a commit is on disk before the agent is told "stored" and deletes its copy.
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
+    # Each pooled connection keeps its own page cache (SQLite's default: 2 MiB), filled as the
+    # database grows: 40 connections could hold 80 MiB, and the soak test saw the collector's
+    # RSS climb 9 MiB a minute from it, a bounded cache that reads as a leak. The OS page cache
+    # holds the file anyway, so a miss here is a read from memory, not from disk.
+    cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cur.close()
 
