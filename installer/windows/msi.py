@@ -18,7 +18,10 @@ wrong token never leaves a silent, unenrolled agent. Without them the files are 
 The supervisor service ``VigilSupervisor`` (agent/supervisor/windows.py: LocalSystem, automatic
 start, ``python.exe -m vigil agent supervise --service``) is installed with python.exe's component
 (ServiceInstall) and started after the enrolment (ServiceControl, StartServices); it is stopped
-before an upgrade or removal replaces files and deleted on removal. It starts the agent in every
+before an upgrade or removal replaces files and deleted on removal. Between the stop and the
+removal of files, the ReleaseFiles custom action (agent/supervisor/release.py) waits for every
+process running from the install directory to have ended, and ends any left: a stopped service
+still maps its DLLs for a moment, and a DLL in use would be left behind for a reboot. It starts the agent in every
 signed-in session as that user and restarts it when it dies.
 
 The fallback for a machine without the service: at every user's log-on the agent starts from the
@@ -75,6 +78,11 @@ SERVICE_XML = (
     f'ErrorControl="normal" Account="LocalSystem" Arguments={quoteattr(SERVICE_ARGS)} Vital="yes"/>'
     f'<ServiceControl Id="SupervisorControl" Name="{SERVICE_NAME}" Start="install" Stop="both" '
     'Remove="uninstall" Wait="yes"/>')
+# Between StopServices (1900) and RemoveFiles (3500) on removal, and so on an upgrade's removal
+# of the older version: wait for the service and its session agents to have ended (a stopped
+# service's process still maps its DLLs for a moment), see agent/supervisor/release.py. -B: no
+# bytecode written beside the files being removed.
+RELEASE_ARGS = "-B -m agent.supervisor.release"
 SKIP = re.compile(r"(^|/)(__pycache__|\.vigil-stamp|.*\.pyc)$")
 
 
@@ -169,7 +177,10 @@ def make_wxs(bundle: Path, version: str) -> str:
     <CustomAction Id="EnrolMachine" FileKey="{_id("f", "python/python.exe")}" Execute="deferred"
                   Impersonate="no"
                   Return="check" ExeCommand={quoteattr(enrol)}/>
+    <CustomAction Id="ReleaseFiles" FileKey="{_id("f", "python/python.exe")}" Execute="deferred"
+                  Impersonate="no" Return="ignore" ExeCommand={quoteattr(RELEASE_ARGS)}/>
     <InstallExecuteSequence>
+      <Custom Action="ReleaseFiles" Sequence="1950">REMOVE~="ALL"</Custom>
       <Custom Action="EnrolMachine" Sequence="5700">COLLECTOR AND TOKEN AND NOT REMOVE</Custom>
     </InstallExecuteSequence>
   </Product>

@@ -5,7 +5,8 @@ does), at 0.1.0 and 0.1.1. The first is installed with the properties a Group Po
 deployment passes (``/qn COLLECTOR=... TOKEN=... TRUST=... CAFINGERPRINT=...``): its custom action
 enrols the machine against a real collector on loopback; the installed CPython runs ``vigil``.
 The second replaces it in place (MajorUpgrade: one product left, the new version). ``msiexec /x``
-removes every file. A wrong token fails the install (non-zero) and rolls it back.
+removes every file, also with a process from the install directory still holding DLLs (the
+ReleaseFiles custom action ends it first). A wrong token fails the install (non-zero) and rolls it back.
 
 The MSI installs the supervisor service (ServiceInstall: VigilSupervisor, LocalSystem, automatic,
 ``python.exe -m vigil agent supervise --service``) and Wine's msiexec starts it (StartServices)
@@ -187,8 +188,15 @@ def test_msi_silent_install_enrols_upgrades_in_place_and_uninstalls(
     assert service_registration(wine).get("ImagePath", "").replace('"', "") \
         == SERVICE_IMAGE.replace('"', "")
 
+    # A process from the install directory that would not end by itself, holding two .pyd
+    # files as a session agent slow to go does: the removal's ReleaseFiles action (between
+    # StopServices and RemoveFiles) waits for it, then ends it, so no DLL is left for a reboot.
+    straggler = wine.start(INSTALLED_PYTHON, "-B", "-c", "import _cffi_backend, ahocorasick, "
+                           "time; print('holding', flush=True); time.sleep(900)")
+    straggler.wait_line("holding", 120)
     done = msiexec(wine, "/x", wine_env.winpath(v2), "/qn", timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert straggler.proc.poll() is not None or straggler.proc.wait(30) is not None
     assert installed_versions(wine) == []
     assert files_under(PROGRAM_FILES) == []
     assert run_values(wine) == []
