@@ -45,7 +45,7 @@ sys.path.insert(0, str(REPO))
 from tests.fixtures.collector import CollectorServer, prepare_collector, seal_event
 from tests.fixtures.collector import EnrolledDevice as Device
 from tests.fixtures.db import drop_pg_schema, pg_schema_url
-from tests.fixtures.haproxy import Haproxy, start_haproxy
+from tests.fixtures.haproxy import CHECKS, Haproxy, start_haproxy
 from tests.fixtures.keys import Keyholders, make_keyholder
 
 BODY_BYTES = 16 * 1024  # a small WebP capture
@@ -310,6 +310,10 @@ def main() -> int:
     parser.add_argument("--blob-store", choices=("files", "postgresql"), default="files")
     parser.add_argument("--held-seconds", type=float, default=5.0,
                         help="length of each open-loop step of the held-rate ladder (0: skip)")
+    parser.add_argument("--checks", choices=tuple(CHECKS), default="test",
+                        help="haproxy's health checks: the tests' (every 300 ms), the admin "
+                             "guide's example (every 2 s) or its advice near capacity (2 s, "
+                             "5 s timeout, 3 failures)")
     args = parser.parse_args()
     if shutil.which("haproxy") is None:
         print("haproxy is not installed; run: make system-deps (scripts/system-deps.sh)",
@@ -331,7 +335,8 @@ def main() -> int:
             a.start()
             b = a.sibling(tmp / "collector-b.log")
             b.start()
-            proxy = start_haproxy(tmp, [("127.0.0.1", a.port), ("127.0.0.1", b.port)])
+            proxy = start_haproxy(tmp, [("127.0.0.1", a.port), ("127.0.0.1", b.port)],
+                                  checks=args.checks)
             devices = asyncio.run(_enrol(a, a.url, args.devices))
             results: dict[str, list[Round]] = {"one": [], "two": []}
             pids = [a.process.pid, b.process.pid]  # type: ignore[union-attr]
@@ -362,7 +367,9 @@ def main() -> int:
     print(f"trust bench: {args.devices} devices, {args.spooled} spooled events each "
           f"({BODY_BYTES // 1024} KiB), heartbeats for {args.seconds:g} s from "
           f"{min(args.devices, args.hb_concurrency)} of them back to back, medians of "
-          f"{args.rounds} rounds, blob_store={args.blob_store}, {cores} cores shared by "
+          f"{args.rounds} rounds, blob_store={args.blob_store}, haproxy checks "
+          f"{args.checks!r} ({CHECKS[args.checks][1]}, timeout {CHECKS[args.checks][0]}), "
+          f"{cores} cores shared by "
           f"clients, collectors, haproxy and PostgreSQL, load average "
           f"{os.getloadavg()[0]:.1f}")
     print(f"{'target':<20}{'hb/s':>6}{'p50 ms':>8}{'p99 ms':>8}{'cpu ms/hb':>10}"
