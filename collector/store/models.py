@@ -426,7 +426,7 @@ class WorkingHours(SQLModel, table=True):
     """A school's working hours, in Europe/London time (collector.oncall): on ``days``
     (0 Monday .. 6 Sunday) from ``start`` to ``end`` ("08:00", "18:00"). One row per school;
     ``school_id`` NULL: the trust's (and a collector without schools'), which a school without
-    its own row follows. No row at all: Monday to Friday, 08:00 to 18:00."""
+    its own row follows, closed days included. No row at all: Monday to Friday, 08:00 to 18:00."""
 
     __tablename__ = "working_hours"
 
@@ -435,6 +435,9 @@ class WorkingHours(SQLModel, table=True):
     days: list[int] = Field(default_factory=list, sa_column=Column(JSON))
     start: str = Field(max_length=5)
     end: str = Field(max_length=5)
+    #: Closed days (collector.oncall.check_closed): [[first, last], ...] as ISO dates, London
+    #: calendar; out of hours all day. NULL: none set.
+    closed: list[list[str]] | None = Field(default=None, sa_column=Column(JSON))
     updated_by: str = Field(max_length=64)
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -3,7 +3,8 @@
 The head sets them, as the rest of routing; the technician can look (the page itself is
 dashboard.routes.routing); governors are refused. A school's head sets their school's hours and
 rota; a trust-wide account sets the trust's, which a school without its own follows. Each
-on-call line gets its own routing targets (its e-mail, and webhook if given) in the same
+closed days (bank holidays, holidays, INSET days) are set with the hours, and an on-call line
+can be for closed days. Each on-call line gets its own routing targets (its e-mail, and webhook if given) in the same
 school, so what it is sent is sent, retried, masked and audited like any target's; removing the
 line removes them. Every change is audited (``routing.hours_set``, ``routing.oncall_add``,
 ``routing.oncall_remove``), a webhook by fingerprint, never by URL.
@@ -18,7 +19,15 @@ from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, select
 
 from collector import schools
-from collector.oncall import RotaError, Span, check_days, check_time, describe
+from collector.oncall import (
+    RotaError,
+    Span,
+    check_closed,
+    check_days,
+    check_time,
+    describe,
+    describe_closed,
+)
 from collector.routing import RouteError, check_target
 from collector.store.models import OnCallShift, RouteTarget, WorkingHours, utcnow
 from dashboard.auditing import audit
@@ -39,9 +48,10 @@ def hours_row(db: Session, scope: Scope) -> WorkingHours | None:
     return db.exec(select(WorkingHours).where(schools.hours_of(scope.school_id))).first()
 
 
-def _span(days: list[int], start: str, end: str) -> tuple[list[int], str, str]:
+def _span(days: list[int], start: str, end: str, closed_day: bool = False
+          ) -> tuple[list[int], str, str]:
     try:
-        return check_days(days), check_time(start), check_time(end)
+        return check_days(days, closed_day), check_time(start), check_time(end)
     except RotaError as exc:
         raise BadRequest(str(exc)) from None
 
@@ -50,18 +60,24 @@ def _span(days: list[int], start: str, end: str) -> tuple[list[int], str, str]:
 def set_hours(db: SessionDep, who: HeadDep, scope: ScopeDep,
               start: Annotated[str, Form(max_length=8)],
               end: Annotated[str, Form(max_length=8)],
+              closed: Annotated[str, Form(max_length=8000)] = "",
               days: DaysForm = []) -> Response:  # noqa: B006 - form default
     days, start, end = _span(days, start, end)
     if start == end:
         raise BadRequest("Working hours need an end after their start.")
+    try:
+        closed_days = check_closed(closed)
+    except RotaError as exc:
+        raise BadRequest(f"Closed days: {exc}") from None
     row = hours_row(db, scope) or WorkingHours(school_id=scope.school_id, start=start, end=end,
                                                updated_by=who.username)
     row.days, row.start, row.end = days, start, end
+    row.closed = closed_days or None
     row.updated_by, row.updated_at = who.username, utcnow()
     db.add(row)
     db.flush()
     audit(db, who.username, "routing.hours_set", f"working_hours:{row.id}",
-          hours=describe(Span.of(days, start, end)))
+          hours=describe(Span.of(days, start, end)), closed=describe_closed(closed_days))
     return RedirectResponse("/routing#hours", status_code=303)
 
 
@@ -73,7 +89,7 @@ def add_shift(db: SessionDep, who: HeadDep, scope: ScopeDep,
               end: Annotated[str, Form(max_length=8)],
               webhook: Annotated[str, Form(max_length=2000)] = "",
               days: DaysForm = []) -> Response:  # noqa: B006 - form default
-    days, start, end = _span(days, start, end)
+    days, start, end = _span(days, start, end, closed_day=True)
     name = name.strip()
     try:
         email = check_target("email", email)

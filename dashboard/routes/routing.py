@@ -20,7 +20,16 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from collector.oncall import DAY_NAMES, LONDON, MODES, Rota, Span, describe
+from collector.oncall import (
+    DAY_NAMES,
+    LONDON,
+    MODES,
+    SHIFT_DAY_NAMES,
+    Rota,
+    Span,
+    describe,
+    describe_closed,
+)
 from collector.routing import KINDS, RouteError, check_target, mask
 from collector.store.models import (
     Device,
@@ -77,17 +86,23 @@ def routing_page(request: Request, db: SessionDep, who: KeyholderDep,
                                                *scope.oncall_shifts())
                      .order_by(col(OnCallShift.id))).all()
     # The hours and who is on call now, as the routing job would judge an event arriving now.
-    rota = Rota.of(db.exec(select(WorkingHours)).all(), db.exec(select(OnCallShift).where(
+    hour_rows = db.exec(select(WorkingHours)).all()
+    rota = Rota.of(hour_rows, db.exec(select(OnCallShift).where(
         col(OnCallShift.removed_at).is_(None))).all())
     now = utcnow()
     hours = rota.working_hours(scope.school_id)
+    followed = next((h for h in hour_rows if h.school_id == scope.school_id), None) \
+        or next((h for h in hour_rows if h.school_id is None), None)
+    closed = (followed.closed if followed else None) or []
     return render(request, "routing.html", who, targets=targets, rules=rules, groups=groups,
                   categories=CATEGORIES, kinds=KINDS, shown={t.id: mask(t) for t in targets},
                   labels={t.id: t.label for t in targets}, states=states, errors=errors,
                   shifts=shifts, hours=hours, hours_text=describe(hours),
                   hours_from=("own" if scope.school_id in rota.hours else
                               "trust" if None in rota.hours else "default"),
-                  days=DAY_NAMES,
+                  days=DAY_NAMES, shift_days=SHIFT_DAY_NAMES,
+                  closed_text=describe_closed(closed),
+                  closed_lines="\n".join(a if a == b else f"{a} to {b}" for a, b in closed),
                   shift_text={s.id: describe(Span.of(s.days or [], s.start, s.end))
                               for s in shifts},
                   now_local=now.astimezone(LONDON), out_now=rota.out_of_hours(scope.school_id, now),

@@ -112,10 +112,11 @@ def test_the_head_routes_a_year_7_severity_5_event_to_the_dsl_and_a_channel(
 
 def test_an_out_of_hours_severity_5_event_reaches_the_on_call_dsl_from_the_rota(
         collector_factory: Any, smtp: tuple[Inbox, int], hook: Hook) -> None:
-    """The head sets working hours that exclude now (whenever the test runs: one day of the
-    week, three days from today in London) and an all-week on-call line; a rule sends severity 5
-    to the DSL, or out of hours to the on-call DSL instead. The event reaches the on-call
-    address (and webhook) only, with the same no-content alert."""
+    """The head sets working hours of every day but closed days round today (London dates),
+    so that now is out of hours through the closed days alone, and an on-call line for closed
+    days; a rule sends severity 5 to the DSL, or out of hours to the on-call DSL instead. The
+    event reaches the on-call address (and webhook) only, with the same no-content alert. A
+    closed day that is not a date is refused in one line."""
     from datetime import timedelta
 
     from collector.oncall import LONDON
@@ -128,12 +129,16 @@ def test_an_out_of_hours_severity_5_event_reaches_the_on_call_dsl_from_the_rota(
     head = sign_in(server, "head", server.keys.head.name, server.keys.head.password)
     tech = sign_in(server, "technician", server.keys.technician.name,
                    server.keys.technician.password)
-    other_day = (utcnow().astimezone(LONDON) + timedelta(days=3)).weekday()
+    # Open every day, but closed from yesterday to tomorrow (London dates): out of hours now
+    # through the closed days alone, and still so if the test crosses midnight.
+    today = utcnow().astimezone(LONDON).date()
+    closure = f"{today - timedelta(days=1)} to {today + timedelta(days=1)}  # a closure"
 
     assert head.post_form("/routing/targets", {"kind": "email", "label": "DSL",
                                                "address": "dsl@school.example"}
                           ).status_code == 303
-    hours = {"days": [str(other_day)], "start": "08:00", "end": "18:00"}
+    hours = {"days": [str(d) for d in range(7)], "start": "00:00", "end": "23:59",
+             "closed": closure}
     for refused in (tech.post_form("/routing/hours", hours,
                                    headers={"Accept": "application/json"}),
                     tech.post_form("/routing/oncall", {"name": "Me", "email": "me@x.example",
@@ -144,16 +149,23 @@ def test_an_out_of_hours_severity_5_event_reaches_the_on_call_dsl_from_the_rota(
     bad = head.post_form("/routing/hours", {**hours, "end": "6pm"},
                          headers={"Accept": "application/json"})
     assert bad.status_code == 400 and "not a time" in bad.json()["detail"]
+    bad = head.post_form("/routing/hours", {**hours, "closed": "2026-12-25\nnext tuesday"},
+                         headers={"Accept": "application/json"})
+    assert bad.status_code == 400
+    assert bad.json()["detail"].startswith("Closed days: 'next tuesday' is not a date")
     assert head.post_form("/routing/hours", hours).status_code == 303
     answer = head.post_form("/routing/oncall", {
         "name": "Mr Jones (deputy DSL)", "email": "oncall@school.example", "webhook": hook.url,
-        "days": [str(d) for d in range(7)], "start": "00:00", "end": "00:00"})
+        "days": ["7"], "start": "00:00", "end": "00:00"})  # on call all day on closed days
     assert answer.status_code == 303, answer.text[:300]
     with_dsl = head.post_form("/routing/rules", {"name": "Severity 5", "min_severity": "5",
                                                  "out_of_hours": "instead", "targets": ["1"]})
     assert with_dsl.status_code == 303, with_dsl.text[:300]
     page = tech.http.get("/routing")  # the technician sees the rota, masked, and cannot change it
     assert "Mr Jones (deputy DSL)" in page.text and "out of hours" in page.text
+    assert "closed days, all day" in page.text  # the line's days, as described
+    first = today - timedelta(days=1)
+    assert f"{first.day} {first:%b %Y} to " in page.text  # the closure, as described
     assert "the on-call DSL instead" in page.text and 'id="oncall-form"' not in page.text
     assert HOOK_PATH not in page.text
 

@@ -12,7 +12,19 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
-from collector.oncall import DEFAULT_HOURS, Rota, RotaError, Span, check_days, check_time, describe
+from collector.oncall import (
+    CLOSED_DAY,
+    DEFAULT_HOURS,
+    Rota,
+    RotaError,
+    Span,
+    check_closed,
+    check_days,
+    check_time,
+    closed_dates,
+    describe,
+    describe_closed,
+)
 from collector.store.models import (
     AuditEntry,
     Device,
@@ -93,6 +105,72 @@ def test_times_and_days_are_checked() -> None:
     for bad_days in ([], [7], [-1]):
         with pytest.raises(RotaError, match="at least one day"):
             check_days(bad_days)
+
+
+def test_closed_days_are_read_as_typed_and_refused_in_one_line() -> None:
+    typed = """
+    2026-12-21 to 2027-01-01  # Christmas holiday
+    2026-05-25
+    2027-02-15..2027-02-19
+    # half term in October is below, a range with a dash
+    2026-10-26 - 2026-10-30
+    """
+    entries = check_closed(typed)
+    assert entries == [["2026-05-25", "2026-05-25"], ["2026-10-26", "2026-10-30"],
+                       ["2026-12-21", "2027-01-01"], ["2027-02-15", "2027-02-19"]]
+    days = closed_dates(entries)
+    assert len(days) == 1 + 5 + 12 + 5
+    assert describe_closed(entries[:1] + entries[2:3]) == "25 May 2026; 21 Dec 2026 to 1 Jan 2027"
+    assert describe_closed(None) == "none" and check_closed("  \n# nothing\n") == []
+    for bad, says in (("next tuesday", "not a date like"),
+                      ("2026-12-25 and 2026-12-26", "not a date like"),
+                      ("2026-02-30", "is not a date"),
+                      ("1999-12-25", "not a year"),
+                      ("2027-01-01 to 2026-12-21", "ends before it starts"),
+                      ("2026-01-01 to 2026-12-31", "at most 120 days"),
+                      ("2026-12-25 2026-12-26 2026-12-27", "not a date like")):
+        with pytest.raises(RotaError, match=says):
+            check_closed(f"2026-12-24\n{bad}")
+    with pytest.raises(RotaError, match="At most 100"):
+        check_closed("\n".join(f"2026-01-01 to 2026-01-0{n % 9 + 1}" for n in range(101)))
+    assert check_days([CLOSED_DAY, 5], closed_day=True) == [5, CLOSED_DAY]
+    with pytest.raises(RotaError, match="or closed days"):
+        check_days([8], closed_day=True)
+    with pytest.raises(RotaError, match="at least one day"):
+        check_days([CLOSED_DAY])  # working hours are never on a closed day
+
+
+def test_a_closed_day_is_out_of_hours_all_day_and_a_line_for_closed_days_covers_it() -> None:
+    rota = Rota.of(
+        [WorkingHours(school_id=1, days=[0, 1, 2, 3, 4], start="08:00", end="18:00",
+                      closed=[["2026-12-21", "2027-01-01"], ["2026-05-25", "2026-05-25"]],
+                      updated_by="t"),
+         WorkingHours(school_id=None, days=[0, 1, 2, 3, 4], start="08:00", end="18:00",
+                      closed=[["2026-12-25", "2026-12-25"]], updated_by="t")],
+        [_shift(1, 11, [0, 1, 2, 3, 4], "18:00", "08:00"),
+         _shift(1, 31, [CLOSED_DAY], "08:00", "18:00"),
+         _shift(1, 41, [CLOSED_DAY], "20:00", "07:00")])
+    christmas_monday = utc(2026, 12, 21, 10, 0)  # a Monday of the holiday, 10:00 GMT
+    assert rota.out_of_hours(1, christmas_monday)
+    assert Rota.targets(rota.on_call(1, christmas_monday)) == [31]
+    assert Rota.targets(rota.on_call(1, utc(2026, 12, 21, 19, 0))) == [11]  # weeknight line
+    assert Rota.targets(rota.on_call(1, utc(2026, 12, 21, 21, 0))) == [11, 41]
+    # The closed-days night line runs from the last closed day (Friday 1 January) into the next
+    # morning, beside the weeknight line that runs from Friday into Saturday.
+    assert Rota.targets(rota.on_call(1, utc(2027, 1, 2, 6, 59))) == [11, 41]  # Saturday 06:59
+    assert Rota.targets(rota.on_call(1, utc(2027, 1, 2, 7, 0))) == [11]
+    assert not rota.on_call(1, utc(2027, 1, 2, 8, 0))
+    assert not rota.out_of_hours(1, utc(2027, 1, 4, 10, 0))  # the Monday of term: open
+    # The spring bank holiday is in summer time: 08:30 BST is 07:30 UTC, closed all the same.
+    assert rota.out_of_hours(1, utc(2026, 5, 25, 7, 30))
+    assert Rota.targets(rota.on_call(1, utc(2026, 5, 25, 7, 30))) == [31]
+    assert not rota.out_of_hours(1, utc(2026, 5, 26, 7, 30))  # Tuesday 08:30 BST: open
+    # School 2 has no hours of its own: it follows the trust's, closed days included.
+    assert rota.out_of_hours(2, utc(2026, 12, 25, 12, 0))  # Friday noon, Christmas Day
+    assert not rota.out_of_hours(2, utc(2026, 12, 24, 12, 0))
+    assert not rota.out_of_hours(2, utc(2026, 12, 21, 12, 0))  # school 1's holiday, not its
+    assert describe(Span.of([CLOSED_DAY], "08:00", "18:00")) == "closed days 08:00-18:00"
+    assert describe(Span.of([5, 6, CLOSED_DAY], "00:00", "00:00")) == "Sat, Sun, closed days, all day"
 
 
 def _shift(school_id: int | None, email: int, days: list[int], start: str, end: str,
