@@ -68,6 +68,7 @@ __all__ = [
     "route_all",
     "send_digests",
     "send_test",
+    "webhook_body",
 ]
 
 KINDS = ("email", "webhook")
@@ -194,11 +195,34 @@ def plan(db: Database, now: datetime | None = None) -> int:
     return db.write(work)
 
 
+# Microsoft Teams' Workflows webhooks ("Post to a channel when a webhook request is received"),
+# which replaced the Office 365 connectors Microsoft retired, take Adaptive Cards only; a plain
+# {"text": ...} is accepted and shows nothing. Their URLs are on Power Automate's hosts.
+_WORKFLOWS_HOSTS = (".logic.azure.com", ".powerplatform.com", ".powerautomate.com")
+
+
+def webhook_body(url: str, text: str, link: str) -> dict[str, Any]:
+    """What to post to a webhook: an Adaptive Card message for a Teams Workflows URL, else
+    ``{"text": ...}``, which Slack, Teams' older connectors, Mattermost and Google Chat take."""
+    host = (urlsplit(url).hostname or "").lower()
+    if not host.endswith(_WORKFLOWS_HOSTS):
+        return {"text": text}
+    card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+            "type": "AdaptiveCard", "version": "1.4",
+            "body": [{"type": "TextBlock", "text": text, "wrap": True}],
+            "actions": [{"type": "Action.OpenUrl", "title": "Open the triage page",
+                         "url": link}]}
+    return {"type": "message", "attachments": [
+        {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None,
+         "content": card}]}
+
+
 def _post_webhook(settings: Settings, url: str, text: str) -> None:
     import httpx
 
+    body = webhook_body(url, text, f"{settings.public_url}/triage")
     try:
-        answer = httpx.post(url, json={"text": text}, timeout=settings.smtp.timeout_s,
+        answer = httpx.post(url, json=body, timeout=settings.smtp.timeout_s,
                             follow_redirects=False)
     except httpx.HTTPError as exc:
         raise RouteError(f"the webhook did not answer: {type(exc).__name__}") from None
