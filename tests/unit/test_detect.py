@@ -52,14 +52,19 @@ EVERY_LANGUAGE = [
     ("honestly whats the point of me being here anymore", "suicide"),  # en
 ]
 MODEL_ONLY += EVERY_LANGUAGE
-# Known misses of the shipped head, kept in the lists above so they stay visible (strict xfail:
-# a head that catches one again fails here until it is taken off). Not reworded or swapped for a
-# line that fires: that would hide a real miss.
+# Known misses of the shipped head: lines it scores at or just under the review threshold. They
+# stay in the lists above so they stay visible, and are not reworded or swapped for a line that
+# fires (that would hide a real miss). test_known_misses_stay_where_they_were_measured fails when
+# the head catches one clearly (take it off) or scores it far lower (the head got worse).
 MODEL_MISSES = {
-    # detect4's head (issue 13) scores it 0.792, under the review threshold 0.801: the
-    # cross-validation on train moved k from 5 to 8 and its two near train lines no longer carry it
-    "sab mere baghair behtar honge": "ur-Latn demo under the review threshold (detect4 head)",
+    # detect4's head (issue 13): 0.792 in its training run, 0.8015 on one machine against the
+    # review threshold 0.801166 and under it on CI's. The encoder's float results differ by CPU
+    # in the fourth decimal, so a strict xfail on it passed on one machine and failed on another.
+    "sab mere baghair behtar honge": "ur-Latn demo at the review threshold (detect4 head)",
 }
+# How far from the review threshold a known miss may score on any machine and still count as the
+# same miss (the encoder's results differ by CPU by well under this).
+MISS_MARGIN = 0.01
 HISTORY = "in history today we learned how the treaty of versailles ended the first world war"
 
 
@@ -194,9 +199,22 @@ def test_a_memory_whose_labels_do_not_fit_is_unusable(tmp_path: Path) -> None:
 
 # --- the real model ----------------------------------------------------------------------------
 
+@pytest.mark.parametrize("line", sorted(MODEL_MISSES))
+def test_known_misses_stay_where_they_were_measured(detector: CombinedDetector, line: str) -> None:
+    model = detector.model
+    assert model is not None
+    scores, _ = model.head.score(model.encode([line]))
+    score, floor = float(scores[0]), model.head.floor
+    assert score < floor + MISS_MARGIN, (
+        f"{line!r} now scores {score:.4f}, clearly over the review threshold {floor:.4f}: the "
+        "head catches it; take it off MODEL_MISSES")
+    assert score > floor - 10 * MISS_MARGIN, (
+        f"{line!r} now scores {score:.4f}, far under the review threshold {floor:.4f}: the head "
+        "got worse on it")
+
+
 @pytest.mark.parametrize(("line", "category"), [
-    pytest.param(line, category, marks=pytest.mark.xfail(strict=True, reason=MODEL_MISSES[line]))
-    if line in MODEL_MISSES else (line, category) for line, category in MODEL_ONLY])
+    (line, category) for line, category in MODEL_ONLY if line not in MODEL_MISSES])
 def test_model_fires_the_right_category_where_the_lists_do_not(
         detector: CombinedDetector, line: str, category: str) -> None:
     assert detector.lists.detect(line) == []
