@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.fixtures.faults",
     "tests.fixtures.mail",
     "tests.fixtures.haproxy",
+    "tests.fixtures.timing",
 ]
