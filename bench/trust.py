@@ -1,10 +1,10 @@
 """Trust scale: heartbeats and a reconnection storm, one collector against two behind haproxy.
 
 Two collector instances run on one PostgreSQL schema (one data directory, as the admin guide's
-"several instances"), with Debian's haproxy in front passing TLS through (tests/fixtures/haproxy.py: the admin
-guide's configuration, health checks included; ``--checks test`` for the test suite's faster
-ones). An asyncio load generator with real TLS
-and the agents' real API drives simulated devices:
+"several instances"), with Debian's haproxy in front passing TLS through (tests/fixtures/
+haproxy.py: the admin guide's configuration, health checks included; ``--checks test`` for the
+test suite's faster ones). An asyncio load generator with real TLS and the agents' real API
+drives simulated devices:
 
 - heartbeats: every device posts heartbeats back to back on its own kept-alive connection for
   ``--seconds``; heartbeats per second held, and the median and p99 latency;

@@ -151,6 +151,13 @@ def _clock(text: str) -> time:
     return time(int(hours), int(minutes))
 
 
+def _london(moment: datetime) -> datetime:
+    """``moment`` in London's wall-clock time; a naive one is taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo("UTC"))
+    return moment.astimezone(LONDON)
+
+
 @dataclass(frozen=True, slots=True)
 class Span:
     """Some days of the week from ``start`` to ``end``, London time. ``end`` after ``start``:
@@ -169,9 +176,7 @@ class Span:
     def holds(self, moment: datetime, closed: frozenset[date] = frozenset()) -> bool:
         """Whether ``moment`` (timezone-aware; a naive one is taken as UTC) falls in the span.
         ``closed``: the school's closed dates, which a span with ``CLOSED_DAY`` covers."""
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=ZoneInfo("UTC"))
-        local = moment.astimezone(LONDON)
+        local = _london(moment)
         today, clock = local.date(), local.time().replace(tzinfo=None)
 
         def on(day: date) -> bool:
@@ -203,20 +208,21 @@ class Rota:
                    [s for s in shifts if s.removed_at is None],
                    {h.school_id: closed_dates(h.closed) for h in rows})
 
+    def follows(self, school_id: int | None) -> int | None:
+        """Whose working hours row the school follows: its own if it set one, else the trust's
+        (None; with no trust row either, the default hours and no closed days)."""
+        return school_id if school_id in self.hours else None
+
     def closed_days(self, school_id: int | None) -> frozenset[date]:
-        """The closed dates the school follows: with its own working hours, its own; else the
-        trust's (closed days are set with the hours, so they follow the same row)."""
-        owner = school_id if school_id in self.hours else None
-        return self.closed.get(owner, frozenset())
+        """The closed dates the school follows (set with the hours, so from the same row)."""
+        return self.closed.get(self.follows(school_id), frozenset())
 
     def working_hours(self, school_id: int | None) -> Span:
         """The school's hours; a school without its own follows the trust's, then the default."""
         return self.hours.get(school_id) or self.hours.get(None) or DEFAULT_HOURS
 
     def out_of_hours(self, school_id: int | None, moment: datetime) -> bool:
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=ZoneInfo("UTC"))
-        if moment.astimezone(LONDON).date() in self.closed_days(school_id):
+        if _london(moment).date() in self.closed_days(school_id):
             return True  # a closed day is out of hours from midnight to midnight
         return not self.working_hours(school_id).holds(moment)
 

@@ -17,6 +17,7 @@ ignored); what it did is printed for the Windows Installer log.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 import time
@@ -42,6 +43,7 @@ class PROCESSENTRY32W(ctypes.Structure):
                 ("szExeFile", w.WCHAR * 260)]
 
 
+@functools.cache
 def _kernel32() -> Any:
     # Toolhelp and handles, not psutil: psutil's process list fails under Wine (NtQuery-
     # SystemInformation: invalid parameter), and this must work wherever the MSI runs.

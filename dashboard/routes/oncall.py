@@ -2,10 +2,10 @@
 
 The head sets them, as the rest of routing; the technician can look (the page itself is
 dashboard.routes.routing); governors are refused. A school's head sets their school's hours and
-rota; a trust-wide account sets the trust's, which a school without its own follows. Each
-closed days (bank holidays, holidays, INSET days) are set with the hours, and an on-call line
-can be for closed days. Each on-call line gets its own routing targets (its e-mail, and webhook if given) in the same
-school, so what it is sent is sent, retried, masked and audited like any target's; removing the
+rota; a trust-wide account sets the trust's, which a school without its own follows. Closed
+days (bank holidays, holidays, INSET days) are set with the hours, and an on-call line can be
+for closed days. Each on-call line gets its own routing targets (its e-mail, and webhook if
+given) in the same school, so what it is sent is sent, retried, masked and audited like any target's; removing the
 line removes them. Every change is audited (``routing.hours_set``, ``routing.oncall_add``,
 ``routing.oncall_remove``), a webhook by fingerprint, never by URL.
 """

@@ -91,9 +91,8 @@ def routing_page(request: Request, db: SessionDep, who: KeyholderDep,
         col(OnCallShift.removed_at).is_(None))).all())
     now = utcnow()
     hours = rota.working_hours(scope.school_id)
-    followed = next((h for h in hour_rows if h.school_id == scope.school_id), None) \
-        or next((h for h in hour_rows if h.school_id is None), None)
-    closed = (followed.closed if followed else None) or []
+    owner = rota.follows(scope.school_id)
+    closed = next((h.closed for h in hour_rows if h.school_id == owner), None) or []
     return render(request, "routing.html", who, targets=targets, rules=rules, groups=groups,
                   categories=CATEGORIES, kinds=KINDS, shown={t.id: mask(t) for t in targets},
                   labels={t.id: t.label for t in targets}, states=states, errors=errors,
