@@ -3,7 +3,9 @@ adding a keyholder from the key they made on their own machine, removing and rej
 signing the change with one's own key and password.
 
 Every route is for keyholder accounts (head and technician); governors get 403. Names shown come
-from uploaded files and are escaped by the templates like any other text.
+from uploaded files and are escaped by the templates like any other text. The keyholders read
+every school's captures, so changing them (adding, removing, rejecting, signing) is for
+trust-wide accounts only; a school's head or technician sees who can read and asks the trust.
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ from dashboard.keyholders import (
 )
 from dashboard.rendering import render
 from dashboard.routes._common import client_address, key_password_guess
+from dashboard.scope import ScopeDep
 from dashboard.sessions import SignedIn
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["dashboard"])
 
+WHO_READS = "Who can read every school's captures"
 UNAPPROVED_WARNING = ("No keyholder has approved this key. It cannot read anything until a "
                       "keyholder signs it. If you did not expect it, reject it.")
 
@@ -48,6 +52,7 @@ def _page(request: Request, db: Session, who: SignedIn, status_code: int = 200,
         "sign_error": "",
         "done": request.query_params.get("done", "")[:40],
         "max_kib": MAX_KEY_BYTES // 1024,
+        "trust_wide": who.account.school_id is None,
     }
     context.update(extra)
     return render(request, "keyholders.html", who, status_code=status_code, **context)
@@ -67,8 +72,9 @@ async def _read_upload(upload: UploadFile | None) -> bytes:
 
 
 @router.post("/keyholders/add", include_in_schema=False)
-async def add_keyholder(request: Request, who: KeyholderDep,
+async def add_keyholder(request: Request, who: KeyholderDep, scope: ScopeDep,
                         key: Annotated[UploadFile | None, File()] = None) -> Response:
+    scope.trust_only(WHO_READS)
     data = await _read_upload(key)
     # The rest touches the database and the KDF-free parser only; it runs off the event loop.
     from starlette.concurrency import run_in_threadpool
@@ -93,9 +99,11 @@ def _add(request: Request, who: SignedIn, data: bytes) -> Response:
 
 
 @router.post("/keyholders/{keyholder_id}/remove", include_in_schema=False)
-def remove_keyholder(keyholder_id: int, db: SessionDep, who: KeyholderDep) -> Response:
+def remove_keyholder(keyholder_id: int, db: SessionDep, who: KeyholderDep,
+                     scope: ScopeDep) -> Response:
     """Propose a removal: the account is disabled at once (collector.keyholders.retire), the key
     stops being a reader when a keyholder signs the change."""
+    scope.trust_only(WHO_READS)
     from collector.keyholders import retire
     from dashboard.keyholders import active_row
 
@@ -110,7 +118,9 @@ def remove_keyholder(keyholder_id: int, db: SessionDep, who: KeyholderDep) -> Re
 
 
 @router.post("/keyholders/{keyholder_id}/reject", include_in_schema=False)
-def reject_keyholder(keyholder_id: int, db: SessionDep, who: KeyholderDep) -> Response:
+def reject_keyholder(keyholder_id: int, db: SessionDep, who: KeyholderDep,
+                     scope: ScopeDep) -> Response:
+    scope.trust_only(WHO_READS)
     reject_proposal(db, keyholder_id, who.username)
     return RedirectResponse("/keyholders?done=rejected#changes", status_code=303)
 
@@ -121,11 +131,13 @@ def approve_change(
     db: SessionDep,
     settings: DashSettingsDep,
     who: KeyholderDep,
+    scope: ScopeDep,
     change: Annotated[str, Form(max_length=80)],
     password: Annotated[str, Form(max_length=1024)],
 ) -> Response:
     from collector.publishing import approve_as
 
+    scope.trust_only(WHO_READS)
     try:
         signer = signer_for(db, who, proposed_change(db))
     except DashboardError as exc:

@@ -3,6 +3,11 @@
 School files are validated with core.rules before they are stored, so a typo can never reach
 the agents; publishing signs a new policy with the technician's unlocked key. A draft file can
 be tried against the last 90 days of events before it is saved (dashboard.replay).
+
+The lists and the policy are the trust's: every school's agents run them. So saving, deleting
+and publishing are for a trust-wide technician only; a school's technician can read the lists,
+try a sentence and replay a draft over their own school's events, and asks the trust to change
+them (issue 18).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ router = APIRouter(tags=["dashboard"])
 
 FILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,58}\.toml$")
 MAX_FILE_CHARS = 200_000
+TRUST_LISTS = "The wordlists every school's agents run"
 SCHOOL_TEMPLATE = """# The school's own rules and exclusions (same format as the default lists).
 category = "bullying"
 
@@ -107,6 +113,7 @@ def _page(request: Request, db: Session, who: SignedIn, **extra: Any) -> Respons
         "replay": None,
         "replay_name": "",
         "asked_open": False,
+        "trust_wide": who.account.school_id is None,
     }
     context.update(extra)
     return render(request, "wordlists.html", who, **context)
@@ -122,9 +129,11 @@ def save_file(
     request: Request,
     db: SessionDep,
     who: TechnicianDep,
+    scope: ScopeDep,
     name: Annotated[str, Form(max_length=64)],
     text: Annotated[str, Form(max_length=MAX_FILE_CHARS)],
 ) -> Response:
+    scope.trust_only(TRUST_LISTS)
     name = name.strip().lower()
     try:
         _draft(request, db, name, text)  # refuses a bad name, a malformed file, a duplicate id
@@ -138,7 +147,8 @@ def save_file(
 
 
 @router.post("/wordlists/files/{name}/delete", include_in_schema=False)
-def delete_file(name: str, db: SessionDep, who: TechnicianDep) -> Response:
+def delete_file(name: str, db: SessionDep, who: TechnicianDep, scope: ScopeDep) -> Response:
+    scope.trust_only(TRUST_LISTS)
     row = db.get(WordlistFile, name)
     if row is None:
         raise NotFound("There is no such school file.")
@@ -211,7 +221,9 @@ def replay_draft(
 
 
 @router.post("/wordlists/publish", include_in_schema=False)
-def publish_policy(request: Request, db: SessionDep, unlocked: UnlockedDep) -> Response:
+def publish_policy(request: Request, db: SessionDep, unlocked: UnlockedDep,
+                   scope: ScopeDep) -> Response:
+    scope.trust_only("The policy every school's agents run")
     if unlocked.who.role != "technician":
         raise Forbidden("Only the technician publishes wordlist changes.")
     try:

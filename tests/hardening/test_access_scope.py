@@ -305,3 +305,68 @@ def test_a_wordlist_replay_counts_and_opens_the_accounts_schools_events_only(
     assert "Of 3 events since" in page.text
     opened = audit_entries(trust.server, "event.headers_decrypted")[-1]
     assert trust.event_b in opened.details["events"] and len(opened.details["events"]) == 3
+
+
+def test_only_trust_wide_accounts_change_the_lists_the_policy_and_the_keyholders(
+        trust: Trust) -> None:
+    """The wordlists, the policy and the keyholders are the trust's: every school's agents run
+    them and the keyholders read every school. A school's technician (NHA) and a school's head
+    get 403 for every change and nothing changes; they still read the pages, try a sentence and
+    replay a draft. The trust-wide technician saves a file and signs the policy."""
+    from collector.admin import set_account_school
+    from collector.store.models import Keyholder, PolicyRecord, WordlistFile
+
+    def state() -> tuple[Any, ...]:
+        db = trust.server.database()
+        try:
+            with db.session() as session:
+                return (sorted(f.name for f in session.exec(select(WordlistFile))),
+                        sorted((k.name, k.retired_at) for k in session.exec(select(Keyholder))),
+                        len(session.exec(select(PolicyRecord)).all()))
+        finally:
+            db.close()
+
+    db = trust.server.database()
+    try:
+        with db.session() as session:
+            holder_id = session.exec(select(Keyholder.id)).first()
+        set_account_school(db, trust.tech.username, "NHA", actor="test")  # from its next request
+    finally:
+        db.close()
+    before = state()
+    school_file = {"name": "school-x.toml", "text": 'category = "bullying"\n'}
+    for client in (trust.tech, trust.head):
+        attempts = {
+            "/wordlists/files": school_file,
+            "/wordlists/files/school-x.toml/delete": {},
+            "/wordlists/publish": {},
+            f"/keyholders/{holder_id}/remove": {},
+            f"/keyholders/{holder_id}/reject": {},
+            "/keyholders/approve": {"change": "x" * 64, "password": client.password},
+        }
+        for path, form in attempts.items():
+            answer = client.post_form(path, form)
+            # The head is no technician: the role check answers first for the files.
+            assert answer.status_code == 403, (client.role, path, answer.status_code)
+        added = client.http.post("/keyholders/add", data={"csrf": client.csrf},
+                                 files={"key": ("k.pub", b"{}", "application/json")})
+        assert added.status_code == 403, (client.role, added.status_code)
+        page = client.http.get("/keyholders")
+        assert page.status_code == 200 and 'id="trust-adds"' in page.text
+        assert 'id="add-form"' not in page.text and "/remove" not in page.text
+        lists = client.http.get("/wordlists")
+        assert lists.status_code == 200 and 'id="trust-lists"' in lists.text
+        assert 'id="save-file"' not in lists.text and 'id="publish-policy"' not in lists.text
+        tried = client.post_form("/wordlists/test", {"sentence": "i want to kill myself"})
+        assert tried.status_code == 200 and "suicide." in tried.text
+    assert state() == before
+    # Trust-wide again, the technician saves the file and signs the policy.
+    db = trust.server.database()
+    try:
+        set_account_school(db, trust.tech.username, "", actor="test")
+    finally:
+        db.close()
+    assert trust.tech.post_form("/wordlists/files", school_file).status_code == 303
+    assert trust.tech.post_form("/wordlists/publish").status_code == 303
+    after = state()
+    assert after[0] == ["school-x.toml"] and after[2] == before[2] + 1
