@@ -8,7 +8,7 @@ export VIGIL_TEST_PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: test demo install system-deps bench lock clean screenshots soak wine-env test-wine windows
+.PHONY: test demo install system-deps bench lock clean screenshots soak wine-env test-wine windows fuzz
 
 install: $(STAMP)
 
@@ -54,6 +54,11 @@ windows:
 soak: $(STAMP)
 	VIGIL_SOAK_SECONDS=600 $(BIN)/python -m pytest -m soak -s $(PYTEST_ARGS)
 	$(BIN)/python bench/soak.py --seconds 600
+
+# The long fuzz: every agent API operation and dashboard route with 300 hostile inputs each
+# (make test runs 25 each; tests/hardening/test_api_fuzz.py).
+fuzz: $(STAMP)
+	VIGIL_FUZZ_EXAMPLES=300 $(BIN)/python -m pytest tests/hardening/test_api_fuzz.py $(PYTEST_ARGS)
 
 # Re-take the dashboard screenshots in docs/screenshots/ (the browser tests, writing their pages).
 screenshots: $(STAMP)

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from agent.capture import Capturer
@@ -183,7 +183,7 @@ class Monitor:
         minute = (int(time.time() // 60), self._policy.serial)
         if minute != self._hours_checked:
             self._window = self._fixed_window or MonitoringWindow.from_policy(self._policy.policy)
-            self._hours_ok = self._window.in_hours(datetime.now(timezone.utc))
+            self._hours_ok = self._window.in_hours(datetime.now(UTC))
             self._hours_checked = minute
         if not self._hours_ok:
             return False
@@ -412,7 +412,7 @@ class Monitor:
     def _fire(self, t: Trigger, key_at: float, window: WindowInfo | None) -> None:
         if self._echo(t, window):
             return
-        wall = datetime.now(timezone.utc)
+        wall = datetime.now(UTC)
         decision = self._flood.decide(t.rule, self.user, time.monotonic(), wall)
         if not decision.is_new:
             self._on_spooled()

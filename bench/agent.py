@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,13 +90,13 @@ def write_config(cfg: Path, screen: bool = False, school_flood: bool = False
 
 def baseline_sample(cap: object, recipients: list, i: int) -> float:
     """grab + encode + seal once in this process: the floor the agent cannot go below (ms)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from core import envelope
 
     t = time.perf_counter()
     img = cap.grab((100, 100, 600, 200))  # type: ignore[attr-defined]
-    meta = envelope.Metadata(f"b{i}", "bench", datetime.now(timezone.utc), "suicide", 5,
+    meta = envelope.Metadata(f"b{i}", "bench", datetime.now(UTC), "suicide", 5,
                              "suicide.kill_myself", "typed")
     envelope.seal(meta, {"context": "x"}, img.data, recipients)
     return (time.perf_counter() - t) * 1000

@@ -46,7 +46,7 @@ def _run_threads(n: int, work: Callable[[int], None]) -> float:
         start_line.wait()
         try:
             work(i)
-        except BaseException as exc:  # reported after the join
+        except BaseException as exc:  # noqa: BLE001 - reported after the join
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]

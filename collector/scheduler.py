@@ -85,7 +85,7 @@ class Scheduler:
                     if result and getattr(result, "deleted", 1):
                         log.info("job done", extra={"fields": {"job": job.name,
                                                                "result": str(result)}})
-        except Exception as exc:  # one job's failure must not stop the others
+        except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the others
             log.warning("job failed", extra={"fields": {"job": job.name, "error": str(exc)[:200]}})
 
     def _loop(self) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from core.errors import VigilError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 # Sub-command modules, in the order they appear in --help.
 COMMAND_MODULES = ("match", "keys", "crypto", "collector", "agent", "demo")

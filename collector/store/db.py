@@ -169,7 +169,7 @@ class Database:
         if len(group) > 1:
             try:
                 results = self._run(lambda session: [job(session) for job, _done in group])
-            except BaseException:  # noqa: BLE001 - one job failed: run each on its own below
+            except BaseException:  # noqa: BLE001, S110 - one job failed: run each on its own below
                 pass
             else:
                 for (_job, done), result in zip(group, results, strict=True):
@@ -178,7 +178,7 @@ class Database:
         for job, done in group:
             try:
                 done.set_result(self._run(job))
-            except BaseException as exc:  # handed to the caller, who raises it
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
                 done.set_exception(exc)
 
 

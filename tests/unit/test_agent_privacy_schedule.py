@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -78,9 +78,9 @@ def test_monitoring_window_days_hours_and_network() -> None:
                      timezone="UTC")
     home = MonitoringWindow(sched, ("10.20.0.0/16",), addresses=lambda: ["192.168.1.5"])
     school = MonitoringWindow(sched, ("10.20.0.0/16",), addresses=lambda: ["10.20.3.4"])
-    monday_noon = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
-    monday_night = datetime(2026, 11, 23, 20, 0, tzinfo=timezone.utc)
-    saturday = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+    monday_noon = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    monday_night = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
+    saturday = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
     assert school.active(monday_noon)
     assert not school.active(monday_night)
     assert not school.active(saturday)

@@ -43,7 +43,7 @@ def test_concurrent_writers_never_fork_the_chain(database: Database) -> None:
                 with database.session() as s:  # each thread its own transactions, no queue
                     audit.record(s, name, "login", target=str(i))
                     s.commit()
-        except BaseException as exc:  # reported below
+        except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=writer, args=(f"user{t}",)) for t in range(4)]
