@@ -44,6 +44,7 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> FastAPI:
 
         upgrade(db.engine)
         _open_audit_log(db, settings)
+        _seal_clear_webhooks(db, settings)
         scheduler = Scheduler(settings, db, blobs) if settings.run_jobs else None
         if scheduler is not None:
             scheduler.start()
@@ -83,6 +84,23 @@ def _open_audit_log(db: Database, settings: Settings) -> None:
         open_log(db, settings.audit_log)
     except OSError as exc:
         attach(db.engine, settings.audit_log).failed(exc)
+
+
+def _seal_clear_webhooks(db: Database, settings: Settings) -> None:
+    """Seal webhook URLs a version before secrets.key stored in the clear. A failure (a data
+    directory the collector cannot write its key to) is logged; alerts still go out."""
+    from collector.routing import seal_clear_targets
+    from collector.secrets_at_rest import secrets_key
+
+    try:
+        secrets_key(settings.secrets_key)  # made now, so that the first backup holds it
+        sealed = seal_clear_targets(db, settings)
+    except (OSError, CollectorError) as exc:
+        log.warning("webhook URLs left in the clear: cannot use secrets.key",
+                    extra={"fields": {"path": str(settings.secrets_key), "error": str(exc)[:200]}})
+        return
+    if sealed:
+        log.info("webhook URLs sealed", extra={"fields": {"targets": sealed}})
 
 
 def _error(status: int, detail: str, code: str, headers: dict[str, str] | None = None

@@ -6,7 +6,8 @@ One tar file holds what restoring service needs:
   collector writes) or ``database/vigil.pgdump`` (PostgreSQL: ``pg_dump -Fc`` run inside an
   exported snapshot, so the head of the audit chain in the dump is known exactly);
 - ``data/settings.toml`` and ``data/tls/`` (the certificate the agents pin and its key: without
-  them every desktop would have to enrol again);
+  them every desktop would have to enrol again), and ``data/secrets.key``, which seals the
+  webhook URLs in the database (collector.secrets_at_rest);
 - ``data/audit.log``, cut at the backup's audit head so that it and the database agree, and any
   closed logs (``audit.log.<date>``) whole;
 - ``blobs/``, after the database: a blob without a row is swept as an orphan, a row without its
@@ -17,7 +18,8 @@ metadata (which device raised which category when, and how staff handled it), st
 Argon2id password hashes, the keyholders' key files encrypted under their passwords, the
 sealed captures (unreadable without a keyholder's key and password, or the recovery key, which
 is never on the server), the TLS key (enough to impersonate the collector to desktops, which
-still seal every capture to the keyholders) and the SMTP password if settings.toml holds one.
+still seal every capture to the keyholders), secrets.key with the webhook URLs it seals (enough
+to post into the safeguarding channels) and the SMTP password if settings.toml holds one.
 """
 
 from __future__ import annotations
@@ -180,6 +182,8 @@ def backup(settings: Settings, out: Path, progress: Callable[[str], None] = lamb
                 for path in (settings.tls_cert, settings.tls_key):
                     if path.is_file():
                         _add_file(tar, path, f"data/tls/{path.name}")
+                if settings.secrets_key.is_file():  # without it, webhook URLs cannot be opened
+                    _add_file(tar, settings.secrets_key, f"data/{settings.secrets_key.name}")
                 log = settings.audit_log
                 if log.is_file():
                     _add_bytes(tar, "data/audit.log", _log_prefix(log, seq))

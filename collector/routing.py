@@ -42,6 +42,7 @@ from collector import audit, schools
 from collector.device_health import as_utc
 from collector.errors import CollectorError
 from collector.oncall import Rota
+from collector.secrets_at_rest import SecretUnreadable, masked_part, secrets_key
 from collector.settings import Settings
 from collector.store.db import Database
 from collector.store.models import (
@@ -66,8 +67,11 @@ __all__ = [
     "mask",
     "plan",
     "route_all",
+    "seal_clear_targets",
     "send_digests",
     "send_test",
+    "stored_address",
+    "target_address",
     "webhook_body",
 ]
 
@@ -114,8 +118,54 @@ def mask(target: RouteTarget) -> str:
     (enough to tell two apart, not enough to post to the channel)."""
     if target.kind != "webhook":
         return target.address
-    parts = urlsplit(target.address)
-    return f"{parts.scheme}://{parts.hostname}/…{target.address[-4:]}"
+    return masked_part(target.address) or _mask_url(target.address)
+
+
+def _mask_url(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}/…{url[-4:]}"
+
+
+def stored_address(settings: Settings, kind: str, address: str) -> str:
+    """What RouteTarget.address holds: an e-mail as it is, a webhook URL sealed under the data
+    directory's secrets.key (collector.secrets_at_rest), so a copy of the database alone
+    cannot post to the channel."""
+    if kind != "webhook":
+        return address
+    return secrets_key(settings.secrets_key).seal(address, _mask_url(address))
+
+
+def target_address(settings: Settings, target: RouteTarget) -> str:
+    """Where to send: an e-mail address, or the webhook URL opened; RouteError in one line if
+    this collector's secrets.key does not open it."""
+    if target.kind != "webhook":
+        return target.address
+    try:
+        return secrets_key(settings.secrets_key).open(target.address)
+    except SecretUnreadable as exc:
+        raise RouteError(exc.detail) from None
+
+
+def seal_clear_targets(db: Database, settings: Settings) -> int:
+    """Seal the webhook URLs stored in the clear by a version before sealing; how many. Run at
+    start-up by every instance: a row another instance sealed first is left as it is."""
+    from sqlalchemy import update
+
+    def job(session: Session) -> int:
+        rows = session.exec(select(RouteTarget).where(RouteTarget.kind == "webhook")).all()
+        done = 0
+        for row in rows:
+            if masked_part(row.address) is not None:
+                continue
+            sealed = stored_address(settings, "webhook", row.address)
+            result = session.execute(update(RouteTarget)
+                                     .where(col(RouteTarget.id) == row.id,
+                                            col(RouteTarget.address) == row.address)
+                                     .values(address=sealed))
+            done += result.rowcount or 0
+        return done
+
+    return db.write(job)
 
 
 def _matches(rule: RouteRule, event: Event, group: str, school_id: int | None) -> bool:
@@ -261,7 +311,7 @@ def _send(settings: Settings, target: RouteTarget, count: int) -> None:
     if target.kind == "email":
         _mail(settings, target.address, subject, text)
     else:
-        _post_webhook(settings, target.address, text.split("\n", 1)[0])
+        _post_webhook(settings, target_address(settings, target), text.split("\n", 1)[0])
 
 
 def send_test(settings: Settings, target: RouteTarget) -> None:
@@ -271,7 +321,7 @@ def send_test(settings: Settings, target: RouteTarget) -> None:
     if target.kind == "email":
         _mail(settings, target.address, "Vigil: test alert", text + "\n")
     else:
-        _post_webhook(settings, target.address, text)
+        _post_webhook(settings, target_address(settings, target), text)
 
 
 def _backoff(settings: Settings, attempts: int) -> timedelta:

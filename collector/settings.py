@@ -103,6 +103,9 @@ class Settings:
     blob_store: str = "files"
     tls_cert: Path = Path("tls/cert.pem")
     tls_key: Path = Path("tls/key.pem")
+    # The key that seals secrets the collector keeps in its database, such as webhook URLs
+    # (collector.secrets_at_rest); made on first use. Never in the database; in backups.
+    secrets_key: Path = Path("secrets.key")
     # Every audit entry is also appended here, outside the database (collector.audit_log).
     audit_log: Path = Path("audit.log")
     host: str = "0.0.0.0"
@@ -147,7 +150,7 @@ class Settings:
     def __post_init__(self) -> None:
         data = Path(self.data_dir).resolve()
         object.__setattr__(self, "data_dir", data)
-        for name in ("blob_dir", "tls_cert", "tls_key", "audit_log"):
+        for name in ("blob_dir", "tls_cert", "tls_key", "secrets_key", "audit_log"):
             object.__setattr__(self, name, data / Path(getattr(self, name)))
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{data / 'vigil.db'}")

@@ -360,9 +360,9 @@ class RosterImport(SQLModel, table=True):
 class RouteTarget(SQLModel, table=True):
     """Where a routing rule sends its alert (collector.routing): an e-mail address, or a
     Microsoft Teams or Slack incoming webhook. A webhook URL is a secret (anyone holding it can
-    post to the channel): it is never logged, audited or shown in full, but it is stored here in
-    the clear, since the collector must post to it on its own; a stolen database or backup
-    reveals it (docs/admin-guide.md, Routing: rotate it in Teams or Slack)."""
+    post to the channel): it is never logged, audited or shown in full, and ``address`` holds it
+    sealed under the data directory's secrets.key behind its masked form
+    (collector.secrets_at_rest), so the database alone does not reveal it."""
 
     __tablename__ = "route_target"
 

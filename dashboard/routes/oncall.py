@@ -28,10 +28,10 @@ from collector.oncall import (
     describe,
     describe_closed,
 )
-from collector.routing import RouteError, check_target
+from collector.routing import RouteError, check_target, stored_address
 from collector.store.models import OnCallShift, RouteTarget, WorkingHours, utcnow
 from dashboard.auditing import audit
-from dashboard.deps import HeadDep, SessionDep
+from dashboard.deps import HeadDep, SessionDep, SettingsDep
 from dashboard.errors import BadRequest
 from dashboard.routes.routing import fingerprint
 from dashboard.scope import Scope, ScopeDep
@@ -82,7 +82,7 @@ def set_hours(db: SessionDep, who: HeadDep, scope: ScopeDep,
 
 
 @router.post("/routing/oncall", include_in_schema=False)
-def add_shift(db: SessionDep, who: HeadDep, scope: ScopeDep,
+def add_shift(db: SessionDep, settings: SettingsDep, who: HeadDep, scope: ScopeDep,
               name: Annotated[str, Form(min_length=1, max_length=48)],
               email: Annotated[str, Form(min_length=1, max_length=320)],
               start: Annotated[str, Form(max_length=8)],
@@ -98,7 +98,8 @@ def add_shift(db: SessionDep, who: HeadDep, scope: ScopeDep,
         raise BadRequest(str(exc)) from None
 
     def target(kind: str, address: str) -> int:
-        row = RouteTarget(kind=kind, label=f"On call: {name}", address=address,
+        row = RouteTarget(kind=kind, label=f"On call: {name}",
+                          address=stored_address(settings, kind, address),
                           created_by=who.username, school_id=scope.school_id)
         db.add(row)
         db.flush()

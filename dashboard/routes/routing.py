@@ -30,7 +30,7 @@ from collector.oncall import (
     describe,
     describe_closed,
 )
-from collector.routing import KINDS, RouteError, check_target, mask
+from collector.routing import KINDS, RouteError, check_target, mask, stored_address
 from collector.store.models import (
     Device,
     OnCallShift,
@@ -109,7 +109,7 @@ def routing_page(request: Request, db: SessionDep, who: KeyholderDep,
 
 
 @router.post("/routing/targets", include_in_schema=False)
-def add_target(db: SessionDep, who: HeadDep, scope: ScopeDep,
+def add_target(db: SessionDep, settings: SettingsDep, who: HeadDep, scope: ScopeDep,
                kind: Annotated[str, Form(max_length=16)],
                label: Annotated[str, Form(min_length=1, max_length=64)],
                address: Annotated[str, Form(min_length=1, max_length=2000)],
@@ -118,7 +118,8 @@ def add_target(db: SessionDep, who: HeadDep, scope: ScopeDep,
         address = check_target(kind, address)
     except RouteError as exc:
         raise BadRequest(str(exc)) from None
-    target = RouteTarget(kind=kind, label=label.strip(), address=address,
+    target = RouteTarget(kind=kind, label=label.strip(),
+                         address=stored_address(settings, kind, address),
                          digest=digest and kind == "email", created_by=who.username,
                          school_id=scope.school_id)
     db.add(target)

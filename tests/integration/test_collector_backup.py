@@ -85,7 +85,7 @@ def _backup_restore_open_verify(server: Any, db_url: str, tmp_path: Path) -> set
     with tarfile.open(out) as tar:
         names = set(tar.getnames())
     assert {"vigil-backup.json", "data/settings.toml", "data/tls/cert.pem", "data/tls/key.pem",
-            "data/audit.log"} <= names
+            "data/secrets.key", "data/audit.log"} <= names
     assert again_refused(out, server)
     later = _post(server, device, b"after the backup")  # not in the backup
     server.stop()
@@ -106,6 +106,9 @@ def _backup_restore_open_verify(server: Any, db_url: str, tmp_path: Path) -> set
     assert restored.returncode == 0, (restored.stdout, restored.stderr)
     assert b"audit log intact" in restored.stdout and b"After restoring a backup" in \
         restored.stdout
+    # The key that seals webhook URLs comes back with them, private.
+    assert (target / "secrets.key").read_bytes() == server.settings().secrets_key.read_bytes()
+    assert (target / "secrets.key").stat().st_mode & 0o077 == 0
 
     # The lost server's log (if it survives) holds the entries since the backup: checked
     # against it before anything is added, the restored database is truncated.

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import pytest
+from sqlalchemy import text as sql
 from sqlmodel import col, select
 
 from collector.settings import SmtpSettings
@@ -43,6 +44,15 @@ def test_the_head_routes_a_year_7_severity_5_event_to_the_dsl_and_a_channel(
                  {"kind": "webhook", "label": "Safeguarding channel", "address": hook.url}):
         answer = head.post_form("/routing/targets", form)
         assert answer.status_code == 303, answer.text[:300]
+    # The database holds the webhook sealed under the data directory's secrets.key, not its URL.
+    db = server.database()
+    try:
+        with db.engine.connect() as raw:
+            stored = [a for (a,) in raw.execute(sql(
+                "SELECT address FROM route_target WHERE kind = 'webhook'"))]
+    finally:
+        db.close()
+    assert len(stored) == 1 and HOOK_PATH not in stored[0] and hook.url not in stored[0]
     refused = tech.post_form("/routing/targets", {"kind": "email", "label": "Me",
                                                   "address": "tech@school.example"},
                              headers={"Accept": "application/json"})
@@ -120,6 +130,7 @@ def test_an_out_of_hours_severity_5_event_reaches_the_on_call_dsl_from_the_rota(
     from datetime import timedelta
 
     from collector.oncall import LONDON
+    from collector.routing import target_address
     from collector.store.models import RouteDelivery, RouteTarget, utcnow
 
     inbox, port = smtp
@@ -188,7 +199,7 @@ def test_an_out_of_hours_severity_5_event_reaches_the_on_call_dsl_from_the_rota(
     db = server.database()
     try:
         with db.session() as s:
-            sent_to = {s.get(RouteTarget, d.target_id).address
+            sent_to = {target_address(server.settings(), s.get(RouteTarget, d.target_id))
                        for d in s.exec(select(RouteDelivery)).all()}
             entries = _routing_entries(s)
             live = s.exec(select(RouteTarget).where(col(RouteTarget.removed_at).is_(None))).all()
