@@ -299,7 +299,7 @@ def report(split: str, lines: list[Line], tallies: dict[str, Tally], show: bool)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--split", default="test", choices=("test", "test-v2", "test-v3", "test-v4", "test-v5", "dev", "train"))
+    parser.add_argument("--split", default="test", choices=("test", "test-v2", "test-v3", "test-v4", "test-v5", "test-v6", "dev", "train"))
     parser.add_argument("--data", type=Path, default=DATA_DIR, help="data set root")
     parser.add_argument("--show", action="store_true",
                         help="list misses and false positives (reading them spends a test split)")

@@ -18,7 +18,7 @@ import pytest
 from core.rules import CATEGORIES
 
 ROOT = Path(__file__).resolve().parents[1] / "data" / "detection"
-SPLITS = ("train", "dev", "test", "test-v2", "test-v3", "test-v4", "test-v5")
+SPLITS = ("train", "dev", "test", "test-v2", "test-v3", "test-v4", "test-v5", "test-v6")
 LABELS = frozenset({*CATEGORIES, "eating_disorder", "benign"})
 LANGS = frozenset({"en", "cy", "pl", "ro", "ur", "ur-Latn", "pa", "bn", "ar", "so", "pt", "es",
                    "fr", "lt", "tr"})
