@@ -87,6 +87,17 @@ TOPICS = ["suicide", "self harm", "selfharm", "eating disorders", "mental health
 THIRD = ["hes {x}", "he's {x}", "shes {x}", "she's {x}", "he has {x}", "she has {x}",
          "friend has {x}", "mate has {x}", "theyve {x}", "they've {x}", "friend says shes {x}",
          "friend says hes {x}", "who has {x}"]
+# advice a lesson gives about a request rule ("never send nudes"): not "dont {x}", which is how a
+# threat reads ("if u dont send nudes ill post the first one"), nor bare "never {x}" ("why do u
+# never send nudes"), nor "pressure to {x}" ("im under pressure to send nudes"); branch detect6
+ADVICE = ["not to {x}", "to never {x}", "should never {x}", "should not {x}", "shouldnt {x}",
+          "shouldn't {x}", "said never {x}", "told us never {x}", "told us not to {x}",
+          "taught us not to {x}", "never ever {x}", "why you shouldnt {x}",
+          "why you shouldn't {x}", "dangers of {x}", "risks of {x}"]
+# the law and the age limit for a thing pupils may buy ("what age can u buy a vape"); detect6
+LAW = ["age can you {x}", "age can u {x}", "age to {x}", "age do you have to be to {x}",
+       "old do you have to be to {x}", "old to {x}", "legal to {x}", "illegal to {x}",
+       "illegal for shops to {x}", "law on who can {x}", "is it legal to {x}"]
 GAMES = ("fifa", "fortnite", "cod", "chess", "mario kart", "smash", "minecraft", "rocket league",
          "2k", "apex", "valorant", "pool", "uno", "monopoly", "scrabble", "football", "badminton",
          "table tennis", "ping pong", "cards")
@@ -150,6 +161,16 @@ def contexts() -> dict[str, list[str]]:
                                for w in ("whos", "who is", "friend is", "someone is")],
         "violence.murder_you": [f"murder you {p} {g}" for p in ("at", "in", "on") for g in GAMES],
         "drugs.weed": [f.format(x=x) for x in ("smoking weed", "selling weed") for f in HELP_BE],
+        # branch detect6: selling said of someone else, advice about a request, the law on vapes
+        "drugs.selling_drugs": frames(["selling drugs"], [], ("be",)),
+        "drugs.sell_drugs": frames(["sell drugs"], [], ("verb",)),
+        "drugs.selling_vapes": frames(["selling vapes"], [], ("be",)),
+        "drugs.sell_vapes": frames(["sell vapes"], [], ("verb",)),
+        "grooming.send_nudes": [f.format(x="send nudes") for f in ADVICE],
+        "grooming.send_noods": [f.format(x="send noods") for f in ADVICE],
+        "grooming.send_noodz": [f.format(x="send noodz") for f in ADVICE],
+        "drugs.buy_a_vape": [f.format(x="buy a vape") for f in LAW],
+        "drugs.buy_vapes": [f.format(x="buy vapes") for f in LAW],
         "filter_bypass.vpn": ["access any vpn", "vpn virtual private network", "vpn solution"],
         "pornography.porn": [f"revenge porn and {y}" for y in TOPICS]
         + [f"{y} and revenge porn" for y in TOPICS]
