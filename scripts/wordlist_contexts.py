@@ -98,6 +98,28 @@ ADVICE = ["not to {x}", "to never {x}", "should never {x}", "should not {x}", "s
 LAW = ["age can you {x}", "age can u {x}", "age to {x}", "age do you have to be to {x}",
        "old do you have to be to {x}", "old to {x}", "legal to {x}", "illegal to {x}",
        "illegal for shops to {x}", "law on who can {x}", "is it legal to {x}"]
+# a request said of someone else ("a guy asked my friend to send nudes"); not pronouns or
+# relatives, as in core/topic_context.py; detect6
+ASKED_OF = ["friend to {x}", "friends to {x}", "mate to {x}", "mates to {x}", "classmate to {x}",
+            "someone to {x}", "people to {x}", "kids to {x}", "children to {x}", "pupils to {x}",
+            "students to {x}", "teens to {x}", "girls to {x}", "boys to {x}"]
+# someone else's words reported ("she told me she wants to end it all"); detect6
+REPORTED = [f"{who} {verb} {{x}}" for who in ("she", "he", "friend", "mate", "someone")
+            for verb in ("wants to", "wanted to", "is going to", "was going to", "is gonna",
+                         "would")]
+REPORTED += [f"{who} {verb} {{x}}" for who in ("shes", "she's", "hes", "he's")
+             for verb in ("going to", "gonna")]
+REPORTED += ["she said shed {x}", "she said she'd {x}", "he said hed {x}", "he said he'd {x}"]
+REPORTED += [f"they {verb} {{x}}" for verb in ("want to", "wanted to", "are going to",
+                                               "are gonna")]
+# the idiom, not the wish ("i want to die of embarrassment"); detect6
+DIE_OF = ["{x} of embarrassment", "{x} of cringe", "{x} of boredom"]
+# the law on carrying a weapon, as a lesson teaches it; detect6
+WEAPON_LAW = ["{x} is illegal", "{x} can get you", "{x} is a crime", "{x} is against the law",
+              "sentence for {x}", "penalty for {x}", "law on {x}", "dangers of {x}",
+              "risks of {x}", "why young people start {x}", "why teenagers start {x}",
+              "learned about {x}", "lesson on {x}", "assembly about {x}", "talk about {x}"]
+BUILD_GAMES = ("minecraft", "roblox", "terraria", "fortnite", "gta", "the sims", "sims")
 GAMES = ("fifa", "fortnite", "cod", "chess", "mario kart", "smash", "minecraft", "rocket league",
          "2k", "apex", "valorant", "pool", "uno", "monopoly", "scrabble", "football", "badminton",
          "table tennis", "ping pong", "cards")
@@ -166,12 +188,20 @@ def contexts() -> dict[str, list[str]]:
         "drugs.sell_drugs": frames(["sell drugs"], [], ("verb",)),
         "drugs.selling_vapes": frames(["selling vapes"], [], ("be",)),
         "drugs.sell_vapes": frames(["sell vapes"], [], ("verb",)),
-        "grooming.send_nudes": [f.format(x="send nudes") for f in ADVICE],
-        "grooming.send_noods": [f.format(x="send noods") for f in ADVICE],
-        "grooming.send_noodz": [f.format(x="send noodz") for f in ADVICE],
+        "grooming.send_nudes": [f.format(x="send nudes") for f in ADVICE + ASKED_OF],
+        "grooming.send_noods": [f.format(x="send noods") for f in ADVICE + ASKED_OF],
+        "grooming.send_noodz": [f.format(x="send noodz") for f in ADVICE + ASKED_OF],
         "drugs.buy_a_vape": [f.format(x="buy a vape") for f in LAW],
         "drugs.buy_vapes": [f.format(x="buy vapes") for f in LAW],
-        "filter_bypass.vpn": ["access any vpn", "vpn virtual private network", "vpn solution"],
+        "suicide.end_it_all": [f.format(x="end it all") for f in REPORTED],
+        "suicide.wanna_die": [f.format(x="wanna die") for f in DIE_OF],
+        "violence.carrying_a_knife": [f.format(x="carrying a knife") for f in WEAPON_LAW],
+        "violence.carry_a_blade": [f.format(x="carry a blade") for f in WEAPON_LAW],
+        "extremism.make_a_bomb": [f"make a bomb {p} {g}" for p in ("in", "on")
+                                  for g in BUILD_GAMES],
+        "bullying.hang_yourself": ["hang yourself upside down"],
+        "filter_bypass.vpn": ["access any vpn", "vpn virtual private network", "vpn solution"]
+        + [f.format(x="use a vpn") for f in LAW],
         "pornography.porn": [f"revenge porn and {y}" for y in TOPICS]
         + [f"{y} and revenge porn" for y in TOPICS]
         + ["sextortion revenge porn", "about revenge porn", "learned about porn",
@@ -183,7 +213,8 @@ def contexts() -> dict[str, list[str]]:
             "someone who may feel suicidal", "when people feel suicidal",
             "why people feel suicidal", "make someone feel suicidal",
             "makes people feel suicidal"],
-        "suicide.want_to_die": ["want to die in your arms"],
+        "suicide.want_to_die": ["want to die in your arms"]
+        + [f.format(x="want to die") for f in DIE_OF],
         # language packs: a friend who self-harms, a lesson, reported speech
         "self_harm.es.autolesi": [
             "amigo que se autolesi", "amiga que se autolesi", "alguien que se autolesi",
