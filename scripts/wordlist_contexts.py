@@ -119,6 +119,11 @@ WEAPON_LAW = ["{x} is illegal", "{x} can get you", "{x} is a crime", "{x} is aga
               "sentence for {x}", "penalty for {x}", "law on {x}", "dangers of {x}",
               "risks of {x}", "why young people start {x}", "why teenagers start {x}",
               "learned about {x}", "lesson on {x}", "assembly about {x}", "talk about {x}"]
+# school work about the topic, where "my X" is not a disclosure ("my self harm poster"); detect6
+MY_WORK = ["{x} " + w for w in ("project", "essay", "poster", "presentation", "homework",
+                                "leaflet", "research", "assignment", "coursework", "worksheet",
+                                "talk", "speech", "quiz", "notes", "revision", "display",
+                                "assembly", "lesson", "awareness")]
 BUILD_GAMES = ("minecraft", "roblox", "terraria", "fortnite", "gta", "the sims", "sims")
 GAMES = ("fifa", "fortnite", "cod", "chess", "mario kart", "smash", "minecraft", "rocket league",
          "2k", "apex", "valorant", "pool", "uno", "monopoly", "scrabble", "football", "badminton",
@@ -200,6 +205,13 @@ def contexts() -> dict[str, list[str]]:
         "extremism.make_a_bomb": [f"make a bomb {p} {g}" for p in ("in", "on")
                                   for g in BUILD_GAMES],
         "bullying.hang_yourself": ["hang yourself upside down"],
+        **{rid: [f.format(x=x) for f in MY_WORK] for rid, x in (
+            ("self_harm.my_self_harm", "my self harm"), ("self_harm.my_selfharm", "my selfharm"),
+            ("self_harm.my_overdose", "my overdose"), ("eating_disorder.my_anorexia", "my anorexia"),
+            ("eating_disorder.my_bulimia", "my bulimia"),
+            ("suicide.my_suicidal_thoughts", "my suicidal thoughts"),
+            ("suicide.my_suicidal_feelings", "my suicidal feelings"),
+            ("suicide.my_suicide_attempt", "my suicide attempt"))},
         "filter_bypass.vpn": ["access any vpn", "vpn virtual private network", "vpn solution"]
         + [f.format(x="use a vpn") for f in LAW],
         "pornography.porn": [f"revenge porn and {y}" for y in TOPICS]
