@@ -92,7 +92,8 @@ THIRD = ["hes {x}", "he's {x}", "shes {x}", "she's {x}", "he has {x}", "she has 
 # never send nudes"), nor "pressure to {x}" ("im under pressure to send nudes"); branch detect6
 ADVICE = ["not to {x}", "to never {x}", "should never {x}", "should not {x}", "shouldnt {x}",
           "shouldn't {x}", "said never {x}", "told us never {x}", "told us not to {x}",
-          "taught us not to {x}", "never ever {x}", "why you shouldnt {x}",
+          "taught us not to {x}", "us never to {x}", "us not to {x}", "never ever {x}",
+          "why you shouldnt {x}",
           "why you shouldn't {x}", "dangers of {x}", "risks of {x}"]
 # the law and the age limit for a thing pupils may buy ("what age can u buy a vape"); detect6
 LAW = ["age can you {x}", "age can u {x}", "age to {x}", "age do you have to be to {x}",
@@ -109,7 +110,8 @@ REPORTED = [f"{who} {verb} {{x}}" for who in ("she", "he", "friend", "mate", "so
                          "would")]
 REPORTED += [f"{who} {verb} {{x}}" for who in ("shes", "she's", "hes", "he's")
              for verb in ("going to", "gonna")]
-REPORTED += ["she said shed {x}", "she said she'd {x}", "he said hed {x}", "he said he'd {x}"]
+REPORTED += ["said shed {x}", "said she'd {x}", "said hed {x}", "said he'd {x}",
+             "says shed {x}", "says she'd {x}", "says hed {x}", "says he'd {x}"]
 REPORTED += [f"they {verb} {{x}}" for verb in ("want to", "wanted to", "are going to",
                                                "are gonna")]
 # the idiom, not the wish ("i want to die of embarrassment"); detect6
@@ -203,7 +205,8 @@ def contexts() -> dict[str, list[str]]:
         "violence.carrying_a_knife": [f.format(x="carrying a knife") for f in WEAPON_LAW],
         "violence.carry_a_blade": [f.format(x="carry a blade") for f in WEAPON_LAW],
         "extremism.make_a_bomb": [f"make a bomb {p} {g}" for p in ("in", "on")
-                                  for g in BUILD_GAMES],
+                                  for g in BUILD_GAMES]
+        + [f"{g} how to make a bomb" for g in BUILD_GAMES],
         "bullying.hang_yourself": ["hang yourself upside down"],
         **{rid: [f.format(x=x) for f in MY_WORK] for rid, x in (
             ("self_harm.my_self_harm", "my self harm"), ("self_harm.my_selfharm", "my selfharm"),
