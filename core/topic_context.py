@@ -18,7 +18,10 @@ victim, not a lesson, and not relatives: "my brother has a gambling addiction" i
 child's home), the words of lessons and help pages, and other PSHE topics named beside it.
 A few ("talked to us", "nurse", "coping", "impact", "affects", the PSHE topics) were added after
 reading the dev split's list false alarms with the generated ``unless`` frames switched off; none
-came from a test split. Each is matched as whole words after the matcher's folding (diacritics
+came from a test split. Branch detect6 added words for a text studied, a subject taught, help for
+a named other, a policy and help sites, plus a book word per language, after a hard dev batch
+written before any tuning showed lessons and books still firing (wordlists/README.md, "More cues
+and frames"). Each is matched as whole words after the matcher's folding (diacritics
 and case folded, so "kolezanka" covers "koleżanka").
 """
 
