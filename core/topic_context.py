@@ -18,7 +18,10 @@ victim, not a lesson, and not relatives: "my brother has a gambling addiction" i
 child's home), the words of lessons and help pages, and other PSHE topics named beside it.
 A few ("talked to us", "nurse", "coping", "impact", "affects", the PSHE topics) were added after
 reading the dev split's list false alarms with the generated ``unless`` frames switched off; none
-came from a test split. Each is matched as whole words after the matcher's folding (diacritics
+came from a test split. Branch detect6 added words for a text studied, a subject taught, help for
+a named other, a policy and help sites, plus a book word per language, after a hard dev batch
+written before any tuning showed lessons and books still firing (wordlists/README.md, "More cues
+and frames"). Each is matched as whole words after the matcher's folding (diacritics
 and case folded, so "kolezanka" covers "koleżanka").
 """
 
@@ -48,6 +51,18 @@ _EN = (
     # another PSHE topic named beside it: a list of topics is a lesson or a policy
     "mental health", "wellbeing", "cyberbullying", "cyber bullying", "online safety",
     "e safety", "consent", "radicalisation", "knife crime", "gangs", "exploitation", "trolling",
+    # branch detect6: a text studied, a subject taught, help for a named other, a policy, a help
+    # site. Not "history" ("a history of self harm"), "exam" ("exam stress made me self harm"),
+    # "teacher" or "staff" ("a teacher saw my self harm"), bare "re" (the matcher splits "we're")
+    "book", "books", "chapter", "quote", "quotes", "analysis", "analyse", "analyze", "theme",
+    "themes", "author", "shakespeare", "literature", "science", "biology", "chemistry",
+    "sociology", "psychology", "computing", "in re", "re lesson", "re homework", "religious",
+    "religion", "religions", "christians", "christianity", "islam", "bible", "quran", "debated",
+    "debating", "debates", "helplines", "charities", "help him", "help her", "help them",
+    "support him", "support her", "support them", "worried about him", "worried about her",
+    "worried about them", "safeguarding", "designated", "acceptable use", "forbidden",
+    "prohibited", "not permitted", "thinkuknow", "ceop", "nspcc", "barnardos", "gambleaware",
+    "gamcare",
 )
 _OTHER = (
     # cy
@@ -83,5 +98,10 @@ _OTHER = (
     # tr
     "arkadas", "arkadaş", "arkadasim", "arkadaşım", "ders", "derste", "dersinde", "biri",
     "birisi", "insanlar",
+    # a book or a novel read in class, per language (branch detect6)
+    "llyfr", "ksiazka", "książka", "ksiazce", "książce", "lektura", "lekturze", "carte",
+    "cartea", "romanul", "کتاب", "kitab", "ਕਿਤਾਬ", "বই", "كتاب", "الكتاب", "رواية", "buug",
+    "buugga", "livro", "libro", "novela", "obra", "livre", "roman", "knyga", "knygoje", "kitap",
+    "kitapta",
 )
 CUES: tuple[str, ...] = tuple(dict.fromkeys((*_EN, *_OTHER)))

@@ -87,6 +87,46 @@ TOPICS = ["suicide", "self harm", "selfharm", "eating disorders", "mental health
 THIRD = ["hes {x}", "he's {x}", "shes {x}", "she's {x}", "he has {x}", "she has {x}",
          "friend has {x}", "mate has {x}", "theyve {x}", "they've {x}", "friend says shes {x}",
          "friend says hes {x}", "who has {x}"]
+# advice a lesson gives about a request rule ("never send nudes"): not "dont {x}", which is how a
+# threat reads ("if u dont send nudes ill post the first one"), nor bare "never {x}" ("why do u
+# never send nudes"), nor "pressure to {x}" ("im under pressure to send nudes"); branch detect6
+ADVICE = ["not to {x}", "to never {x}", "should never {x}", "should not {x}", "shouldnt {x}",
+          "shouldn't {x}", "said never {x}", "told us never {x}", "told us not to {x}",
+          "taught us not to {x}", "us never to {x}", "us not to {x}", "never ever {x}",
+          "why you shouldnt {x}",
+          "why you shouldn't {x}", "dangers of {x}", "risks of {x}"]
+# the law and the age limit for a thing pupils may buy ("what age can u buy a vape"); detect6
+LAW = ["age can you {x}", "age can u {x}", "age to {x}", "age do you have to be to {x}",
+       "old do you have to be to {x}", "old to {x}", "legal to {x}", "illegal to {x}",
+       "illegal for shops to {x}", "law on who can {x}", "is it legal to {x}"]
+# a request said of someone else ("a guy asked my friend to send nudes"); not pronouns or
+# relatives, as in core/topic_context.py; detect6
+ASKED_OF = ["friend to {x}", "friends to {x}", "mate to {x}", "mates to {x}", "classmate to {x}",
+            "someone to {x}", "people to {x}", "kids to {x}", "children to {x}", "pupils to {x}",
+            "students to {x}", "teens to {x}", "girls to {x}", "boys to {x}"]
+# someone else's words reported ("she told me she wants to end it all"); detect6
+REPORTED = [f"{who} {verb} {{x}}" for who in ("she", "he", "friend", "mate", "someone")
+            for verb in ("wants to", "wanted to", "is going to", "was going to", "is gonna",
+                         "would")]
+REPORTED += [f"{who} {verb} {{x}}" for who in ("shes", "she's", "hes", "he's")
+             for verb in ("going to", "gonna")]
+REPORTED += ["said shed {x}", "said she'd {x}", "said hed {x}", "said he'd {x}",
+             "says shed {x}", "says she'd {x}", "says hed {x}", "says he'd {x}"]
+REPORTED += [f"they {verb} {{x}}" for verb in ("want to", "wanted to", "are going to",
+                                               "are gonna")]
+# the idiom, not the wish ("i want to die of embarrassment"); detect6
+DIE_OF = ["{x} of embarrassment", "{x} of cringe", "{x} of boredom"]
+# the law on carrying a weapon, as a lesson teaches it; detect6
+WEAPON_LAW = ["{x} is illegal", "{x} can get you", "{x} is a crime", "{x} is against the law",
+              "sentence for {x}", "penalty for {x}", "law on {x}", "dangers of {x}",
+              "risks of {x}", "why young people start {x}", "why teenagers start {x}",
+              "learned about {x}", "lesson on {x}", "assembly about {x}", "talk about {x}"]
+# school work about the topic, where "my X" is not a disclosure ("my self harm poster"); detect6
+MY_WORK = ["{x} " + w for w in ("project", "essay", "poster", "presentation", "homework",
+                                "leaflet", "research", "assignment", "coursework", "worksheet",
+                                "talk", "speech", "quiz", "notes", "revision", "display",
+                                "assembly", "lesson", "awareness")]
+BUILD_GAMES = ("minecraft", "roblox", "terraria", "fortnite", "gta", "the sims", "sims")
 GAMES = ("fifa", "fortnite", "cod", "chess", "mario kart", "smash", "minecraft", "rocket league",
          "2k", "apex", "valorant", "pool", "uno", "monopoly", "scrabble", "football", "badminton",
          "table tennis", "ping pong", "cards")
@@ -150,7 +190,33 @@ def contexts() -> dict[str, list[str]]:
                                for w in ("whos", "who is", "friend is", "someone is")],
         "violence.murder_you": [f"murder you {p} {g}" for p in ("at", "in", "on") for g in GAMES],
         "drugs.weed": [f.format(x=x) for x in ("smoking weed", "selling weed") for f in HELP_BE],
-        "filter_bypass.vpn": ["access any vpn", "vpn virtual private network", "vpn solution"],
+        # branch detect6: selling said of someone else, advice about a request, the law on vapes
+        "drugs.selling_drugs": frames(["selling drugs"], [], ("be",)),
+        "drugs.sell_drugs": frames(["sell drugs"], [], ("verb",)),
+        "drugs.selling_vapes": frames(["selling vapes"], [], ("be",)),
+        "drugs.sell_vapes": frames(["sell vapes"], [], ("verb",)),
+        "grooming.send_nudes": [f.format(x="send nudes") for f in ADVICE + ASKED_OF],
+        "grooming.send_noods": [f.format(x="send noods") for f in ADVICE + ASKED_OF],
+        "grooming.send_noodz": [f.format(x="send noodz") for f in ADVICE + ASKED_OF],
+        "drugs.buy_a_vape": [f.format(x="buy a vape") for f in LAW],
+        "drugs.buy_vapes": [f.format(x="buy vapes") for f in LAW],
+        "suicide.end_it_all": [f.format(x="end it all") for f in REPORTED],
+        "suicide.wanna_die": [f.format(x="wanna die") for f in DIE_OF],
+        "violence.carrying_a_knife": [f.format(x="carrying a knife") for f in WEAPON_LAW],
+        "violence.carry_a_blade": [f.format(x="carry a blade") for f in WEAPON_LAW],
+        "extremism.make_a_bomb": [f"make a bomb {p} {g}" for p in ("in", "on")
+                                  for g in BUILD_GAMES]
+        + [f"{g} how to make a bomb" for g in BUILD_GAMES],
+        "bullying.hang_yourself": ["hang yourself upside down"],
+        **{rid: [f.format(x=x) for f in MY_WORK] for rid, x in (
+            ("self_harm.my_self_harm", "my self harm"), ("self_harm.my_selfharm", "my selfharm"),
+            ("self_harm.my_overdose", "my overdose"), ("eating_disorder.my_anorexia", "my anorexia"),
+            ("eating_disorder.my_bulimia", "my bulimia"),
+            ("suicide.my_suicidal_thoughts", "my suicidal thoughts"),
+            ("suicide.my_suicidal_feelings", "my suicidal feelings"),
+            ("suicide.my_suicide_attempt", "my suicide attempt"))},
+        "filter_bypass.vpn": ["access any vpn", "vpn virtual private network", "vpn solution"]
+        + [f.format(x="use a vpn") for f in LAW],
         "pornography.porn": [f"revenge porn and {y}" for y in TOPICS]
         + [f"{y} and revenge porn" for y in TOPICS]
         + ["sextortion revenge porn", "about revenge porn", "learned about porn",
@@ -162,7 +228,8 @@ def contexts() -> dict[str, list[str]]:
             "someone who may feel suicidal", "when people feel suicidal",
             "why people feel suicidal", "make someone feel suicidal",
             "makes people feel suicidal"],
-        "suicide.want_to_die": ["want to die in your arms"],
+        "suicide.want_to_die": ["want to die in your arms"]
+        + [f.format(x="want to die") for f in DIE_OF],
         # language packs: a friend who self-harms, a lesson, reported speech
         "self_harm.es.autolesi": [
             "amigo que se autolesi", "amiga que se autolesi", "alguien que se autolesi",
