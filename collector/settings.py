@@ -139,6 +139,10 @@ class Settings:
     # Routing (collector.routing): a target that is down is tried again after this, doubling
     # each time up to an hour, for a day.
     route_retry_s: float = 60.0
+    # Cohort tags (collector.cohorts): publish each school's map of hashed logins to year group
+    # and form, so events carry them and routing rules can name a year. false: an empty map,
+    # and events arrive untagged.
+    cohort_tags: bool = True
     retention_interval_s: float = 3600.0
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
