@@ -33,9 +33,10 @@ __all__ = [
 YEAR_MAX = 16  # "7", or as the MIS says it ("Reception"): the roster's limit
 FORM_MAX = 32
 KEY_BYTES = 16  # of the HMAC, as 32 hex characters
-# Printable text without control characters, angle brackets or quotes: it is shown on pages and
-# put in alerts' routing decisions, and a year group or form never needs them.
-_TAG = re.compile(r"^[^\x00-\x1f\x7f<>\"'&\\]*$")
+# Printable text without control characters, angle brackets or backslashes: it is shown on pages
+# (escaped, like all desktop-derived text) and a year group or form never needs them; quotes and
+# "&" stay allowed for forms named after a tutor ("7 O'Neill").
+_TAG = re.compile(r"[^\x00-\x1f\x7f-\x9f<>\\]*")
 
 
 def login_key(user: str) -> str:
@@ -58,6 +59,6 @@ def check_tag(year: object, form: object) -> str | None:
             return f"{name} must be text"
         if len(value) > limit:
             return f"{name} must be at most {limit} characters"
-        if not _TAG.match(value):
+        if not _TAG.fullmatch(value):
             return f"{name} holds characters a year group or form never has"
     return None
