@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from agent.cohorts import CohortState
 from agent.config import ConfigDir
 from collector.cohorts import cohort_map, salt_for
