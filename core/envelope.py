@@ -179,7 +179,7 @@ def check_meta(meta: Metadata, expected: Mapping[str, Any],
     unknown = set(expected) - set(_META_FIELDS)
     if unknown:
         raise EnvelopeError(f"unknown metadata field(s) to check: {', '.join(sorted(unknown))}")
-    sealed = meta.to_dict()
+    sealed = {**dict.fromkeys(_OPTIONAL, ""), **meta.to_dict()}  # an untagged event: ""
     differences = []
     for name in _META_FIELDS:
         if name not in expected:

@@ -130,6 +130,9 @@ def _meta(**tag: str) -> envelope.Metadata:
 def test_the_tag_is_clear_metadata_bound_by_the_seal(head_key: Keyholder) -> None:
     untagged = _meta()
     assert "year" not in untagged.to_dict()  # an untagged event keeps its old bytes
+    envelope.check_meta(untagged, {"year": "", "form": ""})  # as its row has it
+    with pytest.raises(MetadataMismatch):
+        envelope.check_meta(untagged, {"year": "7", "form": ""})
     tagged = _meta(year="7", form="7B")
     data = envelope.seal(tagged, {"user": "ann.y7"}, b"png", [head_key.public])
     meta, _ = envelope.read_meta(data)
