@@ -60,9 +60,11 @@ class CohortState:
         self._config = config
         self._lock = threading.Lock()
         self.etag: str | None = None
+        self.body: bytes | None = None  # the map as fetched (a supervisor hands it on)
         self._salt = b""
         self._pupils: dict[str, tuple[str, str]] = {}
-        load = getattr(config, "load_cohorts", None)  # a supervised session has none (yet)
+        # A supervised session agent has no file of its own: the supervisor hands it the map.
+        load = getattr(config, "load_cohorts", None)
         try:
             cached = load() if load is not None else None
         except ConfigError as exc:
@@ -78,7 +80,7 @@ class CohortState:
     def _use(self, body: bytes, etag: str) -> None:
         salt, pupils = parse(body)
         with self._lock:
-            self._salt, self._pupils, self.etag = salt, pupils, etag
+            self._salt, self._pupils, self.etag, self.body = salt, pupils, etag, body
 
     def offer(self, body: bytes, etag: str) -> bool:
         """A map fetched from the collector: use and cache it if it parses."""

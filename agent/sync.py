@@ -74,8 +74,8 @@ class Sync:
             self._policy.offer(*fetched)
 
     def refresh_cohorts(self) -> None:
-        """The school's cohort map, by ETag (an unchanged one is a 304). On the heartbeat's
-        schedule, like the policy; a supervised session's link has no such call yet."""
+        """The school's cohort map, by ETag (an unchanged one is a 304; from the supervisor, for a
+        session agent it started). On the heartbeat's schedule, like the policy."""
         fetch = getattr(self._uplink, "fetch_cohorts", None)
         if self._cohorts is None or fetch is None:
             return
