@@ -32,10 +32,11 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from collector.settings import Settings
 from collector.store.db import Database
-from collector.store.models import CohortSalt, RosterPupil
+from collector.store.models import CohortSalt, RosterPupil, School
 
-__all__ = ["CohortMap", "cohort_map", "salt_for"]
+__all__ = ["CohortMap", "cohort_map", "salt_for", "tagging_on"]
 
 FORMAT = 1
 
@@ -89,6 +90,19 @@ def _fingerprint(session: Session) -> tuple[Any, ...]:
                               func.max(RosterPupil.missing_since),
                               func.count(col(RosterPupil.missing_since)))).one()
     return tuple(str(v) for v in row)
+
+
+def tagging_on(db: Database, settings: Settings, school_id: int | None) -> bool:
+    """Whether a school's devices tag events: ``cohort_tags`` for the whole collector, and a
+    school whose code is in ``cohort_tags_off`` has switched it off for itself."""
+    if not settings.cohort_tags:
+        return False
+    if school_id is None or not settings.cohort_tags_off:
+        return True
+    with db.session() as session:
+        school = session.get(School, school_id)
+    off = {code.casefold() for code in settings.cohort_tags_off}
+    return school is None or school.code.casefold() not in off
 
 
 def cohort_map(db: Database, school_id: int | None, enabled: bool = True) -> CohortMap:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Header, Response
 
-from collector.cohorts import cohort_map
+from collector.cohorts import cohort_map, tagging_on
 from collector.deps import DatabaseDep, DeviceDep, SettingsDep
 
 __all__ = ["router"]
@@ -16,7 +16,8 @@ router = APIRouter(prefix="/api/v1", tags=["agent"])
 @router.get("/cohorts", responses={200: {"content": {"application/json": {}}}, 304: {}})
 def get_cohorts(device: DeviceDep, db: DatabaseDep, settings: SettingsDep,
                 if_none_match: str | None = Header(default=None, max_length=200)) -> Response:
-    found = cohort_map(db, device.school_id, enabled=settings.cohort_tags)
+    found = cohort_map(db, device.school_id,
+                       enabled=tagging_on(db, settings, device.school_id))
     etag = f'"{found.etag}"'
     if if_none_match is not None and etag in {t.strip() for t in if_none_match.split(",")}:
         return Response(status_code=304, headers={"ETag": etag})

@@ -101,6 +101,26 @@ def test_each_school_has_its_own_stable_salt_and_tagging_can_be_off(database: Da
     assert cohort_map(database, school).pupils == 3
 
 
+def test_a_school_switches_tagging_off_by_its_code(database: Database, tmp_path: Path) -> None:
+    from collector.cohorts import tagging_on
+    from collector.errors import SettingsError
+    from collector.settings import Settings
+
+    def add(s: Any) -> int:
+        school = School(code="NHA", name="North Hill Academy")
+        s.add(school)
+        s.flush()
+        return school.id or 0
+
+    school = database.write(add)
+    on, off = Settings(data_dir=tmp_path), Settings(data_dir=tmp_path, cohort_tags_off=["nha"])
+    assert tagging_on(database, on, school) and tagging_on(database, on, None)
+    assert not tagging_on(database, off, school) and tagging_on(database, off, None)
+    assert not tagging_on(database, Settings(data_dir=tmp_path, cohort_tags=False), None)
+    with pytest.raises(SettingsError):
+        Settings(data_dir=tmp_path, cohort_tags="no")  # type: ignore[arg-type]
+
+
 def test_the_agent_looks_the_login_up_and_keeps_the_map_beside_the_policy(
         database: Database, tmp_path: Path) -> None:
     _pupils(database)
