@@ -1,8 +1,8 @@
 """The school's cohort map on the desktop (issue 18): the signed-in pupil's year group and form
 for each event's clear metadata, so that the collector can route by year without the name.
 
-The map (collector.cohorts) is fetched with the device's credential at each heartbeat, by ETag,
-and cached in the config directory beside the policy, so a restart without the network still
+The map (collector.cohorts) is fetched with the device's credential when the heartbeat names
+another map than ours (as the policy is), and cached in the config directory beside the policy, so a restart without the network still
 tags. It is deliberately not part of the keyholder-signed policy: it decides where an alert is
 routed, never who can read a capture, and a roster import must not need a keyholder's password.
 A map that fails to parse is refused and logged; the agent keeps the one it had. No map, a

@@ -74,8 +74,8 @@ class Sync:
             self._policy.offer(*fetched)
 
     def refresh_cohorts(self) -> None:
-        """The school's cohort map, by ETag (an unchanged one is a 304; from the supervisor, for a
-        session agent it started). On the heartbeat's schedule, like the policy."""
+        """The school's cohort map, by ETag (from the supervisor, for a session agent it
+        started). Like the policy: fetched when the heartbeat names another map than ours."""
         fetch = getattr(self._uplink, "fetch_cohorts", None)
         if self._cohorts is None or fetch is None:
             return
@@ -86,9 +86,6 @@ class Sync:
     def _once(self, heartbeat_due: bool) -> None:
         if self._policy.policy is None:
             self.refresh_policy()
-        if heartbeat_due:
-            # Before the upload, so the first events after enrolment are already tagged.
-            self.refresh_cohorts()
         report = self._uplink.upload(self._spool)
         self.uploaded += report.stored + report.duplicate
         repeats = self._flood.pending()
@@ -102,6 +99,11 @@ class Sync:
             etag = str(answer.get("policy_etag") or "").strip('"')
             if etag and etag != (self._policy.etag or "").strip('"'):
                 self.refresh_policy()
+            # The same for the cohort map; a collector older than maps names none.
+            cohort = str(answer.get("cohort_etag") or "").strip('"')
+            if (cohort and self._cohorts is not None
+                    and cohort != (self._cohorts.etag or "").strip('"')):
+                self.refresh_cohorts()
         self._write_status()
 
     def _write_status(self) -> None:

@@ -77,7 +77,7 @@ def salt_for(db: Database, school_id: int | None) -> bytes:
         return bytes(row.salt)
 
 
-# Every agent asks at each heartbeat; a trust's map is 20,000 HMACs. Built maps are kept per
+# Every heartbeat names the map's ETag; a trust's map is 20,000 HMACs. Built maps are kept per
 # instance, keyed by the roster's fingerprint (one aggregate query), so an unchanged roster
 # costs a query and a 304. A cache, not state: any instance rebuilds the same bytes.
 _CACHE: dict[tuple[bytes, bool, tuple[Any, ...]], CohortMap] = {}

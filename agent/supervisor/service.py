@@ -198,7 +198,8 @@ class Supervisor:
                 for agent in self.agents.values():
                     if agent.session.uid == uid and isinstance(status, dict):
                         agent.status = status
-            return {"ok": True, "policy_etag": self.policy.etag}
+            return {"ok": True, "policy_etag": self.policy.etag,
+                    "cohort_etag": self.cohorts.etag}
         return {"ok": False, "error": f"unknown op {op!r}", "retry": False}
 
     def _take_events(self, uid: Any, events: Any) -> dict[str, Any]:

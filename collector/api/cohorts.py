@@ -1,5 +1,6 @@
 """GET /api/v1/cohorts: the cohort map of the calling device's school (collector.cohorts), with
-an ETag so that an unchanged map costs an agent a 304 and nothing more."""
+an ETag so that an unchanged map costs an agent a 304 and nothing more. The heartbeat's answer
+names the current map's ETag (``cohort_etag``), so an agent asks only when it changed."""
 
 from __future__ import annotations
 

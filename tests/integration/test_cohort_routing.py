@@ -117,6 +117,9 @@ def test_a_year_7_pupils_event_is_routed_by_a_year_rule_and_a_year_9_pupils_is_n
         again = server.client.get("/api/v1/cohorts", headers={
             "Authorization": f"Bearer {enrolment.bearer}", "If-None-Match": etag})
         assert again.status_code == 304  # an unchanged map costs nothing
+        beat = server.client.post("/api/v1/heartbeat", json={}, headers={
+            "Authorization": f"Bearer {enrolment.bearer}"})
+        assert beat.json()["cohort_etag"] == etag.strip('"')  # what the agent compares with
         assert server.client.get("/api/v1/cohorts").status_code == 401  # devices only
 
         keys = server.public_keys()
