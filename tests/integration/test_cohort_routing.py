@@ -142,6 +142,10 @@ def test_a_year_7_pupils_event_is_routed_by_a_year_rule_and_a_year_9_pupils_is_n
     triage = head.http.get("/triage")  # before unlock: year and form beside the device
     assert "Year 7, 7B" in triage.text and "Year 9, 9G" in triage.text
     assert "Ann" not in triage.text and "cara.y9" not in triage.text
+    event_page = head.http.get(f"/events/{y7[0]}").text
+    assert "Year 7, 7B" in event_page
+    # The offline `vigil open --expect` line checks the tag too (tojson sorts the keys).
+    assert '"form": "7B"' in event_page and '"year": "7"' in event_page
     head.close()
 
     db = server.database()
