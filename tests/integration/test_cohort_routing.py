@@ -159,5 +159,7 @@ def test_a_year_7_pupils_event_is_routed_by_a_year_rule_and_a_year_9_pupils_is_n
     assert tags == {y7[0]: ("7", "7B"), y9[0]: ("9", "9G")}
     assert delivered == {y7[0]} and routed  # the Year 9 event was matched and not sent
     assert len(inbox.messages) == 1
+    privacy = server.client.get("/privacy").text  # pupils and parents are told, plainly
+    assert 'id="cohort-tags"' in privacy and "never their name" in privacy
     assert "Traceback" not in server.log()
     assert json.loads(cached)["etag"] == etag
