@@ -39,6 +39,16 @@ def _pupils(db: Database) -> None:
     ]))
 
 
+def _school(db: Database) -> int:
+    def add(s: Any) -> int:
+        school = School(code="NHA", name="North Hill Academy")
+        s.add(school)
+        s.flush()
+        return school.id or 0
+
+    return db.write(add)
+
+
 def test_the_fold_and_the_key_are_the_rosters_and_an_hmac_under_the_salt() -> None:
     salt = bytes(range(32))
     for login in ("SCHOOL\\Ann.Y7", "ann.y7@school.example", " ann.y7 ", "ANN.Y7"):
@@ -80,14 +90,7 @@ def test_the_map_holds_year_and_form_of_pupils_on_the_roster_only(database: Data
 
 def test_each_school_has_its_own_stable_salt_and_tagging_can_be_off(database: Database) -> None:
     _pupils(database)
-
-    def add(s: Any) -> int:
-        school = School(code="NHA", name="North Hill Academy")
-        s.add(school)
-        s.flush()
-        return school.id or 0
-
-    school = database.write(add)
+    school = _school(database)
     own, trust = cohort_map(database, school), cohort_map(database, None)
     assert salt_for(database, school) != salt_for(database, None)
     assert set(json.loads(own.body)["pupils"]).isdisjoint(json.loads(trust.body)["pupils"])
@@ -105,14 +108,7 @@ def test_a_school_switches_tagging_off_by_its_code(database: Database, tmp_path:
     from collector.cohorts import tagging_on
     from collector.errors import SettingsError
     from collector.settings import Settings
-
-    def add(s: Any) -> int:
-        school = School(code="NHA", name="North Hill Academy")
-        s.add(school)
-        s.flush()
-        return school.id or 0
-
-    school = database.write(add)
+    school = _school(database)
     on, off = Settings(data_dir=tmp_path), Settings(data_dir=tmp_path, cohort_tags_off=["nha"])
     assert tagging_on(database, on, school) and tagging_on(database, on, None)
     assert not tagging_on(database, off, school) and tagging_on(database, off, None)
