@@ -18,6 +18,7 @@ __all__ = ["ConfigDir", "Enrolment", "write_private"]
 ENROLMENT_FILE = "enrolment.json"
 POLICY_FILE = "policy.json"
 TRUST_FILE = "trust.json"
+COHORT_FILE = "cohorts.json"  # the school's cohort map (agent.cohorts), beside the policy
 CA_FILE = "collector-ca.pem"
 
 
@@ -145,6 +146,13 @@ class ConfigDir:
 
     def save_policy(self, signed: bytes, etag: str) -> None:
         self._write(POLICY_FILE, json.dumps({"signed": signed.decode(), "etag": etag}).encode())
+
+    def load_cohorts(self) -> bytes | None:
+        """The last cohort map fetched (agent.cohorts), as the file holds it, if any."""
+        return self._read(COHORT_FILE)
+
+    def save_cohorts(self, data: bytes) -> None:
+        self._write(COHORT_FILE, data)
 
     def load_trust(self) -> bytes | None:
         """The core.policy.Trust record as JSON (the pin, then the keys of the last policy)."""

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agent.capture import Capturer
+from agent.cohorts import CohortState
 from agent.errors import AgentError, SpoolError
 from agent.flood import FloodControl
 from agent.judge import SentenceJudge, Utterance, Verdict
@@ -99,8 +100,10 @@ class Monitor:
                  flood: FloodControl, clipboard: Callable[[], str | None],
                  on_spooled: Callable[[], None] = lambda: None, window: MonitoringWindow | None = None,
                  user: str | None = None, host: str | None = None,
-                 judge: SentenceJudge | None = None, screen: ScreenReader | None = None) -> None:
+                 judge: SentenceJudge | None = None, screen: ScreenReader | None = None,
+                 cohorts: CohortState | None = None) -> None:
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._cohorts = cohorts
         self._settings = settings
         self._device_id = device_id
         self._policy = policy
@@ -424,9 +427,12 @@ class Monitor:
         front = self.window or window
         image = self._capturer.grab(front.rect if front else None)
         t_seal = time.monotonic()
+        # The pupil's year and form from the school's cohort map (agent.cohorts), in the clear
+        # for routing; the login name itself stays in the sealed header.
+        year, form = self._cohorts.lookup(self.user) if self._cohorts is not None else ("", "")
         meta = envelope.Metadata(event_id=decision.event_id, device_id=self._device_id,
                                  time=wall, category=t.category, severity=t.severity,
-                                 rule=t.rule, source=t.source)
+                                 rule=t.rule, source=t.source, year=year, form=form)
         before, trigger, after = t.sentences
         header = {
             "user": self.user, "host": self.host,

@@ -9,6 +9,7 @@ import subprocess
 import threading
 from typing import Any
 
+from agent.cohorts import CohortState
 from agent.config import ConfigDir
 from agent.flood import FloodControl
 from agent.memory import tune_allocator
@@ -46,6 +47,7 @@ def run_agent(settings: Settings, stop: threading.Event | None = None) -> int:
     spool = Spool(settings.spool_dir, settings.spool_max_events, settings.spool_max_bytes)
     flood = FloodControl(settings.flood_window_s, settings.spool_dir / "repeats.json")
     policy = PolicyState(config)  # type: ignore[arg-type]
+    cohorts = CohortState(config)
     parts: dict[str, Any] = {}  # the hooks and the judge, built after the callback reporting them
 
     def status() -> dict[str, Any]:
@@ -59,7 +61,8 @@ def run_agent(settings: Settings, stop: threading.Event | None = None) -> int:
                 **({"screen": screen.state, "screen_note": screen.note, "screen_paused":
                     screen.paused or ""} if (screen := parts.get("screen")) is not None else {})}
 
-    sync = Sync(settings, config, enrolment, policy, spool, flood, status, uplink=link)  # type: ignore[arg-type]
+    sync = Sync(settings, config, enrolment, policy, spool, flood, status, uplink=link,  # type: ignore[arg-type]
+                cohorts=cohorts)
     if policy.policy is None:
         try:
             sync.refresh_policy()
@@ -72,7 +75,7 @@ def run_agent(settings: Settings, stop: threading.Event | None = None) -> int:
         if helper is not None:  # reap it when it ends, so no zombie lingers all session
             threading.Thread(target=helper.wait, name="vigil-reaper", daemon=True).start()
     monitor = Monitor(settings, enrolment.device_id, policy, spool, flood, backend.clipboard,
-                      on_spooled=sync.wake)
+                      on_spooled=sync.wake, cohorts=cohorts)
     parts["judge"] = monitor.judge
     parts["screen"] = monitor.screen
     hooks = InputHooks(monitor.queue)

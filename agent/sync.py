@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from agent.cohorts import CohortState
 from agent.config import ConfigDir, Enrolment
 from agent.errors import ReEnrolRequired
 from agent.flood import FloodControl
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 class Sync:
     def __init__(self, settings: Settings, config: ConfigDir, enrolment: Enrolment,
                  policy: PolicyState, spool: Spool, flood: FloodControl,
-                 status: Callable[[], dict[str, Any]], uplink: Any = None) -> None:
+                 status: Callable[[], dict[str, Any]], uplink: Any = None,
+                 cohorts: CohortState | None = None) -> None:
         self._settings = settings
         self._config = config
         self._enrolment = enrolment
@@ -42,6 +44,7 @@ class Sync:
         self._spool = spool
         self._flood = flood
         self._status = status
+        self._cohorts = cohorts
         # A supervised session agent hands its events to the supervisor instead
         # (agent.supervisor.client.SupervisorLink: the same calls, over the local socket).
         self._uplink = uplink or Uplink(enrolment, settings.http_timeout_s, settings.upload_batch)
@@ -70,6 +73,16 @@ class Sync:
         if fetched is not None:
             self._policy.offer(*fetched)
 
+    def refresh_cohorts(self) -> None:
+        """The school's cohort map, by ETag (from the supervisor, for a session agent it
+        started). Like the policy: fetched when the heartbeat names another map than ours."""
+        fetch = getattr(self._uplink, "fetch_cohorts", None)
+        if self._cohorts is None or fetch is None:
+            return
+        fetched = fetch(self._cohorts.etag)
+        if fetched is not None:
+            self._cohorts.offer(*fetched)
+
     def _once(self, heartbeat_due: bool) -> None:
         if self._policy.policy is None:
             self.refresh_policy()
@@ -86,6 +99,11 @@ class Sync:
             etag = str(answer.get("policy_etag") or "").strip('"')
             if etag and etag != (self._policy.etag or "").strip('"'):
                 self.refresh_policy()
+            # The same for the cohort map; a collector older than maps names none.
+            cohort = str(answer.get("cohort_etag") or "").strip('"')
+            if (cohort and self._cohorts is not None
+                    and cohort != (self._cohorts.etag or "").strip('"')):
+                self.refresh_cohorts()
         self._write_status()
 
     def _write_status(self) -> None:

@@ -212,6 +212,18 @@ class Uplink:
             raise CollectorRejected(resp.status_code, code, detail)
         return resp.json()
 
+    def fetch_cohorts(self, etag: str | None) -> tuple[bytes, str] | None:
+        """The school's cohort map and its ETag (agent.cohorts), or None if ours (``etag``)
+        is current or the collector is older than cohort maps (404)."""
+        headers = {"If-None-Match": etag} if etag else {}
+        resp = self._request("GET", "/api/v1/cohorts", headers=headers)
+        if resp.status_code in (304, 404):
+            return None
+        if resp.status_code != 200:
+            code, detail = _error_of(resp)
+            raise CollectorRejected(resp.status_code, code, detail)
+        return resp.content, resp.headers.get("ETag", "")
+
     def fetch_policy(self, etag: str | None) -> tuple[bytes, str] | None:
         """The signed policy and its ETag, or None if ours (``etag``) is current."""
         headers = {"If-None-Match": etag} if etag else {}

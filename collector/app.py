@@ -32,7 +32,7 @@ log = logging.getLogger("vigil.collector")
 
 
 def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> FastAPI:
-    from collector.api import enrol, events, health, heartbeat, metrics, policy
+    from collector.api import cohorts, enrol, events, health, heartbeat, metrics, policy
 
     db = Database(make_engine(settings.database_url))
     blobs = open_blobs(settings, db.engine)
@@ -67,7 +67,7 @@ def create_app(settings: Settings, plugins: Sequence[Plugin] = ()) -> FastAPI:
     app.state.metrics = Metrics(app)
     app.add_middleware(app.state.metrics.middleware)
     _install_error_handlers(app)
-    for module in (enrol, events, heartbeat, policy, health, metrics):
+    for module in (enrol, events, heartbeat, policy, cohorts, health, metrics):
         app.include_router(module.router)
     for plugin in plugins:
         plugin(app)

@@ -2,7 +2,7 @@
 
 Order of work, and why it never leaves a row without its blob nor (for long) a blob without a row:
 1. Everything is checked before anything is written (shape, sizes, the envelope's clear
-   metadata, that it names the calling device, that it is sealed to the keyholders of the signed
+   metadata and its cohort tag, that it names the calling device, that it is sealed to the keyholders of the signed
    policy: collector.recipients). Then the device's rate limit (collector.ratelimit) may hold
    back some events of severity 1-3 (``deferred``, or 429 when nothing else was taken).
 2. Each new event's envelope is written to the blob store under a key unique to this attempt
@@ -153,6 +153,13 @@ def _check(event: IncomingEvent, device_id: str, settings: Settings) -> _Checked
         _as_utc(meta.time)
     except (ValueError, OverflowError, OSError):
         raise BadRequest(f"event {event.id}: bad time", "bad-metadata") from None
+    from core.cohort import check_tag
+
+    # The cohort tag is routed on and shown on pages: refused (422, the agent quarantines the
+    # event and reports it: nothing lost) rather than cut short, since the seal binds it.
+    why = check_tag(meta.year, meta.form)
+    if why is not None:
+        raise BadRequest(f"event {event.id}: cohort tag: {why}", "bad-metadata")
     return _Checked(event.id, data, hashlib.sha256(data).hexdigest(), meta,
                     [str(r) for r in recipients])
 
@@ -297,7 +304,8 @@ def _event_rows(device_id: str, new: list[_Checked], keys: dict[str, str]
         {"id": c.id, "device_id": device_id, "time": _as_utc(c.meta.time), "received_at": now,
          "category": c.meta.category, "severity": c.meta.severity, "rule": c.meta.rule,
          "source": c.meta.source, "blob_key": keys[c.id], "size": len(c.data),
-         "sha256": c.sha256, "received_sha256": c.sha256, "recipients": c.recipients}
+         "sha256": c.sha256, "received_sha256": c.sha256, "recipients": c.recipients,
+         "year": c.meta.year, "form": c.meta.form}
         for c in new
     ]
 

@@ -25,10 +25,12 @@ REFUSED = "capture.relabel_refused"  # the audit action
 
 def row_meta(event: Event) -> dict[str, Any]:
     """What the row claims, in the envelope's metadata fields. The user name has no clear
-    copy (it is only in the sealed header), so there is nothing of it to relabel."""
+    copy (it is only in the sealed header), so there is nothing of it to relabel. The cohort
+    tag (year, form) is compared too: routing acted on it, so a row relabelled to another year
+    group is refused like one relabelled to another category."""
     return {"event_id": event.id, "device_id": event.device_id, "time": event.time,
             "category": event.category, "severity": event.severity, "rule": event.rule,
-            "source": event.source}
+            "source": event.source, "year": event.year or "", "form": event.form or ""}
 
 
 def _json(value: Any) -> Any:

@@ -1,11 +1,14 @@
 """Routing and alerts (issue 18): the head's rules send each new event to the right people.
 
-A rule names a category (or any), a minimum severity and a device group (or any) and one or
-more targets: an e-mail address, or a Microsoft Teams or Slack incoming webhook. Like
-collector.alerts, what is sent holds no content: only that events need review and the link to
-the triage page. The collector cannot read an event's header, so the pupil's year group and form
-(from the roster) are not something it can route on; the group a rule names is the device's
-enrolment group (a Year 7 laptop trolley, the IT suite), which is clear metadata.
+A rule names a category (or any), a minimum severity, a device group (or any), a year group (or
+any) and one or more targets: an e-mail address, or a Microsoft Teams or Slack incoming webhook.
+Like collector.alerts, what is sent holds no content: only that events need review and the link
+to the triage page. The collector cannot read an event's header (where the login name is), so
+the year a rule names is the event's cohort tag: the year group the agent looked up in its
+school's cohort map (collector.cohorts, core.cohort) and put in the clear metadata, sealed as
+associated data like the category. An event whose pupil is not on the roster (or whose school
+switched tagging off) has no year and matches only rules for any year. The group a rule names
+is the device's enrolment group (a Year 7 laptop trolley, the IT suite).
 
 Each event is routed once: the job applies the rules to events it has not routed
 (``Event.routed_at``) and writes one ``RouteDelivery`` per event and target (unique on the pair)
@@ -172,6 +175,7 @@ def _matches(rule: RouteRule, event: Event, group: str, school_id: int | None) -
     return ((not rule.category or rule.category == event.category)
             and event.severity >= rule.min_severity
             and (not rule.group or rule.group == group)
+            and (not rule.year or rule.year == (event.year or ""))
             and (rule.school_id is None or rule.school_id == school_id))
 
 

@@ -142,6 +142,12 @@ class Settings:
     # Routing (collector.routing): a target that is down is tried again after this, doubling
     # each time up to an hour, for a day.
     route_retry_s: float = 60.0
+    # Cohort tags (collector.cohorts): publish each school's map of hashed logins to year group
+    # and form, so events carry them and routing rules can name a year. false: an empty map,
+    # and events arrive untagged. cohort_tags_off: the codes of schools that switched it off
+    # for themselves (the others keep it).
+    cohort_tags: bool = True
+    cohort_tags_off: tuple[str, ...] = ()
     retention_interval_s: float = 3600.0
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
@@ -159,6 +165,12 @@ class Settings:
         object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
         object.__setattr__(self, "alert_recipients", tuple(self.alert_recipients))
         object.__setattr__(self, "metrics_networks", tuple(self.metrics_networks))
+        object.__setattr__(self, "cohort_tags_off", tuple(self.cohort_tags_off))
+        if not isinstance(self.cohort_tags, bool):
+            raise SettingsError("settings: cohort_tags must be true or false")
+        if not all(isinstance(code, str) for code in self.cohort_tags_off):
+            raise SettingsError('settings: cohort_tags_off is a list of school codes, like '
+                                '["NHA"]')
         for cidr in self.metrics_networks:
             try:
                 ipaddress.ip_network(cidr, strict=False)
@@ -238,8 +250,8 @@ def _top_level(raw: dict[str, Any], path: Path) -> dict[str, Any]:
         if key in sections:
             values[key] = _section(sections[key], value, path, key)
         elif key in known:
-            values[key] = (tuple(value) if key in ("alert_recipients", "metrics_networks")
-                           else value)
+            values[key] = (tuple(value) if key in ("alert_recipients", "metrics_networks",
+                                                   "cohort_tags_off") else value)
         else:
             raise SettingsError(f"{path}: unknown setting {key!r}")
     return values

@@ -77,7 +77,8 @@ _COMMIT_LABEL = b"vigil envelope v1 key commitment"
 _SLOT_LABEL = b"vigil envelope v1 slot authentication key"
 _SLOT_TAG = 32
 _PURPOSE_HEADER, _PURPOSE_BODY = 0, 1
-_TEXT_LIMITS = {"event_id": 128, "device_id": 128, "category": 64, "rule": 200, "source": 64}
+_TEXT_LIMITS = {"event_id": 128, "device_id": 128, "category": 64, "rule": 200, "source": 64,
+                "year": 64, "form": 64}
 
 
 def _utc(value: datetime | str) -> datetime:
@@ -102,6 +103,11 @@ class Metadata:
     severity: int
     rule: str
     source: str
+    # The pupil's cohort tag (core.cohort), "" when unknown: what routing rules match on. In the
+    # clear (so it is authenticated as associated data like the rest) and only when set, so an
+    # envelope without a tag has exactly the bytes it had before tags existed.
+    year: str = ""
+    form: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "time", _utc(self.time))
@@ -120,6 +126,8 @@ class Metadata:
             "time": self.time.isoformat().replace("+00:00", "Z"),
             "category": self.category, "severity": self.severity,
             "rule": self.rule, "source": self.source,
+            **({"year": self.year} if self.year else {}),
+            **({"form": self.form} if self.form else {}),
         }
 
     @classmethod
@@ -127,17 +135,23 @@ class Metadata:
         if not isinstance(value, Mapping):
             raise EnvelopeError("metadata is not a JSON object")
         names = ("event_id", "device_id", "time", "category", "severity", "rule", "source")
-        if set(value) != set(names):
-            raise EnvelopeError(f"metadata must have exactly the fields {', '.join(names)}")
+        if not set(names) <= set(value) <= set(names) | set(_OPTIONAL):
+            raise EnvelopeError(f"metadata must have exactly the fields {', '.join(names)} "
+                                f"(and optionally {', '.join(_OPTIONAL)})")
+        if any(value.get(name) == "" for name in _OPTIONAL):
+            raise EnvelopeError("metadata year and form are left out when empty, never \"\"")
         time = value["time"]
         if isinstance(time, str) and time.endswith("Z"):
             time = time[:-1] + "+00:00"
         if not isinstance(time, str | datetime):
             raise EnvelopeError("metadata time must be an ISO 8601 string")
-        return cls(**{**{n: value[n] for n in names}, "time": time})
+        optional = {n: value[n] for n in _OPTIONAL if n in value}
+        return cls(**{**{n: value[n] for n in names}, **optional, "time": time})
 
 
-_META_FIELDS = ("event_id", "device_id", "time", "category", "severity", "rule", "source")
+_OPTIONAL = ("year", "form")
+_META_FIELDS = ("event_id", "device_id", "time", "category", "severity", "rule", "source",
+                *_OPTIONAL)
 
 
 def _comparable(name: str, value: Any) -> Any:
@@ -158,14 +172,14 @@ def check_meta(meta: Metadata, expected: Mapping[str, Any],
     """Raise MetadataMismatch naming every field of ``expected`` that differs from ``meta``.
 
     ``expected`` holds any of the metadata fields (event_id, device_id, time, category,
-    severity, rule, source), e.g. from the database row an event is listed by. Times compare
+    severity, rule, source, year, form), e.g. from the database row an event is listed by. Times compare
     as instants (a naive datetime is taken as UTC); everything else compares exactly, so a
     severity of ``"5"`` is not ``5``.
     """
     unknown = set(expected) - set(_META_FIELDS)
     if unknown:
         raise EnvelopeError(f"unknown metadata field(s) to check: {', '.join(sorted(unknown))}")
-    sealed = meta.to_dict()
+    sealed = {**dict.fromkeys(_OPTIONAL, ""), **meta.to_dict()}  # an untagged event: ""
     differences = []
     for name in _META_FIELDS:
         if name not in expected:

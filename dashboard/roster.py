@@ -7,7 +7,8 @@ accepted per shape are in :data:`SHAPES` and docs/admin-guide.md ("Roster"). The
 publish one fixed export layout (every report is user-built), so each shape accepts the column
 names those systems commonly give, and a file says which it is by the names only one of them uses.
 
-The login name is the key: it is what agents seal in the header. :func:`login_key` folds it the
+The login name is the key: it is what agents seal in the header. :func:`login_key` (from
+core.cohort, since the agent folds it the same way for the cohort map) folds it the
 same way for a roster row and for a header (lower case, no ``DOMAIN\\`` prefix, no ``@domain``),
 so ``SCHOOL\\JSmith``, ``jsmith@school.org`` and ``jsmith`` are one pupil.
 
@@ -29,6 +30,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from collector.store.models import RosterImport, RosterPupil, utcnow
+from core.cohort import login_key
 
 __all__ = [
     "FLAGS",
@@ -134,12 +136,6 @@ _BY_NAME = {s.name: s for s in SHAPES}
 # Wonde and Groupcall write snake_case names (year_group, legal_surname): a header row in that
 # style is theirs even where SIMS uses the same words with spaces.
 _SNAKE = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)+$")
-
-
-def login_key(user: str) -> str:
-    """The login name as the roster keys it: lower case, no ``DOMAIN\\`` prefix, no ``@domain``."""
-    text = str(user).strip().rsplit("\\", 1)[-1].split("@", 1)[0]
-    return text.strip().casefold()
 
 
 _LOGIN = re.compile(r"^[^\s\x00-\x1f\\/@\"]{1,64}$")

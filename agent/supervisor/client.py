@@ -136,6 +136,19 @@ class SupervisorLink:
         return str(signed).encode(), str(answer.get("etag", ""))
 
 
+    def fetch_cohorts(self, etag: str | None) -> tuple[bytes, str] | None:
+        """The cohort map the supervisor fetched (agent.cohorts), if newer than ``etag``. A
+        supervisor older than cohort maps refuses the op: no map, events go untagged."""
+        try:
+            answer = self.call("cohorts", etag=etag)
+        except ConfigError:
+            return None
+        body = answer.get("map")
+        if not body:
+            return None
+        return str(body).encode(), str(answer.get("etag", ""))
+
+
 class SupervisedConfig:
     """What the supervisor said at ``hello``, in the shape agent.policy_state reads."""
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from agent.children import vigil_command
+from agent.cohorts import CohortState
 from agent.config import CA_FILE, ENROLMENT_FILE, POLICY_FILE, TRUST_FILE
 from agent.flood import FloodControl
 from agent.policy_state import PolicyState
@@ -101,8 +102,11 @@ class Supervisor:
             # Changed while we were stopped, or damaged: refetched from the collector below.
             self.report(Tamper("tamper.policy_edited", "", {"file": str(policy_file),
                                                             "found": "at start, unverifiable"}))
+        # The school's cohort map (agent.cohorts): fetched by the supervisor's own sync, handed
+        # to the session agents over the socket ("cohorts"), who tag their events with it.
+        self.cohorts = CohortState(self.config)
         self.sync = Sync(settings, self.config, self.enrolment, self.policy, self.spool,
-                         self.flood, self.heartbeat_status)
+                         self.flood, self.heartbeat_status, cohorts=self.cohorts)
         self._repeats = Uplink(self.enrolment, settings.http_timeout_s)
         self._repeats_lock = threading.Lock()
         self.agents: dict[str, SessionAgent] = {}
@@ -171,6 +175,11 @@ class Supervisor:
                     "trust": self.policy.trust.to_json()}
         if op == "policy":
             return self._policy_answer(request.get("etag"))
+        if op == "cohorts":
+            body, current = self.cohorts.body, self.cohorts.etag
+            if body is None or request.get("etag") == current:
+                return {"ok": True, "map": None, "etag": current}
+            return {"ok": True, "map": body.decode(), "etag": current}
         if op == "events":
             return self._take_events(uid, request.get("events"))
         if op == "repeats":
@@ -189,7 +198,8 @@ class Supervisor:
                 for agent in self.agents.values():
                     if agent.session.uid == uid and isinstance(status, dict):
                         agent.status = status
-            return {"ok": True, "policy_etag": self.policy.etag}
+            return {"ok": True, "policy_etag": self.policy.etag,
+                    "cohort_etag": self.cohorts.etag}
         return {"ok": False, "error": f"unknown op {op!r}", "retry": False}
 
     def _take_events(self, uid: Any, events: Any) -> dict[str, Any]:

@@ -16,7 +16,14 @@ import sys
 import threading
 from pathlib import Path
 
-from agent.config import CA_FILE, ENROLMENT_FILE, POLICY_FILE, TRUST_FILE, ConfigDir
+from agent.config import (
+    CA_FILE,
+    COHORT_FILE,
+    ENROLMENT_FILE,
+    POLICY_FILE,
+    TRUST_FILE,
+    ConfigDir,
+)
 from agent.errors import ConfigError
 
 __all__ = ["SystemConfig"]
@@ -41,10 +48,13 @@ class SystemConfig(ConfigDir):
         self.written: dict[str, str] = {}  # file name -> sha256 of what we last wrote or read
 
     def file(self, name: str) -> Path:
-        return self.state_dir / name if name == POLICY_FILE else self.path / name
+        # What the collector sends at run time lives in the state directory: the policy, and
+        # the cohort map beside it (agent.cohorts).
+        return self.state_dir / name if name in (POLICY_FILE, COHORT_FILE) else self.path / name
 
     def mode_of(self, name: str) -> int:
-        return 0o600 if name == ENROLMENT_FILE else 0o644
+        # The cohort map goes to session agents over the socket; no user needs to read the file.
+        return 0o600 if name in (ENROLMENT_FILE, COHORT_FILE) else 0o644
 
     def ensure(self) -> None:
         super().ensure()

@@ -11,7 +11,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field, field_validator
 from sqlmodel import Session
 
-from collector.deps import DatabaseDep, DeviceDep
+from collector.cohorts import cohort_map, tagging_on
+from collector.deps import DatabaseDep, DeviceDep, SettingsDep
 from collector.policy_store import latest_etag
 from collector.store.models import (
     DETECTION_NOTE_MAX,
@@ -101,11 +102,20 @@ class Heartbeat(BaseModel):
 class HeartbeatAnswer(BaseModel):
     server_time: datetime
     policy_etag: str | None
+    cohort_etag: str | None = Field(
+        default=None,
+        description="The ETag (unquoted) of the device's school's cohort map "
+                    "(GET /api/v1/cohorts): the agent fetches the map when it differs from its own.")
 
 
 @router.post("/heartbeat", response_model=HeartbeatAnswer)
-def heartbeat(body: Heartbeat, device: DeviceDep, db: DatabaseDep) -> HeartbeatAnswer:
+def heartbeat(body: Heartbeat, device: DeviceDep, db: DatabaseDep,
+              settings: SettingsDep) -> HeartbeatAnswer:
     fields = body.device_fields()
+    # Outside the write job: the map may make the school's salt (a write of its own). Cached
+    # per roster state, so this is two small queries when nothing changed.
+    cohort_etag = cohort_map(db, device.school_id,
+                             enabled=tagging_on(db, settings, device.school_id)).etag
 
     def job(session: Session) -> HeartbeatAnswer:
         row = session.get(Device, device.id)
@@ -114,6 +124,7 @@ def heartbeat(body: Heartbeat, device: DeviceDep, db: DatabaseDep) -> HeartbeatA
                 setattr(row, name, value)
             row.last_seen = utcnow()
             session.add(row)
-        return HeartbeatAnswer(server_time=utcnow(), policy_etag=latest_etag(session))
+        return HeartbeatAnswer(server_time=utcnow(), policy_etag=latest_etag(session),
+                               cohort_etag=cohort_etag)
 
     return db.write(job)

@@ -20,6 +20,7 @@ __all__ = [
     "AccountRole",
     "AuditEntry",
     "AuditHead",
+    "CohortSalt",
     "DetectionMode",
     "Device",
     "EnrolToken",
@@ -181,6 +182,10 @@ class Event(SQLModel, table=True):
     graded_at: datetime | None = None
     alerted_at: datetime | None = None  # when the alert e-mail went out (severity >= threshold)
     routed_at: datetime | None = None  # when the routing rules were applied (collector.routing)
+    # The pupil's cohort tag from the clear metadata (core.cohort): year group and form as the
+    # agent looked them up in its school's cohort map; "" unknown. Never the name.
+    year: str = Field(default="", max_length=16, sa_column_kwargs={"server_default": ""})
+    form: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
 
 
 class EventNote(SQLModel, table=True):
@@ -357,6 +362,20 @@ class RosterImport(SQLModel, table=True):
     applied_at: datetime | None = None
 
 
+class CohortSalt(SQLModel, table=True):
+    """The per-school secret of the cohort map (collector.cohorts): keys are
+    HMAC-SHA256(salt, folded login), so a map copied off one school's desktops cannot be
+    matched against another school's. ``scope`` is the school's id as text, or "" for the
+    collector's own (no school). Made once, on first use, and kept: a new salt would only make
+    every desktop fetch a new map, with nothing gained (the logins stay guessable either way)."""
+
+    __tablename__ = "cohort_salt"
+
+    scope: str = Field(primary_key=True, max_length=16)
+    salt: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class RouteTarget(SQLModel, table=True):
     """Where a routing rule sends its alert (collector.routing): an e-mail address, or a
     Microsoft Teams or Slack incoming webhook. A webhook URL is a secret (anyone holding it can
@@ -380,8 +399,8 @@ class RouteTarget(SQLModel, table=True):
 
 class RouteRule(SQLModel, table=True):
     """Events of ``category`` (empty: any) at ``min_severity`` or above, from devices in
-    ``group`` (empty: any) and of ``school_id`` (NULL: any), are sent to ``targets``
-    (RouteTarget ids)."""
+    ``group`` (empty: any), of pupils in ``year`` (empty: any) and of ``school_id`` (NULL: any),
+    are sent to ``targets`` (RouteTarget ids)."""
 
     __tablename__ = "route_rule"
 
@@ -390,6 +409,8 @@ class RouteRule(SQLModel, table=True):
     category: str = Field(default="", max_length=32)
     min_severity: int = 1
     group: str = Field(default="", max_length=64)
+    # The event's year group from its cohort tag (core.cohort), e.g. "7"; empty: any year.
+    year: str = Field(default="", max_length=16, sa_column_kwargs={"server_default": ""})
     # A school's rule matches that school's events only; NULL (a trust-wide account's): any.
     school_id: int | None = Field(default=None)
     targets: list[int] = Field(default_factory=list, sa_column=Column(JSON))

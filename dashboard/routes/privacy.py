@@ -145,7 +145,9 @@ def _live_policy(db: Any) -> Any | None:
 @router.get("/privacy", include_in_schema=False)
 def privacy(request: Request, db: SessionDep, settings: SettingsDep) -> Response:
     facts = facts_from_policy(_live_policy(db), settings)
-    response = render(request, "privacy.html", None, facts=facts)
+    # Cohort tags (collector.cohorts): the server learns each event's year group and form.
+    response = render(request, "privacy.html", None, facts=facts,
+                      cohort_tags=settings.cohort_tags)
     # Public and the same for everyone: it may be cached briefly, unlike the staff pages.
     response.headers["Cache-Control"] = "public, max-age=300"
     return response

@@ -34,12 +34,14 @@ from collector.routing import KINDS, RouteError, check_target, mask, stored_addr
 from collector.store.models import (
     Device,
     OnCallShift,
+    RosterPupil,
     RouteDelivery,
     RouteRule,
     RouteTarget,
     WorkingHours,
     utcnow,
 )
+from core.cohort import YEAR_MAX, check_tag
 from core.rules import CATEGORIES
 from dashboard.auditing import audit
 from dashboard.deps import HeadDep, KeyholderDep, SessionDep, SettingsDep
@@ -72,6 +74,10 @@ def routing_page(request: Request, db: SessionDep, who: KeyholderDep,
                     .order_by(col(RouteRule.id))).all()
     groups = sorted(g for g in db.exec(select(Device.group).where(*scope.devices())
                                        .distinct()).all() if g)
+    # Suggestions for a rule's year: the year groups on the roster (no names are read).
+    years = sorted((y for y in db.exec(select(RosterPupil.year).where(
+        col(RosterPupil.missing_since).is_(None)).distinct()).all() if y),
+        key=lambda y: (not y.isdigit(), int(y) if y.isdigit() else 0, y))
     states = {(t, s): n for t, s, n in db.exec(
         select(RouteDelivery.target_id, RouteDelivery.status, func.count())
         .group_by(RouteDelivery.target_id, RouteDelivery.status)).all()}
@@ -94,6 +100,7 @@ def routing_page(request: Request, db: SessionDep, who: KeyholderDep,
     owner = rota.follows(scope.school_id)
     closed = next((h.closed for h in hour_rows if h.school_id == owner), None) or []
     return render(request, "routing.html", who, targets=targets, rules=rules, groups=groups,
+                  years=years,
                   categories=CATEGORIES, kinds=KINDS, shown={t.id: mask(t) for t in targets},
                   labels={t.id: t.label for t in targets}, states=states, errors=errors,
                   shifts=shifts, hours=hours, hours_text=describe(hours),
@@ -163,6 +170,7 @@ def add_rule(db: SessionDep, who: HeadDep, scope: ScopeDep,
              min_severity: Annotated[int, Form(ge=1, le=5)],
              category: Annotated[str, Form(max_length=32)] = "",
              group: Annotated[str, Form(max_length=64)] = "",
+             year: Annotated[str, Form(max_length=YEAR_MAX)] = "",
              out_of_hours: Annotated[str, Form(max_length=8)] = "",
              targets: Annotated[list[int], Form()] = []) -> Response:  # noqa: B006 - form default
     if category and category not in CATEGORIES:
@@ -170,19 +178,23 @@ def add_rule(db: SessionDep, who: HeadDep, scope: ScopeDep,
     if out_of_hours not in MODES:
         raise BadRequest("Out of hours is one of: the rule's targets only, the on-call DSL "
                          "as well, or the on-call DSL instead.")
+    year = year.strip()
+    if check_tag(year, "") is not None:
+        raise BadRequest("Year is a year group as the roster has it (7, or Reception), or empty "
+                         "for any year.")
     chosen = list(dict.fromkeys(targets))
     if not chosen:
         raise BadRequest("Choose at least one target for the rule.")
     for target_id in chosen:
         _live_target(db, scope, target_id)
     rule = RouteRule(name=name.strip(), category=category, min_severity=min_severity,
-                     group=group.strip(), targets=chosen, created_by=who.username,
+                     group=group.strip(), year=year, targets=chosen, created_by=who.username,
                      school_id=scope.school_id, out_of_hours=out_of_hours)
     db.add(rule)
     db.flush()
     audit(db, who.username, "routing.rule_add", f"route_rule:{rule.id}", name=rule.name,
           category=category or "any", min_severity=min_severity, group=rule.group or "any",
-          targets=chosen, out_of_hours=out_of_hours or "targets only")
+          year=year or "any", targets=chosen, out_of_hours=out_of_hours or "targets only")
     return RedirectResponse("/routing", status_code=303)
 
 

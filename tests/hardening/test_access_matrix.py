@@ -221,6 +221,7 @@ MATRIX: dict[tuple[str, str], tuple[Call, dict[str, int]]] = {
     ("POST", "/api/v1/heartbeat"): (Call("/api/v1/heartbeat", json=lambda c: HEARTBEAT),
                                     agent_only()),
     ("GET", "/api/v1/policy"): (Call("/api/v1/policy"), agent_only()),
+    ("GET", "/api/v1/cohorts"): (Call("/api/v1/cohorts"), agent_only()),
     ("GET", "/healthz"): (Call("/healthz"), every(200)),
     # Decided by network or bearer token, not by role: every call here comes from loopback, the
     # default admin network (tests/integration/test_collector_metrics.py: refused elsewhere).

@@ -228,3 +228,21 @@ def test_a_keyholder_who_distrusts_the_server_opens_the_download_on_their_machin
     assert refused.returncode == 1 and refused.stdout == b""
     assert "severity is 1 in --expect but 5 in the sealed capture" in refused.stderr.decode()
     fresh.close()
+
+
+def test_a_capture_relabelled_to_another_year_group_is_refused(school: Any) -> None:
+    """Issue 18: routing acted on the cohort tag, so a row moved to another year group (to
+    route it to another DSL, or away from one) is refused like any other relabelling."""
+    server, head, event_id, _ = school
+    assert _sql(server, "UPDATE event SET year = '7', form = '7B' WHERE id = :id",
+                id=event_id) == 1
+    shot = head.http.get(f"/events/{event_id}/screenshot", headers=JSON)
+    assert shot.status_code == 409, shot.text[:300]
+    detail = shot.json()["detail"]
+    assert "year is 7 in the database" in detail and "form is 7B in the database" in detail
+    (refusal,) = _refusals(server, event_id)
+    assert refusal.details["fields"] == {"year": {"database": "7", "sealed": ""},
+                                         "form": {"database": "7B", "sealed": ""}}
+    _sql(server, "UPDATE event SET year = '', form = '' WHERE id = :id", id=event_id)
+    assert head.http.get(f"/events/{event_id}/screenshot").status_code == 200
+    head.close()

@@ -41,6 +41,17 @@ def wait_rule(server: Any, rule: str, timeout: float = 30.0) -> Any:
     return wait_until(found, timeout, interval=0.2, what=f"a {rule} event at the collector")
 
 
+def type_trigger(supervised: SupervisorRun, server: Any, x11: X11) -> Any:
+    """Type a suicide trigger in a new window of the pupil's session; its row at the collector."""
+    offset = len(supervised.agent_log())
+    win = x11.open_window("Notes - supervised pupil")
+    supervised.wait_focus(win.wid, offset)
+    x11.type("i want to kill myself")
+    x11.key("Return")
+    return wait_until(lambda: [r for r in stored_events(server) if r.category == "suicide"],
+                      30, interval=0.2, what="the typed trigger at the collector")[0]  # type: ignore[index]
+
+
 @pytest.fixture
 def supervised(x11: X11, collector_server: Any, pupil: Pupil,  # noqa: F811
                supervisor_base: Path) -> Iterator[SupervisorRun]:  # noqa: F811
@@ -172,14 +183,7 @@ def test_an_edited_policy_is_put_back_reported_and_the_signed_one_still_fires(
     assert "tamper.policy_edited" in supervised.log()
 
     # The agent keeps the signed policy: a rule from it still fires when typed.
-    offset = len(supervised.agent_log())
-    win = x11.open_window("Notes - supervised pupil")
-    supervised.wait_focus(win.wid, offset)
-    x11.type("i want to kill myself")
-    x11.key("Return")
-    typed = wait_until(lambda: [r for r in stored_events(collector_server)
-                                if r.category == "suicide"], 30, interval=0.2,
-                       what="the typed trigger at the collector")[0]  # type: ignore[index]
+    typed = type_trigger(supervised, collector_server, x11)
     assert typed.source == "typed"
     assert open_event(collector_server, typed).header["user"] == supervised.user.name
     assert os.path.exists(policy)
@@ -196,3 +200,36 @@ def test_changed_agent_code_is_reported(supervised: SupervisorRun, collector_ser
     assert opened.header["detail"]["changed"] == [str(hook)]
     assert opened.header["detail"]["files"] == 1
     assert opened.header["user"] == supervised.user.name
+
+
+def test_a_supervised_pupils_event_carries_their_year_and_form_from_the_cohort_map(
+        supervised: SupervisorRun, collector_server: Any, x11: X11) -> None:
+    """Issue 18: the supervisor fetches the school's cohort map (kept root's alone beside the
+    policy) and hands it to the session agent over its socket; the pupil's typed event arrives
+    tagged with their year and form, and the name stays sealed."""
+    from collector.store.models import RosterPupil
+
+    db = collector_server.database()
+    try:
+        db.write(lambda s: s.add(RosterPupil(username=supervised.user.name, given_name="Sam",
+                                             family_name="Pupil", year="7", form="7B",
+                                             flags=["SEN"])))
+    finally:
+        db.close()
+    cohorts = supervised.state / "cohorts.json"
+    wait_until(lambda: cohorts.exists() and "7B" in cohorts.read_text(), 30,
+               what="the supervisor's cohort map")
+    assert stat.S_IMODE(cohorts.stat().st_mode) == 0o600
+    assert "Sam" not in cohorts.read_text() and "SEN" not in cohorts.read_text()
+    wait_until(lambda: "cohort map: 1 pupils" in supervised.agent_log(), 30,
+               what="the session agent's cohort map")
+
+    typed = type_trigger(supervised, collector_server, x11)
+    assert (typed.year, typed.form) == ("7", "7B")
+    from collector.relabel import row_meta
+    from core.envelope import check_meta
+
+    opened = open_event(collector_server, typed)
+    check_meta(opened.meta, row_meta(typed))  # the row's tag is the sealed one, as on opening
+    assert opened.header["user"] == supervised.user.name
+    assert (opened.meta.year, opened.meta.form) == ("7", "7B")

@@ -271,3 +271,39 @@ def test_0010_schools_up_down_up_keeps_devices(db_url: str) -> None:
                                 ).scalar_one() is None
     finally:
         engine.dispose()
+
+
+def test_0013_cohort_tags_up_down_up_keeps_events(db_url: str) -> None:
+    """0013 adds event.year/form and route_rule.year ("" for rows already there) and
+    cohort_salt; down and up again keeps the events."""
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from collector.store.db import make_engine
+    from collector.store.schema import alembic_config
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0012")
+        with engine.begin() as conn:
+            _insert_device(conn)
+            conn.execute(text(
+                "INSERT INTO event (id, device_id, time, received_at, category, severity, rule, "
+                "source, repeat_count, blob_key, size, sha256, status) VALUES ('e1', 'd1', "
+                ":now, :now, 'suicide', 5, 'r', 'typed', 1, 'k', 1, 's', 'new')"),
+                {"now": "2026-11-24 10:00:00"})
+        upgrade(engine, "0013")
+        assert "cohort_salt" in inspect(engine).get_table_names()
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT year, form FROM event WHERE id = 'e1'")
+                                ).one() == ("", "")
+        command.downgrade(alembic_config(engine), "0012")
+        inspector = inspect(engine)
+        assert "cohort_salt" not in inspector.get_table_names()
+        assert not {"year", "form"} & {c["name"] for c in inspector.get_columns("event")}
+        assert "year" not in {c["name"] for c in inspector.get_columns("route_rule")}
+        upgrade(engine, "0013")
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT count(*) FROM event")).scalar_one() == 1
+    finally:
+        engine.dispose()

@@ -1,0 +1,140 @@
+"""The cohort map a school's agents fetch (issue 18): hashed login -> year group and form.
+
+Routing rules name a year group ("a severity-5 event for a Year 7 pupil goes to that school's
+DSL at once"), but the login name is sealed in the header, out of the collector's reach. So
+each school's map (core.cohort) goes to its desktops: for every pupil on the roster (not those
+marked missing from the MIS), ``tag_key(salt, login)`` -> ``{"year", "form"}``, and the agent
+puts the signed-in pupil's year and form in the event's clear metadata.
+
+The map is deliberately NOT part of the keyholder-signed policy. The policy decides who can
+read a capture, and so needs a keyholder's signature; the map decides only where an alert is
+routed, and a roster import (by the technician, or a nightly command) must not need a
+keyholder's password. A collector that lied in the map could misroute an alert, which it could
+do anyway by editing the rules; it could not widen who reads anything.
+
+What it reveals: a desktop holds the year and form of hashed logins, and login names are
+guessable (``jsmith``), so the map holds nothing else: never names, UPNs or flags such as SEN
+or looked-after. The salt is per school and stable (``CohortSalt``). The roster is one list
+for the trust today (dashboard.roster), so each school's map holds every pupil on it, each
+under that school's salt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from collector.settings import Settings
+from collector.store.db import Database
+from collector.store.models import CohortSalt, RosterPupil, School
+
+__all__ = ["CohortMap", "cohort_map", "salt_for", "tagging_on"]
+
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class CohortMap:
+    """A school's map as served: the body (canonical JSON) and its ETag (its SHA-256)."""
+
+    body: bytes
+    etag: str
+    pupils: int
+
+
+def _scope(school_id: int | None) -> str:
+    return "" if school_id is None else str(school_id)
+
+
+def salt_for(db: Database, school_id: int | None) -> bytes:
+    """The school's salt, made (32 random bytes) the first time it is asked for. Two instances
+    making it at once: the primary key keeps the first, and the second reads it."""
+    scope = _scope(school_id)
+    with db.session() as session:
+        row = session.get(CohortSalt, scope)
+        if row is not None:
+            return bytes(row.salt)
+
+    def make(session: Session) -> None:
+        if session.get(CohortSalt, scope) is None:
+            session.add(CohortSalt(scope=scope, salt=secrets.token_bytes(32)))
+
+    try:
+        db.write(make)
+    except IntegrityError:
+        pass  # another instance made it first
+    with db.session() as session:
+        row = session.get(CohortSalt, scope)
+        assert row is not None
+        return bytes(row.salt)
+
+
+# Every heartbeat names the map's ETag; a trust's map is 20,000 HMACs. Built maps are kept per
+# instance, keyed by the roster's fingerprint (one aggregate query), so an unchanged roster
+# costs a query and a 304. A cache, not state: any instance rebuilds the same bytes.
+_CACHE: dict[tuple[bytes, bool, tuple[Any, ...]], CohortMap] = {}
+_CACHE_LOCK = threading.Lock()
+_CACHE_MAX = 64
+
+
+def _fingerprint(session: Session) -> tuple[Any, ...]:
+    row = session.exec(select(func.count(), func.max(RosterPupil.updated_at),
+                              func.max(RosterPupil.missing_since),
+                              func.count(col(RosterPupil.missing_since)))).one()
+    return tuple(str(v) for v in row)
+
+
+def tagging_on(db: Database, settings: Settings, school_id: int | None) -> bool:
+    """Whether a school's devices tag events: ``cohort_tags`` for the whole collector, and a
+    school whose code is in ``cohort_tags_off`` has switched it off for itself."""
+    if not settings.cohort_tags:
+        return False
+    if school_id is None or not settings.cohort_tags_off:
+        return True
+    with db.session() as session:
+        school = session.get(School, school_id)
+    off = {code.casefold() for code in settings.cohort_tags_off}
+    return school is None or school.code.casefold() not in off
+
+
+def cohort_map(db: Database, school_id: int | None, enabled: bool = True) -> CohortMap:
+    """The map for a school's devices; an empty one (``"enabled": false``) when tagging is off."""
+    salt = salt_for(db, school_id)
+    with db.session() as session:
+        key = (salt, enabled, _fingerprint(session) if enabled else ())
+        with _CACHE_LOCK:
+            cached = _CACHE.get(key)
+        if cached is not None:
+            return cached
+        rows = session.exec(select(RosterPupil.username, RosterPupil.year, RosterPupil.form)
+                            .where(col(RosterPupil.missing_since).is_(None))).all() \
+            if enabled else []
+    built = _build(salt, rows, enabled)
+    with _CACHE_LOCK:
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.clear()
+        _CACHE[key] = built
+    return built
+
+
+def _build(salt: bytes, rows: Any, enabled: bool) -> CohortMap:
+    from core.cohort import check_tag, tag_key
+
+    pupils: dict[str, dict[str, str]] = {}
+    if enabled:
+        for username, year, form in rows:
+            year, form = year or "", form or ""
+            if (year or form) and check_tag(year, form) is None:
+                pupils[tag_key(salt, username)] = {"year": year, "form": form}
+    doc: dict[str, Any] = {"format": FORMAT, "enabled": enabled, "salt": salt.hex(),
+                           "pupils": pupils}
+    body = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    return CohortMap(body, f"sha256:{hashlib.sha256(body).hexdigest()}", len(pupils))
