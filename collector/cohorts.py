@@ -34,7 +34,7 @@ from sqlmodel import Session, col, select
 
 from collector.settings import Settings
 from collector.store.db import Database
-from collector.store.models import CohortSalt, RosterPupil, School
+from collector.store.models import CohortSalt, RosterImport, RosterPupil, School
 
 __all__ = ["CohortMap", "cohort_map", "salt_for", "tagging_on"]
 
@@ -78,17 +78,20 @@ def salt_for(db: Database, school_id: int | None) -> bytes:
 
 
 # Every heartbeat names the map's ETag; a trust's map is 20,000 HMACs. Built maps are kept per
-# instance, keyed by the roster's fingerprint (one aggregate query), so an unchanged roster
-# costs a query and a 304. A cache, not state: any instance rebuilds the same bytes.
+# instance, keyed by the roster's fingerprint, so an unchanged roster costs two small queries
+# and a 304. A cache, not state: any instance rebuilds the same bytes. The fingerprint is read
+# from roster_import (a row per applied file, dashboard or CLI: every change to the roster's rows
+# is one), not from the pupils' rows, whose aggregate would scan the trust's roster on every
+# heartbeat (issue 19's storm is 80 of them a second per instance).
 _CACHE: dict[tuple[bytes, bool, tuple[Any, ...]], CohortMap] = {}
 _CACHE_LOCK = threading.Lock()
 _CACHE_MAX = 64
 
 
 def _fingerprint(session: Session) -> tuple[Any, ...]:
-    row = session.exec(select(func.count(), func.max(RosterPupil.updated_at),
-                              func.max(RosterPupil.missing_since),
-                              func.count(col(RosterPupil.missing_since)))).one()
+    row = session.exec(select(func.count(), func.max(RosterImport.id),
+                              func.max(RosterImport.applied_at))
+                       .where(col(RosterImport.applied_at).is_not(None))).one()
     return tuple(str(v) for v in row)
 
 

@@ -207,13 +207,16 @@ def test_a_supervised_pupils_event_carries_their_year_and_form_from_the_cohort_m
     """Issue 18: the supervisor fetches the school's cohort map (kept root's alone beside the
     policy) and hands it to the session agent over its socket; the pupil's typed event arrives
     tagged with their year and form, and the name stays sealed."""
-    from collector.store.models import RosterPupil
+    from collector.store.models import RosterImport, RosterPupil, utcnow
+
+    def imported(s: Any) -> None:  # as an applied import writes it (the map follows imports)
+        s.add(RosterPupil(username=supervised.user.name, given_name="Sam", family_name="Pupil",
+                          year="7", form="7B", flags=["SEN"]))
+        s.add(RosterImport(shape="sims", base_digest="-", created_by="test", applied_at=utcnow()))
 
     db = collector_server.database()
     try:
-        db.write(lambda s: s.add(RosterPupil(username=supervised.user.name, given_name="Sam",
-                                             family_name="Pupil", year="7", form="7B",
-                                             flags=["SEN"])))
+        db.write(imported)
     finally:
         db.close()
     cohorts = supervised.state / "cohorts.json"

@@ -18,7 +18,15 @@ from agent.cohorts import CohortState
 from agent.config import ConfigDir
 from collector.cohorts import cohort_map, salt_for
 from collector.store.db import Database
-from collector.store.models import Device, Event, RosterPupil, RouteRule, School, utcnow
+from collector.store.models import (
+    Device,
+    Event,
+    RosterImport,
+    RosterPupil,
+    RouteRule,
+    School,
+    utcnow,
+)
 from core import envelope
 from core.cohort import check_tag, login_key, tag_key
 from core.errors import EnvelopeError, MetadataMismatch
@@ -97,9 +105,12 @@ def test_each_school_has_its_own_stable_salt_and_tagging_can_be_off(database: Da
     assert salt_for(database, school) == salt_for(database, school)
     off = json.loads(cohort_map(database, school, enabled=False).body)
     assert off["enabled"] is False and off["pupils"] == {}
-    # A roster change is a new map (the cache follows the roster).
-    database.write(lambda s: s.add(RosterPupil(username="dan.y7", given_name="Dan", year="7",
-                                               form="7C")))
+    # A roster change (an applied import, dashboard or CLI) is a new map: the cache follows it.
+    def change(s: Any) -> None:
+        s.add(RosterPupil(username="dan.y7", given_name="Dan", year="7", form="7C"))
+        s.add(RosterImport(shape="sims", base_digest="x", created_by="t", applied_at=utcnow()))
+
+    database.write(change)
     assert cohort_map(database, school).etag != own.etag
     assert cohort_map(database, school).pupils == 3
 
