@@ -99,21 +99,10 @@ ADVICE = ["not to {x}", "to never {x}", "should never {x}", "should not {x}", "s
 LAW = ["age can you {x}", "age can u {x}", "age to {x}", "age do you have to be to {x}",
        "old do you have to be to {x}", "old to {x}", "legal to {x}", "illegal to {x}",
        "illegal for shops to {x}", "law on who can {x}", "is it legal to {x}"]
-# a request said of someone else ("a guy asked my friend to send nudes"); not pronouns or
-# relatives, as in core/topic_context.py; detect6
-ASKED_OF = ["friend to {x}", "friends to {x}", "mate to {x}", "mates to {x}", "classmate to {x}",
-            "someone to {x}", "people to {x}", "kids to {x}", "children to {x}", "pupils to {x}",
-            "students to {x}", "teens to {x}", "girls to {x}", "boys to {x}"]
-# someone else's words reported ("she told me she wants to end it all"); detect6
-REPORTED = [f"{who} {verb} {{x}}" for who in ("she", "he", "friend", "mate", "someone")
-            for verb in ("wants to", "wanted to", "is going to", "was going to", "is gonna",
-                         "would")]
-REPORTED += [f"{who} {verb} {{x}}" for who in ("shes", "she's", "hes", "he's")
-             for verb in ("going to", "gonna")]
-REPORTED += ["said shed {x}", "said she'd {x}", "said hed {x}", "said he'd {x}",
-             "says shed {x}", "says she'd {x}", "says hed {x}", "says he'd {x}"]
-REPORTED += [f"they {verb} {{x}}" for verb in ("want to", "wanted to", "are going to",
-                                               "are gonna")]
+# Not frames (removed after detect6, by review): a request made of another child ("a guy asked
+# my friend to send nudes") and another child's intent reported ("she said she wants to end it
+# all"). Both tell the DSL about a child at risk, and an unless would silence the sentence model
+# for that category too; help *for* a friend stays benign, a friend's disclosure does not.
 # the idiom, not the wish ("i want to die of embarrassment"); detect6
 DIE_OF = ["{x} of embarrassment", "{x} of cringe", "{x} of boredom"]
 # the law on carrying a weapon, as a lesson teaches it; detect6
@@ -195,12 +184,11 @@ def contexts() -> dict[str, list[str]]:
         "drugs.sell_drugs": frames(["sell drugs"], [], ("verb",)),
         "drugs.selling_vapes": frames(["selling vapes"], [], ("be",)),
         "drugs.sell_vapes": frames(["sell vapes"], [], ("verb",)),
-        "grooming.send_nudes": [f.format(x="send nudes") for f in ADVICE + ASKED_OF],
-        "grooming.send_noods": [f.format(x="send noods") for f in ADVICE + ASKED_OF],
-        "grooming.send_noodz": [f.format(x="send noodz") for f in ADVICE + ASKED_OF],
+        "grooming.send_nudes": [f.format(x="send nudes") for f in ADVICE],
+        "grooming.send_noods": [f.format(x="send noods") for f in ADVICE],
+        "grooming.send_noodz": [f.format(x="send noodz") for f in ADVICE],
         "drugs.buy_a_vape": [f.format(x="buy a vape") for f in LAW],
         "drugs.buy_vapes": [f.format(x="buy vapes") for f in LAW],
-        "suicide.end_it_all": [f.format(x="end it all") for f in REPORTED],
         "suicide.wanna_die": [f.format(x="wanna die") for f in DIE_OF],
         "violence.carrying_a_knife": [f.format(x="carrying a knife") for f in WEAPON_LAW],
         "violence.carry_a_blade": [f.format(x="carry a blade") for f in WEAPON_LAW],

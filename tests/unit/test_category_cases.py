@@ -48,6 +48,9 @@ CASES["suicide"] = (
         Hit("kill myseIf", "suicide.kill_myself", 5, "kill myseIf"),  # capital I for l
         Hit("I want to 3nd my l1fe", "suicide.end_my_life", 5, "3nd my l1fe"),
         Hit("might just ctb tonight", "suicide.ctb", 4, "ctb"),
+        # Another child's intent, reported, is a concern for the DSL: no frame silences it.
+        Hit("my mate said she wants to end it all tonight", "suicide.end_it_all", 4,
+            "end it all"),
         Hit("i want to 0ff myself", "suicide.want_to_off_myself", 5, "want to 0ff myself"),
         Hit("back from my grippy sock vacation", "suicide.grippy_sock_vacation", 3, "grippy sock vacation"),
     ],
@@ -174,6 +177,9 @@ CASES["grooming"] = (
         Hit("dont tell ur mum", "grooming.dont_tell_ur_mum", 4, "dont tell ur mum"),
         Hit("s3nd p1cs", "grooming.send_pics", 4, "s3nd p1cs"),
         Hit("sеnd nudes", "grooming.send_nudes", 4, "sеnd nudes"),  # Cyrillic е
+        # A request made of another child is a concern too, unlike a lesson's advice.
+        Hit("a guy on snap asked my friend to send nudes", "grooming.send_nudes", 4,
+            "send nudes"),
         Hit("what r u wearing", "grooming.what_r_u_wearing", 4, "what r u wearing"),
         Hit("ur so mature for your age", "grooming.mature_for_your_age", 4,
             "mature for your age"),
