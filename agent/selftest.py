@@ -122,6 +122,11 @@ class _Selftest:
     def hook_check(self) -> Check:
         from agent.sensors.keyboard import InputHooks
 
+        if sys.platform != "win32":
+            from agent.sensors import select_backend
+
+            # No display (or Wayland): say why at once, not after 10 s of a hook thread failing.
+            select_backend()
         hooks = InputHooks(queue.SimpleQueue(), mouse=False)
         t0 = time.monotonic()
         hooks.start()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from agent.config import ConfigDir, Enrolment
 from agent.selftest import FAIL, OK, SKIP, Check, _Selftest, run_selftest
 from agent.settings import Settings
@@ -46,6 +48,22 @@ def test_exit_code_counts_failures(tmp_path: Path) -> None:
     failed = [line for line in out[:-1] if line.startswith("FAIL")]
     assert code == 1 and out[0].startswith("FAIL  enrolment")
     assert out[-1] == f"selftest: {len(failed)} check(s) failed"
+
+
+def test_no_display_fails_the_keyboard_check_at_once_in_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without a display the hook thread would die with a traceback and the check wait 10 s.
+    import time
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.delenv("XDG_SESSION_TYPE", raising=False)
+    out: list[str] = []
+    started = time.monotonic()
+    run_selftest(Settings(config_dir=tmp_path / "none", model=False), out.append)
+    (keyboard,) = [line for line in out if "keyboard" in line.split(":")[0]]
+    assert keyboard.startswith("FAIL") and "DISPLAY is not set" in keyboard, keyboard
+    assert time.monotonic() - started < 9, "the keyboard check waited for a hook"
 
 
 def test_machine_enrolment_is_copied_once_and_renewed_when_it_changes(tmp_path: Path) -> None:
