@@ -25,6 +25,7 @@ import hashlib
 import json
 import secrets
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,10 +55,27 @@ def _scope(school_id: int | None) -> str:
     return "" if school_id is None else str(school_id)
 
 
+# A salt never changes once made, and every heartbeat asks for it: kept per Database (weakly, so
+# a closed test database's salts go with it).
+_SALTS: weakref.WeakKeyDictionary[Database, dict[str, bytes]] = weakref.WeakKeyDictionary()
+_SALTS_LOCK = threading.Lock()
+
+
 def salt_for(db: Database, school_id: int | None) -> bytes:
     """The school's salt, made (32 random bytes) the first time it is asked for. Two instances
     making it at once: the primary key keeps the first, and the second reads it."""
     scope = _scope(school_id)
+    with _SALTS_LOCK:
+        known = _SALTS.get(db, {}).get(scope)
+    if known is not None:
+        return known
+    salt = _stored_salt(db, scope)
+    with _SALTS_LOCK:
+        _SALTS.setdefault(db, {})[scope] = salt
+    return salt
+
+
+def _stored_salt(db: Database, scope: str) -> bytes:
     with db.session() as session:
         row = session.get(CohortSalt, scope)
         if row is not None:

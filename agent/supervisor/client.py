@@ -135,7 +135,6 @@ class SupervisorLink:
             return None
         return str(signed).encode(), str(answer.get("etag", ""))
 
-
     def fetch_cohorts(self, etag: str | None) -> tuple[bytes, str] | None:
         """The cohort map the supervisor fetched (agent.cohorts), if newer than ``etag``. A
         supervisor older than cohort maps refuses the op: no map, events go untagged."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Header, Response
 
+from collector.api._conditional import conditional_json
 from collector.cohorts import cohort_map, tagging_on
 from collector.deps import DatabaseDep, DeviceDep, SettingsDep
 
@@ -19,8 +20,4 @@ def get_cohorts(device: DeviceDep, db: DatabaseDep, settings: SettingsDep,
                 if_none_match: str | None = Header(default=None, max_length=200)) -> Response:
     found = cohort_map(db, device.school_id,
                        enabled=tagging_on(db, settings, device.school_id))
-    etag = f'"{found.etag}"'
-    if if_none_match is not None and etag in {t.strip() for t in if_none_match.split(",")}:
-        return Response(status_code=304, headers={"ETag": etag})
-    return Response(content=found.body, media_type="application/json",
-                    headers={"ETag": etag, "Cache-Control": "no-cache, private"})
+    return conditional_json(found.body, found.etag, if_none_match, "no-cache, private")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Header, Response
 
+from collector.api._conditional import conditional_json
 from collector.deps import DeviceDep, SessionDep
 from collector.errors import NotFound
 from collector.policy_store import latest
@@ -20,8 +21,4 @@ def get_policy(_device: DeviceDep, session: SessionDep,
     if record is None:
         raise NotFound("no policy has been published yet: a keyholder must run "
                        "`vigil collector policy publish`")
-    etag = f'"{record.etag}"'
-    if if_none_match is not None and etag in {t.strip() for t in if_none_match.split(",")}:
-        return Response(status_code=304, headers={"ETag": etag})
-    return Response(content=record.signed, media_type="application/json",
-                    headers={"ETag": etag, "Cache-Control": "no-cache"})
+    return conditional_json(record.signed, record.etag, if_none_match)
