@@ -78,6 +78,17 @@ def _insert_device(conn: Any) -> None:
         ":now, '', false, 0, 0, 0, 0, 0)"), {"now": "2026-11-24 10:00:00"})
 
 
+def _insert_event(conn: Any) -> None:
+    """Event e1 of device d1 with only the columns 0004 has."""
+    from sqlalchemy import text
+
+    conn.execute(text(
+        "INSERT INTO event (id, device_id, time, received_at, category, severity, rule, "
+        "source, repeat_count, blob_key, size, sha256, recipients, status) VALUES "
+        "('e1', 'd1', :now, :now, 'suicide', 5, 'model:suicide', 'typed', 1, 'ev/x', 1, "
+        "'s', '[]', 'new')"), {"now": "2026-11-24 10:00:00"})
+
+
 def test_0005_device_detection_up_down_up_keeps_devices(db_url: str) -> None:
     """0005 adds device.detection and detection_note ("" for devices already enrolled, even with
     events pointing at them) and its downgrade drops exactly them, on SQLite and PostgreSQL."""
@@ -92,11 +103,7 @@ def test_0005_device_detection_up_down_up_keeps_devices(db_url: str) -> None:
         upgrade(engine, "0004")
         with engine.begin() as conn:
             _insert_device(conn)
-            conn.execute(text(
-                "INSERT INTO event (id, device_id, time, received_at, category, severity, rule, "
-                "source, repeat_count, blob_key, size, sha256, recipients, status) VALUES "
-                "('e1', 'd1', :now, :now, 'suicide', 5, 'model:suicide', 'typed', 1, 'ev/x', 1, "
-                "'s', '[]', 'new')"), {"now": "2026-11-24 10:00:00"})
+            _insert_event(conn)
 
         def columns() -> set[str]:
             return {c["name"] for c in inspect(engine).get_columns("device")}
@@ -287,11 +294,7 @@ def test_0013_cohort_tags_up_down_up_keeps_events(db_url: str) -> None:
         upgrade(engine, "0012")
         with engine.begin() as conn:
             _insert_device(conn)
-            conn.execute(text(
-                "INSERT INTO event (id, device_id, time, received_at, category, severity, rule, "
-                "source, repeat_count, blob_key, size, sha256, status) VALUES ('e1', 'd1', "
-                ":now, :now, 'suicide', 5, 'r', 'typed', 1, 'k', 1, 's', 'new')"),
-                {"now": "2026-11-24 10:00:00"})
+            _insert_event(conn)
         upgrade(engine, "0013")
         assert "cohort_salt" in inspect(engine).get_table_names()
         with engine.begin() as conn:
