@@ -161,8 +161,9 @@ ScopeDep = Annotated[Scope, Depends(_scope)]
 
 
 def trust_wide_only(what: str) -> Any:
-    """A router dependency for pages that are the trust's, not a school's, until they are
-    scoped too (the roster, the audit log): a school-scoped account gets 403."""
+    """A router or route dependency for what is the trust's, not a school's: pages not yet
+    scoped (the roster, the audit log) and changes to what every school runs or who reads every
+    school (wordlists, the policy, the keyholders). A school-scoped account gets 403."""
 
     async def dependency(scope: ScopeDep) -> None:
         scope.trust_only(what)

@@ -30,14 +30,15 @@ from dashboard.keyholders import (
 )
 from dashboard.rendering import render
 from dashboard.routes._common import client_address, key_password_guess
-from dashboard.scope import ScopeDep
+from dashboard.scope import trust_wide_only
 from dashboard.sessions import SignedIn
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["dashboard"])
 
-WHO_READS = "Who can read every school's captures"
+# Changing who reads every school's captures: trust-wide accounts only.
+TRUST_WIDE = trust_wide_only("Who can read every school's captures")
 UNAPPROVED_WARNING = ("No keyholder has approved this key. It cannot read anything until a "
                       "keyholder signs it. If you did not expect it, reject it.")
 
@@ -71,10 +72,9 @@ async def _read_upload(upload: UploadFile | None) -> bytes:
     return data
 
 
-@router.post("/keyholders/add", include_in_schema=False)
-async def add_keyholder(request: Request, who: KeyholderDep, scope: ScopeDep,
+@router.post("/keyholders/add", include_in_schema=False, dependencies=[TRUST_WIDE])
+async def add_keyholder(request: Request, who: KeyholderDep,
                         key: Annotated[UploadFile | None, File()] = None) -> Response:
-    scope.trust_only(WHO_READS)
     data = await _read_upload(key)
     # The rest touches the database and the KDF-free parser only; it runs off the event loop.
     from starlette.concurrency import run_in_threadpool
@@ -98,12 +98,11 @@ def _add(request: Request, who: SignedIn, data: bytes) -> Response:
                                 status_code=303)
 
 
-@router.post("/keyholders/{keyholder_id}/remove", include_in_schema=False)
-def remove_keyholder(keyholder_id: int, db: SessionDep, who: KeyholderDep,
-                     scope: ScopeDep) -> Response:
+@router.post("/keyholders/{keyholder_id}/remove", include_in_schema=False,
+             dependencies=[TRUST_WIDE])
+def remove_keyholder(keyholder_id: int, db: SessionDep, who: KeyholderDep) -> Response:
     """Propose a removal: the account is disabled at once (collector.keyholders.retire), the key
     stops being a reader when a keyholder signs the change."""
-    scope.trust_only(WHO_READS)
     from collector.keyholders import retire
     from dashboard.keyholders import active_row
 
@@ -117,27 +116,24 @@ def remove_keyholder(keyholder_id: int, db: SessionDep, who: KeyholderDep,
     return RedirectResponse("/keyholders?done=removal#changes", status_code=303)
 
 
-@router.post("/keyholders/{keyholder_id}/reject", include_in_schema=False)
-def reject_keyholder(keyholder_id: int, db: SessionDep, who: KeyholderDep,
-                     scope: ScopeDep) -> Response:
-    scope.trust_only(WHO_READS)
+@router.post("/keyholders/{keyholder_id}/reject", include_in_schema=False,
+             dependencies=[TRUST_WIDE])
+def reject_keyholder(keyholder_id: int, db: SessionDep, who: KeyholderDep) -> Response:
     reject_proposal(db, keyholder_id, who.username)
     return RedirectResponse("/keyholders?done=rejected#changes", status_code=303)
 
 
-@router.post("/keyholders/approve", include_in_schema=False)
+@router.post("/keyholders/approve", include_in_schema=False, dependencies=[TRUST_WIDE])
 def approve_change(
     request: Request,
     db: SessionDep,
     settings: DashSettingsDep,
     who: KeyholderDep,
-    scope: ScopeDep,
     change: Annotated[str, Form(max_length=80)],
     password: Annotated[str, Form(max_length=1024)],
 ) -> Response:
     from collector.publishing import approve_as
 
-    scope.trust_only(WHO_READS)
     try:
         signer = signer_for(db, who, proposed_change(db))
     except DashboardError as exc:

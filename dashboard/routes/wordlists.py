@@ -38,7 +38,7 @@ from dashboard.deps import (
 from dashboard.errors import BadRequest, Forbidden, NotFound
 from dashboard.keyplace import key_here
 from dashboard.rendering import render
-from dashboard.scope import ScopeDep
+from dashboard.scope import ScopeDep, trust_wide_only
 from dashboard.sessions import SignedIn
 
 __all__ = ["router"]
@@ -47,7 +47,7 @@ router = APIRouter(tags=["dashboard"])
 
 FILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,58}\.toml$")
 MAX_FILE_CHARS = 200_000
-TRUST_LISTS = "The wordlists every school's agents run"
+TRUST_LISTS = trust_wide_only("The wordlists every school's agents run")
 SCHOOL_TEMPLATE = """# The school's own rules and exclusions (same format as the default lists).
 category = "bullying"
 
@@ -124,16 +124,14 @@ def wordlists(request: Request, db: SessionDep, who: KeyholderDep) -> Response:
     return _page(request, db, who)
 
 
-@router.post("/wordlists/files", include_in_schema=False)
+@router.post("/wordlists/files", include_in_schema=False, dependencies=[TRUST_LISTS])
 def save_file(
     request: Request,
     db: SessionDep,
     who: TechnicianDep,
-    scope: ScopeDep,
     name: Annotated[str, Form(max_length=64)],
     text: Annotated[str, Form(max_length=MAX_FILE_CHARS)],
 ) -> Response:
-    scope.trust_only(TRUST_LISTS)
     name = name.strip().lower()
     try:
         _draft(request, db, name, text)  # refuses a bad name, a malformed file, a duplicate id
@@ -146,9 +144,9 @@ def save_file(
     return RedirectResponse("/wordlists#school", status_code=303)
 
 
-@router.post("/wordlists/files/{name}/delete", include_in_schema=False)
-def delete_file(name: str, db: SessionDep, who: TechnicianDep, scope: ScopeDep) -> Response:
-    scope.trust_only(TRUST_LISTS)
+@router.post("/wordlists/files/{name}/delete", include_in_schema=False,
+             dependencies=[TRUST_LISTS])
+def delete_file(name: str, db: SessionDep, who: TechnicianDep) -> Response:
     row = db.get(WordlistFile, name)
     if row is None:
         raise NotFound("There is no such school file.")
@@ -220,10 +218,9 @@ def replay_draft(
                  edit_text=text, asked_open=open_text)
 
 
-@router.post("/wordlists/publish", include_in_schema=False)
-def publish_policy(request: Request, db: SessionDep, unlocked: UnlockedDep,
-                   scope: ScopeDep) -> Response:
-    scope.trust_only("The policy every school's agents run")
+@router.post("/wordlists/publish", include_in_schema=False,
+             dependencies=[trust_wide_only("The policy every school's agents run")])
+def publish_policy(request: Request, db: SessionDep, unlocked: UnlockedDep) -> Response:
     if unlocked.who.role != "technician":
         raise Forbidden("Only the technician publishes wordlist changes.")
     try:
