@@ -26,7 +26,10 @@ threshold kept 30% of dev risk. Risk is specific and ordinary text is not, so th
   means (92% right on dev lines; a plain dot product with the means guessed 35%);
 - **linear part**: a class-balanced L2 logistic regression risk-vs-benign over the embedding,
   added to the margin with a small weight;
-- ``centre``, ``k``, ``tau``, the L2 strength and the weight are chosen by leave-one-out / 5-fold
+- **lexical part** (since session 9): a ridge fit risk-vs-benign over hashed word and character
+  n-grams of the line (core.detect.lexical, 16,384 dimensions, solved in the dual), added with
+  its own weight; the embedding keeps the topic, this keeps rare decisive words and slang;
+- ``centre``, ``k``, ``tau``, the L2 strengths and the weights are chosen by leave-one-out / 5-fold
   cross-validation **on train** (criterion: recall with the right category, averaged over 0.5% to
   3% false positives of out-of-fold benign train lines, a smoother target than one 1% point,
   whose choice flipped when five train lines changed);
@@ -62,6 +65,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from core.detect.lexical import DEFAULT_DIM, lexical_features
 from core.detect.lists import ListDetector, severity_caps
 from core.detect.model import HEAD_PATH, load_encoder, soft_top_k
 from core.detect.sentences import split_sentences
@@ -78,6 +82,8 @@ TAUS = (0.02, 0.05, 0.1)         # softness of the top-k mean
 LAMBDAS = (30.0, 300.0)          # L2 strength of the linear part (standardised features)
 WEIGHTS = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05)  # weight of the linear part beside the margin
 CENTRE = (0.0, 0.5, 1.0)         # how much of its language's mean to take off an embedding
+LEX_LAMBDAS = (0.3, 1.0)         # ridge strength of the lexical part (kernel ridge, +-1 targets)
+LEX_WEIGHTS = (0.0, 0.02, 0.05, 0.1)  # weight of the lexical part beside the margin
 LANG_TAUS = (0.005, 0.02)        # softness of the guess of a sentence's language (run time)
 FOLDS = 5
 REPEATS = 3                      # 5-fold CV of the linear part, repeated with 3 splits, averaged
@@ -117,6 +123,28 @@ def binary_lr(x: Any, y: Any, lam: float, weights: Any) -> tuple[Any, float]:
         if np.abs(step).max() < 1e-7:
             break
     return w[:d], float(w[d])
+
+
+def out_of_fold(n: int, fit_predict: Any) -> Any:
+    """Out-of-fold scores of ``n`` train rows: FOLDS-fold cross-validation repeated REPEATS times
+    with fixed seeds, averaged. ``fit_predict(fit)`` fits on the rows where the mask ``fit`` is
+    true and returns the scores of the others."""
+    out = np.zeros(n)
+    for rep in range(REPEATS):
+        fold = np.random.default_rng(13 + rep).integers(0, FOLDS, n)
+        for f in range(FOLDS):
+            fit = fold != f
+            out[~fit] += fit_predict(fit) / REPEATS
+    return out
+
+
+def kernel_ridge(gram: Any, y: Any, lam: float, weights: Any) -> Any:
+    """Dual coefficients of a weighted ridge fit to +-1 targets: (K + lam W^-1)^-1 t.
+
+    Why ridge in the dual and not Newton's logistic regression: the lexical features have 16,384
+    dimensions and train has a few thousand lines, so one n-by-n solve per fold is cheap where a
+    d-by-d Hessian is not; the weights in feature space are ``features.T @ alpha``."""
+    return np.linalg.solve(gram + lam * np.diag(1.0 / weights), 2.0 * y - 1.0)
 
 
 def margins(sims: Any, labels: Any, k: int, tau: float) -> tuple[Any, Any]:
@@ -206,16 +234,22 @@ def main(argv: list[str] | None = None) -> int:
     ztr = (xtr - mu) / sd
     yb = (ytr > 0).astype(float)
     wts = np.where(yb == 1, len(yb) / (2 * yb.sum()), len(yb) / (2 * (1 - yb).sum()))
-    oof = {}
-    for lam in LAMBDAS:
-        out = np.zeros(len(ytr))
-        for rep in range(REPEATS):
-            fold = np.random.default_rng(13 + rep).integers(0, FOLDS, len(ytr))
-            for f in range(FOLDS):
-                fit = fold != f
-                w, b = binary_lr(ztr[fit], yb[fit], lam, wts[fit])
-                out[~fit] += (ztr[~fit] @ w + b) / REPEATS
-        oof[lam] = out
+    def linear(fit: Any, lam: float) -> Any:
+        w, b = binary_lr(ztr[fit], yb[fit], lam, wts[fit])
+        return ztr[~fit] @ w + b
+
+    oof = {lam: out_of_fold(len(ytr), lambda fit, lam=lam: linear(fit, lam)) for lam in LAMBDAS}
+    ftr = np.asarray(lexical_features([r[0] for r in train], DEFAULT_DIM), dtype=np.float64)
+    gram = ftr @ ftr.T
+
+    def lexical(fit: Any, lam: float) -> Any:
+        alpha = kernel_ridge(gram[np.ix_(fit, fit)], yb[fit], lam, wts[fit])
+        return gram[np.ix_(~fit, fit)] @ alpha
+
+    oof_lex = {lam: out_of_fold(len(ytr), lambda fit, lam=lam: lexical(fit, lam))
+               for lam in LEX_LAMBDAS}
+    lex_grid = [(ll, lw) for ll in LEX_LAMBDAS for lw in LEX_WEIGHTS
+                if lw or ll == LEX_LAMBDAS[0]]
     best: dict[str, Any] = {}
     for centre, ltau in ((c, t) for c in CENTRE for t in LANG_TAUS if c or t == LANG_TAUS[0]):
         # queries guess their language, as at run time; memory rows know theirs
@@ -224,25 +258,29 @@ def main(argv: list[str] | None = None) -> int:
         for k, tau in ((k, tau) for k in KS for tau in TAUS):
             m, c = margins(sims_tr, ytr, k, tau)
             for lam in LAMBDAS:
-                for wt in WEIGHTS:
+                for wt, (ll, lw) in ((w, g) for w in WEIGHTS for g in lex_grid):
                     if wt == 0.0 and lam != LAMBDAS[0]:
                         continue
-                    sc = m + wt * oof[lam]
+                    sc = m + wt * oof[lam] + lw * oof_lex[ll]
                     r1 = recall_at(sc, c, ytr, MAX_FP)
                     r2 = recall_at(sc, c, ytr, MAX_FP_REVIEW)
                     crit = float(np.mean([recall_at(sc, c, ytr, fp) for fp in CV_FPS]))
                     print(f"cv centre={centre} lang_tau={ltau} k={k} tau={tau} lambda={lam} "
-                          f"weight={wt}: recall@1%={r1:.3f} recall@2%={r2:.3f} mean={crit:.4f}")
+                          f"weight={wt} lex_lambda={ll} lex_weight={lw}: recall@1%={r1:.3f} "
+                          f"recall@2%={r2:.3f} mean={crit:.4f}")
                     if not best or crit > best["crit"]:
                         best = {"centre": centre, "ltau": ltau, "k": k, "tau": tau, "lam": lam,
-                                "wt": wt, "cv1": r1, "cv2": r2, "crit": crit}
+                                "wt": wt, "ll": ll, "lw": lw, "cv1": r1, "cv2": r2, "crit": crit}
     centre, ltau, k, tau = best["centre"], best["ltau"], best["k"], best["tau"]
-    lam, wt = best["lam"], best["wt"]
+    lam, wt, lex_lam, lex_wt = best["lam"], best["wt"], best["ll"], best["lw"]
     mem_q, mem, scale = memory_for(centre)
     print(f"chosen on train: centre={centre} lang_tau={ltau} k={k} tau={tau} lambda={lam} weight={wt} "
+          f"lex_lambda={lex_lam} lex_weight={lex_wt} "
           f"(cv recall@1%={best['cv1']:.3f}, @2%={best['cv2']:.3f})")
     w, b = binary_lr(ztr, yb, lam, wts)
     risk_w, risk_b = w / sd, b - float((w * mu / sd).sum())  # standardisation folded in
+    # float32, as it ships, so dev is scored with exactly the weights the agent runs
+    lex_w = (ftr.T @ kernel_ridge(gram, yb, lex_lam, wts)).astype("<f4")
 
     # --- dev: every sentence, as the detector sees it; a line scores the max over its sentences
     owner: list[int] = []
@@ -254,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     xdv = np.asarray(encode(sents), dtype=np.float64)
     own = np.array(owner)
     m, c = margins(centred(xdv, means, centre, lang_tau=ltau) @ mem.T, ytr, k, tau)
-    raw_s = m + wt * (xdv @ risk_w + risk_b)
+    lex_dv = np.asarray(lexical_features(sents, DEFAULT_DIM), dtype=np.float64)
+    raw_s = m + wt * (xdv @ risk_w + risk_b) + lex_wt * (lex_dv @ lex_w.astype(np.float64))
     line_s = np.full(len(dev), -np.inf)
     line_c = np.zeros(len(dev), dtype=int)
     for j in np.argsort(raw_s):  # ascending, so each line ends with its top sentence
@@ -287,7 +326,9 @@ def main(argv: list[str] | None = None) -> int:
         return round(float(mask[sel].mean()), 3) if sel.any() else 0.0
 
     figures = {
-        "chosen_on_train": {"centre": centre, "lang_tau": ltau, "k": k, "tau": tau, "lambda": lam, "linear_weight": wt,
+        "chosen_on_train": {"centre": centre, "lang_tau": ltau, "k": k, "tau": tau, "lambda": lam,
+                            "linear_weight": wt, "lexical_lambda": lex_lam,
+                            "lexical_weight": lex_wt,
                             "cv_recall_at_1pct": round(best["cv1"], 3),
                             "cv_recall_at_2pct": round(best["cv2"], 3)},
         "dev_lines": len(dev), "dev_risk": int(risky.sum()), "dev_benign": int((~risky).sum()),
@@ -333,7 +374,11 @@ def main(argv: list[str] | None = None) -> int:
                       "note": "per label: tau*log(mean(exp((s-1)/tau)))+1 over the k most similar "
                               "rows; margin = best category - benign"},
         "risk": {"w": [round(float(v), 7) for v in risk_w], "b": round(risk_b, 7),
-                 "weight": wt, "note": "raw = margin + weight * (x.w + b)"},
+                 "weight": wt, "note": "raw = margin + weight * (x.w + b) (+ the lexical term)"},
+        "lexical": {"dim": DEFAULT_DIM, "weight": lex_wt, "lambda": lex_lam,
+                    "float32": base64.b64encode(lex_w.tobytes()).decode("ascii"),
+                    "note": "raw += weight * (lexical_features(sentence) . w), little-endian "
+                            "float32; features: core.detect.lexical"},
         "calibration": {"a": round(float(pa[0]), 6), "b": round(pb, 6),
                         "note": "score = 1/(1+exp(-(a*raw+b))), Platt on dev lines"},
         "thresholds": {

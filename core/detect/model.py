@@ -12,10 +12,11 @@ separate risk from benign text. ``head.json`` (next to this file, written by
 thresholds on dev) holds, in format 2, a **memory** of the train lines' embeddings (int8) with
 their labels. A sentence's margin is how much closer it is to the nearest lines of its best risk
 category than to the nearest benign lines (a soft top-k mean of cosines per label), plus a small
-linear risk-vs-benign term; Platt calibration on dev turns that into a probability. Because e5
-embeddings cluster by language, memory rows have their language's mean taken off, and so does a
-sentence, with its language guessed softly from the nearest mean. Format 1 (a logistic
-regression and a category head, no memory) still loads.
+linear risk-vs-benign term and, when the head has one, a linear term over the sentence's hashed
+word and character n-grams (core.detect.lexical); Platt calibration on dev turns that into a
+probability. Because e5 embeddings cluster by language, memory rows have their language's mean
+taken off, and so does a sentence, with its language guessed softly from the nearest mean.
+Format 1 (a logistic regression and a category head, no memory) still loads.
 
 Severity from the calibrated score (never above the category's highest list severity, ``caps``):
 ``score >= review`` gives 2 (logged, reviewed in bulk; lists or model fire on at most 2% of dev
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from core.detect.base import Detection, Kind
+from core.detect.lexical import lexical_features
 from core.detect.sentences import split_sentences
 from core.errors import ModelUnavailable
 
@@ -109,6 +111,8 @@ class Head:
     lang_means: Any = None         # (languages, dim): per-language mean embedding over train
     centre: float = 0.0            # share of the guessed language's mean taken off a sentence
     lang_tau: float = 0.02         # softness of that guess
+    lex_w: Any = None              # (dim,) float32 weights over hashed n-grams (core.detect.lexical)
+    lex_weight: float = 0.0        # weight of that lexical term beside the margin
 
     @functools.cached_property
     def _half_sq(self) -> Any:
@@ -119,8 +123,10 @@ class Head:
         """The lowest score that fires at all (the review band, or the threshold)."""
         return self.threshold if self.review is None else min(self.review, self.threshold)
 
-    def score(self, x: Any) -> tuple[Any, Any]:
-        """Calibrated risk probability and the most likely category index, per row of ``x``."""
+    def score(self, x: Any, texts: Sequence[str] | None = None) -> tuple[Any, Any]:
+        """Calibrated risk probability and the most likely category index, per row of ``x``.
+
+        ``texts`` are the sentences ``x`` embeds; a head with a lexical part needs them."""
         import numpy as np
 
         linear = x @ self.risk_w + self.risk_b
@@ -139,6 +145,11 @@ class Head:
             per = np.stack([soft_top_k(sims[:, cols], self.k, self.tau) for cols in self.labels],
                            axis=1)
             z = per[:, 1:].max(axis=1) - per[:, 0] + self.risk_weight * linear
+            if self.lex_w is not None and self.lex_weight:
+                if texts is None:
+                    raise ValueError("this head has a lexical part: score() needs the sentences")
+                z = z + self.lex_weight * (lexical_features(list(texts), len(self.lex_w))
+                                           @ self.lex_w)
             cat = np.argmax(per[:, 1:], axis=1)
         p = 1.0 / (1.0 + np.exp(-(self.platt_a * z + self.platt_b)))
         return p, cat
@@ -178,6 +189,13 @@ def load_head(path: Path = HEAD_PATH) -> Head:
                      "k": int(data["prototype"]["k"]), "tau": float(data["prototype"]["tau"]),
                      "risk_weight": float(data["risk"]["weight"]),
                      "review": float(thresholds["review"])}
+            if "lexical" in data:
+                lex = data["lexical"]
+                lex_w = np.frombuffer(base64.b64decode(lex["float32"], validate=True),
+                                      dtype="<f4").astype(np.float32)
+                if len(lex_w) != int(lex["dim"]):
+                    raise ValueError("lexical weights do not match their dimension")
+                extra |= {"lex_w": lex_w, "lex_weight": float(lex["weight"])}
             if "languages" in data:
                 extra |= {"lang_means": np.asarray(data["languages"]["means"], dtype=np.float32),
                           "centre": float(data["languages"]["centre"]),
@@ -223,7 +241,8 @@ class ModelDetector:
         spans = split_sentences(text)
         if not spans:
             return []
-        scores, cats = self.head.score(self.encode([text[a:b] for a, b in spans]))
+        sentences = [text[a:b] for a, b in spans]
+        scores, cats = self.head.score(self.encode(sentences), sentences)
         found: list[Detection] = []
         for (start, end), score, cat in zip(spans, scores, cats, strict=True):
             s = float(score)

@@ -16,6 +16,7 @@ import pytest
 
 from core.detect import Detection, build, combine, split_sentences
 from core.detect.combine import CombinedDetector
+from core.detect.lexical import lexical_features
 from core.detect.model import Head, load_head, soft_top_k
 from core.errors import ModelUnavailable
 from core.rules import default_dir, load_dirs
@@ -52,19 +53,10 @@ EVERY_LANGUAGE = [
     ("honestly whats the point of me being here anymore", "suicide"),  # en
 ]
 MODEL_ONLY += EVERY_LANGUAGE
-# Known misses of the shipped head: lines it scores at or just under the review threshold. They
-# stay in the lists above so they stay visible, and are not reworded or swapped for a line that
-# fires (that would hide a real miss). test_known_misses_stay_where_they_were_measured fails when
-# the head catches one clearly (take it off) or scores it far lower (the head got worse).
-MODEL_MISSES = {
-    # detect4's head (issue 13): 0.792 in its training run, 0.8015 on one machine against the
-    # review threshold 0.801166 and under it on CI's. The encoder's float results differ by CPU
-    # in the fourth decimal, so a strict xfail on it passed on one machine and failed on another.
-    "sab mere baghair behtar honge": "ur-Latn demo at the review threshold (detect4 head)",
-}
-# How far from the review threshold a known miss may score on any machine and still count as the
-# same miss (the encoder's results differ by CPU by well under this).
-MISS_MARGIN = 0.01
+# Every line above fires with the shipped head. When a retrained head misses one, keep the line
+# (rewording it or swapping it for a line that fires would hide a real miss) and say so in a
+# known-miss test beside it, as the detect4 head's "sab mere baghair behtar honge" had until the
+# lexical part (session 9) caught it.
 HISTORY = "in history today we learned how the treaty of versailles ended the first world war"
 
 
@@ -197,24 +189,50 @@ def test_a_memory_whose_labels_do_not_fit_is_unusable(tmp_path: Path) -> None:
         load_head(path)
 
 
+def test_lexical_features_are_stable_normalised_and_see_words_in_any_script() -> None:
+    import numpy as np
+
+    a, b, c, empty = lexical_features(["need new blades", "need new blades", "اريد ان اموت",
+                                       ""], 1024)
+    assert np.array_equal(a, b)                       # crc32: the same in every process
+    assert np.linalg.norm(a) == pytest.approx(1.0) and np.linalg.norm(c) == pytest.approx(1.0)
+    assert not empty.any()
+    # a shared word shares features; unrelated lines share (almost) none
+    near, far = lexical_features(["my new blades", "the weather is nice"], 1024)
+    assert float(a @ near) > 0.3 > abs(float(a @ far))
+
+
+def test_a_head_with_a_lexical_part_needs_the_sentences_and_adds_their_words(
+        tmp_path: Path) -> None:
+    import base64
+
+    import numpy as np
+
+    data = json.loads((ROOT / "core" / "detect" / "head.json").read_text(encoding="utf-8"))
+    assert data["lexical"]["weight"] > 0  # the shipped head has one
+    dim = 256
+    weights = lexical_features(["blades"], dim)[0].astype("<f4")  # fires on the word "blades"
+    data["lexical"] = {"dim": dim, "weight": 1.0,
+                       "float32": base64.b64encode(weights.tobytes()).decode("ascii")}
+    path = tmp_path / "lex.json"
+    path.write_text(json.dumps(data))
+    head = load_head(path)
+    benign = head.memory[:, head.labels[0].start]  # a train benign line's embedding: low score
+    x = np.stack([benign, benign])
+    with pytest.raises(ValueError, match="needs the sentences"):
+        head.score(x)
+    scores, _ = head.score(x, ["my blades", "my homework"])
+    assert scores[0] > scores[1]
+    data["lexical"]["dim"] = dim + 1
+    path.write_text(json.dumps(data))
+    with pytest.raises(ModelUnavailable):
+        load_head(path)
+
+
 # --- the real model ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("line", sorted(MODEL_MISSES))
-def test_known_misses_stay_where_they_were_measured(detector: CombinedDetector, line: str) -> None:
-    model = detector.model
-    assert model is not None
-    scores, _ = model.head.score(model.encode([line]))
-    score, floor = float(scores[0]), model.head.floor
-    assert score < floor + MISS_MARGIN, (
-        f"{line!r} now scores {score:.4f}, clearly over the review threshold {floor:.4f}: the "
-        "head catches it; take it off MODEL_MISSES")
-    assert score > floor - 10 * MISS_MARGIN, (
-        f"{line!r} now scores {score:.4f}, far under the review threshold {floor:.4f}: the head "
-        "got worse on it")
-
-
 @pytest.mark.parametrize(("line", "category"), [
-    (line, category) for line, category in MODEL_ONLY if line not in MODEL_MISSES])
+    (line, category) for line, category in MODEL_ONLY])
 def test_model_fires_the_right_category_where_the_lists_do_not(
         detector: CombinedDetector, line: str, category: str) -> None:
     assert detector.lists.detect(line) == []
@@ -262,8 +280,6 @@ def test_vigil_match_runs_lists_and_model_and_no_model_gives_the_lists_alone() -
     records = [json.loads(x) for x in proc.stdout.decode("utf-8").splitlines()]
     assert [r["text"] for r in records] == lines
     for (line, category), record in zip(MODEL_ONLY, records, strict=False):
-        if line in MODEL_MISSES:
-            continue
         assert [(m["rule"], m["category"], m["source"]) for m in record["matches"]] == [
             (f"model:{category}", category, "model")], line
         m = record["matches"][0]
