@@ -44,7 +44,8 @@ from core.cohort import join_years, split_years
 from dashboard.deps import MaybeSignedInDep, SessionDep
 from dashboard.errors import Forbidden, NotFound
 
-__all__ = ["AUDIT_SCHOOL", "Scope", "ScopeDep", "scope_for", "scope_label", "trust_wide_only"]
+__all__ = ["AUDIT_SCHOOL", "Scope", "ScopeDep", "scope_for", "scope_label", "trust_wide_only",
+           "whole_school_only"]
 
 YEARS_WITHOUT_SCHOOL = ("This account is limited to some year groups but to no school: ask a "
                         "trust-wide account to give it a school or all years.")
@@ -151,6 +152,11 @@ class Scope:
         if self.school is not None:
             raise Forbidden(f"{what} is set for the whole trust: ask a trust-wide account.")
 
+    def whole_school_only(self, what: str) -> None:
+        """Refuse a year-scoped account a change that acts on every year of its school."""
+        if self.years:
+            raise Forbidden(f"{what} is set for the whole school: ask a whole-school account.")
+
     def _may_see(self, school_id: int | None) -> bool:
         return self.school is None or school_id == self.school_id
 
@@ -212,5 +218,16 @@ def trust_wide_only(what: str) -> Any:
 
     async def dependency(scope: ScopeDep) -> None:
         scope.trust_only(what)
+
+    return Depends(dependency)
+
+
+def whole_school_only(what: str) -> Any:
+    """A route dependency for changes that act on every year of a school: routing rules and
+    targets match and tell about all its events, so a deputy for Year 7 adding one would be
+    told about Year 9's. A year-scoped account gets 403; it still reads the page."""
+
+    async def dependency(scope: ScopeDep) -> None:
+        scope.whole_school_only(what)
 
     return Depends(dependency)

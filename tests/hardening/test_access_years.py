@@ -231,3 +231,22 @@ def test_a_year_deputys_audit_entries_name_their_school(school: School) -> None:
     (scoped,) = [e for e in audit_entries(school.server, "account.scope")
                  if e.target == school.deputy.username]
     assert scoped.details == {"school": "NHA", "years": "7"}
+
+
+def test_a_year_deputy_cannot_change_the_schools_routing(school: School) -> None:
+    """A routing rule tells about every year's events: a Year 7 deputy adding one would hear of
+    Year 9's. They read the page; the school's DSL changes it."""
+    deputy = school.deputy
+    assert deputy.http.get("/routing").status_code == 200
+    target = {"kind": "email", "label": "Deputy", "address": "deputy@nha.example"}
+    attempts = {"/routing/targets": target,
+                "/routing/rules": {"name": "all", "min_severity": "1", "targets": "1"},
+                "/routing/hours": {"days": ["0"], "start": "08:30", "end": "16:00"}}
+    for path, form in attempts.items():
+        answer = deputy.post_form(path, form)
+        assert answer.status_code == 403, (path, answer.status_code)
+        assert "set for the whole school" in answer.text
+    school.whole_school()
+    school.rescope(deputy.username, "NHA", years="")
+    assert deputy.post_form("/routing/targets", target).status_code == 303
+
