@@ -16,9 +16,14 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.dashboard_helpers import SeedEvent, audit_entries, make_accounts, seed_events
+from tests.e2e.dashboard_helpers import SeedEvent, audit_entries, seed_events
 from tests.hardening.clients import DashClient, sign_in
-from tests.hardening.test_access_scope import _calls, _incident, _status
+from tests.hardening.test_access_scope import (
+    _incident,
+    schools_server,
+    unreachable_by_incident,
+    wrong_answers,
+)
 
 pytestmark = [pytest.mark.slow]
 
@@ -51,17 +56,7 @@ class School:
 
 @pytest.fixture
 def school(collector_factory: Any, db_url: str) -> Iterator[School]:
-    from collector.admin import add_school
-    from collector.settings import DashboardSettings as CollectorDashboard
-
-    server = collector_factory(database_url=db_url, dashboard=CollectorDashboard(
-        login_max_failures=1000, extra={"account_free_failures": 1000}))
-    accounts = make_accounts(server)
-    db = server.database()
-    try:
-        add_school(db, "NHA", "North Hill Academy", actor="test")
-    finally:
-        db.close()
+    server, accounts = schools_server(collector_factory, db_url, ("NHA", "North Hill Academy"))
     y7 = SeedEvent("suicide", 5, "suicide.kill_myself", "Chat", "i want to kill myself",
                    "kill myself", user="pupil.y7", year="7")
     y9 = SeedEvent("bullying", 3, "bullying.go_die", "Chat", "just go die", "go die",
@@ -90,20 +85,12 @@ def test_a_year_deputy_gets_404_for_other_years_and_untagged_rows(school: School
     for event, incident in ((school.year9, school.incident9),
                             (school.untagged, school.incident_untagged),
                             (school.year9, school.incident_mixed)):
-        for method, path, form in _calls(event, incident):
-            got = _status(school.deputy, method, path, form)
-            if got != 404:
-                wrong.append(f"{method} {path} as the Year 7 deputy: {got}, expected 404")
+        wrong += wrong_answers(school.deputy, event, incident, (404,), "the Year 7 deputy")
     missing = school.deputy.http.get("/events/00000000-0000-4000-8000-000000000000")
     assert missing.status_code == 404
     # Nor can Year 9's event reach the deputy by way of their own incident or a new one.
-    got = school.deputy.post_form(f"/incidents/{school.incident7}/events",
-                                  {"event": school.year9}).status_code
-    if got != 404:
-        wrong.append(f"adding Year 9's event to Year 7's incident: {got}, expected 404")
-    got = school.deputy.post_form("/incidents", {"title": "x", "event": school.year9}).status_code
-    if got != 400:
-        wrong.append(f"an incident from Year 9's event only: {got}, expected 400 (no event)")
+    wrong += unreachable_by_incident(school.deputy, school.incident7, school.year9,
+                                     "Year 9's event")
     assert not wrong, "\n".join(wrong)
 
 
@@ -132,11 +119,8 @@ def test_a_year_deputy_does_not_see_an_incident_with_no_events(school: School) -
 
 
 def test_a_year_deputy_works_on_their_years_rows(school: School) -> None:
-    wrong = []
-    for method, path, form in _calls(school.year7, school.incident7):
-        got = _status(school.deputy, method, path, form)
-        if got not in (200, 303):
-            wrong.append(f"{method} {path} as the Year 7 deputy: {got}, expected 200 or 303")
+    wrong = wrong_answers(school.deputy, school.year7, school.incident7, (200, 303),
+                          "the Year 7 deputy")
     assert not wrong, "\n".join(wrong)
     # An incident the deputy makes from a mix keeps only the events in their years.
     made = school.deputy.post_form("/incidents", {"title": "y7", "event": [school.year7,
