@@ -22,6 +22,7 @@ from collector.store.db import Database, make_engine
 from collector.store.models import Account, AccountRole, EnrolToken, Keyholder, School, utcnow
 from collector.store.schema import upgrade
 from collector.tls import create_self_signed
+from core.cohort import join_years, split_years
 
 __all__ = [
     "KEYHOLDER_ROLES",
@@ -333,19 +334,34 @@ def add_school(db: Database, code: str, name: str, actor: str = "cli") -> School
     return db.write(job)
 
 
-def set_account_school(db: Database, username: str, school: str, actor: str = "cli") -> Account:
+def set_account_school(db: Database, username: str, school: str, actor: str = "cli",
+                       years: str | None = None) -> Account:
     """Scope an account (a keyholder's too) to one school, or to the whole trust (``school``
-    ""). Its open sessions keep going: the scope is read from the account on every request."""
+    ""); within a school to some year groups (``years`` "7,8"; "" all years; None: keep the
+    account's). Its open sessions keep going: the scope is read from the account on every
+    request. A year scope on a trust-wide account is refused: it would mean those years of
+    every school, which no one is given."""
 
     def job(session: Session) -> Account:
         account = session.exec(select(Account).where(Account.username == username)).first()
         if account is None:
             raise NotFound(f"no account {username!r}")
         scope = school_by_code(session, school) if school else None
+        try:
+            chosen = join_years(split_years(account.years if years is None else years))
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from exc
+        if chosen and scope is None:
+            raise BadRequest(f"a year scope is within a school: give {username} --school CODE "
+                             "with --years" + (", or --all-years to make it trust-wide"
+                                               if years is None else ""))
         account.school_id = scope.id if scope else None
+        account.years = chosen
         session.add(account)
-        audit.record(session, actor, "account.scope", target=username,
-                     details={"school": scope.code if scope else "trust"})
+        details: dict[str, Any] = {"school": scope.code if scope else "trust"}
+        if chosen:
+            details["years"] = chosen
+        audit.record(session, actor, "account.scope", target=username, details=details)
         return account
 
     return db.write(job)

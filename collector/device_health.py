@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, or_, select
@@ -123,21 +124,22 @@ def _policy_state(device: Device, published: dict[int, tuple[str, datetime | Non
     return "current"
 
 
-def _tamper_counts(session: Session, now: datetime) -> dict[str, int]:
+def _tamper_counts(session: Session, now: datetime, where: tuple[Any, ...]) -> dict[str, int]:
     rows = session.exec(
         select(Event.device_id, func.count())
-        .where(Event.category == TAMPER_CATEGORY, col(Event.time) > now - TAMPER_WINDOW)
+        .where(Event.category == TAMPER_CATEGORY, col(Event.time) > now - TAMPER_WINDOW, *where)
         .group_by(Event.device_id)
     ).all()
     return {str(device_id): int(n) for device_id, n in rows}
 
 
 def health(session: Session, settings: Settings, devices: list[Device],
-           now: datetime | None = None) -> dict[str, Health]:
-    """Each device's Health, by device id."""
+           now: datetime | None = None, events_where: tuple[Any, ...] = ()) -> dict[str, Health]:
+    """Each device's Health, by device id; ``events_where``: the events its figures may count
+    (a dashboard account's scope: a deputy for Year 7 counts Year 7's tamper reports only)."""
     now = now or utcnow()
     published = _published(session)
-    tamper = _tamper_counts(session, now)
+    tamper = _tamper_counts(session, now, events_where)
     out: dict[str, Health] = {}
     for device in devices:
         why = _silence(device, settings, now)

@@ -5,12 +5,15 @@ dashboard request of a school's account; ``collector.routing`` to a school's rul
 A device is of its ``school_id`` (from its enrolment token); an event of its device's school;
 an incident, a routing target and a routing rule of their own ``school_id``; so are the
 school's working hours and its out-of-hours rota (collector.oncall), where NULL is the trust's.
+Within a school, an account's year groups: an event is in them by its cohort tag, an incident
+when it has events and all of them are (dashboard.scope says why).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import exists
 from sqlmodel import col, select
 
 from collector.store.models import (
@@ -18,14 +21,15 @@ from collector.store.models import (
     EnrolToken,
     Event,
     Incident,
+    IncidentEvent,
     OnCallShift,
     RouteRule,
     RouteTarget,
     WorkingHours,
 )
 
-__all__ = ["devices_of", "events_of", "hours_of", "incidents_of", "rules_of", "shifts_of",
-           "targets_of", "tokens_of"]
+__all__ = ["devices_of", "events_in_years", "events_of", "hours_of", "incidents_in_years",
+           "incidents_of", "rules_of", "shifts_of", "targets_of", "tokens_of"]
 
 
 def devices_of(school_id: int) -> Any:
@@ -38,6 +42,19 @@ def events_of(school_id: int) -> Any:
 
 def incidents_of(school_id: int) -> Any:
     return col(Incident.school_id) == school_id
+
+
+def events_in_years(years: frozenset[str]) -> Any:
+    """Untagged events (year "") are never in: ``years`` holds no empty year."""
+    return col(Event.year).in_(sorted(years))
+
+
+def incidents_in_years(years: frozenset[str]) -> tuple[Any, Any]:
+    """An incident with events, none of them outside ``years`` (two conditions, both needed)."""
+    of_incident = col(IncidentEvent.incident_id) == Incident.id
+    events = select(IncidentEvent.event_id).join(Event, col(Event.id) == IncidentEvent.event_id)
+    return (exists(events.where(of_incident)),
+            ~exists(events.where(of_incident, col(Event.year).not_in(sorted(years)))))
 
 
 def tokens_of(school_id: int) -> Any:

@@ -26,7 +26,10 @@ __all__ = [
     "KEY_BYTES",
     "YEAR_MAX",
     "check_tag",
+    "join_years",
     "login_key",
+    "normal_year",
+    "split_years",
     "tag_key",
 ]
 
@@ -37,6 +40,39 @@ KEY_BYTES = 16  # of the HMAC, as 32 hex characters
 # (escaped, like all desktop-derived text) and a year group or form never needs them; quotes and
 # "&" stay allowed for forms named after a tutor ("7 O'Neill").
 _TAG = re.compile(r"[^\x00-\x1f\x7f-\x9f<>\\]*")
+
+
+_NUMBERED_YEAR = re.compile(r"(?:year|yr|y|nc year)?\s*(\d{1,2})", re.IGNORECASE)
+
+
+def normal_year(value: str) -> str:
+    """A year group as the roster keeps it, and so as the cohort map and events carry it:
+    "Year 7", "Y07" and "7" are "7"; a named one ("Reception") is kept as written."""
+    found = _NUMBERED_YEAR.fullmatch(value.strip())
+    return found.group(1).lstrip("0") or "0" if found else value.strip()[:YEAR_MAX]
+
+
+def split_years(text: str) -> frozenset[str]:
+    """The year groups of a list such as "7, 8" or "Year 7,Reception" (empty: none), each as
+    :func:`normal_year` makes it so that it matches events' tags; ValueError, in one line, for
+    one that cannot be a year group."""
+    years = set()
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        if len(part.strip()) > YEAR_MAX:
+            raise ValueError(f"{part.strip()!r} is not a year group: at most {YEAR_MAX} characters")
+        year = normal_year(part)
+        why = check_tag(year, "")
+        if why is not None:
+            raise ValueError(f"{part.strip()!r} is not a year group: {why}")
+        years.add(year)
+    return frozenset(years)
+
+
+def join_years(years: frozenset[str]) -> str:
+    """``years`` as stored and shown: numbered ones in order, then named ones ("7,8,Reception")."""
+    return ",".join(sorted(years, key=lambda y: (not y.isdigit(), int(y) if y.isdigit() else 0, y)))
 
 
 def login_key(user: str) -> str:

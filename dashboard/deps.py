@@ -92,6 +92,7 @@ def _maybe_signed_in(
     request.state.dashboard_who = who  # for error pages rendered outside the route
     # The unapproved-keys banner is asked for only when a keyholder page is rendered.
     request.state.dashboard_unapproved = lambda: _unapproved(db)
+    request.state.dashboard_scope_label = lambda: _scope_label(db, who)
     return who
 
 
@@ -99,6 +100,12 @@ def _unapproved(db: Any) -> int:
     from dashboard.keyholders import unapproved_count
 
     return unapproved_count(db)
+
+
+def _scope_label(db: Any, who: SignedIn | None) -> str:
+    from dashboard.scope import scope_label
+
+    return scope_label(db, who.account.school_id, who.account.years) if who is not None else ""
 
 
 MaybeSignedInDep = Annotated[SignedIn | None, Depends(_maybe_signed_in)]

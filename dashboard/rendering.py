@@ -74,6 +74,13 @@ def _unapproved_keys(request: Request, who: SignedIn | None) -> int:
 _KEYHOLDER_ROLES = frozenset({"technician", "head"})
 
 
+def _scope_label(request: Request, who: SignedIn | None) -> str:
+    """What the signed-in account sees ("North Hill Academy, Year 7"), so a deputy knows that
+    what is missing from their pages is outside their scope; "" for the whole trust."""
+    label = getattr(request.state, "dashboard_scope_label", None)
+    return str(label()) if who is not None and who.session.verified and label is not None else ""
+
+
 def render(
     request: Request,
     name: str,
@@ -85,6 +92,7 @@ def render(
     unlocked = bool(who and ring and ring.peek(who.session_id))
     page = {
         "unapproved_keys": _unapproved_keys(request, who),
+        "scope_label": _scope_label(request, who),
         "who": who,
         "csrf": who.csrf if who else context.pop("pre_csrf", ""),
         "unlocked": unlocked,

@@ -30,7 +30,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from collector.store.models import RosterImport, RosterPupil, utcnow
-from core.cohort import login_key
+from core.cohort import login_key, normal_year
 
 __all__ = [
     "FLAGS",
@@ -201,11 +201,6 @@ _FLAG_WORDS = {
 }
 
 
-def _year(value: str) -> str:
-    found = re.fullmatch(r"(?:year|yr|y|nc year)?\s*(\d{1,2})", value.strip(), re.IGNORECASE)
-    return found.group(1).lstrip("0") or "0" if found else value.strip()[:16]
-
-
 def _text(value: str, limit: int) -> str:
     return " ".join(value.split())[:limit]
 
@@ -309,7 +304,7 @@ def _pupil(line: int, row: list[str], where: dict[str, int]) -> tuple[Pupil | No
             flags.add(_FLAG_WORDS[word.strip().casefold()])
     return Pupil(
         line=line, username=key, upn=upn, admission_no=_text(get("adno"), 20),
-        given_name=given, family_name=family, year=_year(get("year")),
+        given_name=given, family_name=family, year=normal_year(get("year")),
         form=_text(get("form"), 32), flags=tuple(f for f in FLAGS if f in flags),
     ), ""
 

@@ -12,6 +12,13 @@ incident is of the school it was created in (dashboard.routes.incidents); routin
 rules, and the out-of-hours rota's lines, are of the school whose account added them. The conditions themselves are defined once,
 in collector.schools, which the routing job uses too. Rows of no school
 (devices enrolled before schools were added) are seen by trust-wide accounts only.
+
+Within its school an account may be limited to some year groups (``Account.years``, a deputy DSL
+for Year 7): it then sees only events whose cohort tag (``Event.year``) is one of them, so an
+untagged event is seen by whole-school accounts only, and an incident only when it has events
+and every one of them is in its years (what an incident's record says is about those pupils).
+Devices, tokens and routing are not a pupil's, so they stay the school's; event figures on the
+devices page honour the years. A year scope without a school is refused on every request.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from collector import schools
 from collector.store.models import (
@@ -33,10 +40,15 @@ from collector.store.models import (
     RouteTarget,
     School,
 )
+from core.cohort import join_years, split_years
 from dashboard.deps import MaybeSignedInDep, SessionDep
 from dashboard.errors import Forbidden, NotFound
 
-__all__ = ["AUDIT_SCHOOL", "Scope", "ScopeDep", "scope_for", "trust_wide_only"]
+__all__ = ["AUDIT_SCHOOL", "Scope", "ScopeDep", "scope_for", "scope_label", "trust_wide_only",
+           "whole_school_only"]
+
+YEARS_WITHOUT_SCHOOL = ("This account is limited to some year groups but to no school: ask a "
+                        "trust-wide account to give it a school or all years.")
 
 # The key of Session.info under which the school of the request is kept for the audit entry
 # (dashboard.auditing.audit adds it to every entry the request writes).
@@ -45,9 +57,15 @@ AUDIT_SCHOOL = "vigil_school"
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """The rows one account may see. ``school`` None: the whole trust."""
+    """The rows one account may see. ``school`` None: the whole trust; ``years`` (normalised as
+    core.cohort makes them) empty: every year of the school."""
 
     school: School | None
+    years: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if self.years and self.school is None:
+            raise ValueError(YEARS_WITHOUT_SCHOOL)
 
     @property
     def school_id(self) -> int | None:
@@ -63,10 +81,11 @@ class Scope:
         return self._where(schools.devices_of)
 
     def events(self) -> tuple[Any, ...]:
-        return self._where(schools.events_of)
+        return self._where(schools.events_of) + self._in_years()
 
     def incidents(self) -> tuple[Any, ...]:
-        return self._where(schools.incidents_of)
+        where = self._where(schools.incidents_of)
+        return (*where, *schools.incidents_in_years(self.years)) if self.years else where
 
     def tokens(self) -> tuple[Any, ...]:
         return self._where(schools.tokens_of)
@@ -83,12 +102,16 @@ class Scope:
     def _where(self, condition: Any) -> tuple[Any, ...]:
         return () if self.school_id is None else (condition(self.school_id),)
 
+    def _in_years(self) -> tuple[Any, ...]:
+        return (schools.events_in_years(self.years),) if self.years else ()
+
     # Fetching one row by id: 404 for another school's row, as for a missing one.
 
     def event(self, db: Session, event_id: str, missing: str) -> Event:
         event = db.get(Event, event_id[:36])
         school_id = event_school(db, event) if event is not None else None
-        if event is None or not self._may_see(school_id):
+        if (event is None or not self._may_see(school_id)
+                or (self.years and event.year not in self.years)):
             raise NotFound(missing)
         _note_school(db, school_id)
         return event
@@ -96,6 +119,9 @@ class Scope:
     def incident(self, db: Session, incident_id: int, missing: str) -> Incident:
         incident = db.get(Incident, incident_id)
         if incident is None or not self._may_see(incident.school_id):
+            raise NotFound(missing)
+        if self.years and db.exec(select(Incident.id).where(
+                col(Incident.id) == incident_id, *self.incidents())).first() is None:
             raise NotFound(missing)
         _note_school(db, incident.school_id)
         return incident
@@ -126,6 +152,11 @@ class Scope:
         if self.school is not None:
             raise Forbidden(f"{what} is set for the whole trust: ask a trust-wide account.")
 
+    def whole_school_only(self, what: str) -> None:
+        """Refuse a year-scoped account a change that acts on every year of its school."""
+        if self.years:
+            raise Forbidden(f"{what} is set for the whole school: ask a whole-school account.")
+
     def _may_see(self, school_id: int | None) -> bool:
         return self.school is None or school_id == self.school_id
 
@@ -143,18 +174,38 @@ def _note_school(db: Session, school_id: int | None) -> None:
             db.info[AUDIT_SCHOOL] = school.code
 
 
-def scope_for(db: Session, school_id: int | None) -> Scope:
+def scope_for(db: Session, school_id: int | None, years: str = "") -> Scope:
+    """``years``: as stored in ``Account.years``. A year scope with no school is refused (403)
+    rather than read as the whole trust, which is what a NULL school would otherwise mean."""
     school = db.get(School, school_id) if school_id is not None else None
     if school_id is not None and school is None:  # a dangling scope sees nothing, not everything
         school = School(id=school_id, code="?", name="?")
+    chosen = split_years(years)
+    if chosen and school is None:
+        raise Forbidden(YEARS_WITHOUT_SCHOOL)
     if school is not None:
         db.info[AUDIT_SCHOOL] = school.code
-    return Scope(school)
+    return Scope(school, chosen)
+
+
+def scope_label(db: Session, school_id: int | None, years: str) -> str:
+    """What an account sees, for the page header: "North Hill Academy, Years 7, 8"; "" when it
+    sees the whole trust."""
+    school = db.get(School, school_id) if school_id is not None else None
+    if school_id is None:
+        return ""
+    name = school.name if school is not None else "an unknown school"
+    chosen = join_years(split_years(years)).split(",") if years.strip() else []
+    if not chosen:
+        return name
+    return f"{name}, Year{'s' if len(chosen) > 1 else ''} {', '.join(chosen)}"
 
 
 def _scope(who: MaybeSignedInDep, db: SessionDep) -> Scope:
     # The route's role alias refuses a request with no one signed in; its scope is then moot.
-    return scope_for(db, who.account.school_id if who is not None else None)
+    if who is None:
+        return scope_for(db, None)
+    return scope_for(db, who.account.school_id, who.account.years)
 
 
 ScopeDep = Annotated[Scope, Depends(_scope)]
@@ -167,5 +218,16 @@ def trust_wide_only(what: str) -> Any:
 
     async def dependency(scope: ScopeDep) -> None:
         scope.trust_only(what)
+
+    return Depends(dependency)
+
+
+def whole_school_only(what: str) -> Any:
+    """A route dependency for changes that act on every year of a school: routing rules and
+    targets match and tell about all its events, so a deputy for Year 7 adding one would be
+    told about Year 9's. A year-scoped account gets 403; it still reads the page."""
+
+    async def dependency(scope: ScopeDep) -> None:
+        scope.whole_school_only(what)
 
     return Depends(dependency)

@@ -220,6 +220,9 @@ class Account(SQLModel, table=True):
     keyholder_id: int | None = Field(default=None, foreign_key="keyholder.id")
     # The school this account is scoped to (dashboard.scope); NULL: the whole trust.
     school_id: int | None = Field(default=None)
+    # Within that school, the year groups it sees (dashboard.scope), comma-separated as events
+    # carry them ("7,8"); empty: every year. A deputy DSL for Year 7 sees no other pupils.
+    years: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
     failed_logins: int = 0
     locked_until: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)

@@ -68,7 +68,7 @@ def _devices_page(
     now = utcnow()
     devices = list(db.exec(select(Device).where(*scope.devices())
                            .order_by(col(Device.hostname))).all())
-    states = health(db, settings, devices, now)
+    states = health(db, settings, devices, now, events_where=scope.events())
     detection = {d.id: detection_label(d.detection, d.detection_note) for d in devices}
     screen = {d.id: screen_label(d.screen, d.screen_note) for d in devices}
     live = [d for d in devices if d.revoked_at is None]

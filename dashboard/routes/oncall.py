@@ -33,7 +33,7 @@ from collector.store.models import OnCallShift, RouteTarget, WorkingHours, utcno
 from dashboard.auditing import audit
 from dashboard.deps import HeadDep, SessionDep, SettingsDep
 from dashboard.errors import BadRequest
-from dashboard.routes.routing import fingerprint
+from dashboard.routes.routing import WHOLE_SCHOOL, fingerprint
 from dashboard.scope import Scope, ScopeDep
 
 __all__ = ["hours_row", "router"]
@@ -56,7 +56,7 @@ def _span(days: list[int], start: str, end: str, closed_day: bool = False
         raise BadRequest(str(exc)) from None
 
 
-@router.post("/routing/hours", include_in_schema=False)
+@router.post("/routing/hours", include_in_schema=False, dependencies=[WHOLE_SCHOOL])
 def set_hours(db: SessionDep, who: HeadDep, scope: ScopeDep,
               start: Annotated[str, Form(max_length=8)],
               end: Annotated[str, Form(max_length=8)],
@@ -81,7 +81,7 @@ def set_hours(db: SessionDep, who: HeadDep, scope: ScopeDep,
     return RedirectResponse("/routing#hours", status_code=303)
 
 
-@router.post("/routing/oncall", include_in_schema=False)
+@router.post("/routing/oncall", include_in_schema=False, dependencies=[WHOLE_SCHOOL])
 def add_shift(db: SessionDep, settings: SettingsDep, who: HeadDep, scope: ScopeDep,
               name: Annotated[str, Form(min_length=1, max_length=48)],
               email: Annotated[str, Form(min_length=1, max_length=320)],
@@ -117,7 +117,7 @@ def add_shift(db: SessionDep, settings: SettingsDep, who: HeadDep, scope: ScopeD
     return RedirectResponse("/routing#rota", status_code=303)
 
 
-@router.post("/routing/oncall/{shift_id}/remove", include_in_schema=False)
+@router.post("/routing/oncall/{shift_id}/remove", include_in_schema=False, dependencies=[WHOLE_SCHOOL])
 def remove_shift(shift_id: int, db: SessionDep, who: HeadDep, scope: ScopeDep) -> Response:
     shift = scope.oncall_shift(db, shift_id, f"There is no on-call line #{shift_id}.")
     now = utcnow()

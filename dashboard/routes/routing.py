@@ -47,11 +47,13 @@ from dashboard.auditing import audit
 from dashboard.deps import HeadDep, KeyholderDep, SessionDep, SettingsDep
 from dashboard.errors import BadRequest
 from dashboard.rendering import render
-from dashboard.scope import Scope, ScopeDep
+from dashboard.scope import Scope, ScopeDep, whole_school_only
 
-__all__ = ["fingerprint", "router"]
+__all__ = ["WHOLE_SCHOOL", "fingerprint", "router"]
 
 router = APIRouter(tags=["dashboard"])
+# Rules and the rota tell people about every year's events: not a deputy's for some years.
+WHOLE_SCHOOL = whole_school_only("Routing")
 
 
 def fingerprint(address: str) -> str:
@@ -115,7 +117,7 @@ def routing_page(request: Request, db: SessionDep, who: KeyholderDep,
                   on_call_now=[s.name for s in rota.on_call(scope.school_id, now)])
 
 
-@router.post("/routing/targets", include_in_schema=False)
+@router.post("/routing/targets", include_in_schema=False, dependencies=[WHOLE_SCHOOL])
 def add_target(db: SessionDep, settings: SettingsDep, who: HeadDep, scope: ScopeDep,
                kind: Annotated[str, Form(max_length=16)],
                label: Annotated[str, Form(min_length=1, max_length=64)],
@@ -137,7 +139,7 @@ def add_target(db: SessionDep, settings: SettingsDep, who: HeadDep, scope: Scope
     return RedirectResponse("/routing", status_code=303)
 
 
-@router.post("/routing/targets/{target_id}/remove", include_in_schema=False)
+@router.post("/routing/targets/{target_id}/remove", include_in_schema=False, dependencies=[WHOLE_SCHOOL])
 def remove_target(target_id: int, db: SessionDep, who: HeadDep, scope: ScopeDep) -> Response:
     target = _live_target(db, scope, target_id)
     target.removed_at = utcnow()
@@ -147,7 +149,7 @@ def remove_target(target_id: int, db: SessionDep, who: HeadDep, scope: ScopeDep)
     return RedirectResponse("/routing", status_code=303)
 
 
-@router.post("/routing/targets/{target_id}/test", include_in_schema=False)
+@router.post("/routing/targets/{target_id}/test", include_in_schema=False, dependencies=[WHOLE_SCHOOL])
 def test_target(target_id: int, db: SessionDep, settings: SettingsDep, who: HeadDep,
                 scope: ScopeDep) -> Response:
     """Send the no-content alert to one target now, to check the address or webhook works."""
@@ -164,7 +166,7 @@ def test_target(target_id: int, db: SessionDep, settings: SettingsDep, who: Head
     return RedirectResponse(f"/routing?tested={target.id}", status_code=303)
 
 
-@router.post("/routing/rules", include_in_schema=False)
+@router.post("/routing/rules", include_in_schema=False, dependencies=[WHOLE_SCHOOL])
 def add_rule(db: SessionDep, who: HeadDep, scope: ScopeDep,
              name: Annotated[str, Form(min_length=1, max_length=64)],
              min_severity: Annotated[int, Form(ge=1, le=5)],
@@ -198,7 +200,7 @@ def add_rule(db: SessionDep, who: HeadDep, scope: ScopeDep,
     return RedirectResponse("/routing", status_code=303)
 
 
-@router.post("/routing/rules/{rule_id}/remove", include_in_schema=False)
+@router.post("/routing/rules/{rule_id}/remove", include_in_schema=False, dependencies=[WHOLE_SCHOOL])
 def remove_rule(rule_id: int, db: SessionDep, who: HeadDep, scope: ScopeDep) -> Response:
     rule = scope.route_rule(db, rule_id, f"There is no routing rule #{rule_id}.")
     rule.removed_at = utcnow()

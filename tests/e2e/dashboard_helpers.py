@@ -106,6 +106,7 @@ class SeedEvent:
     body: bytes = b""
     # More sealed header fields, e.g. issue 13's detector, score and sentences.
     extra: dict[str, Any] = field(default_factory=dict)
+    year: str = ""  # the cohort tag in the clear metadata (core.cohort); "": untagged
 
 
 def seed_events(server: Any, events: list[SeedEvent], hostname: str = "IT-SUITE-07",
@@ -123,7 +124,8 @@ def seed_events(server: Any, events: list[SeedEvent], hostname: str = "IT-SUITE-
         ev.id = ev.id or str(uuid.uuid4())
         ev.body = ev.body or png(f"{hostname}: {ev.rule}")
         meta = Metadata(event_id=ev.id, device_id=device_id, time=now - timedelta(minutes=ev.minutes_ago),
-                        category=ev.category, severity=ev.severity, rule=ev.rule, source=ev.source)
+                        category=ev.category, severity=ev.severity, rule=ev.rule, source=ev.source,
+                        year=ev.year)
         start = ev.context.find(ev.matched)
         header = {
             "user": ev.user, "host": hostname, "title": ev.title, "app": "winword.exe",

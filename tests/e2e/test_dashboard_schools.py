@@ -91,3 +91,41 @@ def test_a_schools_dsl_sees_only_their_school_and_the_trust_lead_sees_both(
     lead.goto(server.url + "/devices")  # the trust lead sees every school's devices, by school
     assert lead.locator("#devices span.school").all_inner_texts() == ["(NHA)", "(SHB)"]
     shoot(lead, "devices-trust")
+
+
+def test_a_year_7_deputy_sees_year_7_and_not_year_9(collector_server: Any,
+                                                    new_context: Any) -> None:
+    """A deputy DSL scoped to North Hill's Year 7: the triage page lists the Year 7 pupil's
+    event, not the Year 9 pupil's nor the untagged one; the header says what they see."""
+    from collector.admin import add_school, set_account_school
+
+    server = collector_server
+    who = make_accounts(server)
+    db = server.database()
+    try:
+        add_school(db, "NHA", "North Hill Academy", actor="test")
+        set_account_school(db, who["head"][0], "NHA", actor="test", years="7")
+    finally:
+        db.close()
+    y7, y9, untagged = (
+        SeedEvent("suicide", 5, "suicide.kill_myself", "Chat - Edge", "i want to kill myself",
+                  "kill myself", user="pupil.y7", minutes_ago=3, year="7"),
+        SeedEvent("bullying", 3, "bullying.go_die", "Chat - Edge", "just go die", "go die",
+                  user="pupil.y9", minutes_ago=4, year="9"),
+        SeedEvent("drugs", 2, "drugs.weed", "Notes", "buy weed", "weed", user="visitor",
+                  minutes_ago=5))
+    seed_events(server, [y7, y9, untagged], hostname="NHA-PC-01", school="NHA")
+
+    deputy = new_context().new_page()
+    sign_in(deputy, server, who["head"])
+    unlock(deputy, server, "head")
+    deputy.goto(server.url + "/triage")
+    rows = deputy.locator("#queue tr.row")
+    rows.first.wait_for(state="visible", timeout=10_000)
+    assert [rows.nth(i).get_attribute("data-id") for i in range(rows.count())] == [y7.id]
+    queue = deputy.locator("#queue").inner_text()
+    assert "pupil.y7" in queue and "pupil.y9" not in queue and "visitor" not in queue
+    assert deputy.locator("#who-scope").inner_text() == "North Hill Academy, Year 7"
+    shoot(deputy, "triage-year-scope")
+    answer = deputy.goto(f"{server.url}/events/{y9.id}")
+    assert answer is not None and answer.status == 404 and "go die" not in deputy.content()

@@ -42,10 +42,11 @@ def _incident(client: DashClient, event_id: str) -> int:
     return int(answer.headers["location"].rstrip("/").split("/")[-1])
 
 
-@pytest.fixture
-def trust(collector_factory: Any, db_url: str) -> Iterator[Trust]:
-    """On SQLite and on PostgreSQL (the school filter is a subquery on both)."""
-    from collector.admin import add_school, set_account_school
+def schools_server(collector_factory: Any, db_url: str, *schools: tuple[str, str]
+                   ) -> tuple[Any, dict[str, tuple[str, str]]]:
+    """A collector on ``db_url`` with ``schools`` (code, name) and the accounts by role; sign-in
+    limits high, since a matrix signs in many times."""
+    from collector.admin import add_school
     from collector.settings import DashboardSettings as CollectorDashboard
 
     server = collector_factory(database_url=db_url, dashboard=CollectorDashboard(
@@ -53,8 +54,22 @@ def trust(collector_factory: Any, db_url: str) -> Iterator[Trust]:
     accounts = make_accounts(server)
     db = server.database()
     try:
-        add_school(db, "nha", "North Hill Academy", actor="test")
-        add_school(db, "SHB", "South Bank School", actor="test")
+        for code, name in schools:
+            add_school(db, code, name, actor="test")
+    finally:
+        db.close()
+    return server, accounts
+
+
+@pytest.fixture
+def trust(collector_factory: Any, db_url: str) -> Iterator[Trust]:
+    """On SQLite and on PostgreSQL (the school filter is a subquery on both)."""
+    from collector.admin import set_account_school
+
+    server, accounts = schools_server(collector_factory, db_url, ("nha", "North Hill Academy"),
+                                      ("SHB", "South Bank School"))
+    db = server.database()
+    try:
         set_account_school(db, accounts["head"][0], "NHA", actor="test")
         set_account_school(db, accounts["governor"][0], "NHA", actor="test")
     finally:
@@ -102,24 +117,40 @@ def _status(client: DashClient, method: str, path: str, form: dict[str, str] | N
     return client.post_form(path, form).status_code
 
 
-def test_a_school_account_gets_404_for_another_schools_rows(trust: Trust) -> None:
+def wrong_answers(client: DashClient, event: str, incident: int, expected: tuple[int, ...],
+                  who: str) -> list[str]:
+    """Every route of :func:`_calls` for ``event`` and ``incident`` whose status is not one of
+    ``expected``, as a line saying so."""
     wrong = []
-    for method, path, form in _calls(trust.event_b, trust.incident_b):
-        got = _status(trust.head, method, path, form)
-        if got != 404:
-            wrong.append(f"{method} {path} as NHA's head: {got}, expected 404")
+    for method, path, form in _calls(event, incident):
+        got = _status(client, method, path, form)
+        if got not in expected:
+            wrong.append(f"{method} {path} as {who}: {got}, expected {' or '.join(map(str, expected))}")
+    return wrong
+
+
+def unreachable_by_incident(client: DashClient, own_incident: int, event: str, what: str
+                            ) -> list[str]:
+    """What is wrong if ``event``, out of ``client``'s scope, can be added to its own incident
+    or made into a new one."""
+    wrong = []
+    got = client.post_form(f"/incidents/{own_incident}/events", {"event": event}).status_code
+    if got != 404:
+        wrong.append(f"adding {what} to {client.username}'s incident: {got}, expected 404")
+    got = client.post_form("/incidents", {"title": "x", "event": event}).status_code
+    if got != 400:
+        wrong.append(f"an incident from {what} only: {got}, expected 400 (no event)")
+    return wrong
+
+
+def test_a_school_account_gets_404_for_another_schools_rows(trust: Trust) -> None:
+    wrong = wrong_answers(trust.head, trust.event_b, trust.incident_b, (404,), "NHA's head")
     # The answer is the same as for an id that does not exist (nothing leaks).
     missing = trust.head.http.get("/events/00000000-0000-4000-8000-000000000000")
     foreign = trust.head.http.get(f"/events/{trust.event_b}")
     assert missing.status_code == foreign.status_code == 404
     # Its own school's incident cannot take the other school's event either.
-    got = trust.head.post_form(f"/incidents/{trust.incident_a}/events",
-                               {"event": trust.event_b}).status_code
-    if got != 404:
-        wrong.append(f"adding SHB's event to NHA's incident: {got}, expected 404")
-    got = trust.head.post_form("/incidents", {"title": "x", "event": trust.event_b}).status_code
-    if got != 400:
-        wrong.append(f"an incident from SHB's event only: {got}, expected 400 (no event)")
+    wrong += unreachable_by_incident(trust.head, trust.incident_a, trust.event_b, "SHB's event")
     got = trust.tech.post_form(f"/incidents/{trust.incident_a}/events",
                                {"event": trust.event_b}).status_code
     if got != 400:
@@ -128,21 +159,14 @@ def test_a_school_account_gets_404_for_another_schools_rows(trust: Trust) -> Non
 
 
 def test_a_school_account_sees_its_own_rows(trust: Trust) -> None:
-    wrong = []
-    for method, path, form in _calls(trust.event_a, trust.incident_a):
-        got = _status(trust.head, method, path, form)
-        if got not in (200, 303):
-            wrong.append(f"{method} {path} as NHA's head: {got}, expected 200 or 303")
+    wrong = wrong_answers(trust.head, trust.event_a, trust.incident_a, (200, 303), "NHA's head")
     assert not wrong, "\n".join(wrong)
 
 
 def test_the_trust_wide_account_sees_both_schools(trust: Trust) -> None:
     wrong = []
     for event, incident in ((trust.event_a, trust.incident_a), (trust.event_b, trust.incident_b)):
-        for method, path, form in _calls(event, incident):
-            got = _status(trust.tech, method, path, form)
-            if got not in (200, 303):
-                wrong.append(f"{method} {path} as the trust lead: {got}, expected 200 or 303")
+        wrong += wrong_answers(trust.tech, event, incident, (200, 303), "the trust lead")
     assert not wrong, "\n".join(wrong)
     triage = trust.tech.http.get("/triage").text
     assert trust.event_a in triage and trust.event_b in triage

@@ -338,3 +338,34 @@ def test_schools_accounts_scoped_and_tokens_for_a_school(data: Path, keyholders:
                                      "ON s.id = t.school_id").fetchone()
     assert scoped == {head.name: "NHA", "gov-nha": None} and token_school == "SHB"
     assert re.match(r"audit log intact", ok("audit", "verify", "--data", d))
+
+
+def test_an_account_scoped_to_year_groups_of_a_school(data: Path) -> None:
+    d = str(data)
+    ok("school", "add", "--data", d, "NHA", "North Hill Academy")
+    for name in ("deputy", "lead"):
+        ok("account", "add", "--data", d, "--username", name, "--role", "governor",
+           "--password-stdin", stdin="governors-password-1\n")
+    assert ok("account", "scope", "--data", d, "deputy", "--school", "nha", "--years",
+              "Year 8, 7,Y07").strip() == "account deputy now sees school NHA, years 7, 8"
+    listing = ok("school", "list", "--data", d)
+    assert re.search(r"^NHA\s+0\s+1\s+North Hill Academy\n\s+deputy: years 7, 8$", listing,
+                     re.MULTILINE), listing
+    # Years without a school would be those years of every school: refused, in one line.
+    assert fails("account", "scope", "--data", d, "lead", "--trust", "--years", "7") == (
+        "vigil: a year scope is within a school: give lead --school CODE with --years\n")
+    assert "a year scope is within a school" in fails("account", "scope", "--data", d,
+                                                      "deputy", "--trust")
+    assert "is not a year group" in fails("account", "scope", "--data", d, "deputy",
+                                          "--school", "NHA", "--years", "<7>")
+    # Without --years the account keeps its years; --all-years lifts them.
+    assert "years 7, 8" in ok("account", "scope", "--data", d, "deputy", "--school", "NHA")
+    assert ok("account", "scope", "--data", d, "deputy", "--school", "NHA", "--all-years"
+              ).strip() == "account deputy now sees school NHA only"
+    assert "deputy:" not in ok("school", "list", "--data", d)
+    with sqlite3.connect(data / "vigil.db") as conn:
+        assert conn.execute("SELECT years FROM account WHERE username = 'deputy'").fetchone() == (
+            "",)
+        scopes = [row[0] for row in conn.execute("SELECT details FROM auditentry WHERE action = "
+                                                 "'account.scope' ORDER BY seq")]
+    assert '"years": "7,8"' in scopes[0] and "years" not in scopes[-1]

@@ -231,3 +231,16 @@ def test_a_rule_naming_a_year_matches_that_year_only() -> None:
     with_group = RouteRule(name="g", min_severity=5, year="7", group="trolley", targets=[1],
                            created_by="h")
     assert not _matches(with_group, event("7"), "suite", None)
+
+
+def test_an_accounts_years_fold_as_the_roster_does() -> None:
+    """An account's years match events' tags only if written as the roster writes a year."""
+    from core.cohort import join_years, split_years
+
+    years = split_years(" Year 8, 7,Y07,, Reception ")
+    assert years == frozenset({"7", "8", "Reception"})
+    assert join_years(years) == "7,8,Reception"
+    assert split_years("") == frozenset() and join_years(frozenset()) == ""
+    for bad in ("<7>", "x" * 17):
+        with pytest.raises(ValueError, match="is not a year group"):
+            split_years(f"7,{bad}")

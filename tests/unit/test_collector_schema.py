@@ -310,3 +310,35 @@ def test_0013_cohort_tags_up_down_up_keeps_events(db_url: str) -> None:
             assert conn.execute(text("SELECT count(*) FROM event")).scalar_one() == 1
     finally:
         engine.dispose()
+
+
+def test_0014_account_years_up_down_up_keeps_accounts(db_url: str) -> None:
+    """0014 adds account.years ("" for accounts already there: every year of their scope, so
+    nobody sees less after the upgrade) and its downgrade drops exactly it."""
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from collector.store.db import make_engine
+    from collector.store.schema import alembic_config
+
+    def insert_account(conn: Any) -> None:
+        conn.execute(text(
+            "INSERT INTO account (username, role, password_hash, failed_logins, created_at, "
+            "school_id) VALUES ('dsl', 'head', 'h', 0, :now, 1)"), {"now": "2026-12-07 10:00:00"})
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0013")
+        with engine.begin() as conn:
+            insert_account(conn)
+        upgrade(engine, "0014")
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT years, school_id FROM account WHERE username = 'dsl'")
+                                ).one() == ("", 1)
+        command.downgrade(alembic_config(engine), "0013")
+        assert "years" not in {c["name"] for c in inspect(engine).get_columns("account")}
+        upgrade(engine, "0014")
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT count(*) FROM account")).scalar_one() == 1
+    finally:
+        engine.dispose()
