@@ -41,7 +41,7 @@ from collector.store.models import (
     WorkingHours,
     utcnow,
 )
-from core.cohort import YEAR_MAX, check_tag
+from core.cohort import YEAR_MAX, check_tag, normal_year
 from core.rules import CATEGORIES
 from dashboard.auditing import audit
 from dashboard.deps import HeadDep, KeyholderDep, SessionDep, SettingsDep
@@ -102,7 +102,7 @@ def routing_page(request: Request, db: SessionDep, who: KeyholderDep,
     owner = rota.follows(scope.school_id)
     closed = next((h.closed for h in hour_rows if h.school_id == owner), None) or []
     return render(request, "routing.html", who, targets=targets, rules=rules, groups=groups,
-                  years=years,
+                  years=years, can_change=who.role == "head" and not scope.years,
                   categories=CATEGORIES, kinds=KINDS, shown={t.id: mask(t) for t in targets},
                   labels={t.id: t.label for t in targets}, states=states, errors=errors,
                   shifts=shifts, hours=hours, hours_text=describe(hours),
@@ -180,7 +180,7 @@ def add_rule(db: SessionDep, who: HeadDep, scope: ScopeDep,
     if out_of_hours not in MODES:
         raise BadRequest("Out of hours is one of: the rule's targets only, the on-call DSL "
                          "as well, or the on-call DSL instead.")
-    year = year.strip()
+    year = normal_year(year) if year.strip() else ""  # "Year 7" as events carry it: "7"
     if check_tag(year, "") is not None:
         raise BadRequest("Year is a year group as the roster has it (7, or Reception), or empty "
                          "for any year.")

@@ -30,6 +30,20 @@ from tests.fixtures.x11 import wait_until
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
+def routed_to(server: Any) -> set[tuple[str, int]]:
+    """(event id, target id) of every delivery the routing job has planned."""
+    from sqlmodel import select
+
+    from collector.store.models import RouteDelivery
+
+    db = server.database()
+    try:
+        with db.session() as session:
+            return {(d.event_id, d.target_id) for d in session.exec(select(RouteDelivery)).all()}
+    finally:
+        db.close()
+
+
 def test_the_head_routes_alerts_and_hands_an_incident_off(
         collector_factory: Any, new_context: Any, smtp: tuple[Inbox, int], hook: Hook) -> None:
     inbox, port = smtp
@@ -64,18 +78,26 @@ def test_the_head_routes_alerts_and_hands_an_incident_off(
     page.fill("#rule-form input[name=name]", "Severity 5, Year 7")
     page.select_option("#rule-form select[name=min_severity]", "5")
     page.select_option("#rule-form select[name=group]", "year-7")
+    page.fill("#rule-year", "Year 7")  # as a head types it; events carry the roster's "7"
     page.check("#rule-form input[name=targets][value='1']")
     page.check("#rule-form input[name=targets][value='2']")
     page.click("#add-rule")
     page.wait_for_selector("#rules td:has-text('Severity 5, Year 7')")
+    assert page.locator("#rules tbody tr td").nth(5).inner_text() == "7"
     shoot(page, "routing")
 
+    # A Year 9 pupil's event on the Year 7 trolley, then a Year 7 pupil's: only the second is
+    # the rule's (the first, sealed and stored, reaches nobody).
+    other = SeedEvent("suicide", 5, "suicide.kill_myself", "Chat - Chromium",
+                      "i want to kill myself", "kill myself", user="BExample", year="9")
     event = SeedEvent("suicide", 5, "suicide.kill_myself", "Chat - Chromium",
-                      "i want to kill myself", "kill myself", user="AExample")
+                      "i want to kill myself", "kill myself", user="AExample", year="7")
+    seed_events(server, [other], hostname="Y7-TROLLEY-09", group="year-7")
     seed_events(server, [event], hostname="Y7-TROLLEY-09", group="year-7")
     wait_until(lambda: inbox.messages and hook.posts, timeout=60, interval=0.5,
                what="the routed e-mail and webhook post")
-    assert inbox.messages[0][0] == ["dsl@school.example"]
+    assert [m[0] for m in inbox.messages] == [["dsl@school.example"]]
+    assert routed_to(server) == {(event.id, 1), (event.id, 2)}  # nothing for the Year 9 pupil
     assert hook.posts == [(HOOK_PATH, {"text": f"Vigil: an event needs review at "
                                                 f"{server.url}/triage"})]
 

@@ -221,7 +221,9 @@ def test_a_year_deputy_cannot_change_the_schools_routing(school: School) -> None
     """A routing rule tells about every year's events: a Year 7 deputy adding one would hear of
     Year 9's. They read the page; the school's DSL changes it."""
     deputy = school.deputy
-    assert deputy.http.get("/routing").status_code == 200
+    page = deputy.http.get("/routing")
+    assert page.status_code == 200
+    assert 'id="add-rule"' not in page.text and 'id="look-only"' in page.text  # no dead buttons
     target = {"kind": "email", "label": "Deputy", "address": "deputy@nha.example"}
     attempts = {"/routing/targets": target,
                 "/routing/rules": {"name": "all", "min_severity": "1", "targets": "1"},
@@ -233,4 +235,5 @@ def test_a_year_deputy_cannot_change_the_schools_routing(school: School) -> None
     school.whole_school()
     school.rescope(deputy.username, "NHA", years="")
     assert deputy.post_form("/routing/targets", target).status_code == 303
+    assert 'id="add-rule"' in deputy.http.get("/routing").text
 
