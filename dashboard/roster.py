@@ -42,7 +42,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from collector.store.models import Device, Event, RosterImport, RosterPupil, utcnow
+from collector.store.models import Device, Event, RosterImport, RosterPupil, School, utcnow
 from core.cohort import login_key, normal_year
 
 __all__ = [
@@ -62,6 +62,8 @@ __all__ = [
     "parse",
     "plan",
     "pupils_for",
+    "school_for",
+    "school_names",
 ]
 
 MAX_BYTES = 4 * 1024 * 1024  # a trust's 20,000 pupils at ~150 bytes a row, with room
@@ -431,6 +433,34 @@ def pupils_for(db: Session, opened: Iterable[tuple[Event, str]]) -> dict[str, Ro
         if row is not None and (school is None or row.school_id in (None, school)):
             out[event.id] = row
     return out
+
+
+def school_for(db: Session, code: str) -> School | None:
+    """The school a file is for, from its code (case-insensitive); RosterError (one line) when
+    the collector has schools and none is named, or names one it does not have. None on a
+    collector without schools: its roster is one list, as before schools."""
+    known = db.exec(select(School).order_by(col(School.code))).all()
+    wanted = code.strip().upper()
+    if not known:
+        if wanted:
+            raise RosterError(f"This collector has no schools, so no school {wanted!r}: import "
+                              "the roster without one.")
+        return None
+    codes = ", ".join(s.code for s in known)
+    if not wanted:
+        raise RosterError(f"Say which school this file is for ({codes}): each school imports "
+                          "its own roster.")
+    for school in known:
+        if school.code == wanted:
+            return school
+    raise RosterError(f"There is no school with code {wanted!r} (known: {codes}).")
+
+
+def school_names(db: Session) -> dict[int | None, str]:
+    """Each school's code by id, and "no school" for None, for "moves from B to A"."""
+    names: dict[int | None, str] = {None: "no school"}
+    names.update({s.id: s.code for s in db.exec(select(School)).all()})
+    return names
 
 
 def has_roster(db: Session) -> bool:
