@@ -33,10 +33,11 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from collector.schools import pupils_of
 from collector.settings import Settings
 from collector.store.db import Database
 from collector.store.models import CohortSalt, RosterImport, RosterPupil, School
@@ -153,9 +154,7 @@ def cohort_map(db: Database, school_id: int | None, enabled: bool = True) -> Coh
 
 
 def _pupils_of(school_id: int | None) -> tuple[Any, ...]:
-    if school_id is None:
-        return ()
-    return (or_(col(RosterPupil.school_id) == school_id, col(RosterPupil.school_id).is_(None)),)
+    return () if school_id is None else (pupils_of(school_id),)
 
 
 def _build(salt: bytes, rows: Any, enabled: bool) -> CohortMap:
