@@ -14,9 +14,13 @@ do anyway by editing the rules; it could not widen who reads anything.
 
 What it reveals: a desktop holds the year and form of hashed logins, and login names are
 guessable (``jsmith``), so the map holds nothing else: never names, UPNs or flags such as SEN
-or looked-after. The salt is per school and stable (``CohortSalt``). The roster is one list
-for the trust today (dashboard.roster), so each school's map holds every pupil on it, each
-under that school's salt.
+or looked-after. The salt is per school and stable (``CohortSalt``).
+
+Each school imports its own roster (dashboard.roster), so a school's map holds its own pupils
+and the pupils of no school (every pupil of a collector without schools, and rows imported
+before rosters were per school): a desktop learns nothing of another school's roll, and a
+collector that has not yet had per-school imports serves the same maps as before. Devices of no
+school (the trust's own) get every pupil, as they would be tagged by any school's roster.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from collector.schools import pupils_of
 from collector.settings import Settings
 from collector.store.db import Database
 from collector.store.models import CohortSalt, RosterImport, RosterPupil, School
@@ -100,8 +105,10 @@ def _stored_salt(db: Database, scope: str) -> bytes:
 # and a 304. A cache, not state: any instance rebuilds the same bytes. The fingerprint is read
 # from roster_import (a row per applied file, dashboard or CLI: every change to the roster's rows
 # is one), not from the pupils' rows, whose aggregate would scan the trust's roster on every
-# heartbeat (issue 19's storm is 80 of them a second per instance).
-_CACHE: dict[tuple[bytes, bool, tuple[Any, ...]], CohortMap] = {}
+# heartbeat (issue 19's storm is 80 of them a second per instance). It is the trust's imports,
+# not the school's: an import for A that moves a pupil from B changes B's map too. Another
+# school's import only rebuilds this map to the same bytes, so its ETag, and the desktops, stay.
+_CACHE: dict[tuple[bytes, int | None, bool, tuple[Any, ...]], CohortMap] = {}
 _CACHE_LOCK = threading.Lock()
 _CACHE_MAX = 64
 
@@ -130,20 +137,24 @@ def cohort_map(db: Database, school_id: int | None, enabled: bool = True) -> Coh
     """The map for a school's devices; an empty one (``"enabled": false``) when tagging is off."""
     salt = salt_for(db, school_id)
     with db.session() as session:
-        key = (salt, enabled, _fingerprint(session) if enabled else ())
+        key = (salt, school_id, enabled, _fingerprint(session) if enabled else ())
         with _CACHE_LOCK:
             cached = _CACHE.get(key)
         if cached is not None:
             return cached
         rows = session.exec(select(RosterPupil.username, RosterPupil.year, RosterPupil.form)
-                            .where(col(RosterPupil.missing_since).is_(None))).all() \
-            if enabled else []
+                            .where(col(RosterPupil.missing_since).is_(None),
+                                   *_pupils_of(school_id))).all() if enabled else []
     built = _build(salt, rows, enabled)
     with _CACHE_LOCK:
         if len(_CACHE) >= _CACHE_MAX:
             _CACHE.clear()
         _CACHE[key] = built
     return built
+
+
+def _pupils_of(school_id: int | None) -> tuple[Any, ...]:
+    return () if school_id is None else (pupils_of(school_id),)
 
 
 def _build(salt: bytes, rows: Any, enabled: bool) -> CohortMap:

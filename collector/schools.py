@@ -6,14 +6,16 @@ A device is of its ``school_id`` (from its enrolment token); an event of its dev
 an incident, a routing target and a routing rule of their own ``school_id``; so are the
 school's working hours and its out-of-hours rota (collector.oncall), where NULL is the trust's.
 Within a school, an account's year groups: an event is in them by its cohort tag, an incident
-when it has events and all of them are (dashboard.scope says why).
+when it has events and all of them are (dashboard.scope says why). A roster pupil is a school's
+when of its ``school_id`` or of none (rows from before rosters were per school, which every
+school keeps seeing); a login's name beside an event follows the same rule (dashboard.roster).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import exists
+from sqlalchemy import exists, or_
 from sqlmodel import col, select
 
 from collector.store.models import (
@@ -23,13 +25,15 @@ from collector.store.models import (
     Incident,
     IncidentEvent,
     OnCallShift,
+    RosterPupil,
     RouteRule,
     RouteTarget,
     WorkingHours,
 )
 
 __all__ = ["devices_of", "events_in_years", "events_of", "hours_of", "incidents_in_years",
-           "incidents_of", "rules_of", "shifts_of", "targets_of", "tokens_of"]
+           "incidents_of", "pupils_of", "rules_of", "shifts_of", "targets_of",
+           "tokens_of"]
 
 
 def devices_of(school_id: int) -> Any:
@@ -77,3 +81,7 @@ def hours_of(school_id: int | None) -> Any:
 
 def shifts_of(school_id: int) -> Any:
     return col(OnCallShift.school_id) == school_id
+
+
+def pupils_of(school_id: int) -> Any:
+    return or_(col(RosterPupil.school_id) == school_id, col(RosterPupil.school_id).is_(None))

@@ -122,8 +122,8 @@ def _pupil(login: str, row: RosterPupil | None) -> dict[str, Any]:
 
 
 def _captures(db: Session, blobs: Any, key: Any, events: list[tuple[Event, str]],
-              actor: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """Each event's clear metadata and hashes, and the login names its opened header names."""
+              actor: str) -> tuple[list[dict[str, Any]], list[tuple[Event, str]]]:
+    """Each event's clear metadata and hashes, and the login name each opened header names."""
     out, logins = [], []
     for event, hostname in events:
         try:
@@ -136,7 +136,7 @@ def _captures(db: Session, blobs: Any, key: Any, events: list[tuple[Event, str]]
             raise BadRequest(f"Hand-off stopped, nothing was exported: {exc}") from exc
         user = str(capture.header.get("user") or "").strip()
         if user:
-            logins.append(user)
+            logins.append((event, user))
         shot = has_screenshot(capture.header)
         out.append({
             "event_id": event.id, "time": _iso(event.time), "device": hostname,
@@ -162,12 +162,12 @@ def build_handoff(db: Session, blobs: Any, key: Any, incident: Incident, record:
     if chosen is None:
         raise BadRequest(f"Hand-off format must be one of: {', '.join(FORMATS)}.")
     captures, logins = _captures(db, blobs, key, events, exported_by)
-    known = roster.lookup(db, logins)
+    known = roster.pupils_for(db, logins)
     seen: dict[str, dict[str, Any]] = {}
-    for login in logins:
+    for event, login in logins:
         folded = roster.login_key(login)
         if folded and folded not in seen:
-            seen[folded] = _pupil(login, known.get(folded))
+            seen[folded] = _pupil(login, known.get(event.id))
     pupils = list(seen.values())
     zips = _evidence_zips(db, incident)
     first = min((e.time for e, _ in events), default=None)

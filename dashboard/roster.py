@@ -15,6 +15,19 @@ so ``SCHOOL\\JSmith``, ``jsmith@school.org`` and ``jsmith`` are one pupil.
 Applying is idempotent: a row whose fields equal the stored ones is not written. Pupils missing
 from a file are kept and marked (``missing_since``), never deleted: an export of one year group,
 or a pupil's late entry in the MIS, must not take names off past events and incidents.
+
+A file is one school's (``school_id``; None on a collector without schools): its plan compares
+it with that school's pupils only, so School A's file never changes or marks School B's. A
+login is one pupil across the trust (``RosterPupil.username`` is unique: one directory signs
+every school's pupils in), so a login already on the roster is matched wherever it is. Listed
+under another school, it is a move (``Plan.moved``: "moves from B to A"), shown in the preview
+and applied like a change, because a pupil changing school within a trust is real; listed under
+no school (rows from before rosters were per school), the school's file claims it as a change.
+The preview's base digest covers the rows its plan read (the school's, and those the file
+names), so an import for another school in between does not stale it unless it touched them.
+
+A name is shown for an event's login only when the pupil is of the event's device's school or
+of no school (:func:`pupils_for`): a login on another school's roster is a stranger there.
 """
 
 from __future__ import annotations
@@ -29,7 +42,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from collector.store.models import RosterImport, RosterPupil, utcnow
+from collector.store.models import Device, Event, RosterImport, RosterPupil, School, utcnow
 from core.cohort import login_key, normal_year
 
 __all__ = [
@@ -48,6 +61,9 @@ __all__ = [
     "lookup",
     "parse",
     "plan",
+    "pupils_for",
+    "school_for",
+    "school_names",
 ]
 
 MAX_BYTES = 4 * 1024 * 1024  # a trust's 20,000 pupils at ~150 bytes a row, with room
@@ -309,11 +325,23 @@ def _pupil(line: int, row: list[str], where: dict[str, int]) -> tuple[Pupil | No
     ), ""
 
 
-def digest(db: Session) -> str:
-    """A fingerprint of the whole roster: a preview is applied only to the roster it was made on."""
+def _read(db: Session, school_id: int | None, parsed: Parsed | None) -> dict[str, RosterPupil]:
+    """The rows an import for ``school_id`` depends on: the school's own, and any row the file
+    names (a pupil elsewhere, or of no school). Filtered here rather than with an IN of the
+    file's logins, which at 30,000 rows would pass SQLite's and PostgreSQL's parameter limits;
+    the whole roster is a trust's 20,000 short rows."""
+    names = {p.username for p in parsed.pupils} if parsed is not None else set()
+    rows = db.exec(select(RosterPupil).order_by(col(RosterPupil.username))).all()
+    return {r.username: r for r in rows if r.school_id == school_id or r.username in names}
+
+
+def digest(db: Session, school_id: int | None = None, parsed: Parsed | None = None) -> str:
+    """A fingerprint of the rows a preview of ``parsed`` for ``school_id`` was computed on: it
+    is applied only to those rows as they were, whatever other schools imported since."""
     h = hashlib.sha256()
-    for row in db.exec(select(RosterPupil).order_by(col(RosterPupil.username))).all():
-        h.update(repr((row.username, _stored(row), row.missing_since is None)).encode())
+    for row in _read(db, school_id, parsed).values():
+        h.update(repr((row.username, row.school_id, _stored(row),
+                       row.missing_since is None)).encode())
     return h.hexdigest()
 
 
@@ -324,43 +352,50 @@ class Plan:
     new: list[Pupil] = field(default_factory=list)
     changed: list[tuple[Pupil, RosterPupil]] = field(default_factory=list)
     unchanged: list[Pupil] = field(default_factory=list)
-    removed: list[RosterPupil] = field(default_factory=list)  # on the roster, not in the file
+    removed: list[RosterPupil] = field(default_factory=list)  # the school's, not in the file
+    moved: list[tuple[Pupil, RosterPupil]] = field(default_factory=list)  # from another school
 
     def counts(self, parsed: Parsed) -> dict[str, int]:
         return {"new": len(self.new), "changed": len(self.changed),
                 "unchanged": len(self.unchanged), "removed_from_file": len(self.removed),
-                "unreadable": len(parsed.unreadable)}
+                "moved": len(self.moved), "unreadable": len(parsed.unreadable)}
 
 
-def plan(db: Session, parsed: Parsed) -> Plan:
-    stored = {row.username: row for row in db.exec(select(RosterPupil)).all()}
+def plan(db: Session, parsed: Parsed, school_id: int | None = None) -> Plan:
+    stored = _read(db, school_id, parsed)
     out = Plan()
     for pupil in parsed.pupils:
         row = stored.pop(pupil.username, None)
         if row is None:
             out.new.append(pupil)
-        elif _stored(row) != pupil.values() or row.missing_since is not None:
+        elif row.school_id is not None and row.school_id != school_id:
+            out.moved.append((pupil, row))
+        elif (_stored(row) != pupil.values() or row.missing_since is not None
+              or row.school_id != school_id):
             out.changed.append((pupil, row))
         else:
             out.unchanged.append(pupil)
+    # What is left is the school's own (_read): rows of other schools the file names were popped.
     out.removed = sorted(stored.values(), key=lambda r: (r.family_name, r.given_name))
     return out
 
 
-def apply(db: Session, parsed: Parsed, source: str) -> Plan:
+def apply(db: Session, parsed: Parsed, source: str, school_id: int | None = None) -> Plan:
     """Write the plan (caller commits). Unchanged rows are not touched; removed ones are kept
     and marked once, so the same file applied twice changes nothing the second time."""
-    done = plan(db, parsed)
+    done = plan(db, parsed, school_id)
     now = utcnow()
     for pupil in done.new:
         db.add(RosterPupil(username=pupil.username, upn=pupil.upn,
                            admission_no=pupil.admission_no, given_name=pupil.given_name,
                            family_name=pupil.family_name, year=pupil.year, form=pupil.form,
-                           flags=list(pupil.flags), source=source, updated_at=now))
-    for pupil, row in done.changed:
+                           flags=list(pupil.flags), source=source, updated_at=now,
+                           school_id=school_id))
+    for pupil, row in done.changed + done.moved:
         (row.upn, row.admission_no, row.given_name, row.family_name, row.year, row.form,
          row.flags) = pupil.values()
         row.missing_since, row.source, row.updated_at = None, source, now
+        row.school_id = school_id
         db.add(row)
     for row in done.removed:
         if row.missing_since is None:
@@ -370,13 +405,62 @@ def apply(db: Session, parsed: Parsed, source: str) -> Plan:
 
 
 def lookup(db: Session, users: Iterable[str]) -> dict[str, RosterPupil]:
-    """Roster rows by login_key for the login names a keyholder's request has just opened."""
+    """Roster rows by login_key for the login names a keyholder's request has just opened,
+    whatever their school: :func:`pupils_for` is what pages use."""
     keys = {login_key(u) for u in users if u}
     keys.discard("")
     if not keys:
         return {}
     rows = db.exec(select(RosterPupil).where(col(RosterPupil.username).in_(sorted(keys)))).all()
     return {row.username: row for row in rows}
+
+
+def pupils_for(db: Session, opened: Iterable[tuple[Event, str]]) -> dict[str, RosterPupil]:
+    """The pupil of each opened event's login name, by event id: a pupil of the event's device's
+    school or of no school. Another school's pupil is left out: the same login at another
+    school of the trust is another child (or the roster is stale), and naming them beside this
+    capture would be worse than naming nobody. A device of no school is the trust's: any pupil."""
+    pairs = [(event, login) for event, login in opened if login_key(login)]
+    known = lookup(db, (login for _, login in pairs))
+    if not known:
+        return {}
+    devices = sorted({event.device_id for event, _ in pairs})
+    school_of: dict[str, int | None] = dict(
+        db.exec(select(Device.id, Device.school_id).where(col(Device.id).in_(devices))).all())
+    out: dict[str, RosterPupil] = {}
+    for event, login in pairs:
+        row, school = known.get(login_key(login)), school_of.get(event.device_id)
+        if row is not None and (school is None or row.school_id in (None, school)):
+            out[event.id] = row
+    return out
+
+
+def school_for(db: Session, code: str) -> School | None:
+    """The school a file is for, from its code (case-insensitive); RosterError (one line) when
+    the collector has schools and none is named, or names one it does not have. None on a
+    collector without schools: its roster is one list, as before schools."""
+    known = db.exec(select(School).order_by(col(School.code))).all()
+    wanted = code.strip().upper()
+    if not known:
+        if wanted:
+            raise RosterError(f"This collector has no schools, so no school {wanted!r}: import "
+                              "the roster without one.")
+        return None
+    codes = ", ".join(s.code for s in known)
+    if not wanted:
+        raise RosterError(f"Say which school this file is for ({codes}): each school imports "
+                          "its own roster.")
+    for school in known:
+        if school.code == wanted:
+            return school
+    raise RosterError(f"There is no school with code {wanted!r} (known: {codes}).")
+
+
+def school_names(db: Session) -> dict[int | None, str]:
+    """Each school's code by id, and "no school" for None, for "moves from B to A"."""
+    names: dict[int | None, str] = {None: "no school"}
+    names.update({s.id: s.code for s in db.exec(select(School)).all()})
+    return names
 
 
 def has_roster(db: Session) -> bool:

@@ -346,6 +346,11 @@ class RosterPupil(SQLModel, table=True):
     # Set when an import no longer lists the pupil (kept, not deleted); cleared when one does.
     missing_since: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+    # The school whose import last listed the pupil; NULL: no school (a collector without
+    # schools, or a row imported before rosters were per school), which every school's cohort
+    # map and name lookup still sees, so an upgrade changes nothing until a school imports.
+    # ``username`` stays unique across the trust: one login is one pupil, who moves school.
+    school_id: int | None = Field(default=None, index=True)
 
 
 class RosterImport(SQLModel, table=True):
@@ -363,6 +368,7 @@ class RosterImport(SQLModel, table=True):
     created_by: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     applied_at: datetime | None = None
+    school_id: int | None = Field(default=None)  # the school the file is for; NULL: no school
 
 
 class CohortSalt(SQLModel, table=True):

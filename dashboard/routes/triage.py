@@ -81,22 +81,26 @@ def _headers_for(
             "shot": has_screenshot(header),
             "details": report_details(header),
         }
-    _add_pupils(db, headers)
+    _add_pupils(db, rows, headers)
     return headers
 
 
-def _add_pupils(db: SessionDep, headers: dict[str, dict[str, Any]]) -> None:
-    """Beside each opened login name, the roster's pupil (name, year, form), or ``None`` when the
-    roster does not know the login; no key at all when the school has no roster. This runs only
-    in the request that has just opened the headers: the server never stores the match."""
+def _add_pupils(db: SessionDep, rows: list[tuple[Event, str]],
+                headers: dict[str, dict[str, Any]]) -> None:
+    """Beside each opened login name, the roster's pupil (name, year, form) of the event's
+    school (dashboard.roster.pupils_for), or ``None`` when it has none; no key at all when the
+    trust has no roster. This runs only in the request that has just opened the headers: the
+    server never stores the match."""
     from dashboard import roster
 
     if not roster.has_roster(db):
         return
-    known = roster.lookup(db, [h.get("user", "") for h in headers.values()])
-    for h in headers.values():
+    opened = [(event, headers[event.id].get("user", "")) for event, _ in rows
+              if event.id in headers]
+    known = roster.pupils_for(db, opened)
+    for event_id, h in headers.items():
         if "error" not in h and h["user"]:
-            h["pupil"] = known.get(roster.login_key(h["user"]))
+            h["pupil"] = known.get(event_id)
 
 
 @router.get("/triage", include_in_schema=False)

@@ -115,3 +115,92 @@ def test_roster_import_names_pupils_on_the_triage_page(collector_server: Any, ne
     answer = gov.goto(server.url + "/roster")
     assert answer is not None and answer.status == 403
     assert "Roster" not in gov.inner_text("header")
+
+
+def test_each_school_imports_its_own_file_and_a_move_is_shown_then_applied(
+        collector_server: Any, new_context: Any, tmp_path: Path) -> None:
+    """Two schools: the file says whose it is; South Bank's file leaves North Hill's pupils
+    alone but for Ben, who has moved (shown, then applied); a login is named only on its own
+    school's devices."""
+    from collector.admin import add_school
+
+    server = collector_server
+    who = make_accounts(server)
+    db = server.database()
+    try:
+        add_school(db, "NHA", "North Hill Academy", actor="test")
+        add_school(db, "SHB", "South Bank School", actor="test")
+    finally:
+        db.close()
+    # Cara is South Bank's pupil: the same login on a North Hill desktop is not her.
+    at_north = [SeedEvent("bullying", 3, "bullying.loser", "Chat", "what a loser", "loser",
+                          user="ctestcase"),
+                SeedEvent("drugs", 2, "drugs.weed", "Notes", "buy weed", "weed",
+                          user="aexample", minutes_ago=7)]
+    at_south = [SeedEvent("bullying", 3, "bullying.nobody_likes_you", "Chat",
+                          "nobody likes you at all", "nobody likes you", user="bsample",
+                          minutes_ago=5)]
+    seed_events(server, at_north, hostname="NHA-PC-01", school="NHA")
+    seed_events(server, at_south, hostname="SHB-PC-01", school="SHB")
+    head = "Adno,Legal Surname,Forename,Year,Reg Group,Username\r\n"
+    north, south = tmp_path / "north.csv", tmp_path / "south.csv"
+    north.write_text(head + "1,Example,Ann,7,7B,aexample\r\n2,Sample,Ben,8,8R,bsample\r\n")
+    south.write_text(head + "1,Testcase,Cara,9,9G,ctestcase\r\n2,Sample,Ben,8,8S,bsample\r\n")
+    page = new_context().new_page()
+    sign_in(page, server, who["technician"])
+
+    def preview(school: str, upload: Path, on: Any = page) -> None:
+        on.goto(server.url + "/roster")
+        on.select_option("#import-school", school)
+        on.set_input_files("#import-form input[type=file]", str(upload))
+        on.click("#preview")
+        on.wait_for_selector("#counts")
+
+    # No school chosen (the browser's own check taken off): the server refuses in one line.
+    page.goto(server.url + "/roster")
+    page.eval_on_selector("#import-school", "el => el.removeAttribute('required')")
+    page.set_input_files("#import-form input[type=file]", str(north))
+    page.click("#preview")
+    assert "Say which school this file is for (NHA, SHB)" in page.inner_text("main")
+
+    preview("NHA", north)
+    assert "NHA: North Hill Academy" in page.inner_text("#school")
+    assert page.inner_text("#count-new") == "2"
+    page.click("#apply")
+    page.wait_for_url(re.compile(r"/roster\?applied=\d+$"))
+
+    preview("SHB", south)
+    assert (page.inner_text("#count-new"), page.inner_text("#count-moved"),
+            page.inner_text("#count-removed")) == ("1", "1", "0")  # Ann stays North Hill's
+    assert "moves from NHA to SHB" in page.inner_text("#moved-rows")
+    shoot(page, "roster-move")
+    page.click("#apply")
+    page.wait_for_url(re.compile(r"/roster\?applied=\d+$"))
+    counts = {school: page.inner_text(f"#per-school tr[data-school='{school}'] .pupils")
+              for school in ("NHA", "SHB")}
+    assert counts == {"NHA": "1", "SHB": "2"}
+    # North Hill's old file again (not applied): Ann unchanged, Ben would move back.
+    preview("NHA", north)
+    assert (page.inner_text("#count-unchanged"), page.inner_text("#count-moved")) == ("1", "1")
+    assert "moves from SHB to NHA" in page.inner_text("#moved-rows")
+    # South Bank's next file (Cara changes form) is applied while that preview waits: it did
+    # not touch the rows North Hill's preview read, so the preview still applies.
+    south.write_text(head + "1,Testcase,Cara,9,9H,ctestcase\r\n2,Sample,Ben,8,8S,bsample\r\n")
+    other = new_context().new_page()
+    sign_in(other, server, who["technician"])
+    preview("SHB", south, on=other)
+    assert other.inner_text("#count-changed") == "1"
+    other.click("#apply")
+    other.wait_for_url(re.compile(r"/roster\?applied=\d+$"))
+    page.click("#apply")
+    page.wait_for_url(re.compile(r"/roster\?applied=\d+$"))
+    assert page.inner_text("#per-school tr[data-school='NHA'] .pupils") == "2"
+
+    unlock(page, server, "technician")
+    page.goto(server.url + "/triage")
+    # Ben is North Hill's again: his login on South Bank's desktop is no longer named; Cara's
+    # on North Hill's never was.
+    for event in (at_south[0], at_north[0]):
+        assert "not on the roster" in page.inner_text(f"tr[data-id='{event.id}'] .user-cell")
+    ann = page.locator(f"tr[data-id='{at_north[1].id}'] .user-cell .pupil-name").inner_text()
+    assert ann == "Ann Example"

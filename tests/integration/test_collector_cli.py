@@ -266,7 +266,7 @@ def test_roster_import_previews_then_applies_once(data: Path, tmp_path: Path) ->
     preview = ok("roster", "import", "--data", str(data), str(sims))
     assert preview.splitlines()[0] == ("SIMS roster, preview, nothing written: 3 new, "
                                        "0 changed, 0 unchanged, 0 removed from file, "
-                                       "1 unreadable")
+                                       "0 moved, 1 unreadable")
     assert "  aexample: Ann Example (year 7, 7B)" in preview
     assert "  line 4: no username: Vigil matches pupils by their login name" in preview
     assert preview.rstrip().endswith("run again with --apply to import")
@@ -303,6 +303,46 @@ def test_roster_import_previews_then_applies_once(data: Path, tmp_path: Path) ->
     missing = tmp_path / "nope.csv"
     assert fails("roster", "import", "--data", str(data), str(missing)) == (
         f"vigil: cannot read {missing}: No such file or directory\n")
+
+
+def test_roster_import_is_one_schools_file_when_there_are_schools(data: Path,
+                                                                  tmp_path: Path) -> None:
+    """With schools, --school is required (one line, exit 1); each school's file leaves the
+    other's pupils alone, and a login on the other school's roster is shown as a move."""
+    d = str(data)
+    head = "Adno,Legal Surname,Forename,Year,Reg Group,Username\n"
+    north, south = tmp_path / "nha.csv", tmp_path / "shb.csv"
+    north.write_text(head + "1,Example,Ann,7,7B,aexample\n2,Sample,Ben,8,8R,bsample\n")
+    south.write_text(head + "1,Testcase,Cara,9,9G,ctestcase\n2,Sample,Ben,8,8S,bsample\n")
+    assert fails("roster", "import", "--data", d, str(north), "--school", "NHA") == (
+        "vigil: This collector has no schools, so no school 'NHA': import the roster without "
+        "one.\n")
+    ok("school", "add", "--data", d, "NHA", "North Hill Academy")
+    ok("school", "add", "--data", d, "SHB", "South Bank School")
+    assert fails("roster", "import", "--data", d, str(north), "--apply") == (
+        "vigil: Say which school this file is for (NHA, SHB): each school imports its own "
+        "roster.\n")
+    assert "no school with code 'XYZ'" in fails("roster", "import", "--data", d, str(north),
+                                                 "--school", "xyz")
+    ok("roster", "import", "--data", d, str(north), "--school", "nha", "--apply")
+    preview = ok("roster", "import", "--data", d, str(south), "--school", "SHB")
+    assert preview.splitlines()[0] == ("SIMS roster for SHB, preview, nothing written: 1 new, "
+                                       "0 changed, 0 unchanged, 0 removed from file, 1 moved, "
+                                       "0 unreadable")
+    assert "  bsample: Ben Sample (year 8, 8S) moves from NHA to SHB" in preview
+    ok("roster", "import", "--data", d, str(south), "--school", "SHB", "--apply")
+    db = sqlite3.connect(data / "vigil.db")
+    try:
+        rows = db.execute("SELECT p.username, s.code, p.form, p.missing_since IS NULL FROM "
+                          "roster_pupil p JOIN school s ON s.id = p.school_id "
+                          "ORDER BY p.username").fetchall()
+        audits = db.execute("SELECT details FROM auditentry WHERE action = 'roster.import' "
+                            "ORDER BY seq").fetchall()
+    finally:
+        db.close()
+    assert rows == [("aexample", "NHA", "7B", 1), ("bsample", "SHB", "8S", 1),
+                    ("ctestcase", "SHB", "9G", 1)]
+    assert ['"school": "NHA"' in a[0] for a in audits] == [True, False]
 
 
 def test_schools_accounts_scoped_and_tokens_for_a_school(data: Path, keyholders: Keyholders

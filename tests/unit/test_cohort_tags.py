@@ -115,6 +115,54 @@ def test_each_school_has_its_own_stable_salt_and_tagging_can_be_off(database: Da
     assert cohort_map(database, school).pupils == 3
 
 
+def test_a_schools_map_holds_its_own_pupils_and_those_of_no_school(database: Database) -> None:
+    from dashboard import roster
+
+    _pupils(database)  # imported before rosters were per school: no school
+    north = _school(database)
+
+    def add(s: Any) -> int:
+        school = School(code="SVP", name="South Vale Primary")
+        s.add(school)
+        s.flush()
+        return school.id or 0
+
+    south = database.write(add)
+    head = b"Adno,Legal Surname,Forename,Year,Reg Group,Username\n"
+
+    def imported(school: int, *rows: bytes) -> None:
+        def work(s: Any) -> None:
+            roster.apply(s, roster.parse(head + b"".join(rows)), "import", school)
+            s.add(RosterImport(shape="sims", base_digest="x", created_by="t", school_id=school,
+                               applied_at=utcnow()))
+
+        database.write(work)
+
+    imported(north, b"1,North,Nel,7,7N,nel.n\n")
+    imported(south, b"1,South,Sam,8,8S,sam.s\n", b"2,South,Sue,9,9S,sue.s\n")
+
+    def keys(school: int) -> dict[str, dict[str, str]]:
+        return json.loads(cohort_map(database, school).body)["pupils"]
+
+    salt = salt_for(database, north)
+    assert keys(north) == {tag_key(salt, "nel.n"): {"year": "7", "form": "7N"},
+                           tag_key(salt, "ann.y7"): {"year": "7", "form": "7B"},
+                           tag_key(salt, "cara.y9"): {"year": "9", "form": "9G"}}
+    assert cohort_map(database, south).pupils == 4  # Sam, Sue, Ann, Cara
+    assert cohort_map(database, None).pupils == 5  # the trust's own devices: every pupil
+    # South's import rebuilds North's map to the same bytes (so its desktops keep it); North's
+    # own import, here one that takes Sue from South, is a new map for both.
+    north_etag, south_etag = cohort_map(database, north).etag, cohort_map(database, south).etag
+    imported(south, b"1,South,Sam,8,8T,sam.s\n", b"2,South,Sue,9,9S,sue.s\n")
+    assert cohort_map(database, north).etag == north_etag
+    assert cohort_map(database, south).etag != south_etag
+    south_etag = cohort_map(database, south).etag
+    imported(north, b"1,North,Nel,7,7N,nel.n\n", b"2,South,Sue,9,9N,sue.s\n")
+    assert keys(north)[tag_key(salt, "sue.s")] == {"year": "9", "form": "9N"}
+    assert cohort_map(database, south).etag != south_etag
+    assert tag_key(salt_for(database, south), "sue.s") not in keys(south)
+
+
 def test_a_school_switches_tagging_off_by_its_code(database: Database, tmp_path: Path) -> None:
     from collector.cohorts import tagging_on
     from collector.errors import SettingsError

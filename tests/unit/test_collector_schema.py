@@ -342,3 +342,42 @@ def test_0014_account_years_up_down_up_keeps_accounts(db_url: str) -> None:
             assert conn.execute(text("SELECT count(*) FROM account")).scalar_one() == 1
     finally:
         engine.dispose()
+
+
+def test_0015_roster_school_up_down_up_keeps_pupils(db_url: str) -> None:
+    """0015 adds roster_pupil.school_id and roster_import.school_id (NULL for rows already
+    there: no school, which every school still sees) and its downgrade drops exactly them."""
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from collector.store.db import make_engine
+    from collector.store.schema import alembic_config
+
+    def insert_pupil(conn: Any) -> None:
+        conn.execute(text(
+            "INSERT INTO roster_pupil (username, upn, admission_no, given_name, family_name, "
+            "year, form, flags, source, updated_at) VALUES ('aexample', '', '', 'Ann', "
+            "'Example', '7', '7B', '[]', 'import #1', :now)"), {"now": "2026-12-07 10:00:00"})
+
+    def columns(inspector: Any, table: str) -> set[str]:
+        return {c["name"] for c in inspector.get_columns(table)}
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0014")
+        with engine.begin() as conn:
+            insert_pupil(conn)
+        upgrade(engine, "0015")
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT school_id, year FROM roster_pupil "
+                                     "WHERE username = 'aexample'")).one() == (None, "7")
+        assert "school_id" in columns(inspect(engine), "roster_import")
+        command.downgrade(alembic_config(engine), "0014")
+        inspector = inspect(engine)
+        assert "school_id" not in columns(inspector, "roster_pupil")
+        assert "school_id" not in columns(inspector, "roster_import")
+        upgrade(engine, "0015")
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT count(*) FROM roster_pupil")).scalar_one() == 1
+    finally:
+        engine.dispose()
