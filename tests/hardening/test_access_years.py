@@ -10,11 +10,13 @@ incident with any event outside Year 7, answers 404 exactly as for a row that do
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from sqlmodel import select
 
 from tests.e2e.dashboard_helpers import SeedEvent, audit_entries, seed_events
 from tests.hardening.clients import DashClient, sign_in
@@ -237,3 +239,29 @@ def test_a_year_deputy_cannot_change_the_schools_routing(school: School) -> None
     assert deputy.post_form("/routing/targets", target).status_code == 303
     assert 'id="add-rule"' in deputy.http.get("/routing").text
 
+
+
+def test_the_routing_pages_year_suggestions_are_the_schools_own(school: School) -> None:
+    """The Year field suggests the year groups of the school's pupils (and of pupils of no
+    school), not another school's: the suggestions come from the trust's roster table."""
+    from collector.store.models import RosterPupil
+    from collector.store.models import School as SchoolRow
+
+    db = school.server.database()
+    try:
+        with db.session() as session:
+            other = SchoolRow(code="SHB", name="South Hill")
+            session.add(other)
+            session.flush()
+            nha = session.exec(select(SchoolRow).where(SchoolRow.code == "NHA")).one()
+            session.add_all([RosterPupil(username="a.pupil", year="7", school_id=nha.id),
+                             RosterPupil(username="b.pupil", year="11", school_id=other.id),
+                             RosterPupil(username="c.pupil", year="Reception")])
+            session.commit()
+    finally:
+        db.close()
+    school.rescope(school.deputy.username, "NHA", years="")
+    page = school.deputy.http.get("/routing").text
+    suggested = re.findall(r'<option value="([^"]*)">', page.split('id="years"', 1)[1]
+                           .split("</datalist>", 1)[0])
+    assert suggested == ["7", "Reception"]
