@@ -90,6 +90,7 @@ class TermSummary:
     by_group: list[tuple[str, int]] = field(default_factory=list)
     by_grade: list[tuple[str, int]] = field(default_factory=list)
     incidents_by_type: list[tuple[str, int]] = field(default_factory=list)
+    incidents: int = 0
     graded: int = 0
     median_response_hours: float | None = None
     p90_response_hours: float | None = None
@@ -168,6 +169,7 @@ def term_summary(db: Session, span: Span, where: tuple[Any, ...] = (),
             *incidents_where,
         )
     ).all():
+        out.incidents += 1
         types.update(kinds or [])
     out.incidents_by_type = types.most_common()
     return out

@@ -1,7 +1,9 @@
 """Reports: weekly charts by category and severity, and the governors' termly summary.
 
 Every figure is an anonymised count; no hostname, user or capture appears, so all roles may see
-these pages.
+these pages. A trust-wide account's termly summary also has a row per school (issue 18:
+governors' reports gain the false-positive rate and response times per school), and
+``?school=CODE`` prints one school's summary for that school's governors.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from datetime import date, timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlmodel import col, select
 
-from collector.store.models import utcnow
+from collector import schools
+from collector.store.models import School, utcnow
 from dashboard.deps import AnyRoleDep, DashSettingsDep, SessionDep
-from dashboard.errors import BadRequest
+from dashboard.errors import BadRequest, NotFound
 from dashboard.rendering import render
-from dashboard.scope import ScopeDep
+from dashboard.scope import Scope, ScopeDep
 from dashboard.stats import Span, term_for, term_summary, weekly_series
 
 __all__ = ["router"]
@@ -69,7 +73,21 @@ def termly(
     end = _date_param(request, "end") or default.end
     if end < start:
         raise BadRequest("The end of the term is before its start.")
-    summary = term_summary(db, Span(start, end), where=scope.events(),
-                           incidents_where=scope.incidents())
+    span = Span(start, end)
+    code = (request.query_params.get("school") or "").strip()
+    if code:
+        # One school's summary for its own governors, printed by the trust's lead; a school's
+        # account may name only its own school.
+        one = db.exec(select(School).where(School.code == code)).first()
+        if one is None or not (scope.trust_wide or one.id == scope.school_id):
+            raise NotFound(f"There is no school {code!r}.")
+        scope = Scope(one, scope.years)
+    summary = term_summary(db, span, where=scope.events(), incidents_where=scope.incidents())
     school = scope.school.name if scope.school is not None else settings.school_name
-    return render(request, "termly.html", who, summary=summary, school=school)
+    # A trust's board compares its schools: the same figures, one row per school.
+    by_school = [] if not scope.trust_wide else [
+        (row, term_summary(db, span, where=(schools.events_of(row.id),),
+                           incidents_where=(schools.incidents_of(row.id),)))
+        for row in db.exec(select(School).order_by(col(School.code))).all()]
+    return render(request, "termly.html", who, summary=summary, school=school,
+                  by_school=by_school)

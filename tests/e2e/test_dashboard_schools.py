@@ -8,6 +8,7 @@ A real collector (uvicorn over TLS, the dashboard mounted) and Debian's headless
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -91,6 +92,16 @@ def test_a_schools_dsl_sees_only_their_school_and_the_trust_lead_sees_both(
     lead.goto(server.url + "/devices")  # the trust lead sees every school's devices, by school
     assert lead.locator("#devices span.school").all_inner_texts() == ["(NHA)", "(SHB)"]
     shoot(lead, "devices-trust")
+    # The trust's termly summary compares the schools, and links to each one's own.
+    lead.goto(server.url + "/reports/termly")
+    rows = lead.locator("#by-school tr[data-school]")
+    counts = {rows.nth(i).get_attribute("data-school"): rows.nth(i).locator("td").first.inner_text()
+              for i in range(rows.count())}  # the first cell: the school's events
+    assert counts == {"NHA": "1", "SHB": "2"}
+    shoot(lead, "termly-trust")
+    lead.click("#by-school a:has-text('South Bank')")
+    lead.wait_for_url(re.compile(r"school=SHB"))
+    assert "2 event(s) in the period" in lead.locator("main").inner_text()
 
 
 def test_a_year_7_deputy_sees_year_7_and_not_year_9(collector_server: Any,

@@ -9,6 +9,7 @@ ids do not leak; lists and reports leave SHB's rows out; the trust-wide account 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -203,6 +204,26 @@ def test_lists_and_reports_leave_out_another_schools_rows(trust: Trust) -> None:
     for path in ("/roster", "/audit"):
         assert head.get(path).status_code == 403, path
         assert trust.tech.http.get(path).status_code == 200, path
+
+
+def test_the_trusts_termly_summary_has_a_row_per_school_and_prints_one_school(
+        trust: Trust) -> None:
+    """Governors' figures per school (issue 18): the trust's lead sees each school's events,
+    false-positive rate and response times side by side, and prints one school's summary for
+    its governors; a school's account has no such table and cannot name another school."""
+    page = trust.tech.http.get("/reports/termly").text
+    rows = dict(re.findall(r'<tr data-school="(\w+)"><th><a [^>]*>[^<]*</a></th><td>(\d+)</td>',
+                           page))
+    assert rows == {"NHA": "1", "SHB": "2"}
+    one = trust.tech.http.get("/reports/termly?school=SHB")
+    assert one.status_code == 200
+    assert "South Bank School: online safety" in one.text and "2 event(s) in the period" in one.text
+    assert 'id="by-school"' not in one.text
+    own = trust.head.http.get("/reports/termly")
+    assert 'id="by-school"' not in own.text and "1 event(s) in the period" in own.text
+    assert trust.head.http.get("/reports/termly?school=NHA").status_code == 200
+    assert trust.head.http.get("/reports/termly?school=SHB").status_code == 404
+    assert trust.governor.http.get("/reports/termly?school=SHB").status_code == 404
 
 
 def test_audit_entries_record_the_school(trust: Trust) -> None:
