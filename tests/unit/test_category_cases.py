@@ -83,6 +83,7 @@ CASES["self_harm"] = (
         Hit("how do i h1de my cuts", "self_harm.hide_my_cuts", 4, "h1de my cuts"),
         Hit("my barcode arms", "self_harm.barcode_arms", 4, "barcode arms"),
         Hit("cut to beans again", "self_harm.cut_to_beans", 4, "cut to beans"),
+        Hit("need new blades mine are blunt", "self_harm.need_new_blades", 4, "need new blades"),
     ],
     [
         "I cut myself a slice of cake.",
@@ -95,6 +96,7 @@ CASES["self_harm"] = (
         "Self harm awareness week starts on Monday.",  # the file's own [[exclude]]
         "Scan the barcode at the self-checkout.",
         "Beans on toast is my favourite tea.",
+        "i need new blades for my skates before the rink",  # session 9: its trap
     ],
 )
 
@@ -214,6 +216,10 @@ CASES["extremism"] = (
         Hit("1488", "extremism.1488", 4, "1488"),
         Hit("wh1te p0wer", "extremism.white_power", 3, "wh1te p0wer"),
         Hit("look up the kalergi plan", "extremism.kalergi_plan", 3, "kalergi plan"),
+        Hit("where can i get the full christchurch stream", "extremism.christchurch_stream", 3,
+            "christchurch stream"),
+        Hit("i'm ready to be a martyr", "extremism.im_ready_to_be_a_martyr_apostrophe", 4,
+            "i'm ready to be a martyr"),
     ],
     [
         "Crowds at the Nuremberg rallies chanted sieg heil.",
@@ -226,6 +232,8 @@ CASES["extremism"] = (
         "Make a bomb shelter out of a shoebox for the WW2 project.",
         "How to make a bath bomb for the Christmas fair.",
         "Take one black pill with water twice a day.",
+        "in re we learned christians were ready to be martyrs",  # session 9: its traps
+        "Christchurch earthquake video - BBC Bitesize",
     ],
 )
 
@@ -245,6 +253,9 @@ CASES["drugs"] = (
         Hit("got some zaza", "drugs.zaza", 2, "zaza"),
         Hit("popping bars", "drugs.popping_bars", 3, "popping bars"),
         Hit("drinking lean", "drugs.drinking_lean", 3, "drinking lean"),
+        Hit("tryna get zooted after school", "drugs.zooted", 2, "zooted"),
+        Hit("got a plug on snap", "drugs.plug_on_snap", 3, "plug on snap"),
+        Hit("theres a plug on snapchat", "drugs.plug_on_snapchat", 3, "plug on snapchat"),
     ],
     [
         "Add a pinch of mixed spice to the cake mix.",
@@ -263,6 +274,8 @@ CASES["drugs"] = (
         "His bars in that song are hard.",
         "Lean meat like chicken is high in protein.",
         "There was a line of snow along the fence.",
+        "i need a plug adapter for spain",  # session 9 slang rules: their traps
+        "zoot suit riots history homework",
     ],
 )
 
@@ -282,6 +295,9 @@ CASES["violence"] = (
         Hit("slide on the opps", "violence.slide_on_the_opps", 4, "slide on the opps"),
         Hit("ill wet him", "violence.wet_him", 4, "wet him"),
         Hit("bring the sk3ng", "violence.skeng", 3, "sk3ng"),
+        Hit("im strapped if anyone tries it", "violence.im_strapped", 3, "im strapped"),
+        Hit("i'm strapped tho", "violence.im_strapped_apostrophe", 3, "i'm strapped"),
+        Hit("how to make a molotov", "violence.make_a_molotov", 4, "make a molotov"),
     ],
     [
         "Oilseed rape fields turn bright yellow in May.",
@@ -297,6 +313,10 @@ CASES["violence"] = (
         "She wet him with the water pistol.",
         "Maths lessons bore him to tears.",
         "Sylvester Stallone played Rambo.",
+        "im strapped for cash this month",  # session 9 slang rules: their traps
+        "i'm strapped into the rollercoaster seat",
+        "the molotov ribbentrop pact split poland",
+        "finnish soldiers threw molotov cocktails in the winter war",
     ],
 )
 
