@@ -99,6 +99,10 @@ class Scope:
     def oncall_shifts(self) -> tuple[Any, ...]:
         return self._where(schools.shifts_of)
 
+    def pupils(self) -> tuple[Any, ...]:
+        """Roster pupils of the school, and of no school (collector.schools.pupils_of)."""
+        return self._where(schools.pupils_of)
+
     def _where(self, condition: Any) -> tuple[Any, ...]:
         return () if self.school_id is None else (condition(self.school_id),)
 

@@ -20,7 +20,6 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from collector import schools
 from collector.oncall import (
     DAY_NAMES,
     LONDON,
@@ -78,9 +77,8 @@ def routing_page(request: Request, db: SessionDep, who: KeyholderDep,
     groups = sorted(g for g in db.exec(select(Device.group).where(*scope.devices())
                                        .distinct()).all() if g)
     # Suggestions for a rule's year: the year groups on the roster (no names are read).
-    pupils = () if scope.school_id is None else (schools.pupils_of(scope.school_id),)
     years = sorted((y for y in db.exec(select(RosterPupil.year).where(
-        col(RosterPupil.missing_since).is_(None), *pupils).distinct()).all() if y),
+        col(RosterPupil.missing_since).is_(None), *scope.pupils()).distinct()).all() if y),
         key=lambda y: (not y.isdigit(), int(y) if y.isdigit() else 0, y))
     states = {(t, s): n for t, s, n in db.exec(
         select(RouteDelivery.target_id, RouteDelivery.status, func.count())

@@ -77,6 +77,26 @@ def make_accounts(server: Any) -> dict[str, tuple[str, str]]:
     }
 
 
+NORTH_HILL = ("NHA", "North Hill Academy")
+SOUTH_BANK = ("SHB", "South Bank School")
+
+
+def add_schools(server: Any, *schools: tuple[str, str],
+                scopes: dict[str, tuple[str, str | None]] | None = None) -> None:
+    """Add ``schools`` (code, name) to the collector, then scope accounts: ``scopes`` maps a
+    username to (school code, years as collector.admin.set_account_school takes them)."""
+    from collector.admin import add_school, set_account_school
+
+    db = server.database()
+    try:
+        for code, name in schools:
+            add_school(db, code, name, actor="test")
+        for username, (code, years) in (scopes or {}).items():
+            set_account_school(db, username, code, actor="test", years=years)
+    finally:
+        db.close()
+
+
 def png(text: str, size: tuple[int, int] = (640, 360)) -> bytes:
     """A real PNG screenshot-like image with ``text`` drawn on it."""
     from PIL import Image, ImageDraw

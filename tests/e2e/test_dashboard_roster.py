@@ -17,7 +17,10 @@ import pytest
 
 from tests.e2e.dashboard_helpers import (
     GOVERNOR,
+    NORTH_HILL,
+    SOUTH_BANK,
     SeedEvent,
+    add_schools,
     audit_entries,
     make_accounts,
     seed_events,
@@ -122,16 +125,9 @@ def test_each_school_imports_its_own_file_and_a_move_is_shown_then_applied(
     """Two schools: the file says whose it is; South Bank's file leaves North Hill's pupils
     alone but for Ben, who has moved (shown, then applied); a login is named only on its own
     school's devices."""
-    from collector.admin import add_school
-
     server = collector_server
     who = make_accounts(server)
-    db = server.database()
-    try:
-        add_school(db, "NHA", "North Hill Academy", actor="test")
-        add_school(db, "SHB", "South Bank School", actor="test")
-    finally:
-        db.close()
+    add_schools(server, NORTH_HILL, SOUTH_BANK)
     # Cara is South Bank's pupil: the same login on a North Hill desktop is not her.
     at_north = [SeedEvent("bullying", 3, "bullying.loser", "Chat", "what a loser", "loser",
                           user="ctestcase"),

@@ -14,7 +14,10 @@ from typing import Any
 import pytest
 
 from tests.e2e.dashboard_helpers import (
+    NORTH_HILL,
+    SOUTH_BANK,
     SeedEvent,
+    add_schools,
     make_accounts,
     seed_events,
     shoot,
@@ -27,17 +30,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 def test_a_schools_dsl_sees_only_their_school_and_the_trust_lead_sees_both(
         collector_server: Any, new_context: Any) -> None:
-    from collector.admin import add_school, set_account_school
-
     server = collector_server
     who = make_accounts(server)
-    db = server.database()
-    try:
-        add_school(db, "NHA", "North Hill Academy", actor="test")
-        add_school(db, "SHB", "South Bank School", actor="test")
-        set_account_school(db, who["head"][0], "NHA", actor="test")
-    finally:
-        db.close()
+    add_schools(server, NORTH_HILL, SOUTH_BANK, scopes={who["head"][0]: ("NHA", None)})
     north = [SeedEvent("suicide", 5, "suicide.kill_myself", "Chat - Edge",
                        "i want to kill myself", "kill myself", user="pupil.nha", minutes_ago=3)]
     south = [SeedEvent("bullying", 3, "bullying.go_die", "Chat - Edge", "just go die",
@@ -108,16 +103,9 @@ def test_a_year_7_deputy_sees_year_7_and_not_year_9(collector_server: Any,
                                                     new_context: Any) -> None:
     """A deputy DSL scoped to North Hill's Year 7: the triage page lists the Year 7 pupil's
     event, not the Year 9 pupil's nor the untagged one; the header says what they see."""
-    from collector.admin import add_school, set_account_school
-
     server = collector_server
     who = make_accounts(server)
-    db = server.database()
-    try:
-        add_school(db, "NHA", "North Hill Academy", actor="test")
-        set_account_school(db, who["head"][0], "NHA", actor="test", years="7")
-    finally:
-        db.close()
+    add_schools(server, NORTH_HILL, scopes={who["head"][0]: ("NHA", "7")})
     y7, y9, untagged = (
         SeedEvent("suicide", 5, "suicide.kill_myself", "Chat - Edge", "i want to kill myself",
                   "kill myself", user="pupil.y7", minutes_ago=3, year="7"),

@@ -17,7 +17,13 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from tests.e2e.dashboard_helpers import SeedEvent, audit_entries, make_accounts, seed_events
+from tests.e2e.dashboard_helpers import (
+    SeedEvent,
+    add_schools,
+    audit_entries,
+    make_accounts,
+    seed_events,
+)
 from tests.hardening.clients import DashClient, sign_in
 
 pytestmark = [pytest.mark.slow]
@@ -47,18 +53,12 @@ def schools_server(collector_factory: Any, db_url: str, *schools: tuple[str, str
                    ) -> tuple[Any, dict[str, tuple[str, str]]]:
     """A collector on ``db_url`` with ``schools`` (code, name) and the accounts by role; sign-in
     limits high, since a matrix signs in many times."""
-    from collector.admin import add_school
     from collector.settings import DashboardSettings as CollectorDashboard
 
     server = collector_factory(database_url=db_url, dashboard=CollectorDashboard(
         login_max_failures=1000, extra={"account_free_failures": 1000}))
     accounts = make_accounts(server)
-    db = server.database()
-    try:
-        for code, name in schools:
-            add_school(db, code, name, actor="test")
-    finally:
-        db.close()
+    add_schools(server, *schools)
     return server, accounts
 
 
